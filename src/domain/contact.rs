@@ -1,0 +1,252 @@
+//! A fixed contact: one patient–contact relation (FLK, FVK or a treating role) with its status
+//! and period. This is the unit the register lists, the EHR mirrors and the rules judge.
+
+use super::identity::{HsaId, PatientId};
+use super::staff::{code_enum, Staff};
+use super::unit::CareUnit;
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use std::fmt;
+
+code_enum!(
+    /// A treating role (behandlande roll), Gävleborg §2.4. No national code system exists, so
+    /// these are the codes of the project CodeSystem `behandlande-roll`.
+    TreatingRole {
+        /// Kontaktsjuksköterska in cancer care.
+        Kontaktsjukskoterska = "kontaktsjukskoterska",
+        AstmaKolSjukskoterska = "astma-kol-sjukskoterska",
+        Diabetessjukskoterska = "diabetessjukskoterska",
+        Hjartsviktssjukskoterska = "hjartsviktssjukskoterska",
+        PatientansvarigSjukskoterska = "patientansvarig-sjukskoterska",
+        PatientansvarigArbetsterapeut = "patientansvarig-arbetsterapeut",
+        PatientansvarigFysioterapeut = "patientansvarig-fysioterapeut",
+        PatientansvarigPsykolog = "patientansvarig-psykolog",
+        PatientansvarigKurator = "patientansvarig-kurator",
+        PatientansvarigUnderskoterska = "patientansvarig-underskoterska",
+    }
+);
+
+/// What kind of fixed contact a relation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ContactKind {
+    /// Fast läkarkontakt: a named physician in primary care (HSL 7 kap. 3 §).
+    Flk,
+    /// Fast vårdkontakt. `coordinating`: has the overall coordinating responsibility (Örebro §7.5);
+    /// `at_discharge`: appointed before discharge from inpatient care (lag 2017:612), which the
+    /// register need not hold (Gävleborg §2.6).
+    Fvk {
+        coordinating: bool,
+        at_discharge: bool,
+    },
+    TreatingRole(TreatingRole),
+}
+
+impl ContactKind {
+    pub fn is_fvk(self) -> bool {
+        matches!(self, ContactKind::Fvk { .. })
+    }
+    /// The project's `kontakttyp` code, the key the ConceptMaps translate.
+    pub fn kind_code(self) -> &'static str {
+        match self {
+            ContactKind::Flk => "flk",
+            ContactKind::Fvk {
+                coordinating: false,
+                ..
+            } => "fvk",
+            ContactKind::Fvk {
+                coordinating: true, ..
+            } => "fvk-samordningsansvar",
+            ContactKind::TreatingRole(_) => "behandlande-roll",
+        }
+    }
+    /// Same relation kind for matching register and EHR: an FVK is an FVK whether or not it
+    /// coordinates (that flag is compared as an attribute).
+    pub fn same_relation(self, other: ContactKind) -> bool {
+        match (self, other) {
+            (ContactKind::Fvk { .. }, ContactKind::Fvk { .. }) => true,
+            (a, b) => a == b,
+        }
+    }
+}
+
+impl fmt::Display for ContactKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContactKind::Flk => f.write_str("FLK"),
+            ContactKind::Fvk {
+                coordinating: true, ..
+            } => f.write_str("FVK (samordningsansvar)"),
+            ContactKind::Fvk { .. } => f.write_str("FVK"),
+            ContactKind::TreatingRole(r) => write!(f, "behandlande roll {}", r.code()),
+        }
+    }
+}
+
+code_enum!(
+    /// Life of a relation. `Declined`: the patient declined the offer (Gävleborg §2.1).
+    ContactStatus {
+        Active = "aktiv",
+        Ended = "avslutad",
+        Declined = "avbojd",
+    }
+);
+
+/// A period of dates, end inclusive; `start <= end` always holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Period {
+    start: NaiveDate,
+    end: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the period ends ({end}) before it starts ({start})")]
+pub struct PeriodError {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+}
+
+impl Period {
+    pub fn new(start: NaiveDate, end: Option<NaiveDate>) -> Result<Self, PeriodError> {
+        match end {
+            Some(e) if e < start => Err(PeriodError { start, end: e }),
+            _ => Ok(Period { start, end }),
+        }
+    }
+    pub fn start(&self) -> NaiveDate {
+        self.start
+    }
+    pub fn end(&self) -> Option<NaiveDate> {
+        self.end
+    }
+    pub fn contains(&self, day: NaiveDate) -> bool {
+        day >= self.start && self.end.is_none_or(|e| day <= e)
+    }
+    pub fn overlaps(&self, other: &Period) -> bool {
+        let a_end = self.end.unwrap_or(NaiveDate::MAX);
+        let b_end = other.end.unwrap_or(NaiveDate::MAX);
+        self.start <= b_end && other.start <= a_end
+    }
+}
+
+/// The register's own stable id of a row (Rad-id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct RowId(String);
+
+impl RowId {
+    pub fn new(text: &str) -> Option<Self> {
+        let t = text.trim();
+        (!t.is_empty()).then(|| RowId(t.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// When and by whom the register last changed a row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Registration {
+    pub at: Option<DateTime<FixedOffset>>,
+    pub by: Option<HsaId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContactError {
+    #[error("an {0} contact names no staff member (only a declined offer may)")]
+    MissingStaff(&'static str),
+}
+
+/// One patient–contact relation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FixedContact {
+    pub row_id: RowId,
+    #[serde(serialize_with = "serialize_patient")]
+    pub patient: PatientId,
+    #[serde(serialize_with = "serialize_kind")]
+    pub kind: ContactKind,
+    status: ContactStatus,
+    pub period: Period,
+    staff: Option<Staff>,
+    pub unit: CareUnit,
+    /// The primary-care centre the patient is listed at, as this row states it.
+    pub listing_unit: Option<HsaId>,
+    pub registration: Option<Registration>,
+}
+
+fn serialize_patient<S: serde::Serializer>(p: &PatientId, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&p.expose())
+}
+fn serialize_kind<S: serde::Serializer>(k: &ContactKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&k.to_string())
+}
+
+impl FixedContact {
+    /// An active or ended contact must name its staff member; a declined offer need not.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        row_id: RowId,
+        patient: PatientId,
+        kind: ContactKind,
+        status: ContactStatus,
+        period: Period,
+        staff: Option<Staff>,
+        unit: CareUnit,
+        listing_unit: Option<HsaId>,
+        registration: Option<Registration>,
+    ) -> Result<Self, ContactError> {
+        if staff.is_none() && status != ContactStatus::Declined {
+            let s = if status == ContactStatus::Active {
+                "active"
+            } else {
+                "ended"
+            };
+            return Err(ContactError::MissingStaff(s));
+        }
+        Ok(FixedContact {
+            row_id,
+            patient,
+            kind,
+            status,
+            period,
+            staff,
+            unit,
+            listing_unit,
+            registration,
+        })
+    }
+    pub fn status(&self) -> ContactStatus {
+        self.status
+    }
+    pub fn staff(&self) -> Option<&Staff> {
+        self.staff.as_ref()
+    }
+    /// Active on the given day: status active and the day within the period.
+    pub fn is_active_on(&self, day: NaiveDate) -> bool {
+        self.status == ContactStatus::Active && self.period.contains(day)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn period_refuses_end_before_start_and_overlaps_inclusively() {
+        assert!(Period::new(d("2024-02-01"), Some(d("2024-01-31"))).is_err());
+        let a = Period::new(d("2024-01-01"), Some(d("2024-03-31"))).unwrap();
+        let b = Period::new(d("2024-03-31"), None).unwrap();
+        let c = Period::new(d("2024-04-01"), None).unwrap();
+        assert!(a.overlaps(&b));
+        assert!(!a.overlaps(&c));
+        assert!(b.contains(d("2099-01-01")));
+    }
+}

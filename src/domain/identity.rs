@@ -1,0 +1,304 @@
+//! Identity numbers: a patient's personnummer, samordningsnummer or reservnummer, and the HSA-id
+//! of a person or unit. A value of these types is always valid; `Debug`/`Display` mask patients.
+
+use chrono::NaiveDate;
+use std::fmt;
+
+/// Why an identity number was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("expected 12 digits (YYYYMMDDNNNC, hyphen allowed before the last four), got {0} characters")]
+    Length(usize),
+    #[error("contains a character that is not a digit")]
+    NotDigits,
+    #[error("the date part {0} is not a real date")]
+    BadDate(String),
+    #[error("the check digit is {found}, the Luhn check gives {expected}")]
+    Checksum { found: u8, expected: u8 },
+    #[error("an HSA-id is SE, a 10-digit organisation number, '-' and a suffix of letters and digits, at most 31 characters")]
+    HsaForm,
+    #[error("a reservnummer needs an issuing system and a value")]
+    Reserv,
+}
+
+/// Which kind of patient identity number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PatientIdKind {
+    Personnummer,
+    /// Day of birth + 60.
+    Samordningsnummer,
+    /// A regional or national reserve number; only its issuer knows its form.
+    Reservnummer,
+}
+
+/// A patient's identity. Personnummer and samordningsnummer carry a valid date and Luhn check digit;
+/// a reservnummer carries the system (OID or URI) that issued it.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PatientId {
+    /// 12 ASCII digits, YYYYMMDDNNNC, checked.
+    Swedish {
+        kind: PatientIdKind,
+        digits: [u8; 12],
+    },
+    Reserv {
+        system: String,
+        value: String,
+    },
+}
+
+impl PatientId {
+    /// Parses `YYYYMMDDNNNC` or `YYYYMMDD-NNNC`. A day above 60 makes it a samordningsnummer.
+    pub fn parse(text: &str) -> Result<Self, IdentityError> {
+        let t = text.trim();
+        let bytes: Vec<u8> = match t.len() {
+            12 => t.bytes().collect(),
+            13 if t.as_bytes()[8] == b'-' || t.as_bytes()[8] == b'+' => t
+                .bytes()
+                .enumerate()
+                .filter(|(i, _)| *i != 8)
+                .map(|(_, b)| b)
+                .collect(),
+            n => return Err(IdentityError::Length(n)),
+        };
+        if !bytes.iter().all(u8::is_ascii_digit) {
+            return Err(IdentityError::NotDigits);
+        }
+        let mut digits = [0u8; 12];
+        digits.copy_from_slice(&bytes);
+        let num = |r: std::ops::Range<usize>| -> u32 {
+            digits[r]
+                .iter()
+                .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
+        };
+        let (year, month, mut day) = (num(0..4), num(4..6), num(6..8));
+        let kind = if day > 60 {
+            day -= 60;
+            PatientIdKind::Samordningsnummer
+        } else {
+            PatientIdKind::Personnummer
+        };
+        if NaiveDate::from_ymd_opt(year as i32, month, day).is_none() {
+            return Err(IdentityError::BadDate(
+                String::from_utf8_lossy(&digits[0..8]).into_owned(),
+            ));
+        }
+        let expected = luhn_check_digit(&digits[2..11]);
+        let found = digits[11] - b'0';
+        if expected != found {
+            return Err(IdentityError::Checksum { found, expected });
+        }
+        Ok(PatientId::Swedish { kind, digits })
+    }
+
+    pub fn reserv(system: &str, value: &str) -> Result<Self, IdentityError> {
+        if system.trim().is_empty() || value.trim().is_empty() {
+            return Err(IdentityError::Reserv);
+        }
+        Ok(PatientId::Reserv {
+            system: system.trim().to_owned(),
+            value: value.trim().to_owned(),
+        })
+    }
+
+    pub fn kind(&self) -> PatientIdKind {
+        match self {
+            PatientId::Swedish { kind, .. } => *kind,
+            PatientId::Reserv { .. } => PatientIdKind::Reservnummer,
+        }
+    }
+
+    /// The full number, 12 digits without hyphen (or the reservnummer's value). Only for data
+    /// outputs (FHIR, reports, CSV), never for logs: use `Display`, which masks.
+    pub fn expose(&self) -> String {
+        match self {
+            PatientId::Swedish { digits, .. } => String::from_utf8_lossy(digits).into_owned(),
+            PatientId::Reserv { value, .. } => value.clone(),
+        }
+    }
+
+    /// The register's written form, `YYYYMMDD-NNNC`.
+    pub fn expose_hyphenated(&self) -> String {
+        match self {
+            PatientId::Swedish { digits, .. } => {
+                let s = String::from_utf8_lossy(digits);
+                format!("{}-{}", &s[..8], &s[8..])
+            }
+            PatientId::Reserv { value, .. } => value.clone(),
+        }
+    }
+
+    /// Birth date (day − 60 for a samordningsnummer); none for a reservnummer.
+    pub fn birth_date(&self) -> Option<NaiveDate> {
+        match self {
+            PatientId::Swedish { kind, digits } => {
+                let s = String::from_utf8_lossy(&digits[0..8]).into_owned();
+                let (y, m, d) = (
+                    s[0..4].parse().ok()?,
+                    s[4..6].parse().ok()?,
+                    s[6..8].parse::<u32>().ok()?,
+                );
+                let d = if *kind == PatientIdKind::Samordningsnummer {
+                    d - 60
+                } else {
+                    d
+                };
+                NaiveDate::from_ymd_opt(y, m, d)
+            }
+            PatientId::Reserv { .. } => None,
+        }
+    }
+}
+
+/// Luhn over the 9 digits YYMMDDNNN gives the check digit.
+fn luhn_check_digit(nine: &[u8]) -> u8 {
+    let sum: u32 = nine
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0') * if i % 2 == 0 { 2 } else { 1 };
+            d / 10 + d % 10
+        })
+        .sum();
+    ((10 - sum % 10) % 10) as u8
+}
+
+/// Appends a valid check digit to 11 digits (YYYYMMDDNNN): used by the sample generator.
+pub fn with_check_digit(eleven: &str) -> Option<String> {
+    if eleven.len() != 11 || !eleven.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(format!(
+        "{eleven}{}",
+        luhn_check_digit(&eleven.as_bytes()[2..11])
+    ))
+}
+
+/// Masked: year and the last two digits only, so a log line never holds a full number.
+impl fmt::Display for PatientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PatientId::Swedish { digits, .. } => {
+                let s = String::from_utf8_lossy(digits);
+                write!(f, "{}****-**{}", &s[..4], &s[10..])
+            }
+            PatientId::Reserv { value, .. } => {
+                let tail: String = value
+                    .chars()
+                    .rev()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                write!(f, "reserv:***{tail}")
+            }
+        }
+    }
+}
+
+impl fmt::Debug for PatientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PatientId({self})")
+    }
+}
+
+/// HSA-id of a person or unit: `SE` + 10-digit organisation number + `-` + suffix.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct HsaId(String);
+
+impl HsaId {
+    pub fn parse(text: &str) -> Result<Self, IdentityError> {
+        let t = text.trim();
+        let b = t.as_bytes();
+        let ok = b.len() <= 31
+            && b.len() >= 14
+            && b.starts_with(b"SE")
+            && b[2..12].iter().all(u8::is_ascii_digit)
+            && b[12] == b'-'
+            && b[13..].iter().all(u8::is_ascii_alphanumeric);
+        if ok {
+            Ok(HsaId(t.to_owned()))
+        } else {
+            Err(IdentityError::HsaForm)
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for HsaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl fmt::Debug for HsaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HsaId({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_the_classic_test_number_with_and_without_hyphen() {
+        let a = PatientId::parse("19121212-1212").unwrap();
+        let b = PatientId::parse("191212121212").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.kind(), PatientIdKind::Personnummer);
+        assert_eq!(a.expose(), "191212121212");
+        assert_eq!(a.expose_hyphenated(), "19121212-1212");
+    }
+
+    #[test]
+    fn refuses_wrong_check_digit_bad_date_and_junk() {
+        assert_eq!(
+            PatientId::parse("19121212-1213"),
+            Err(IdentityError::Checksum {
+                found: 3,
+                expected: 2
+            })
+        );
+        assert!(matches!(
+            PatientId::parse("19990230-0000"),
+            Err(IdentityError::BadDate(_))
+        ));
+        assert!(matches!(
+            PatientId::parse("1912121212"),
+            Err(IdentityError::Length(10))
+        ));
+        assert!(matches!(
+            PatientId::parse("19121212-12a2"),
+            Err(IdentityError::NotDigits)
+        ));
+    }
+
+    #[test]
+    fn samordningsnummer_has_day_plus_sixty() {
+        let n = with_check_digit("19121272123").unwrap();
+        let id = PatientId::parse(&n).unwrap();
+        assert_eq!(id.kind(), PatientIdKind::Samordningsnummer);
+        assert_eq!(id.birth_date(), NaiveDate::from_ymd_opt(1912, 12, 12));
+        // day 72 is fine (12 + 60) but day 92 is not (32 + 60)
+        assert!(PatientId::parse(&with_check_digit("19121292123").unwrap()).is_err());
+    }
+
+    #[test]
+    fn display_and_debug_mask_the_number() {
+        let id = PatientId::parse("19121212-1212").unwrap();
+        assert_eq!(id.to_string(), "1912****-**12");
+        assert!(!format!("{id:?}").contains("191212121212"));
+    }
+
+    #[test]
+    fn hsa_id_form() {
+        assert!(HsaId::parse("SE2321000016-1A2B").is_ok());
+        assert!(HsaId::parse("SE232100001-1A2B").is_err());
+        assert!(HsaId::parse("XX2321000016-1A2B").is_err());
+        assert!(HsaId::parse("SE2321000016-").is_err());
+        assert!(HsaId::parse("SE2321000016-1A2B-").is_err());
+    }
+}

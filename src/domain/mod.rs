@@ -1,0 +1,19 @@
+//! The guideline's concepts as plain Rust types: no FHIR, no CSV.
+//! Sources build these; checks, diff and sinks read them.
+
+pub mod contact;
+pub mod identity;
+pub mod plan;
+pub mod staff;
+pub mod unit;
+
+pub use contact::{
+    ContactKind, ContactStatus, FixedContact, Period, Registration, RowId, TreatingRole,
+};
+pub use identity::{HsaId, PatientId, PatientIdKind};
+pub use plan::{
+    CarePlanRecord, Consent, DocumentedAgreement, FollowUp, Intervention, MedicalCarePlan,
+    PlanBody, PlanKind, PlanStatus, Principal, Sip,
+};
+pub use staff::{Licence, Profession, SpecialtyCode, Staff};
+pub use unit::{CareUnit, UnitKind};

@@ -1,0 +1,100 @@
+//! Staff: the person assigned as a contact, with profession, licence and specialties.
+
+use super::identity::HsaId;
+
+/// Defines an enum whose variants are the codes of one of the project's CodeSystems under
+/// `mappings/fhir/`. The code string is the variant's stable name; displays, systems and
+/// second codings come from the loaded CodeSystem (a test checks the two agree).
+macro_rules! code_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $code:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vm])* $variant),+ }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The code in the project CodeSystem.
+            pub fn code(self) -> &'static str {
+                match self { $($name::$variant => $code),+ }
+            }
+            pub fn from_code(code: &str) -> Option<Self> {
+                match code { $($code => Some($name::$variant),)+ _ => None }
+            }
+        }
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.code())
+            }
+        }
+    };
+}
+pub(crate) use code_enum;
+
+code_enum!(
+    /// Profession (yrke) of a staff member.
+    Profession {
+        Lakare = "lakare",
+        Sjukskoterska = "sjukskoterska",
+        Arbetsterapeut = "arbetsterapeut",
+        Fysioterapeut = "fysioterapeut",
+        Psykolog = "psykolog",
+        Kurator = "kurator",
+        Underskoterska = "underskoterska",
+        Administrator = "administrator",
+    }
+);
+
+impl Profession {
+    /// Health-care staff (hälso- och sjukvårdspersonal) as opposed to administrative staff:
+    /// Örebro §7.2 requires an FVK to be health-care staff.
+    pub fn is_health_care_staff(self) -> bool {
+        !matches!(self, Profession::Administrator)
+    }
+}
+
+/// Whether the person holds a Swedish licence (legitimation) for the profession.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Licence {
+    Licensed,
+    NotLicensed,
+    #[default]
+    Unknown,
+}
+
+/// A physician's specialty as a code of the project CodeSystem `specialitet`. Which specialties
+/// qualify for what is profile data, so this is an open code rather than a closed enum; it can
+/// only be made by the terminology, which checks the code exists.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct SpecialtyCode(String);
+
+impl SpecialtyCode {
+    /// Only the terminology (which knows the CodeSystem) makes these.
+    pub(crate) fn new_unchecked(code: &str) -> Self {
+        SpecialtyCode(code.to_owned())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A staff member as the register or the EHR names them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Staff {
+    pub hsa: HsaId,
+    pub name: Option<String>,
+    pub profession: Option<Profession>,
+    pub licence: Licence,
+    pub specialties: Vec<SpecialtyCode>,
+}
+
+impl Staff {
+    pub fn is_licensed_physician(&self) -> Option<bool> {
+        match (self.profession, self.licence) {
+            (Some(Profession::Lakare), Licence::Licensed) => Some(true),
+            (Some(Profession::Lakare), Licence::Unknown) => None,
+            (None, _) => None,
+            _ => Some(false),
+        }
+    }
+}

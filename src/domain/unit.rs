@@ -1,0 +1,33 @@
+//! Care units: primary-care centre, specialist clinic, inpatient ward, municipal care.
+
+use super::identity::HsaId;
+use super::staff::code_enum;
+
+code_enum!(
+    /// Kind of care unit (enhetstyp).
+    UnitKind {
+        /// Vårdcentral: where an FLK works and patients are listed.
+        PrimaryCareCentre = "vardcentral",
+        SpecialistClinic = "specialistmottagning",
+        /// Sluten vård.
+        InpatientWard = "slutenvard",
+        MunicipalCare = "kommunal-halso-och-sjukvard",
+    }
+);
+
+impl UnitKind {
+    /// The region's outpatient care (öppen vård), where a discharge FVK must be (lag 2017:612).
+    pub fn is_region_outpatient(self) -> bool {
+        matches!(
+            self,
+            UnitKind::PrimaryCareCentre | UnitKind::SpecialistClinic
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CareUnit {
+    pub hsa: HsaId,
+    pub name: Option<String>,
+    pub kind: Option<UnitKind>,
+}

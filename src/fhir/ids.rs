@@ -1,0 +1,35 @@
+//! Deterministic resource ids: the same register row, person or unit always gives the same id
+//! (UUID v5 under the target's namespace), so a PUT is idempotent and two racing runs agree.
+
+use crate::domain::{HsaId, PatientId, RowId};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy)]
+pub struct IdMaker {
+    namespace: Uuid,
+}
+
+impl IdMaker {
+    pub fn new(namespace: Uuid) -> Self {
+        IdMaker { namespace }
+    }
+    fn make(&self, kind: &str, key: &str) -> String {
+        Uuid::new_v5(&self.namespace, format!("{kind}|{key}").as_bytes()).to_string()
+    }
+    pub fn patient(&self, p: &PatientId) -> String {
+        self.make("Patient", &p.expose())
+    }
+    pub fn practitioner(&self, hsa: &HsaId) -> String {
+        self.make("Practitioner", hsa.as_str())
+    }
+    pub fn organization(&self, hsa: &HsaId) -> String {
+        self.make("Organization", hsa.as_str())
+    }
+    pub fn practitioner_role(&self, staff: &HsaId, unit: &HsaId) -> String {
+        self.make("PractitionerRole", &format!("{staff}|{unit}"))
+    }
+    /// CareTeam for a register row (or Task, for a declined offer).
+    pub fn relation(&self, resource_type: &str, row: &RowId) -> String {
+        self.make(resource_type, row.as_str())
+    }
+}

@@ -1,0 +1,10 @@
+//! FHIR R4, both ways: domain → resources (`outbound`), resources → domain (`inbound`), and the
+//! strict parse/serialise gate (`model`, the only place that calls fhirbolt's serde).
+
+pub mod ids;
+pub mod inbound;
+pub mod model;
+pub mod outbound;
+pub mod systems;
+
+pub use model::{FhirError, Resource};

@@ -1,0 +1,518 @@
+//! Domain → FHIR R4 in Inera's "fast kontakt" shape carried back to R4: one CareTeam per
+//! patient–contact relation with exactly one participant, its role from KV typ av fast kontakt
+//! (or the project's treating roles), member → PractitionerRole. A declined offer, which has no
+//! participant, is a Task. The FLK is mirrored in Patient.generalPractitioner.
+
+use super::ids::IdMaker;
+use super::systems;
+use crate::domain::contact::{ContactKind, ContactStatus, FixedContact};
+use crate::domain::identity::{HsaId, PatientId};
+use crate::domain::staff::{Licence, Staff};
+use crate::domain::unit::CareUnit;
+use crate::mapping::terminology::ids;
+use crate::mapping::{Coding as TermCoding, Mappings, TargetConfig, Terminology};
+use fhirbolt::model::r4::resources::{
+    Bundle, BundleEntry, BundleEntryRequest, CareTeam, CareTeamParticipant, Organization, Patient,
+    Practitioner, PractitionerQualification, PractitionerRole, Task, TaskInput, TaskInputValue,
+};
+use fhirbolt::model::r4::types::{
+    CodeableConcept, Coding, Extension, ExtensionValue, HumanName, Identifier, Meta, Period,
+    Reference,
+};
+use fhirbolt::model::r4::Resource;
+use std::collections::HashSet;
+
+/// LOINC "Longitudinal care-coordination focused care team", a second category coding.
+pub const LOINC: &str = "http://loinc.org";
+pub const LOINC_LONGITUDINAL_CARE_TEAM: &str = "LA28865-6";
+/// Extension names under the target's `extension_base`.
+pub const EXT_REGISTER_CHANGE: &str = "befolkningsregister-andring";
+pub const EXT_NOT_LICENSED: &str = "ej-legitimerad";
+
+pub(crate) fn coding(c: &TermCoding) -> Coding {
+    Coding {
+        system: Some(c.system.as_str().into()),
+        code: Some(c.code.as_str().into()),
+        display: c.display.as_deref().map(Into::into),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn concept(codings: Vec<TermCoding>) -> CodeableConcept {
+    CodeableConcept {
+        coding: codings.iter().map(coding).collect(),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn reference(resource_type: &str, id: &str, display: Option<&str>) -> Reference {
+    Reference {
+        reference: Some(format!("{resource_type}/{id}").into()),
+        display: display.map(Into::into),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn identifier(system: &str, value: &str) -> Identifier {
+    Identifier {
+        system: Some(system.into()),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+fn period(start: Option<String>, end: Option<String>) -> Option<Box<Period>> {
+    (start.is_some() || end.is_some()).then(|| {
+        Box::new(Period {
+            start: start.map(Into::into),
+            end: end.map(Into::into),
+            ..Default::default()
+        })
+    })
+}
+
+/// The resources one register row becomes.
+pub struct ContactResources {
+    /// CareTeam, or Task for a declined offer.
+    pub relation: Resource,
+    pub practitioner: Option<Resource>,
+    pub practitioner_role: Option<Resource>,
+    pub organization: Resource,
+    /// The listing unit, when the row names one (identifier only unless it is also a row's unit).
+    pub listing_organization: Option<Resource>,
+}
+
+/// Builds resources for one target.
+pub struct Outbound<'m> {
+    term: &'m Terminology,
+    target: &'m TargetConfig,
+    pub ids: IdMaker,
+}
+
+impl<'m> Outbound<'m> {
+    pub fn new(mappings: &'m Mappings) -> Self {
+        Outbound {
+            term: &mappings.terminology,
+            target: &mappings.target,
+            ids: IdMaker::new(mappings.target.id_namespace),
+        }
+    }
+
+    fn meta(&self) -> Option<Box<Meta>> {
+        Some(Box::new(Meta {
+            tag: vec![Coding {
+                system: Some(self.target.tag_system.as_str().into()),
+                code: Some(self.target.tag_code.as_str().into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }))
+    }
+
+    fn hsa_identifier(&self, hsa: &HsaId) -> Identifier {
+        identifier(
+            systems::hsa_system(self.target.identifier_style),
+            hsa.as_str(),
+        )
+    }
+
+    pub fn patient_identifier(&self, p: &PatientId) -> Identifier {
+        let system = match p {
+            PatientId::Reserv { system, .. } => system.clone(),
+            _ => systems::patient_system(self.target.identifier_style, p.kind()).to_owned(),
+        };
+        identifier(&system, &p.expose())
+    }
+
+    pub fn patient_reference(&self, p: &PatientId) -> Reference {
+        Reference {
+            identifier: Some(Box::new(self.patient_identifier(p))),
+            ..reference("Patient", &self.ids.patient(p), None)
+        }
+    }
+
+    /// The role codings of a contact kind: national (or project) code first, SNOMED second.
+    pub fn role_concept(&self, kind: ContactKind) -> CodeableConcept {
+        let t = self.term;
+        let mut codings = Vec::new();
+        match kind {
+            ContactKind::TreatingRole(r) => {
+                codings.push(t.coding(ids::BEHANDLANDE_ROLL, r.code()));
+                codings.extend(t.map(ids::MAP_ROLL_SNOMED).target_coding(r.code()));
+            }
+            k => {
+                codings.extend(t.map(ids::MAP_KV).target_coding(k.kind_code()));
+                codings.extend(
+                    t.map(ids::MAP_KONTAKTTYP_SNOMED)
+                        .target_coding(k.kind_code()),
+                );
+            }
+        }
+        concept(codings)
+    }
+
+    fn category(&self, kind: ContactKind) -> Vec<CodeableConcept> {
+        let t = self.term;
+        let first = match kind {
+            ContactKind::TreatingRole(_) => t.coding(ids::CARETEAM_KATEGORI, "behandlande-roll"),
+            _ => t.coding(ids::TYP_AV_CARETEAM, "fast-kontakt"),
+        };
+        let loinc = TermCoding {
+            system: LOINC.into(),
+            code: LOINC_LONGITUDINAL_CARE_TEAM.into(),
+            display: Some("Longitudinal care-coordination focused care team".into()),
+        };
+        vec![concept(vec![first, loinc])]
+    }
+
+    fn register_change_extension(&self, c: &FixedContact) -> Vec<Extension> {
+        let Some(reg) = &c.registration else {
+            return Vec::new();
+        };
+        let mut parts = Vec::new();
+        if let Some(at) = reg.at {
+            parts.push(Extension {
+                url: "tidpunkt".into(),
+                value: Some(ExtensionValue::DateTime(
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+                        .into(),
+                )),
+                ..Default::default()
+            });
+        }
+        if let Some(by) = &reg.by {
+            parts.push(Extension {
+                url: "av".into(),
+                value: Some(ExtensionValue::Identifier(Box::new(
+                    self.hsa_identifier(by),
+                ))),
+                ..Default::default()
+            });
+        }
+        vec![Extension {
+            url: format!("{}/{EXT_REGISTER_CHANGE}", self.target.extension_base),
+            extension: parts,
+            ..Default::default()
+        }]
+    }
+
+    pub fn organization(&self, unit: &CareUnit) -> Resource {
+        let kind = unit
+            .kind
+            .map(|k| concept(vec![self.term.coding(ids::ENHETSTYP, k.code())]));
+        Resource::Organization(Box::new(Organization {
+            id: Some(self.ids.organization(&unit.hsa).into()),
+            meta: self.meta(),
+            identifier: vec![self.hsa_identifier(&unit.hsa)],
+            active: Some(true.into()),
+            r#type: kind.into_iter().collect(),
+            name: unit.name.as_deref().map(Into::into),
+            ..Default::default()
+        }))
+    }
+
+    fn listing_organization(&self, hsa: &HsaId) -> Resource {
+        Resource::Organization(Box::new(Organization {
+            id: Some(self.ids.organization(hsa).into()),
+            meta: self.meta(),
+            identifier: vec![self.hsa_identifier(hsa)],
+            active: Some(true.into()),
+            ..Default::default()
+        }))
+    }
+
+    pub fn practitioner(&self, s: &Staff) -> Resource {
+        let t = self.term;
+        let qualification = match (s.licence, s.profession) {
+            (Licence::Licensed, Some(p)) => t
+                .map(ids::MAP_YRKE_HOSP)
+                .target_coding(p.code())
+                .map(|c| PractitionerQualification {
+                    code: Box::new(concept(vec![c])),
+                    ..Default::default()
+                })
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        };
+        let extension = if s.licence == Licence::NotLicensed {
+            vec![Extension {
+                url: format!("{}/{EXT_NOT_LICENSED}", self.target.extension_base),
+                value: Some(ExtensionValue::Boolean(true.into())),
+                ..Default::default()
+            }]
+        } else {
+            Vec::new()
+        };
+        Resource::Practitioner(Box::new(Practitioner {
+            id: Some(self.ids.practitioner(&s.hsa).into()),
+            meta: self.meta(),
+            extension,
+            identifier: vec![self.hsa_identifier(&s.hsa)],
+            name: s
+                .name
+                .as_deref()
+                .map(|n| HumanName {
+                    text: Some(n.into()),
+                    ..Default::default()
+                })
+                .into_iter()
+                .collect(),
+            qualification,
+            ..Default::default()
+        }))
+    }
+
+    pub fn practitioner_role(&self, s: &Staff, unit: &CareUnit) -> Resource {
+        let t = self.term;
+        let code = s
+            .profession
+            .map(|p| {
+                let mut c = vec![t.coding(ids::YRKE, p.code())];
+                c.extend(t.map(ids::MAP_YRKE_SNOMED).target_coding(p.code()));
+                concept(c)
+            })
+            .into_iter()
+            .collect();
+        let specialty = s
+            .specialties
+            .iter()
+            .map(|sp| {
+                let mut c = vec![t.coding(ids::SPECIALITET, sp.as_str())];
+                c.extend(
+                    t.map(ids::MAP_SPECIALITET_SNOMED)
+                        .target_coding(sp.as_str()),
+                );
+                concept(c)
+            })
+            .collect();
+        Resource::PractitionerRole(Box::new(PractitionerRole {
+            id: Some(self.ids.practitioner_role(&s.hsa, &unit.hsa).into()),
+            meta: self.meta(),
+            identifier: vec![identifier(
+                &self.target.practitioner_role_system,
+                &format!("{}|{}", s.hsa, unit.hsa),
+            )],
+            active: Some(true.into()),
+            practitioner: Some(Box::new(reference(
+                "Practitioner",
+                &self.ids.practitioner(&s.hsa),
+                s.name.as_deref(),
+            ))),
+            organization: Some(Box::new(reference(
+                "Organization",
+                &self.ids.organization(&unit.hsa),
+                unit.name.as_deref(),
+            ))),
+            code,
+            specialty,
+            ..Default::default()
+        }))
+    }
+
+    /// The resources for one contact.
+    pub fn contact(&self, c: &FixedContact) -> ContactResources {
+        let staff = c.staff();
+        let role_ref = staff.map(|s| {
+            Box::new(reference(
+                "PractitionerRole",
+                &self.ids.practitioner_role(&s.hsa, &c.unit.hsa),
+                s.name.as_deref(),
+            ))
+        });
+        let org_ref = reference(
+            "Organization",
+            &self.ids.organization(&c.unit.hsa),
+            c.unit.name.as_deref(),
+        );
+        let date = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+        let period = period(Some(date(c.period.start())), c.period.end().map(date));
+        let row_identifier = identifier(&self.target.row_id_system, c.row_id.as_str());
+        let relation = if c.status() == ContactStatus::Declined {
+            let t = self.term;
+            Resource::Task(Box::new(Task {
+                id: Some(self.ids.relation("Task", &c.row_id).into()),
+                meta: self.meta(),
+                extension: self.register_change_extension(c),
+                identifier: vec![row_identifier],
+                status: "completed".into(),
+                business_status: Some(Box::new(concept(vec![t.coding(ids::ERBJUDANDE, "avbojt")]))),
+                intent: "proposal".into(),
+                code: Some(Box::new(concept(vec![
+                    t.coding(ids::ERBJUDANDE, "erbjudande-fast-kontakt")
+                ]))),
+                r#for: Some(Box::new(self.patient_reference(&c.patient))),
+                execution_period: period,
+                requester: Some(Box::new(org_ref)),
+                owner: role_ref,
+                input: vec![TaskInput {
+                    r#type: Box::new(concept(vec![t.coding(ids::ERBJUDANDE, "kontakttyp")])),
+                    value: TaskInputValue::CodeableConcept(Box::new(self.role_concept(c.kind))),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }))
+        } else {
+            let reason_code = match c.kind {
+                ContactKind::Fvk {
+                    at_discharge: true, ..
+                } => {
+                    vec![concept(vec![self
+                        .term
+                        .coding(ids::GRUND, "utskrivning-slutenvard")])]
+                }
+                _ => Vec::new(),
+            };
+            Resource::CareTeam(Box::new(CareTeam {
+                id: Some(self.ids.relation("CareTeam", &c.row_id).into()),
+                meta: self.meta(),
+                extension: self.register_change_extension(c),
+                identifier: vec![row_identifier],
+                status: Some(
+                    if c.status() == ContactStatus::Active {
+                        "active"
+                    } else {
+                        "inactive"
+                    }
+                    .into(),
+                ),
+                category: self.category(c.kind),
+                subject: Some(Box::new(self.patient_reference(&c.patient))),
+                period,
+                participant: vec![CareTeamParticipant {
+                    role: vec![self.role_concept(c.kind)],
+                    member: role_ref,
+                    on_behalf_of: Some(Box::new(org_ref.clone())),
+                    ..Default::default()
+                }],
+                reason_code,
+                managing_organization: vec![org_ref],
+                ..Default::default()
+            }))
+        };
+        ContactResources {
+            relation,
+            practitioner: staff.map(|s| self.practitioner(s)),
+            practitioner_role: staff.map(|s| self.practitioner_role(s, &c.unit)),
+            organization: self.organization(&c.unit),
+            listing_organization: c
+                .listing_unit
+                .as_ref()
+                .map(|h| self.listing_organization(h)),
+        }
+    }
+
+    /// The Patient: identifier, and generalPractitioner derived from the active FLK (its
+    /// PractitionerRole) and the listing unit (its Organization).
+    pub fn patient(
+        &self,
+        p: &PatientId,
+        flk: Option<(&HsaId, &HsaId)>,
+        listing: Option<&HsaId>,
+    ) -> Resource {
+        let mut gp = Vec::new();
+        if let Some((staff, unit)) = flk {
+            gp.push(reference(
+                "PractitionerRole",
+                &self.ids.practitioner_role(staff, unit),
+                None,
+            ));
+        }
+        if let Some(unit) = listing {
+            gp.push(reference(
+                "Organization",
+                &self.ids.organization(unit),
+                None,
+            ));
+        }
+        Resource::Patient(Box::new(Patient {
+            id: Some(self.ids.patient(p).into()),
+            meta: self.meta(),
+            identifier: vec![self.patient_identifier(p)],
+            general_practitioner: gp,
+            ..Default::default()
+        }))
+    }
+}
+
+/// Type and id of a resource this module built.
+pub fn type_and_id(r: &Resource) -> (&'static str, String) {
+    let id = r.id().and_then(|i| i.value.clone()).unwrap_or_default();
+    let t = match r {
+        Resource::CareTeam(_) => "CareTeam",
+        Resource::Task(_) => "Task",
+        Resource::Patient(_) => "Patient",
+        Resource::Practitioner(_) => "Practitioner",
+        Resource::PractitionerRole(_) => "PractitionerRole",
+        Resource::Organization(_) => "Organization",
+        Resource::CarePlan(_) => "CarePlan",
+        Resource::Consent(_) => "Consent",
+        Resource::Provenance(_) => "Provenance",
+        _ => "Resource",
+    };
+    (t, id)
+}
+
+/// Collects resources once each (by type and id), for a transaction Bundle or NDJSON.
+#[derive(Default)]
+pub struct ResourceSet {
+    seen: HashSet<(&'static str, String)>,
+    resources: Vec<Resource>,
+}
+
+impl ResourceSet {
+    /// Adds the resource unless one with the same type and id is in already; says whether it was new.
+    pub fn add(&mut self, r: Resource) -> bool {
+        let key = type_and_id(&r);
+        if self.seen.insert(key) {
+            self.resources.push(r);
+            true
+        } else {
+            false
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.resources.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+    pub fn into_resources(self) -> Vec<Resource> {
+        self.resources
+    }
+
+    /// A transaction Bundle that PUTs each resource to its deterministic id: running it twice
+    /// gives the same state. Referenced resources come first.
+    pub fn into_transaction(self) -> Resource {
+        let mut resources = self.resources;
+        let rank = |r: &Resource| match r {
+            Resource::Organization(_) => 0,
+            Resource::Practitioner(_) => 1,
+            Resource::PractitionerRole(_) => 2,
+            Resource::Patient(_) => 3,
+            _ => 4,
+        };
+        resources.sort_by_key(rank);
+        let entry = resources
+            .into_iter()
+            .map(|r| {
+                let (t, id) = type_and_id(&r);
+                BundleEntry {
+                    full_url: Some(format!("urn:uuid:{id}").into()),
+                    request: Some(BundleEntryRequest {
+                        method: "PUT".into(),
+                        url: format!("{t}/{id}").into(),
+                        ..Default::default()
+                    }),
+                    resource: Some(r),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        Resource::Bundle(Box::new(Bundle {
+            r#type: "transaction".into(),
+            entry,
+            ..Default::default()
+        }))
+    }
+}

@@ -1,0 +1,12 @@
+//! fastkontakt: translates, syncs and checks Swedish fixed care contacts (fast vårdkontakt,
+//! fast läkarkontakt, behandlande roller) between a population register and an EHR's FHIR R4 API.
+//!
+//! Data flows one way: `sources` (register CSV, FHIR) → `domain` → checks and diff → plan →
+//! `sinks` (FHIR server, reports). `mapping` holds what is data rather than code.
+
+pub mod domain;
+pub mod fhir;
+pub mod mapping;
+pub mod sinks;
+pub mod sources;
+pub mod translate;

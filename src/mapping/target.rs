@@ -1,0 +1,33 @@
+//! Settings for writing FHIR to one target: identifier style, id namespace, owned-data tag.
+
+use super::{read_toml, MappingError};
+use serde::Deserialize;
+use std::path::Path;
+
+/// Which Swedish identifier systems to write (both are always read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentifierStyle {
+    /// Inera/RIVTA OIDs.
+    Oid,
+    /// HL7 Sweden base profiles' URIs.
+    Hl7se,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub identifier_style: IdentifierStyle,
+    pub id_namespace: uuid::Uuid,
+    pub row_id_system: String,
+    pub practitioner_role_system: String,
+    pub tag_system: String,
+    pub tag_code: String,
+    pub extension_base: String,
+}
+
+impl TargetConfig {
+    pub fn load(path: &Path) -> Result<Self, MappingError> {
+        read_toml(path)
+    }
+}

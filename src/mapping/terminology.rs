@@ -1,0 +1,386 @@
+//! The code systems, value sets and concept maps under `mappings/fhir/`, loaded as data.
+//! Every coded value the product reads or writes goes through here; the source holds no codes
+//! but the project CodeSystems' own (checked against these files when they load).
+
+use crate::domain::contact::{ContactStatus, TreatingRole};
+use crate::domain::plan::{PlanKind, Principal};
+use crate::domain::staff::{Profession, SpecialtyCode};
+use crate::domain::unit::UnitKind;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TerminologyError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a CodeSystem, ValueSet or ConceptMap this product reads: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{dir}: no {kind} with id '{id}' (the product needs it)")]
+    Missing {
+        dir: PathBuf,
+        kind: &'static str,
+        id: &'static str,
+    },
+    #[error("CodeSystem '{system}' lacks code '{code}', which the product uses")]
+    MissingCode { system: String, code: String },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawResource {
+    resource_type: String,
+    id: String,
+    url: String,
+    #[serde(default)]
+    concept: Vec<RawConcept>,
+    #[serde(default)]
+    group: Vec<RawGroup>,
+}
+#[derive(Deserialize)]
+struct RawConcept {
+    code: String,
+    display: Option<String>,
+}
+#[derive(Deserialize)]
+struct RawGroup {
+    source: String,
+    target: String,
+    element: Vec<RawElement>,
+}
+#[derive(Deserialize)]
+struct RawElement {
+    code: String,
+    #[serde(default)]
+    target: Vec<RawTarget>,
+}
+#[derive(Deserialize)]
+struct RawTarget {
+    code: String,
+    display: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CodeSystem {
+    pub id: String,
+    pub url: String,
+    displays: HashMap<String, Option<String>>,
+}
+
+impl CodeSystem {
+    pub fn contains(&self, code: &str) -> bool {
+        self.displays.contains_key(code)
+    }
+    pub fn display(&self, code: &str) -> Option<&str> {
+        self.displays.get(code).and_then(|d| d.as_deref())
+    }
+}
+
+/// A coding as the product writes it: system, code, display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coding {
+    pub system: String,
+    pub code: String,
+    pub display: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConceptMap {
+    pub id: String,
+    pub url: String,
+    pub source: String,
+    pub target: String,
+    forward: HashMap<String, (String, Option<String>)>,
+    reverse: HashMap<String, String>,
+}
+
+impl ConceptMap {
+    pub fn translate(&self, code: &str) -> Option<&str> {
+        self.forward.get(code).map(|(c, _)| c.as_str())
+    }
+    pub fn target_coding(&self, code: &str) -> Option<Coding> {
+        self.forward.get(code).map(|(c, d)| Coding {
+            system: self.target.clone(),
+            code: c.clone(),
+            display: d.clone(),
+        })
+    }
+    /// Target code back to the source code (first source that maps to it).
+    pub fn reverse(&self, target_code: &str) -> Option<&str> {
+        self.reverse.get(target_code).map(String::as_str)
+    }
+    /// Source codes in a stable order, for messages that list what is accepted.
+    pub fn source_codes(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.forward.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// Ids of the conformance resources the product cannot work without.
+pub mod ids {
+    pub const KV_TYP_AV_FAST_KONTAKT: &str = "typ-av-fast-kontakt-cs";
+    pub const TYP_AV_CARETEAM: &str = "typ-av-careteam-cs";
+    pub const KONTAKTTYP: &str = "kontakttyp";
+    pub const CARETEAM_KATEGORI: &str = "careteam-kategori";
+    pub const BEHANDLANDE_ROLL: &str = "behandlande-roll";
+    pub const KONTAKTSTATUS: &str = "kontaktstatus";
+    pub const YRKE: &str = "yrke";
+    pub const SPECIALITET: &str = "specialitet";
+    pub const ENHETSTYP: &str = "enhetstyp";
+    pub const GRUND: &str = "fast-kontakt-grund";
+    pub const AVSLUTSORSAK: &str = "fast-kontakt-avslutsorsak";
+    pub const ERBJUDANDE: &str = "erbjudande";
+    pub const PLANTYP: &str = "plantyp";
+    pub const PLANAKTIVITET: &str = "planaktivitet";
+    pub const HUVUDMAN: &str = "huvudman-typ";
+    pub const KOMMUNAL_VARDFORM: &str = "kommunal-vardform";
+    pub const PATIENTGRUPP: &str = "patientgrupp";
+    pub const PATIENTKONTEXT: &str = "patientkontext";
+    pub const CODE_SYSTEMS: &[&str] = &[
+        KV_TYP_AV_FAST_KONTAKT,
+        TYP_AV_CARETEAM,
+        KONTAKTTYP,
+        CARETEAM_KATEGORI,
+        BEHANDLANDE_ROLL,
+        KONTAKTSTATUS,
+        YRKE,
+        SPECIALITET,
+        ENHETSTYP,
+        GRUND,
+        AVSLUTSORSAK,
+        ERBJUDANDE,
+        PLANTYP,
+        PLANAKTIVITET,
+        HUVUDMAN,
+        KOMMUNAL_VARDFORM,
+        PATIENTGRUPP,
+        PATIENTKONTEXT,
+    ];
+    pub const MAP_KV: &str = "kontakttyp-till-kv-typ-av-fast-kontakt";
+    pub const MAP_KONTAKTTYP_SNOMED: &str = "kontakttyp-till-snomed";
+    pub const MAP_ROLL_SNOMED: &str = "behandlande-roll-till-snomed";
+    pub const MAP_YRKE_SNOMED: &str = "yrke-till-snomed";
+    pub const MAP_YRKE_HOSP: &str = "yrke-till-hosp-legitimation";
+    pub const MAP_SPECIALITET_SNOMED: &str = "specialitet-till-snomed";
+    pub const CONCEPT_MAPS: &[&str] = &[
+        MAP_KV,
+        MAP_KONTAKTTYP_SNOMED,
+        MAP_ROLL_SNOMED,
+        MAP_YRKE_SNOMED,
+        MAP_YRKE_HOSP,
+        MAP_SPECIALITET_SNOMED,
+    ];
+}
+
+/// All loaded conformance resources.
+#[derive(Debug, Clone)]
+pub struct Terminology {
+    code_systems: HashMap<String, CodeSystem>,
+    concept_maps: HashMap<String, ConceptMap>,
+    cs_url_by_id: HashMap<String, String>,
+    cm_url_by_id: HashMap<String, String>,
+}
+
+impl Terminology {
+    /// Reads every `*.json` in `dir` and checks that what the product needs is there.
+    pub fn load(dir: &Path) -> Result<Self, TerminologyError> {
+        let mut t = Terminology {
+            code_systems: HashMap::new(),
+            concept_maps: HashMap::new(),
+            cs_url_by_id: HashMap::new(),
+            cm_url_by_id: HashMap::new(),
+        };
+        let entries = std::fs::read_dir(dir).map_err(|source| TerminologyError::Io {
+            path: dir.into(),
+            source,
+        })?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let bytes = std::fs::read(&path).map_err(|source| TerminologyError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let raw: RawResource =
+                serde_json::from_slice(&bytes).map_err(|source| TerminologyError::Parse {
+                    path: path.clone(),
+                    source,
+                })?;
+            match raw.resource_type.as_str() {
+                "CodeSystem" => {
+                    let displays = raw
+                        .concept
+                        .into_iter()
+                        .map(|c| (c.code, c.display))
+                        .collect();
+                    t.cs_url_by_id.insert(raw.id.clone(), raw.url.clone());
+                    t.code_systems.insert(
+                        raw.url.clone(),
+                        CodeSystem {
+                            id: raw.id,
+                            url: raw.url,
+                            displays,
+                        },
+                    );
+                }
+                "ConceptMap" => {
+                    let mut forward = HashMap::new();
+                    let mut reverse = HashMap::new();
+                    let (mut source, mut target) = (String::new(), String::new());
+                    for g in raw.group {
+                        source = g.source;
+                        target = g.target;
+                        for e in g.element {
+                            if let Some(tgt) = e.target.into_iter().next() {
+                                reverse
+                                    .entry(tgt.code.clone())
+                                    .or_insert_with(|| e.code.clone());
+                                forward.insert(e.code, (tgt.code, tgt.display));
+                            }
+                        }
+                    }
+                    t.cm_url_by_id.insert(raw.id.clone(), raw.url.clone());
+                    t.concept_maps.insert(
+                        raw.url.clone(),
+                        ConceptMap {
+                            id: raw.id,
+                            url: raw.url,
+                            source,
+                            target,
+                            forward,
+                            reverse,
+                        },
+                    );
+                }
+                _ => {} // ValueSets are shipped for other tools; the product enforces them in code paths.
+            }
+        }
+        for id in ids::CODE_SYSTEMS {
+            if !t.cs_url_by_id.contains_key(*id) {
+                return Err(TerminologyError::Missing {
+                    dir: dir.into(),
+                    kind: "CodeSystem",
+                    id,
+                });
+            }
+        }
+        for id in ids::CONCEPT_MAPS {
+            if !t.cm_url_by_id.contains_key(*id) {
+                return Err(TerminologyError::Missing {
+                    dir: dir.into(),
+                    kind: "ConceptMap",
+                    id,
+                });
+            }
+        }
+        t.check_enum_codes()?;
+        Ok(t)
+    }
+
+    /// The domain enums name project codes; each must exist in its CodeSystem file.
+    fn check_enum_codes(&self) -> Result<(), TerminologyError> {
+        let mut need: Vec<(&str, &str)> = Vec::new();
+        need.extend(
+            TreatingRole::ALL
+                .iter()
+                .map(|r| (ids::BEHANDLANDE_ROLL, r.code())),
+        );
+        need.extend(
+            ContactStatus::ALL
+                .iter()
+                .map(|r| (ids::KONTAKTSTATUS, r.code())),
+        );
+        need.extend(Profession::ALL.iter().map(|r| (ids::YRKE, r.code())));
+        need.extend(UnitKind::ALL.iter().map(|r| (ids::ENHETSTYP, r.code())));
+        need.extend(PlanKind::ALL.iter().map(|r| (ids::PLANTYP, r.code())));
+        need.extend(Principal::ALL.iter().map(|r| (ids::HUVUDMAN, r.code())));
+        for k in ["flk", "fvk", "fvk-samordningsansvar", "behandlande-roll"] {
+            need.push((ids::KONTAKTTYP, k));
+        }
+        for (cs, code) in need {
+            let system = self.cs(cs);
+            if !system.contains(code) {
+                return Err(TerminologyError::MissingCode {
+                    system: system.url.clone(),
+                    code: code.into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A CodeSystem by id. Only ids in `ids::CODE_SYSTEMS` are passed here, and `load` checked
+    /// they exist, so a miss is a programming error.
+    pub fn cs(&self, id: &str) -> &CodeSystem {
+        let url = self
+            .cs_url_by_id
+            .get(id)
+            .unwrap_or_else(|| panic!("CodeSystem {id} not loaded"));
+        &self.code_systems[url]
+    }
+    pub fn cs_by_url(&self, url: &str) -> Option<&CodeSystem> {
+        self.code_systems.get(url)
+    }
+    /// A ConceptMap by id (see `cs`).
+    pub fn map(&self, id: &str) -> &ConceptMap {
+        let url = self
+            .cm_url_by_id
+            .get(id)
+            .unwrap_or_else(|| panic!("ConceptMap {id} not loaded"));
+        &self.concept_maps[url]
+    }
+    pub fn map_by_url(&self, url: &str) -> Option<&ConceptMap> {
+        self.concept_maps.get(url)
+    }
+    pub fn url(&self, cs_id: &str) -> &str {
+        &self.cs(cs_id).url
+    }
+
+    /// Coding of `code` in the CodeSystem with id `cs_id`, display from the file.
+    pub fn coding(&self, cs_id: &str, code: &str) -> Coding {
+        let cs = self.cs(cs_id);
+        Coding {
+            system: cs.url.clone(),
+            code: code.to_owned(),
+            display: cs.display(code).map(str::to_owned),
+        }
+    }
+
+    /// A specialty code, if the `specialitet` CodeSystem has it.
+    pub fn specialty(&self, code: &str) -> Option<SpecialtyCode> {
+        self.cs(ids::SPECIALITET)
+            .contains(code)
+            .then(|| SpecialtyCode::new_unchecked(code))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_mappings_load_and_translate() {
+        let t = Terminology::load(&crate::mapping::default_dir().join("fhir")).unwrap();
+        assert_eq!(
+            t.map(ids::MAP_KV).translate("fvk-samordningsansvar"),
+            Some("4")
+        );
+        assert_eq!(t.map(ids::MAP_KV).reverse("2"), Some("flk"));
+        assert_eq!(
+            t.cs(ids::KV_TYP_AV_FAST_KONTAKT).display("1"),
+            Some("fast vårdkontakt")
+        );
+        assert!(t.specialty("allmanmedicin").is_some());
+        assert!(t.specialty("tandvard").is_none());
+    }
+}

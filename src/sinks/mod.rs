@@ -1,0 +1,5 @@
+//! Sinks: where results leave (register CSV, quarantine files, FHIR bundles, reports).
+//! They take domain types and plans; none decides anything.
+
+pub mod quarantine;
+pub mod register_csv;

@@ -1,0 +1,69 @@
+//! The quarantine file: rejected register rows as they were, plus a column with the reasons,
+//! so they can be fixed and fed again (the extra column is ignored on input).
+
+use crate::sources::register::RejectedRow;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub struct Quarantine {
+    path: PathBuf,
+    out: Option<std::io::BufWriter<std::fs::File>>,
+    header: String,
+    delimiter: char,
+    pub count: u64,
+}
+
+impl Quarantine {
+    /// Nothing is created until the first rejected row.
+    pub fn new(path: PathBuf, header: String, delimiter: u8) -> Self {
+        Quarantine {
+            path,
+            out: None,
+            header,
+            delimiter: delimiter as char,
+            count: 0,
+        }
+    }
+
+    /// `export.csv` → `export.quarantine.csv` beside it.
+    pub fn path_for(input: &Path) -> PathBuf {
+        let stem = input
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "register".into());
+        input.with_file_name(format!("{stem}.quarantine.csv"))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn write(&mut self, row: &RejectedRow) -> std::io::Result<()> {
+        if self.out.is_none() {
+            let mut f = std::io::BufWriter::new(std::fs::File::create(&self.path)?);
+            writeln!(f, "{}{}Fel", self.header, self.delimiter)?;
+            self.out = Some(f);
+        }
+        let reasons: Vec<String> = row
+            .problems
+            .iter()
+            .map(|p| format!("rad {}: {}: {}", row.line, p.column, p.reason))
+            .collect();
+        let reason = reasons.join(" | ").replace('"', "\"\"");
+        if let Some(f) = self.out.as_mut() {
+            writeln!(f, "{}{}\"{}\"", row.raw, self.delimiter, reason)?;
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> std::io::Result<Option<PathBuf>> {
+        match self.out.take() {
+            Some(mut f) => {
+                f.flush()?;
+                Ok(Some(self.path))
+            }
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Source: FHIR resources from files: a Bundle (JSON), NDJSON (one resource a line), or a folder
+//! of them. Every resource is parsed strictly; a bad one is reported with file and line and the
+//! rest go on.
+
+use crate::fhir::model::{self, Resource};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FhirFileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: no .json or .ndjson files in this folder")]
+    EmptyDir { path: PathBuf },
+}
+
+/// A resource that could not be read, with where it was.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BadResource {
+    pub path: PathBuf,
+    pub line: u64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for BadResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.path.display(), self.line, self.reason)
+    }
+}
+
+/// Resources read, each with the fullUrl its Bundle entry gave (for urn:uuid references).
+#[derive(Default)]
+pub struct FhirFiles {
+    pub resources: Vec<(Option<String>, Resource)>,
+    pub bad: Vec<BadResource>,
+}
+
+impl FhirFiles {
+    /// Reads a file or every `.json`/`.ndjson` file in a folder (sorted by name).
+    pub fn read(path: &Path) -> Result<Self, FhirFileError> {
+        let mut out = FhirFiles::default();
+        if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|source| FhirFileError::Io {
+                    path: path.into(),
+                    source,
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json" || x == "ndjson"))
+                .collect();
+            if files.is_empty() {
+                return Err(FhirFileError::EmptyDir { path: path.into() });
+            }
+            files.sort();
+            for f in files {
+                out.read_file(&f)?;
+            }
+        } else {
+            out.read_file(path)?;
+        }
+        Ok(out)
+    }
+
+    fn read_file(&mut self, path: &Path) -> Result<(), FhirFileError> {
+        let io = |source| FhirFileError::Io {
+            path: path.into(),
+            source,
+        };
+        let is_ndjson = path.extension().is_some_and(|x| x == "ndjson");
+        if !is_ndjson {
+            let bytes = std::fs::read(path).map_err(io)?;
+            match model::parse(&bytes) {
+                Ok(r) => self.push(r),
+                Err(e) => self.bad.push(BadResource {
+                    path: path.into(),
+                    line: 1,
+                    reason: e.to_string(),
+                }),
+            }
+            return Ok(());
+        }
+        let reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+        for (i, line) in reader.split(b'\n').enumerate() {
+            let line = line.map_err(io)?;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match model::parse(&line) {
+                Ok(r) => self.push(r),
+                Err(e) => self.bad.push(BadResource {
+                    path: path.into(),
+                    line: i as u64 + 1,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        Ok(())
+    }
+
+    /// A Bundle's entries are taken out; other resources go in as they are.
+    fn push(&mut self, r: Resource) {
+        match r {
+            Resource::Bundle(b) => {
+                for e in b.entry {
+                    if let Some(res) = e.resource {
+                        self.resources.push((e.full_url.and_then(|u| u.value), res));
+                    }
+                }
+            }
+            other => self.resources.push((None, other)),
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Sources: where data enters (the register's CSV export, FHIR files and servers).
+//! Each turns its input into domain types; nothing downstream sees CSV or FHIR.
+
+pub mod fhir_files;
+pub mod register;

@@ -1,0 +1,842 @@
+//! Source: the population register's contact export (CSV), read as a stream of domain
+//! `FixedContact`s. Bad rows come out as `RejectedRow`s naming line, column and reason.
+//!
+//! Records are assembled from physical lines so that a quote left open costs one row, not the
+//! rest of the file: while a record's quotes are unbalanced, a following line that is a complete
+//! row on its own ends the broken record (reported) and starts a new one.
+
+use crate::domain::contact::{
+    ContactKind, ContactStatus, FixedContact, Period, Registration, RowId, TreatingRole,
+};
+use crate::domain::identity::{HsaId, PatientId};
+use crate::domain::staff::{Licence, Profession, Staff};
+use crate::domain::unit::{CareUnit, UnitKind};
+use crate::mapping::register::RegisterMapping;
+use crate::mapping::Terminology;
+use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+/// A failure that stops reading the file at all (as opposed to a bad row).
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: the file is empty (no header row)")]
+    Empty { path: PathBuf },
+    #[error("{path}:1: required columns missing from the header: {missing} (mapping {mapping}); the header has: {found}")]
+    MissingColumns {
+        path: PathBuf,
+        missing: String,
+        mapping: PathBuf,
+        found: String,
+    },
+}
+
+/// One thing wrong with a row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RowProblem {
+    /// The column's header name as the file spells it.
+    pub column: String,
+    /// The offending value; a patient number is masked.
+    pub value: String,
+    pub reason: String,
+}
+
+/// A row that could not become a contact; it goes to the quarantine file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RejectedRow {
+    /// Physical line where the record starts (the header is line 1).
+    pub line: u64,
+    #[serde(skip)]
+    pub raw: String,
+    pub row_id: Option<RowId>,
+    #[serde(skip)]
+    pub patient: Option<PatientId>,
+    pub problems: Vec<RowProblem>,
+}
+
+impl RejectedRow {
+    pub fn describe(&self, path: &Path) -> String {
+        let mut s = String::new();
+        for p in &self.problems {
+            if !s.is_empty() {
+                s.push('\n');
+            }
+            s.push_str(&format!(
+                "{}:{}: column '{}'",
+                path.display(),
+                self.line,
+                p.column
+            ));
+            if !p.value.is_empty() {
+                s.push_str(&format!(" value '{}'", p.value));
+            }
+            s.push_str(&format!(": {}", p.reason));
+        }
+        s
+    }
+}
+
+/// What the reader yields for each record.
+#[derive(Debug, Clone)]
+pub enum RegisterItem {
+    Contact { line: u64, contact: FixedContact },
+    Rejected(RejectedRow),
+}
+
+/// Column positions for the mapped fields.
+struct ColumnIndex {
+    idx: [Option<usize>; 19],
+    names: [String; 19],
+}
+
+impl ColumnIndex {
+    fn get<'r>(&self, field: Field, rec: &'r Record) -> &'r str {
+        self.idx[field as usize]
+            .and_then(|i| rec.field(i))
+            .map(str::trim)
+            .unwrap_or("")
+    }
+    fn name(&self, field: Field) -> &str {
+        &self.names[field as usize]
+    }
+}
+
+/// Mapped fields in `Columns::all()` order.
+#[derive(Clone, Copy)]
+enum Field {
+    RowId = 0,
+    Patient,
+    Kind,
+    Role,
+    Coordinating,
+    Status,
+    Start,
+    End,
+    StaffHsa,
+    StaffName,
+    Profession,
+    Licensed,
+    Specialties,
+    UnitHsa,
+    UnitName,
+    UnitKind,
+    ListingUnit,
+    RegisteredAt,
+    RegisteredBy,
+}
+
+/// A split record: its fields as slices of one buffer.
+struct Record {
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+    utf8_ok: bool,
+}
+
+impl Record {
+    fn field(&self, i: usize) -> Option<&str> {
+        if !self.utf8_ok || i >= self.ends.len() {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        std::str::from_utf8(&self.buf[start..self.ends[i]]).ok()
+    }
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+}
+
+/// Splits one assembled record by RFC 4180 (csv-core does the quoting rules).
+struct Splitter {
+    rdr: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Splitter {
+    fn new(delimiter: u8) -> Self {
+        Splitter {
+            rdr: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
+            out: vec![0; 1024],
+            ends: vec![0; 64],
+        }
+    }
+
+    fn split(&mut self, rec: &[u8]) -> Record {
+        self.rdr.reset();
+        let (mut input, mut out_pos, mut end_pos, mut eof) = (rec, 0usize, 0usize, false);
+        loop {
+            let (res, nin, nout, nend) =
+                self.rdr
+                    .read_record(input, &mut self.out[out_pos..], &mut self.ends[end_pos..]);
+            input = &input[nin..];
+            out_pos += nout;
+            end_pos += nend;
+            match res {
+                csv_core::ReadRecordResult::InputEmpty => {
+                    if eof {
+                        break;
+                    }
+                    eof = input.is_empty();
+                }
+                csv_core::ReadRecordResult::OutputFull => self.out.resize(self.out.len() * 2, 0),
+                csv_core::ReadRecordResult::OutputEndsFull => {
+                    self.ends.resize(self.ends.len() * 2, 0)
+                }
+                csv_core::ReadRecordResult::Record | csv_core::ReadRecordResult::End => break,
+            }
+        }
+        let buf = self.out[..out_pos].to_vec();
+        let utf8_ok = std::str::from_utf8(&buf).is_ok();
+        Record {
+            buf,
+            ends: self.ends[..end_pos].to_vec(),
+            utf8_ok,
+        }
+    }
+}
+
+/// Quote count parity and the number of fields of a line read on its own.
+fn scan(line: &[u8], delimiter: u8) -> (bool, usize) {
+    let (mut in_quotes, mut fields) = (false, 1usize);
+    for &b in line {
+        if b == b'"' {
+            in_quotes = !in_quotes;
+        } else if b == delimiter && !in_quotes {
+            fields += 1;
+        }
+    }
+    (in_quotes, fields)
+}
+
+/// Streams a register export. Memory is bounded by one record plus an 8-byte hash per row id
+/// (to catch a Rad-id used twice).
+pub struct RegisterReader<'m, R: BufRead> {
+    input: R,
+    path: PathBuf,
+    mapping: &'m RegisterMapping,
+    terminology: &'m Terminology,
+    columns: ColumnIndex,
+    n_header: usize,
+    /// Header names the mapping does not use (reported once by the caller).
+    pub unknown_columns: Vec<String>,
+    line: u64,
+    pending: Option<(u64, Vec<u8>)>,
+    queue: std::collections::VecDeque<(u64, Vec<u8>, bool)>,
+    splitter: Splitter,
+    seen_row_ids: HashSet<u64>,
+    done: bool,
+}
+
+impl<'m> RegisterReader<'m, std::io::BufReader<std::fs::File>> {
+    pub fn open(
+        path: &Path,
+        mapping: &'m RegisterMapping,
+        terminology: &'m Terminology,
+    ) -> Result<Self, RegisterError> {
+        let file = std::fs::File::open(path).map_err(|source| RegisterError::Io {
+            path: path.into(),
+            source,
+        })?;
+        Self::new(
+            std::io::BufReader::with_capacity(1 << 16, file),
+            path,
+            mapping,
+            terminology,
+        )
+    }
+}
+
+impl<'m, R: BufRead> RegisterReader<'m, R> {
+    pub fn new(
+        mut input: R,
+        path: &Path,
+        mapping: &'m RegisterMapping,
+        terminology: &'m Terminology,
+    ) -> Result<Self, RegisterError> {
+        let mut header = Vec::new();
+        let n = input
+            .read_until(b'\n', &mut header)
+            .map_err(|source| RegisterError::Io {
+                path: path.into(),
+                source,
+            })?;
+        if n == 0 {
+            return Err(RegisterError::Empty { path: path.into() });
+        }
+        trim_eol(&mut header);
+        if header.starts_with(b"\xEF\xBB\xBF") {
+            header.drain(..3);
+        }
+        let mut splitter = Splitter::new(mapping.delimiter);
+        let rec = splitter.split(&header);
+        let names: Vec<String> = (0..rec.len())
+            .map(|i| rec.field(i).unwrap_or("").trim().to_owned())
+            .collect();
+        let mut idx = [None; 19];
+        let mut col_names: [String; 19] = Default::default();
+        let mut missing = Vec::new();
+        let mut used = HashSet::new();
+        for (i, (_, header_name, required)) in mapping.columns.all().iter().enumerate() {
+            col_names[i] = header_name.to_string();
+            match names.iter().position(|n| n == header_name) {
+                Some(p) => {
+                    idx[i] = Some(p);
+                    used.insert(p);
+                }
+                None if *required => missing.push(header_name.to_string()),
+                None => {}
+            }
+        }
+        if !missing.is_empty() {
+            return Err(RegisterError::MissingColumns {
+                path: path.into(),
+                missing: missing.join(", "),
+                mapping: mapping.path.clone(),
+                found: names.join(", "),
+            });
+        }
+        let unknown_columns = names
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| !used.contains(i) && !n.is_empty())
+            .map(|(_, n)| n.clone())
+            .collect();
+        Ok(RegisterReader {
+            input,
+            path: path.into(),
+            mapping,
+            terminology,
+            columns: ColumnIndex {
+                idx,
+                names: col_names,
+            },
+            n_header: names.len(),
+            unknown_columns,
+            line: 1,
+            pending: None,
+            queue: Default::default(),
+            splitter,
+            seen_row_ids: HashSet::new(),
+            done: false,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Next logical record: (first line, bytes, quote left open?).
+    fn next_record(&mut self) -> Result<Option<(u64, Vec<u8>, bool)>, RegisterError> {
+        loop {
+            if let Some(r) = self.queue.pop_front() {
+                return Ok(Some(r));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            let mut line = Vec::new();
+            let n =
+                self.input
+                    .read_until(b'\n', &mut line)
+                    .map_err(|source| RegisterError::Io {
+                        path: self.path.clone(),
+                        source,
+                    })?;
+            if n == 0 {
+                self.done = true;
+                if let Some((start, buf)) = self.pending.take() {
+                    self.queue.push_back((start, buf, true));
+                }
+                continue;
+            }
+            self.line += 1;
+            trim_eol(&mut line);
+            match self.pending.take() {
+                None => {
+                    if line.iter().all(|b| b.is_ascii_whitespace()) {
+                        continue; // blank lines carry nothing
+                    }
+                    let (open, _) = scan(&line, self.mapping.delimiter);
+                    if open {
+                        self.pending = Some((self.line, line));
+                    } else {
+                        return Ok(Some((self.line, line, false)));
+                    }
+                }
+                Some((start, mut buf)) => {
+                    let (open_alone, fields_alone) = scan(&line, self.mapping.delimiter);
+                    if !open_alone && fields_alone == self.n_header {
+                        // A complete row of its own: the pending record's quote was left open.
+                        self.queue.push_back((start, buf, true));
+                        self.queue.push_back((self.line, line, false));
+                        continue;
+                    }
+                    buf.push(b'\n');
+                    buf.extend_from_slice(&line);
+                    if scan(&buf, self.mapping.delimiter).0 {
+                        self.pending = Some((start, buf));
+                    } else {
+                        return Ok(Some((start, buf, false)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn reject(
+        &self,
+        line: u64,
+        raw: &[u8],
+        problems: Vec<RowProblem>,
+        row_id: Option<RowId>,
+        patient: Option<PatientId>,
+    ) -> RegisterItem {
+        RegisterItem::Rejected(RejectedRow {
+            line,
+            raw: String::from_utf8_lossy(raw).into_owned(),
+            row_id,
+            patient,
+            problems,
+        })
+    }
+
+    fn convert(&mut self, line: u64, raw: &[u8]) -> RegisterItem {
+        let rec = self.splitter.split(raw);
+        if !rec.utf8_ok {
+            let p = RowProblem {
+                column: "(row)".into(),
+                value: String::new(),
+                reason: "not valid UTF-8".into(),
+            };
+            return self.reject(line, raw, vec![p], None, None);
+        }
+        let mut problems = Vec::new();
+        if rec.len() != self.n_header {
+            problems.push(RowProblem {
+                column: "(row)".into(),
+                value: String::new(),
+                reason: format!("has {} fields, the header has {}", rec.len(), self.n_header),
+            });
+        }
+        let c = &self.columns;
+        let m = self.mapping;
+        let t = self.terminology;
+        let mut problem = |field: Field, value: &str, reason: String| {
+            let value = if matches!(field, Field::Patient) {
+                mask(value)
+            } else {
+                value.to_owned()
+            };
+            problems.push(RowProblem {
+                column: c.name(field).to_owned(),
+                value,
+                reason,
+            });
+        };
+        let code = |url: &str, word: &str| {
+            t.map_by_url(url)
+                .and_then(|cm| cm.translate(word))
+                .map(str::to_owned)
+        };
+        let accepted = |url: &str| {
+            t.map_by_url(url)
+                .map(|cm| cm.source_codes().join(", "))
+                .unwrap_or_default()
+        };
+
+        let row_id_text = c.get(Field::RowId, &rec);
+        let row_id = RowId::new(row_id_text);
+        if row_id.is_none() {
+            problem(Field::RowId, "", "required, empty".into());
+        }
+        let patient_text = c.get(Field::Patient, &rec);
+        let patient = if patient_text.is_empty() {
+            problem(Field::Patient, "", "required, empty".into());
+            None
+        } else {
+            PatientId::parse(patient_text)
+                .map_err(|e| problem(Field::Patient, patient_text, e.to_string()))
+                .ok()
+        };
+        let kind_word = c.get(Field::Kind, &rec);
+        let kind_code = code(&m.code_maps.kind, kind_word);
+        if kind_code.is_none() {
+            problem(
+                Field::Kind,
+                kind_word,
+                format!(
+                    "unknown code; expected one of {}",
+                    accepted(&m.code_maps.kind)
+                ),
+            );
+        }
+        let yes_no = |field: Field,
+                      text: &str,
+                      problem: &mut dyn FnMut(Field, &str, String)|
+         -> Option<bool> {
+            if text.is_empty() {
+                None
+            } else if text == m.format.yes {
+                Some(true)
+            } else if text == m.format.no {
+                Some(false)
+            } else {
+                problem(
+                    field,
+                    text,
+                    format!("expected {} or {}", m.format.yes, m.format.no),
+                );
+                None
+            }
+        };
+        let coordinating_text = c.get(Field::Coordinating, &rec);
+        let coordinating =
+            yes_no(Field::Coordinating, coordinating_text, &mut problem).unwrap_or(false);
+        let role_word = c.get(Field::Role, &rec);
+        let kind = match kind_code.as_deref() {
+            Some("flk") => Some(ContactKind::Flk),
+            Some("fvk") => Some(ContactKind::Fvk {
+                coordinating,
+                at_discharge: false,
+            }),
+            Some("behandlande-roll") => {
+                if role_word.is_empty() {
+                    problem(
+                        Field::Role,
+                        "",
+                        format!("required when {} is {kind_word}", c.name(Field::Kind)),
+                    );
+                    None
+                } else {
+                    match code(&m.code_maps.role, role_word)
+                        .and_then(|r| TreatingRole::from_code(&r))
+                    {
+                        Some(r) => Some(ContactKind::TreatingRole(r)),
+                        None => {
+                            problem(
+                                Field::Role,
+                                role_word,
+                                format!(
+                                    "unknown code; expected one of {}",
+                                    accepted(&m.code_maps.role)
+                                ),
+                            );
+                            None
+                        }
+                    }
+                }
+            }
+            Some(other) => {
+                problem(
+                    Field::Kind,
+                    kind_word,
+                    format!("maps to '{other}', which the product does not know"),
+                );
+                None
+            }
+            None => None,
+        };
+        if let Some(k) = kind {
+            if !matches!(k, ContactKind::TreatingRole(_)) && !role_word.is_empty() {
+                problem(
+                    Field::Role,
+                    role_word,
+                    format!("only a treating role has a role code, this row is {k}"),
+                );
+            }
+            if coordinating && !k.is_fvk() {
+                problem(
+                    Field::Coordinating,
+                    coordinating_text,
+                    format!("only an FVK coordinates, this row is {k}"),
+                );
+            }
+        }
+        let status_word = c.get(Field::Status, &rec);
+        let status =
+            code(&m.code_maps.status, status_word).and_then(|s| ContactStatus::from_code(&s));
+        if status.is_none() {
+            problem(
+                Field::Status,
+                status_word,
+                format!(
+                    "unknown code; expected one of {}",
+                    accepted(&m.code_maps.status)
+                ),
+            );
+        }
+        let date = |field: Field,
+                    text: &str,
+                    problem: &mut dyn FnMut(Field, &str, String)|
+         -> Option<NaiveDate> {
+            NaiveDate::parse_from_str(text, &m.format.date_format)
+                .map_err(|e| {
+                    problem(
+                        field,
+                        text,
+                        format!("not a date in the form {} ({e})", m.format.date_format),
+                    )
+                })
+                .ok()
+        };
+        let start_text = c.get(Field::Start, &rec);
+        let start = if start_text.is_empty() {
+            problem(Field::Start, "", "required, empty".into());
+            None
+        } else {
+            date(Field::Start, start_text, &mut problem)
+        };
+        let end_text = c.get(Field::End, &rec);
+        let end = if end_text.is_empty() {
+            None
+        } else {
+            date(Field::End, end_text, &mut problem)
+        };
+        let period = match start {
+            Some(s) if end.is_some() || end_text.is_empty() => Period::new(s, end)
+                .map_err(|e| problem(Field::End, end_text, e.to_string()))
+                .ok(),
+            _ => None,
+        };
+        let hsa = |field: Field,
+                   text: &str,
+                   problem: &mut dyn FnMut(Field, &str, String)|
+         -> Option<HsaId> {
+            if text.is_empty() {
+                None
+            } else {
+                HsaId::parse(text)
+                    .map_err(|e| problem(field, text, e.to_string()))
+                    .ok()
+            }
+        };
+        let staff_text = c.get(Field::StaffHsa, &rec);
+        let staff_hsa = hsa(Field::StaffHsa, staff_text, &mut problem);
+        if staff_text.is_empty() && status.is_some_and(|s| s != ContactStatus::Declined) {
+            problem(
+                Field::StaffHsa,
+                "",
+                format!("required unless {} is declined", c.name(Field::Status)),
+            );
+        }
+        let profession_word = c.get(Field::Profession, &rec);
+        let profession = if profession_word.is_empty() {
+            None
+        } else {
+            let p = code(&m.code_maps.profession, profession_word)
+                .and_then(|p| Profession::from_code(&p));
+            if p.is_none() {
+                problem(
+                    Field::Profession,
+                    profession_word,
+                    format!(
+                        "unknown code; expected one of {}",
+                        accepted(&m.code_maps.profession)
+                    ),
+                );
+            }
+            p
+        };
+        let licence = match yes_no(Field::Licensed, c.get(Field::Licensed, &rec), &mut problem) {
+            Some(true) => Licence::Licensed,
+            Some(false) => Licence::NotLicensed,
+            None => Licence::Unknown,
+        };
+        let mut specialties = Vec::new();
+        let spec_text = c.get(Field::Specialties, &rec);
+        if !spec_text.is_empty() {
+            for word in spec_text
+                .split(m.format.list_separator.as_str())
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+            {
+                match code(&m.code_maps.specialties, word).and_then(|s| t.specialty(&s)) {
+                    Some(s) => specialties.push(s),
+                    None => problem(
+                        Field::Specialties,
+                        word,
+                        format!(
+                            "unknown code; expected one of {}",
+                            accepted(&m.code_maps.specialties)
+                        ),
+                    ),
+                }
+            }
+        }
+        let unit_text = c.get(Field::UnitHsa, &rec);
+        if unit_text.is_empty() {
+            problem(Field::UnitHsa, "", "required, empty".into());
+        }
+        let unit_hsa = hsa(Field::UnitHsa, unit_text, &mut problem);
+        let unit_kind_word = c.get(Field::UnitKind, &rec);
+        let unit_kind = if unit_kind_word.is_empty() {
+            None
+        } else {
+            let k =
+                code(&m.code_maps.unit_kind, unit_kind_word).and_then(|k| UnitKind::from_code(&k));
+            if k.is_none() {
+                problem(
+                    Field::UnitKind,
+                    unit_kind_word,
+                    format!(
+                        "unknown code; expected one of {}",
+                        accepted(&m.code_maps.unit_kind)
+                    ),
+                );
+            }
+            k
+        };
+        let listing_unit = hsa(
+            Field::ListingUnit,
+            c.get(Field::ListingUnit, &rec),
+            &mut problem,
+        );
+        let reg_at_text = c.get(Field::RegisteredAt, &rec);
+        let reg_at = if reg_at_text.is_empty() {
+            None
+        } else {
+            match NaiveDateTime::parse_from_str(reg_at_text, &m.format.timestamp_format) {
+                Err(e) => {
+                    problem(
+                        Field::RegisteredAt,
+                        reg_at_text,
+                        format!(
+                            "not a timestamp in the form {} ({e})",
+                            m.format.timestamp_format
+                        ),
+                    );
+                    None
+                }
+                // The earlier of an ambiguous autumn hour; a spring-gap time does not exist.
+                Ok(local) => match m.tz().from_local_datetime(&local).earliest() {
+                    Some(t) => Some(t.fixed_offset()),
+                    None => {
+                        problem(
+                            Field::RegisteredAt,
+                            reg_at_text,
+                            format!("does not exist in {} (daylight-saving gap)", m.tz()),
+                        );
+                        None
+                    }
+                },
+            }
+        };
+        let reg_by = hsa(
+            Field::RegisteredBy,
+            c.get(Field::RegisteredBy, &rec),
+            &mut problem,
+        );
+
+        if let Some(id) = &row_id {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            id.as_str().hash(&mut h);
+            if !self.seen_row_ids.insert(h.finish()) {
+                problems.push(RowProblem {
+                    column: self.columns.name(Field::RowId).to_owned(),
+                    value: id.to_string(),
+                    reason: "this row id appeared earlier in the file".into(),
+                });
+            }
+        }
+        if !problems.is_empty() {
+            return self.reject(line, raw, problems, row_id, patient);
+        }
+        let (Some(row_id), Some(patient), Some(kind), Some(status), Some(period), Some(unit_hsa)) =
+            (row_id, patient, kind, status, period, unit_hsa)
+        else {
+            // Every None above recorded a problem, so this is unreachable with an empty list.
+            let p = RowProblem {
+                column: "(row)".into(),
+                value: String::new(),
+                reason: "incomplete row".into(),
+            };
+            return self.reject(line, raw, vec![p], None, None);
+        };
+        let staff = staff_hsa.map(|hsa| Staff {
+            hsa,
+            name: non_empty(c.get(Field::StaffName, &rec)),
+            profession,
+            licence,
+            specialties,
+        });
+        let unit = CareUnit {
+            hsa: unit_hsa,
+            name: non_empty(c.get(Field::UnitName, &rec)),
+            kind: unit_kind,
+        };
+        let registration = (reg_at.is_some() || reg_by.is_some()).then_some(Registration {
+            at: reg_at,
+            by: reg_by,
+        });
+        match FixedContact::new(
+            row_id.clone(),
+            patient.clone(),
+            kind,
+            status,
+            period,
+            staff,
+            unit,
+            listing_unit,
+            registration,
+        ) {
+            Ok(contact) => RegisterItem::Contact { line, contact },
+            Err(e) => {
+                let p = RowProblem {
+                    column: "(row)".into(),
+                    value: String::new(),
+                    reason: e.to_string(),
+                };
+                self.reject(line, raw, vec![p], Some(row_id), Some(patient))
+            }
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for RegisterReader<'_, R> {
+    type Item = Result<RegisterItem, RegisterError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (line, raw, open) = match self.next_record() {
+            Ok(Some(r)) => r,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        if open {
+            let p = RowProblem {
+                column: "(row)".into(),
+                value: String::new(),
+                reason: "a quote (\") is opened and never closed; the row was read up to the next complete row".into(),
+            };
+            return Some(Ok(self.reject(line, &raw, vec![p], None, None)));
+        }
+        Some(Ok(self.convert(line, &raw)))
+    }
+}
+
+fn trim_eol(line: &mut Vec<u8>) {
+    while matches!(line.last(), Some(b'\n' | b'\r')) {
+        line.pop();
+    }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// Masks a possibly invalid patient number for messages: first four and last two characters.
+pub fn mask(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= 6 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 2..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 6))
+}

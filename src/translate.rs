@@ -1,0 +1,235 @@
+//! `translate`: register CSV → FHIR (transaction Bundle or NDJSON), and FHIR → register CSV.
+//! A straight pipe: source → domain → sink, with bad input reported and the rest carried on.
+
+use crate::domain::{ContactKind, ContactStatus, HsaId, PatientId, Staff};
+use crate::fhir::inbound::{Inbound, Index};
+use crate::fhir::model::{self, FhirError};
+use crate::fhir::outbound::{Outbound, ResourceSet};
+use crate::mapping::Mappings;
+use crate::sinks::quarantine::Quarantine;
+use crate::sinks::register_csv::{RegisterCsvWriter, RegisterWriteError};
+use crate::sources::fhir_files::{FhirFileError, FhirFiles};
+use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranslateError {
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    #[error(transparent)]
+    FhirFiles(#[from] FhirFileError),
+    #[error(transparent)]
+    Fhir(#[from] FhirError),
+    #[error(transparent)]
+    RegisterWrite(#[from] RegisterWriteError),
+    #[error("writing the output: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("writing the quarantine file {path}: {source}")]
+    Quarantine {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What a translation did, for the operator.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct TranslateSummary {
+    /// Contacts translated.
+    pub contacts: u64,
+    /// Rows or resources that could not be read (each reported).
+    pub rejected: u64,
+    pub quarantine: Option<PathBuf>,
+    pub unknown_columns: Vec<String>,
+    pub resources_written: usize,
+    /// Things worth a look that did not stop a row: rows that disagree about the same person,
+    /// unit or patient listing; FHIR resources not read.
+    pub notes: Vec<String>,
+}
+
+impl TranslateSummary {
+    pub fn has_rejections(&self) -> bool {
+        self.rejected > 0
+    }
+}
+
+/// Patient-level facts gathered across rows: the FLK mirrored into generalPractitioner, and the
+/// listing unit.
+#[derive(Default)]
+struct PatientFacts {
+    flk: Option<(HsaId, HsaId, chrono::NaiveDate)>,
+    listing: Option<HsaId>,
+}
+
+/// Register CSV → FHIR. `on_reject` sees each bad row as it is found (for line-by-line output).
+pub fn register_to_fhir(
+    input: &Path,
+    mappings: &Mappings,
+    out: &mut dyn Write,
+    ndjson: bool,
+    quarantine_path: Option<PathBuf>,
+    on_reject: &mut dyn FnMut(&Path, &RejectedRow),
+) -> Result<TranslateSummary, TranslateError> {
+    let mut reader = RegisterReader::open(input, &mappings.register, &mappings.terminology)?;
+    let mut summary = TranslateSummary {
+        unknown_columns: reader.unknown_columns.clone(),
+        ..Default::default()
+    };
+    let header = first_line(input)?;
+    let qpath = quarantine_path.unwrap_or_else(|| Quarantine::path_for(input));
+    let mut quarantine = Quarantine::new(qpath.clone(), header, mappings.register.delimiter);
+    let outbound = Outbound::new(mappings);
+    let mut set = ResourceSet::default();
+    let mut patients: HashMap<PatientId, PatientFacts> = HashMap::new();
+    let mut staff_seen: HashMap<HsaId, (u64, Staff)> = HashMap::new();
+    let mut patient_order: Vec<PatientId> = Vec::new();
+    for item in &mut reader {
+        match item? {
+            RegisterItem::Rejected(row) => {
+                on_reject(input, &row);
+                quarantine
+                    .write(&row)
+                    .map_err(|source| TranslateError::Quarantine {
+                        path: qpath.clone(),
+                        source,
+                    })?;
+                summary.rejected += 1;
+            }
+            RegisterItem::Contact { line, contact } => {
+                summary.contacts += 1;
+                if let Some(s) = contact.staff() {
+                    match staff_seen.get(&s.hsa) {
+                        Some((first, known)) if known != s => summary.notes.push(format!(
+                            "{}:{line}: staff {} differs from line {first} (name, profession, licence or specialties); the FHIR Practitioner keeps line {first}'s",
+                            input.display(),
+                            s.hsa
+                        )),
+                        Some(_) => {}
+                        None => {
+                            staff_seen.insert(s.hsa.clone(), (line, s.clone()));
+                        }
+                    }
+                }
+                let facts = patients.entry(contact.patient.clone()).or_insert_with(|| {
+                    patient_order.push(contact.patient.clone());
+                    PatientFacts::default()
+                });
+                if let Some(l) = &contact.listing_unit {
+                    match &facts.listing {
+                        Some(known) if known != l => summary.notes.push(format!(
+                            "{}:{line}: patient {} listed at {l} here but at {known} on an earlier row; FHIR keeps {known}",
+                            input.display(),
+                            contact.patient
+                        )),
+                        Some(_) => {}
+                        None => facts.listing = Some(l.clone()),
+                    }
+                }
+                if contact.kind == ContactKind::Flk && contact.status() == ContactStatus::Active {
+                    if let Some(s) = contact.staff() {
+                        let start = contact.period.start();
+                        // Several active FLKs break FK-R19; the mirror takes the latest start.
+                        if facts.flk.as_ref().is_none_or(|(_, _, d)| start >= *d) {
+                            facts.flk = Some((s.hsa.clone(), contact.unit.hsa.clone(), start));
+                        }
+                    }
+                }
+                let r = outbound.contact(&contact);
+                set.add(r.organization);
+                if let Some(o) = r.listing_organization {
+                    set.add(o);
+                }
+                if let Some(p) = r.practitioner {
+                    set.add(p);
+                }
+                if let Some(p) = r.practitioner_role {
+                    set.add(p);
+                }
+                set.add(r.relation);
+            }
+        }
+    }
+    for p in &patient_order {
+        let f = &patients[p];
+        set.add(outbound.patient(
+            p,
+            f.flk.as_ref().map(|(s, u, _)| (s, u)),
+            f.listing.as_ref(),
+        ));
+    }
+    summary.resources_written = set.len();
+    if ndjson {
+        let bundle = set.into_transaction();
+        if let crate::fhir::Resource::Bundle(b) = bundle {
+            for e in b.entry {
+                if let Some(r) = e.resource {
+                    out.write_all(&model::to_vec(&r)?)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+        }
+    } else {
+        out.write_all(&model::to_vec_pretty(&set.into_transaction())?)?;
+        out.write_all(b"\n")?;
+    }
+    summary.quarantine = quarantine
+        .finish()
+        .map_err(|source| TranslateError::Quarantine {
+            path: qpath,
+            source,
+        })?;
+    Ok(summary)
+}
+
+/// FHIR (Bundle, NDJSON or a folder) → register CSV.
+pub fn fhir_to_register(
+    input: &Path,
+    mappings: &Mappings,
+    out: &mut dyn Write,
+) -> Result<TranslateSummary, TranslateError> {
+    let files = FhirFiles::read(input)?;
+    let mut summary = TranslateSummary::default();
+    for bad in &files.bad {
+        summary.notes.push(bad.to_string());
+        summary.rejected += 1;
+    }
+    let idx = Index::new(files.resources.iter().map(|(u, r)| (u.clone(), r)));
+    let refs: Vec<&crate::fhir::Resource> = files.resources.iter().map(|(_, r)| r).collect();
+    let read = Inbound::new(mappings).contacts(&idx, &refs);
+    for p in &read.problems {
+        summary.notes.push(p.to_string());
+    }
+    summary.rejected += read
+        .problems
+        .iter()
+        .map(|p| &p.resource)
+        .collect::<std::collections::HashSet<_>>()
+        .len() as u64;
+    let mut w = RegisterCsvWriter::new(out, &mappings.register, &mappings.terminology)?;
+    for c in &read.contacts {
+        w.write(c)?;
+        summary.contacts += 1;
+    }
+    w.finish()?;
+    Ok(summary)
+}
+
+fn first_line(path: &Path) -> Result<String, TranslateError> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(path).map_err(|source| RegisterError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let mut line = String::new();
+    std::io::BufReader::new(f)
+        .read_line(&mut line)
+        .map_err(|source| RegisterError::Io {
+            path: path.into(),
+            source,
+        })?;
+    Ok(line
+        .trim_start_matches('\u{feff}')
+        .trim_end_matches(['\r', '\n'])
+        .to_owned())
+}
