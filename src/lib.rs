@@ -7,6 +7,7 @@
 pub mod domain;
 pub mod fhir;
 pub mod mapping;
+pub mod samples;
 pub mod sinks;
 pub mod sources;
 pub mod translate;

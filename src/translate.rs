@@ -83,6 +83,7 @@ pub fn register_to_fhir(
     let mut set = ResourceSet::default();
     let mut patients: HashMap<PatientId, PatientFacts> = HashMap::new();
     let mut staff_seen: HashMap<HsaId, (u64, Staff)> = HashMap::new();
+    let mut units_seen: HashMap<HsaId, (u64, crate::domain::CareUnit)> = HashMap::new();
     let mut patient_order: Vec<PatientId> = Vec::new();
     for item in &mut reader {
         match item? {
@@ -109,6 +110,17 @@ pub fn register_to_fhir(
                         None => {
                             staff_seen.insert(s.hsa.clone(), (line, s.clone()));
                         }
+                    }
+                }
+                match units_seen.get(&contact.unit.hsa) {
+                    Some((first, known)) if *known != contact.unit => summary.notes.push(format!(
+                        "{}:{line}: unit {} differs from line {first} (name or kind); the FHIR Organization keeps line {first}'s",
+                        input.display(),
+                        contact.unit.hsa
+                    )),
+                    Some(_) => {}
+                    None => {
+                        units_seen.insert(contact.unit.hsa.clone(), (line, contact.unit.clone()));
                     }
                 }
                 let facts = patients.entry(contact.patient.clone()).or_insert_with(|| {

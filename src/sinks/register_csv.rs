@@ -60,6 +60,18 @@ impl<'m, W: Write> RegisterCsvWriter<'m, W> {
     }
 
     pub fn write(&mut self, c: &FixedContact) -> Result<(), RegisterWriteError> {
+        let record = self.fields(c)?;
+        self.write_fields(&record)
+    }
+
+    /// Writes fields as they are (the sample generator uses this to write deliberately bad rows).
+    pub fn write_fields(&mut self, fields: &[String]) -> Result<(), RegisterWriteError> {
+        self.out.write_record(fields)?;
+        Ok(())
+    }
+
+    /// A contact's fields in the mapping's column order.
+    pub fn fields(&self, c: &FixedContact) -> Result<Vec<String>, RegisterWriteError> {
         let m = self.mapping;
         let f = &m.format;
         let maps = &m.code_maps;
@@ -97,7 +109,7 @@ impl<'m, W: Write> RegisterCsvWriter<'m, W> {
             None => String::new(),
         };
         let reg = c.registration.as_ref();
-        let record = [
+        Ok(vec![
             c.row_id.to_string(),
             c.patient.expose_hyphenated(),
             self.word(&maps.kind, kind_code, c)?,
@@ -131,9 +143,7 @@ impl<'m, W: Write> RegisterCsvWriter<'m, W> {
             reg.and_then(|r| r.by.as_ref())
                 .map(ToString::to_string)
                 .unwrap_or_default(),
-        ];
-        self.out.write_record(&record)?;
-        Ok(())
+        ])
     }
 
     pub fn finish(mut self) -> Result<W, RegisterWriteError> {
