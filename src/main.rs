@@ -61,11 +61,62 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         quarantine: Option<PathBuf>,
     },
+    /// Check register and/or EHR data against the guideline rules FK-R01..FK-R20.
+    ///
+    /// Rules that need EHR-only facts (life-threatening condition, municipal care, discharge,
+    /// plans, …) read them from the EHR data; a rule whose data is absent from the input is
+    /// listed as "not evaluated", never passed. See `fastkontakt rules` for the list.
+    Check {
+        /// Register export (.csv).
+        #[arg(long, value_name = "FILE")]
+        register: Option<PathBuf>,
+        /// EHR data: a FHIR Bundle (.json), NDJSON, or a folder of them.
+        #[arg(long, value_name = "PATH")]
+        ehr: Option<PathBuf>,
+        /// Region profile: a name in mappings/profiles/ (gavleborg, orebro) or a TOML file.
+        #[arg(long, default_value = "gavleborg", value_name = "NAME|PATH")]
+        profile: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Write the report here instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Exit 1 when a finding is at or above this severity.
+        #[arg(long, value_enum, default_value_t = FailOn::Error)]
+        fail_on: FailOn,
+        /// Judge "active" as of this day (default: today in Europe/Stockholm).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<chrono::NaiveDate>,
+        /// Quarantine file for rejected register rows (default: none written).
+        #[arg(long, value_name = "FILE")]
+        quarantine: Option<PathBuf>,
+    },
+    /// List the rules with their basis, or explain one (`fastkontakt rules FK-R03`).
+    Rules {
+        /// A rule id, e.g. FK-R03.
+        id: Option<String>,
+    },
     /// Sample data: a synthetic region for tests and benchmarks.
     Samples {
         #[command(subcommand)]
         command: SamplesCommand,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Csv,
+    OperationOutcome,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FailOn {
+    Error,
+    Warning,
+    Never,
 }
 
 #[derive(Subcommand)]
@@ -196,6 +247,104 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Check {
+            register,
+            ehr,
+            profile,
+            format,
+            output: out_path,
+            fail_on,
+            as_of,
+            quarantine,
+        } => {
+            use fastkontakt::checks::{run, Profile, Severity};
+            let mappings = load_mappings(&cli)?;
+            let dir = cli.mappings.clone().unwrap_or_else(mapping::default_dir);
+            let profile = Profile::load(profile, &dir, &mappings.terminology)
+                .context("loading the profile")?;
+            let as_of = as_of.unwrap_or_else(|| {
+                chrono::Utc::now()
+                    .with_timezone(&chrono_tz::Europe::Stockholm)
+                    .date_naive()
+            });
+            let ehr = match ehr {
+                Some(p) => Some(
+                    run::EhrSide::from_files(p, &mappings)
+                        .with_context(|| format!("reading EHR data {}", p.display()))?,
+                ),
+                None => None,
+            };
+            let input = run::CheckInput {
+                register: register.as_deref(),
+                ehr,
+                profile: &profile,
+                mappings: &mappings,
+                as_of,
+                quarantine: quarantine.clone(),
+            };
+            let mut report_row =
+                |path: &Path, row: &fastkontakt::sources::register::RejectedRow| {
+                    eprintln!("{}", row.describe(path))
+                };
+            let report = run::run(input, &mut report_row)?;
+            let mut out = output(out_path.as_deref())?;
+            match format {
+                Format::Text => fastkontakt::sinks::findings::write_text(&report, &mut out)?,
+                Format::Json => fastkontakt::sinks::findings::write_json(&report, &mut out)?,
+                Format::Csv => fastkontakt::sinks::findings::write_csv(&report, &mut out)?,
+                Format::OperationOutcome => {
+                    serde_json::to_writer_pretty(
+                        &mut out,
+                        &fastkontakt::sinks::findings::operation_outcome(&report),
+                    )?;
+                    writeln!(out)?;
+                }
+            }
+            out.flush()?;
+            if out_path.is_some() {
+                let mut summary = Vec::new();
+                fastkontakt::sinks::findings::write_text(&report, &mut summary)?;
+                if *format != Format::Text {
+                    eprint!("{}", String::from_utf8_lossy(&summary));
+                }
+            }
+            let threshold = match fail_on {
+                FailOn::Error => Some(Severity::Error),
+                FailOn::Warning => Some(Severity::Warning),
+                FailOn::Never => None,
+            };
+            let failed = matches!((threshold, report.worst()), (Some(t), Some(w)) if w >= t);
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Rules { id } => {
+            use fastkontakt::checks::catalogue;
+            match id {
+                Some(id) => {
+                    let r = catalogue::find(id)
+                        .with_context(|| format!("no rule {id}; rules are FK-R01..FK-R20"))?;
+                    println!(
+                        "{}  {} ({})\n\n{}\n\nBasis: {}\nNeeds: {}",
+                        r.id, r.title, r.severity, r.explanation, r.basis, r.needs
+                    );
+                }
+                None => {
+                    for r in catalogue::RULES {
+                        println!(
+                            "{}  {:<7}  {}\n          basis: {}",
+                            r.id,
+                            r.severity.to_string(),
+                            r.title,
+                            r.basis
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Samples {
             command:

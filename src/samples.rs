@@ -565,9 +565,9 @@ pub fn generate(spec: &Spec, m: &Mappings, dir: &Path) -> Result<Manifest, Sampl
         if rng.gen_range(0..100) < 8 {
             let unit = pick(&mut rng, &region.clinics).clone();
             let s = staff_with(&region, &unit.hsa, fvk, &mut rng);
-            let start = past(&mut rng, 4000);
-            let end =
-                (start + Duration::days(rng.gen_range(30..400))).min(today - Duration::days(1));
+            // Ended long before any active contact starts, so never overlapping one (FK-R17).
+            let start = today - Duration::days(rng.gen_range(1700..4000));
+            let end = start + Duration::days(rng.gen_range(30..400));
             contacts.push(new_contact(
                 &mut rng,
                 ContactKind::TreatingRole(TreatingRole::Kontaktsjukskoterska),
@@ -622,7 +622,17 @@ pub fn generate(spec: &Spec, m: &Mappings, dir: &Path) -> Result<Manifest, Sampl
                         applied = anomaly == Anomaly::SecondFvk;
                     }
                     if applied {
-                        let units: Vec<&CareUnit> = region.clinics.iter().collect();
+                        // Another unit than any FVK the patient has, so the two are no duplicate (FK-R17).
+                        let taken: Vec<HsaId> = contacts
+                            .iter()
+                            .filter(|c| c.kind.is_fvk())
+                            .map(|c| c.unit.hsa.clone())
+                            .collect();
+                        let units: Vec<&CareUnit> = region
+                            .clinics
+                            .iter()
+                            .filter(|u| !taken.contains(&u.hsa))
+                            .collect();
                         let unit = (*pick(&mut rng, &units)).clone();
                         let prof = if anomaly == Anomaly::SecondFvk {
                             fvk
@@ -720,11 +730,12 @@ pub fn generate(spec: &Spec, m: &Mappings, dir: &Path) -> Result<Manifest, Sampl
                     ehr_contacts[i] = c2;
                 }
                 Anomaly::DuplicateRole => {
-                    let c = contacts[active_idx.unwrap_or(0)].clone();
-                    if c.status() != ContactStatus::Active
-                        || c.kind == ContactKind::Flk
-                        || c.kind.is_fvk()
-                    {
+                    let role_idx = contacts.iter().position(|c| {
+                        c.status() == ContactStatus::Active
+                            && matches!(c.kind, ContactKind::TreatingRole(_))
+                    });
+                    let c = contacts[role_idx.unwrap_or(0)].clone();
+                    if role_idx.is_none() {
                         applied = false;
                     } else {
                         let start = c.period.start() + Duration::days(10);
@@ -763,15 +774,13 @@ pub fn generate(spec: &Spec, m: &Mappings, dir: &Path) -> Result<Manifest, Sampl
                     row_id = Some(c.row_id.to_string());
                     bad_checksum_row = Some(fields);
                 }
-                Anomaly::EhrMissing => {
-                    let i = active_idx.unwrap_or(0);
-                    if contacts[i].status() == ContactStatus::Declined {
-                        applied = false;
-                    } else {
+                Anomaly::EhrMissing => match active_idx {
+                    Some(i) => {
                         row_id = Some(contacts[i].row_id.to_string());
                         ehr_contacts.remove(i);
                     }
-                }
+                    None => applied = false,
+                },
                 Anomaly::EhrOtherStaff => match active_idx {
                     Some(i) => {
                         let c = &contacts[i];

@@ -2,6 +2,7 @@
 //! Sources build these; checks, diff and sinks read them.
 
 pub mod contact;
+pub mod context;
 pub mod identity;
 pub mod plan;
 pub mod staff;
@@ -10,6 +11,7 @@ pub mod unit;
 pub use contact::{
     ContactKind, ContactStatus, FixedContact, Period, Registration, RowId, TreatingRole,
 };
+pub use context::{Availability, MunicipalCareForm, PatientContext, PatientGroup};
 pub use identity::{HsaId, PatientId, PatientIdKind};
 pub use plan::{
     CarePlanRecord, Consent, DocumentedAgreement, FollowUp, Intervention, MedicalCarePlan,

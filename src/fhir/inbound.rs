@@ -32,6 +32,8 @@ pub struct InboundProblem {
     /// FHIRPath-like element, e.g. `CareTeam.participant[0].role`.
     pub element: String,
     pub reason: String,
+    /// The problem is an invalid identifier (FK-R16).
+    pub identifier: bool,
 }
 
 impl std::fmt::Display for InboundProblem {
@@ -44,6 +46,8 @@ impl std::fmt::Display for InboundProblem {
 #[derive(Debug, Default)]
 pub struct FhirContacts {
     pub contacts: Vec<FixedContact>,
+    /// `Type/id` of each contact's resource, parallel to `contacts`.
+    pub sources: Vec<String>,
     pub problems: Vec<InboundProblem>,
     /// CareTeams of other kinds (not fast kontakt or treating role), or entered in error.
     pub ignored: usize,
@@ -131,10 +135,17 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn problem(&mut self, element: &str, reason: impl Into<String>) {
+        self.push(element, reason.into(), false);
+    }
+    fn identifier_problem(&mut self, element: &str, reason: impl Into<String>) {
+        self.push(element, reason.into(), true);
+    }
+    fn push(&mut self, element: &str, reason: String, identifier: bool) {
         self.problems.push(InboundProblem {
             resource: self.resource.clone(),
             element: element.into(),
-            reason: reason.into(),
+            reason,
+            identifier,
         });
     }
 }
@@ -197,7 +208,7 @@ impl<'m> Inbound<'m> {
         match Self::patient_id(&ids) {
             Some(Ok(id)) => Some((id, listing)),
             Some(Err(e)) => {
-                ctx.problem(element, e);
+                ctx.identifier_problem(element, e);
                 None
             }
             None => {
@@ -247,7 +258,7 @@ impl<'m> Inbound<'m> {
         let hsa = match Self::hsa(&o.identifier) {
             Some(Ok(h)) => h,
             Some(Err(e)) => {
-                ctx.problem(element, e);
+                ctx.identifier_problem(element, e);
                 return None;
             }
             None => {
@@ -286,7 +297,7 @@ impl<'m> Inbound<'m> {
         let hsa = match Self::hsa(&p.identifier) {
             Some(Ok(h)) => h,
             Some(Err(e)) => {
-                ctx.problem(element, e);
+                ctx.identifier_problem(element, e);
                 return None;
             }
             None => {
@@ -572,7 +583,10 @@ impl<'m> Inbound<'m> {
             listing,
             self.registration_of(&ct.extension),
         ) {
-            Ok(c) => out.contacts.push(c),
+            Ok(c) => {
+                out.contacts.push(c);
+                out.sources.push(format!("CareTeam/{id}"));
+            }
             Err(e) => ctx.problem("CareTeam", e.to_string()),
         }
     }
@@ -652,7 +666,10 @@ impl<'m> Inbound<'m> {
             listing,
             self.registration_of(&task.extension),
         ) {
-            Ok(c) => out.contacts.push(c),
+            Ok(c) => {
+                out.contacts.push(c);
+                out.sources.push(format!("Task/{id}"));
+            }
             Err(e) => ctx.problem("Task", e.to_string()),
         }
     }

@@ -1,10 +1,12 @@
 //! Mappings kept as data: the files under `mappings/` that say how the register's export reads,
 //! which codes mean what, and how FHIR is written for a target. Loaded once, passed down.
 
+pub mod ehr;
 pub mod register;
 pub mod target;
 pub mod terminology;
 
+pub use ehr::EhrMapping;
 pub use register::RegisterMapping;
 pub use target::{IdentifierStyle, TargetConfig};
 pub use terminology::{Coding, Terminology};
@@ -37,7 +39,7 @@ pub enum MappingError {
     Invalid { path: PathBuf, message: String },
 }
 
-pub(crate) fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, MappingError> {
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, MappingError> {
     let text = std::fs::read_to_string(path).map_err(|source| MappingError::Io {
         path: path.into(),
         source,
@@ -55,6 +57,7 @@ pub struct Mappings {
     pub terminology: Terminology,
     pub register: RegisterMapping,
     pub target: TargetConfig,
+    pub ehr: EhrMapping,
 }
 
 impl Mappings {
@@ -74,10 +77,12 @@ impl Mappings {
             .map(PathBuf::from)
             .unwrap_or_else(|| dir.join("target/default.toml"));
         let target = TargetConfig::load(&tgt_path)?;
+        let ehr = EhrMapping::load(&dir.join("ehr/default.toml"), &terminology)?;
         Ok(Mappings {
             terminology,
             register,
             target,
+            ehr,
         })
     }
 

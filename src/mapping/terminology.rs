@@ -328,6 +328,11 @@ impl Terminology {
             .unwrap_or_else(|| panic!("CodeSystem {id} not loaded"));
         &self.code_systems[url]
     }
+    pub fn cs_by_id(&self, id: &str) -> Option<&CodeSystem> {
+        self.cs_url_by_id
+            .get(id)
+            .and_then(|u| self.code_systems.get(u))
+    }
     pub fn cs_by_url(&self, url: &str) -> Option<&CodeSystem> {
         self.code_systems.get(url)
     }

@@ -1,5 +1,6 @@
 //! Sinks: where results leave (register CSV, quarantine files, FHIR bundles, reports).
 //! They take domain types and plans; none decides anything.
 
+pub mod findings;
 pub mod quarantine;
 pub mod register_csv;

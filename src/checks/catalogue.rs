@@ -1,0 +1,102 @@
+//! The guideline rules FK-R01..FK-R20: id, default severity, basis as `domain.md` cites it
+//! (checked against the guidelines in shared/seeds), a one-line explanation, and the data each
+//! needs. The logic is in `rules.rs`; a profile may change a severity.
+
+use super::Severity;
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Rule {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub title: &'static str,
+    pub basis: &'static str,
+    pub explanation: &'static str,
+    pub needs: &'static str,
+}
+
+const fn rule(
+    id: &'static str,
+    severity: Severity,
+    title: &'static str,
+    basis: &'static str,
+    explanation: &'static str,
+    needs: &'static str,
+) -> Rule {
+    Rule {
+        id,
+        severity,
+        title,
+        basis,
+        explanation,
+        needs,
+    }
+}
+
+use Severity::{Error as E, Warning as W};
+
+pub const RULES: &[Rule] = &[
+    rule("FK-R01", E, "At most one active FVK per patient", "Gävleborg §2.2 (also §2.1)",
+        "Gävleborg registers one FVK per patient in the register, and so one in Cosmic; a profile may instead cap FVKs per unit.",
+        "contacts (register, or EHR when no register is given)"),
+    rule("FK-R02", E, "FVKs in several units have exactly one coordinating FVK", "Örebro §7.5",
+        "With active FVKs in more than one unit, one of them should coordinate: none is a warning, two or more an error.",
+        "contacts with the coordinating flag"),
+    rule("FK-R03", E, "Life-threatening condition: a licensed physician is FVK", "SOSFS 2011:7 2 kap. 3 §; Örebro §7.2; Gävleborg §2.1.2",
+        "A patient with a life-threatening condition has a licensed physician (legitimerad läkare) as FVK.",
+        "EHR: life-threatening flag or condition; staff profession and licence"),
+    rule("FK-R04", E, "An FLK is a physician at a primary-care unit", "HSL 7 kap. 3 §; Örebro §8.1; Gävleborg §2.5",
+        "The fast läkarkontakt is a named physician at a vårdcentral.",
+        "staff profession, unit kind"),
+    rule("FK-R05", W, "An FLK has general-practice competence", "Örebro §8.2",
+        "An FLK should be a specialist in general medicine, paediatrics or geriatrics, equivalent, or in ST in general medicine.",
+        "physicians' specialties"),
+    rule("FK-R06", E, "Municipal care: the patient has an FLK at a primary-care unit", "Örebro §8.3",
+        "Patients in special housing, short-term care or home health care have an FLK at a vårdcentral.",
+        "EHR: municipal care form"),
+    rule("FK-R07", E, "Discharge: an FVK in the region's outpatient care", "Lag (2017:612) 2 kap. 5 §; Örebro §1.1.1, §7.5; Gävleborg §2.6",
+        "Before discharge from inpatient care an FVK is appointed in the region's outpatient care (coordinating, under Örebro). It need not be in the register.",
+        "EHR: inpatient encounter with discharge decided"),
+    rule("FK-R08", E, "Register and EHR agree", "Gävleborg §2.2",
+        "Every active register contact is in the EHR with the same person, unit, role and period, and the EHR has no register-kind contact the register lacks.",
+        "both the register and the EHR's contacts"),
+    rule("FK-R09", E, "Ended in one, ended in both", "Gävleborg §2.1, §2.4; Örebro §7.4",
+        "When the need ends the register is updated and the end documented: a contact ended in one system is ended in the other.",
+        "both the register and the EHR's contacts"),
+    rule("FK-R10", E, "The assigned person is selectable at the unit", "Gävleborg §2.1",
+        "The person holds an active role (PractitionerRole) at the named unit.",
+        "EHR: staff directory (PractitionerRole)"),
+    rule("FK-R11", E, "An FVK is health-care staff", "Örebro §7.2; Gävleborg §2.1.1",
+        "Under Örebro an FVK is health-care staff; Gävleborg also allows administrative staff.",
+        "staff profession"),
+    rule("FK-R12", W, "A declined offer is recorded as declined", "Gävleborg §2.1",
+        "When the patient declines an FVK, that is documented in the journal: the EHR holds the declined offer, not nothing.",
+        "register (Avböjd rows) and the EHR's records"),
+    rule("FK-R13", E, "A SIP has consent and its required content", "HSL 16 kap. 4 §; Örebro §1.1.3, §9.3",
+        "A SIP has the patient's consent and states the interventions, which principal answers for which, and which principal has overall responsibility.",
+        "EHR: CarePlan (SIP) and Consent"),
+    rule("FK-R14", W, "A medical care plan has its four parts", "Örebro §9.2",
+        "Prognosis; care level and direction on serious deterioration with direct contact; an action plan on deterioration; when and by whom it is followed up; written by the FLK or a treating physician.",
+        "EHR: CarePlan (medicinsk vårdplan)"),
+    rule("FK-R15", W, "A documented agreement has its parts", "Örebro §9.1",
+        "Coordinated planning with the patient's and the care's commitments, the patient's FVK and FLK, and the agreed time of the next contact.",
+        "EHR: CarePlan (dokumenterad överenskommelse)"),
+    rule("FK-R16", E, "Identifiers are valid", "data quality",
+        "Personnummer and samordningsnummer pass their check digit and date; HSA-ids have their form.",
+        "register rows, FHIR identifiers"),
+    rule("FK-R17", W, "No duplicate assignment", "data quality",
+        "The same person is not assigned the same role for the same patient twice over overlapping periods.",
+        "contacts"),
+    rule("FK-R18", W, "Prioritised patients have their contacts and plans", "Örebro §6, §8.3, §9.1, §9.2",
+        "Patients in the prioritised groups, and patients with large care needs, have the contacts and plans the profile asks for.",
+        "EHR: patient group or large-care-needs flag; plans"),
+    rule("FK-R19", E, "One FLK, at the listing centre", "HSL 7 kap. 3 §, 3 a §; Inera's definition of fast läkarkontakt i primärvård",
+        "At most one active FLK per patient, working at the primary-care centre where the patient is listed.",
+        "contacts, listing unit"),
+    rule("FK-R20", E, "No active contacts after death or moving out", "register hygiene (Navet feeds the register)",
+        "A deceased patient, or one who moved out of the region, has no active contacts left.",
+        "EHR: Patient.deceased, moved-out flag"),
+];
+
+pub fn find(id: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.id.eq_ignore_ascii_case(id))
+}

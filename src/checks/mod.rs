@@ -1,0 +1,71 @@
+//! Checks: the guideline rules run over the domain (register contacts, EHR contacts, EHR-only
+//! facts) → findings. Reads domain types only; sinks turn findings into reports.
+
+pub mod catalogue;
+pub mod matching;
+pub mod profile;
+pub mod rules;
+pub mod run;
+
+pub use profile::Profile;
+
+use crate::domain::HsaId;
+use serde::{Deserialize, Serialize};
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// One breach of one rule for one patient, with what each side says and where it came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub severity: Severity,
+    /// 12 digits, no hyphen (the report is data; logs never carry this). For a number that
+    /// failed its check (FK-R16) it is the text as found.
+    pub patient: String,
+    pub message: String,
+    pub basis: &'static str,
+    /// What the register says, when it bears on the finding.
+    pub register: Option<String>,
+    /// What the EHR says.
+    pub ehr: Option<String>,
+    pub unit: Option<HsaId>,
+    /// Register rows (`FILE:LINE Rad-id`) and FHIR resources (`Type/id`) concerned.
+    pub sources: Vec<String>,
+    /// FHIRPath to the element, for OperationOutcome.
+    pub expression: Option<String>,
+}
+
+/// A rule that could not run for lack of data, said once per run.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct NotEvaluated {
+    pub rule: &'static str,
+    pub reason: String,
+}

@@ -1,0 +1,157 @@
+//! A region's profile (`mappings/profiles/*.toml`): every way the two guidelines differ, as
+//! settings, with severity overrides and the patient-group table. A region writes its own file.
+
+use super::Severity;
+use crate::domain::{PatientGroup, PlanKind};
+use crate::mapping::{read_toml, MappingError, Terminology};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FvkSettings {
+    /// FK-R01: most active FVKs per patient (Gävleborg §2.2: 1); absent = no limit.
+    pub max_active_per_patient: Option<usize>,
+    /// FK-R01: most active FVKs per unit; absent = no limit.
+    pub max_active_per_unit: Option<usize>,
+    /// FK-R02: FVKs in several units need exactly one coordinating FVK (Örebro §7.5).
+    pub coordinator_across_units: bool,
+    /// FK-R11: an FVK must be health-care staff (Örebro §7.2), not administrative.
+    pub health_care_staff_only: bool,
+    /// FK-R07: the discharge FVK must be the coordinating one (Örebro §7.5).
+    pub discharge_fvk_must_coordinate: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlkSettings {
+    /// FK-R05: specialities (codes of CodeSystem `specialitet`) that count as general-practice
+    /// competence, "or equivalent" (Örebro §8.2).
+    pub qualifying_specialties: Vec<String>,
+}
+
+/// What a group of patients should have (FK-R18).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Needs {
+    #[serde(default)]
+    pub contacts: Vec<NeededContact>,
+    #[serde(default)]
+    pub plans: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NeededContact {
+    Fvk,
+    Flk,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    name: String,
+    description: String,
+    fvk: FvkSettings,
+    flk: FlkSettings,
+    #[serde(default)]
+    severity: BTreeMap<String, Severity>,
+    #[serde(default)]
+    disabled: Vec<String>,
+    #[serde(default)]
+    patient_groups: BTreeMap<String, Needs>,
+    #[serde(default)]
+    large_care_needs: Needs,
+}
+
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    pub path: PathBuf,
+    pub fvk: FvkSettings,
+    pub flk: FlkSettings,
+    pub severity: BTreeMap<String, Severity>,
+    pub disabled: Vec<String>,
+    pub patient_groups: BTreeMap<PatientGroup, (Vec<NeededContact>, Vec<PlanKind>)>,
+    pub large_care_needs: (Vec<NeededContact>, Vec<PlanKind>),
+}
+
+impl Profile {
+    /// `NAME` (a file in `DIR/profiles/`) or a path to a TOML file.
+    pub fn load(
+        name_or_path: &str,
+        mappings_dir: &Path,
+        t: &Terminology,
+    ) -> Result<Self, MappingError> {
+        let as_path = PathBuf::from(name_or_path);
+        let path = if as_path.extension().is_some_and(|x| x == "toml")
+            || as_path.components().count() > 1
+        {
+            as_path
+        } else {
+            mappings_dir
+                .join("profiles")
+                .join(format!("{name_or_path}.toml"))
+        };
+        let raw: RawProfile = read_toml(&path)?;
+        let invalid = |message: String| MappingError::Invalid {
+            path: path.clone(),
+            message,
+        };
+        for id in raw.severity.keys().chain(&raw.disabled) {
+            if super::catalogue::find(id).is_none() {
+                return Err(invalid(format!("no rule {id} (rules are FK-R01..FK-R20)")));
+            }
+        }
+        for s in &raw.flk.qualifying_specialties {
+            if t.specialty(s).is_none() {
+                return Err(invalid(format!(
+                    "flk.qualifying_specialties: '{s}' is not in CodeSystem specialitet"
+                )));
+            }
+        }
+        let plans = |v: &[String]| -> Result<Vec<PlanKind>, MappingError> {
+            v.iter()
+                .map(|p| {
+                    PlanKind::from_code(p)
+                        .ok_or_else(|| invalid(format!("'{p}' is not a plantyp code")))
+                })
+                .collect()
+        };
+        let mut groups = BTreeMap::new();
+        for (g, needs) in &raw.patient_groups {
+            let group = PatientGroup::from_code(g)
+                .ok_or_else(|| invalid(format!("patient_groups.{g}: not a patientgrupp code")))?;
+            groups.insert(group, (needs.contacts.clone(), plans(&needs.plans)?));
+        }
+        let large = (
+            raw.large_care_needs.contacts.clone(),
+            plans(&raw.large_care_needs.plans)?,
+        );
+        Ok(Profile {
+            name: raw.name,
+            description: raw.description,
+            path,
+            fvk: raw.fvk,
+            flk: raw.flk,
+            severity: raw
+                .severity
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_uppercase(), v))
+                .collect(),
+            disabled: raw
+                .disabled
+                .iter()
+                .map(|d| d.to_ascii_uppercase())
+                .collect(),
+            patient_groups: groups,
+            large_care_needs: large,
+        })
+    }
+
+    pub fn enabled(&self, rule: &str) -> bool {
+        !self.disabled.iter().any(|d| d == rule)
+    }
+}

@@ -1,0 +1,414 @@
+//! FHIR R4 → the EHR-only facts per patient (`PatientContext`): flags, conditions, observations,
+//! encounters, deceased, listing, plans with their consent, and the staff directory (which
+//! person holds an active role at which unit). Carriers are named in `mappings/ehr/`.
+
+use super::inbound::{Inbound, Index};
+use crate::domain::context::{Availability, MunicipalCareForm, PatientContext, PatientGroup};
+use crate::domain::identity::{HsaId, PatientId};
+use crate::domain::plan::{
+    CarePlanRecord, Consent as DomainConsent, DocumentedAgreement, FollowUp, Intervention,
+    MedicalCarePlan, PlanBody, PlanKind, PlanStatus, Principal, Sip,
+};
+use crate::mapping::ehr::Code;
+use crate::mapping::Mappings;
+use chrono::NaiveDate;
+use fhirbolt::model::r4::resources::{
+    CarePlan, CarePlanActivityDetailScheduled, ObservationValue, PatientDeceased,
+};
+use fhirbolt::model::r4::types::{CodeableConcept, Reference};
+use fhirbolt::model::r4::Resource;
+use std::collections::{HashMap, HashSet};
+
+fn has(cc: &CodeableConcept, code: &Code) -> bool {
+    cc.coding.iter().any(|c| {
+        c.system.as_ref().and_then(|s| s.value.as_deref()) == Some(code.0.as_str())
+            && c.code.as_ref().and_then(|s| s.value.as_deref()) == Some(code.1.as_str())
+    })
+}
+
+fn code_in<'a>(cc: &'a CodeableConcept, system: &str) -> Option<&'a str> {
+    cc.coding.iter().find_map(|c| {
+        (c.system.as_ref().and_then(|s| s.value.as_deref()) == Some(system))
+            .then(|| c.code.as_ref()?.value.as_deref())?
+    })
+}
+
+fn date_of(s: Option<&str>) -> Option<NaiveDate> {
+    let s = s?;
+    NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d").ok()
+}
+
+fn string(s: &Option<fhirbolt::model::r4::types::String>) -> Option<String> {
+    s.as_ref().and_then(|v| v.value.clone())
+}
+
+/// Everything the EHR side says beyond its contacts.
+#[derive(Debug, Default)]
+pub struct EhrFacts {
+    pub contexts: HashMap<PatientId, PatientContext>,
+    pub availability: Availability,
+    /// (staff, unit) pairs with an active PractitionerRole: the person is selectable there.
+    pub directory: HashSet<(HsaId, HsaId)>,
+}
+
+pub struct ContextReader<'m> {
+    m: &'m Mappings,
+}
+
+impl<'m> ContextReader<'m> {
+    pub fn new(m: &'m Mappings) -> Self {
+        ContextReader { m }
+    }
+
+    fn patient(&self, idx: &Index, r: Option<&Reference>) -> Option<PatientId> {
+        let r = r?;
+        let mut ids = Vec::new();
+        if let Some(Resource::Patient(p)) = idx.get(r) {
+            ids.extend(p.identifier.iter().cloned());
+        }
+        ids.extend(r.identifier.as_deref().cloned());
+        Inbound::patient_id(&ids).and_then(Result::ok)
+    }
+
+    fn hsa_of(&self, idx: &Index, r: Option<&Reference>) -> Option<HsaId> {
+        let hsa = |ids: &[fhirbolt::model::r4::types::Identifier]| {
+            ids.iter().find_map(|i| {
+                let sys = i.system.as_ref()?.value.as_deref()?;
+                (super::systems::classify(sys) == super::systems::IdentifierKind::Hsa)
+                    .then(|| HsaId::parse(i.value.as_ref()?.value.as_deref()?).ok())?
+            })
+        };
+        match idx.get(r?)? {
+            Resource::PractitionerRole(pr) => {
+                match pr.practitioner.as_deref().and_then(|p| idx.get(p)) {
+                    Some(Resource::Practitioner(p)) => hsa(&p.identifier),
+                    _ => None,
+                }
+            }
+            Resource::Practitioner(p) => hsa(&p.identifier),
+            Resource::Organization(o) => hsa(&o.identifier),
+            _ => None,
+        }
+    }
+
+    fn principal(&self, idx: &Index, r: Option<&Reference>) -> Option<Principal> {
+        match idx.get(r?)? {
+            Resource::Organization(o) => o.r#type.iter().find_map(|t| {
+                code_in(t, &self.m.ehr.principal_system).and_then(Principal::from_code)
+            }),
+            _ => None,
+        }
+    }
+
+    fn plan(
+        &self,
+        idx: &Index,
+        cp: &CarePlan,
+        kind: PlanKind,
+        patient: PatientId,
+    ) -> CarePlanRecord {
+        let act = &self.m.ehr.plan_activity_system;
+        let details: Vec<(
+            &str,
+            &fhirbolt::model::r4::resources::CarePlanActivityDetail,
+        )> = cp
+            .activity
+            .iter()
+            .filter_map(|a| {
+                let d = a.detail.as_ref()?;
+                Some((code_in(d.code.as_deref()?, act)?, d))
+            })
+            .collect();
+        let text_of = |code: &str| {
+            details
+                .iter()
+                .find(|(c, _)| *c == code)
+                .map(|(_, d)| string(&d.description).unwrap_or_default())
+        };
+        let texts_of = |code: &str| -> Vec<String> {
+            details
+                .iter()
+                .filter(|(c, _)| *c == code)
+                .map(|(_, d)| string(&d.description).unwrap_or_default())
+                .collect()
+        };
+        let scheduled =
+            |d: &fhirbolt::model::r4::resources::CarePlanActivityDetail| match &d.scheduled {
+                Some(CarePlanActivityDetailScheduled::Period(p)) => {
+                    date_of(p.start.as_ref().and_then(|s| s.value.as_deref()))
+                }
+                Some(CarePlanActivityDetailScheduled::String(s)) => date_of(s.value.as_deref()),
+                _ => None,
+            };
+        let body = match kind {
+            PlanKind::Sip => {
+                let consent = cp.supporting_info.iter().find_map(|r| match idx.get(r) {
+                    Some(Resource::Consent(c)) => Some(DomainConsent {
+                        id: c
+                            .id
+                            .as_ref()
+                            .and_then(|i| i.value.clone())
+                            .unwrap_or_default(),
+                        active: c.status.value.as_deref() == Some("active"),
+                        date: date_of(c.date_time.as_ref().and_then(|d| d.value.as_deref())),
+                    }),
+                    _ => None,
+                });
+                let interventions = details
+                    .iter()
+                    .filter(|(c, _)| *c == "insats")
+                    .map(|(_, d)| Intervention {
+                        description: string(&d.description).unwrap_or_default(),
+                        responsible: d
+                            .performer
+                            .iter()
+                            .find_map(|p| self.principal(idx, Some(p))),
+                    })
+                    .collect();
+                PlanBody::Sip(Sip {
+                    consent,
+                    interventions,
+                    measures_by_others: texts_of("atgard-annan"),
+                    overall_responsibility: self.principal(idx, cp.author.as_deref()),
+                })
+            }
+            PlanKind::MedicalCarePlan => {
+                let follow = details
+                    .iter()
+                    .find(|(c, _)| *c == "uppfoljning")
+                    .map(|(_, d)| FollowUp {
+                        when: scheduled(d),
+                        by: d.performer.iter().find_map(|p| self.hsa_of(idx, Some(p))),
+                    });
+                PlanBody::MedicalCarePlan(MedicalCarePlan {
+                    prognosis: text_of("prognos"),
+                    care_level_on_deterioration: text_of("vardniva-vid-forsamring"),
+                    direct_contact: text_of("direktkontakt"),
+                    action_plan_on_deterioration: text_of("atgardsplan-vid-forsamring"),
+                    follow_up: follow,
+                    treatment_limitations: text_of("behandlingsbegransning"),
+                    author: self.hsa_of(idx, cp.author.as_deref()),
+                })
+            }
+            PlanKind::DocumentedAgreement => {
+                let named_contacts = cp
+                    .care_team
+                    .iter()
+                    .filter_map(|r| match idx.get(r) {
+                        Some(Resource::CareTeam(ct)) => ct
+                            .participant
+                            .first()
+                            .and_then(|p| self.hsa_of(idx, p.member.as_deref())),
+                        _ => None,
+                    })
+                    .collect();
+                PlanBody::DocumentedAgreement(DocumentedAgreement {
+                    patient_commitments: texts_of("patientens-atagande"),
+                    care_commitments: texts_of("vardens-atagande"),
+                    named_contacts,
+                    next_contact: details
+                        .iter()
+                        .find(|(c, _)| *c == "nasta-kontakt")
+                        .and_then(|(_, d)| scheduled(d)),
+                })
+            }
+        };
+        CarePlanRecord {
+            source_id: format!(
+                "CarePlan/{}",
+                cp.id
+                    .as_ref()
+                    .and_then(|i| i.value.clone())
+                    .unwrap_or_default()
+            ),
+            patient,
+            status: cp
+                .status
+                .value
+                .as_deref()
+                .and_then(PlanStatus::from_code)
+                .unwrap_or(PlanStatus::Unknown),
+            created: date_of(cp.created.as_ref().and_then(|d| d.value.as_deref())),
+            body,
+        }
+    }
+
+    /// Reads every fact the EHR mapping names out of `resources`.
+    pub fn read(&self, idx: &Index, resources: &[&Resource]) -> EhrFacts {
+        let e = &self.m.ehr;
+        let mut out = EhrFacts::default();
+        let inbound = Inbound::new(self.m);
+        for r in resources {
+            let a = &mut out.availability;
+            match r {
+                Resource::Patient(p) => {
+                    let Some(Ok(id)) = Inbound::patient_id(&p.identifier) else {
+                        continue;
+                    };
+                    let dead = match &p.deceased {
+                        Some(PatientDeceased::Boolean(b)) => b.value == Some(true),
+                        Some(PatientDeceased::DateTime(_)) => true,
+                        _ => false,
+                    };
+                    // A Patient resource can say it is deceased: that makes death data available.
+                    a.deceased_or_moved = true;
+                    let ctx = out.contexts.entry(id).or_default();
+                    ctx.deceased |= dead;
+                    if ctx.listing.is_none() {
+                        ctx.listing =
+                            p.general_practitioner
+                                .iter()
+                                .find_map(|g| match idx.get(g) {
+                                    Some(Resource::Organization(_)) => self.hsa_of(idx, Some(g)),
+                                    _ => None,
+                                });
+                    }
+                    let _ = &inbound;
+                }
+                Resource::Flag(f) => {
+                    let active = f.status.value.as_deref() == Some("active");
+                    let Some(id) = self.patient(idx, Some(&f.subject)) else {
+                        continue;
+                    };
+                    if has(&f.code, &e.life_threatening_flag) {
+                        a.life_threatening = true;
+                        out.contexts.entry(id).or_default().life_threatening |= active;
+                    } else if has(&f.code, &e.moved_out_flag) {
+                        a.deceased_or_moved = true;
+                        out.contexts.entry(id).or_default().moved_out |= active;
+                    } else if has(&f.code, &e.large_care_needs) {
+                        a.large_care_needs = true;
+                        out.contexts.entry(id).or_default().large_care_needs |= active;
+                    }
+                }
+                Resource::Condition(c) => {
+                    if !c
+                        .category
+                        .iter()
+                        .any(|cc| has(cc, &e.life_threatening_condition))
+                    {
+                        continue;
+                    }
+                    a.life_threatening = true;
+                    let active = c.clinical_status.as_deref().is_none_or(|s| {
+                        s.coding.iter().any(|c| {
+                            c.code.as_ref().and_then(|v| v.value.as_deref()) == Some("active")
+                        })
+                    });
+                    if let Some(id) = self.patient(idx, Some(&c.subject)) {
+                        out.contexts.entry(id).or_default().life_threatening |= active;
+                    }
+                }
+                Resource::Observation(o) => {
+                    let current = !matches!(
+                        o.status.value.as_deref(),
+                        Some("entered-in-error" | "cancelled")
+                    );
+                    let Some(id) = self.patient(idx, o.subject.as_deref()) else {
+                        continue;
+                    };
+                    let value = match &o.value {
+                        Some(ObservationValue::CodeableConcept(cc)) => Some(&**cc),
+                        _ => None,
+                    };
+                    if has(&o.code, &e.municipal_care_observation) {
+                        a.municipal_care = true;
+                        if let Some(form) = value
+                            .and_then(|v| code_in(v, &e.municipal_care_system))
+                            .and_then(MunicipalCareForm::from_code)
+                        {
+                            if current {
+                                out.contexts
+                                    .entry(id)
+                                    .or_default()
+                                    .municipal_care
+                                    .push(form);
+                            }
+                        }
+                    } else if has(&o.code, &e.patient_group_observation) {
+                        a.patient_groups = true;
+                        if let Some(g) = value
+                            .and_then(|v| code_in(v, &e.patient_group_system))
+                            .and_then(PatientGroup::from_code)
+                        {
+                            if current {
+                                out.contexts.entry(id).or_default().groups.push(g);
+                            }
+                        }
+                    } else if has(&o.code, &e.large_care_needs) {
+                        a.large_care_needs = true;
+                        out.contexts.entry(id).or_default().large_care_needs |= current;
+                    }
+                }
+                Resource::EpisodeOfCare(ep) => {
+                    let forms: Vec<MunicipalCareForm> = ep
+                        .r#type
+                        .iter()
+                        .filter_map(|t| {
+                            code_in(t, &e.municipal_care_system)
+                                .and_then(MunicipalCareForm::from_code)
+                        })
+                        .collect();
+                    if forms.is_empty() {
+                        continue;
+                    }
+                    a.municipal_care = true;
+                    if ep.status.value.as_deref() == Some("active") {
+                        if let Some(id) = self.patient(idx, Some(&ep.patient)) {
+                            out.contexts
+                                .entry(id)
+                                .or_default()
+                                .municipal_care
+                                .extend(forms);
+                        }
+                    }
+                }
+                Resource::Encounter(enc) => {
+                    let class = &enc.class;
+                    let is_class = class.system.as_ref().and_then(|s| s.value.as_deref())
+                        == Some(e.discharge_class.0.as_str())
+                        && class.code.as_ref().and_then(|s| s.value.as_deref())
+                            == Some(e.discharge_class.1.as_str());
+                    if !is_class {
+                        continue;
+                    }
+                    a.discharge = true;
+                    let pending = enc.status.value.as_deref() == Some("in-progress")
+                        && enc
+                            .hospitalization
+                            .as_ref()
+                            .is_some_and(|h| h.discharge_disposition.is_some());
+                    if let Some(id) = self.patient(idx, enc.subject.as_deref()) {
+                        out.contexts.entry(id).or_default().discharge_pending |= pending;
+                    }
+                }
+                Resource::CarePlan(cp) => {
+                    let Some(kind) = cp
+                        .category
+                        .iter()
+                        .find_map(|c| code_in(c, &e.plan_category_system))
+                        .and_then(PlanKind::from_code)
+                    else {
+                        continue;
+                    };
+                    a.plans = true;
+                    if let Some(id) = self.patient(idx, Some(&cp.subject)) {
+                        let plan = self.plan(idx, cp, kind, id.clone());
+                        out.contexts.entry(id).or_default().plans.push(plan);
+                    }
+                }
+                Resource::PractitionerRole(pr) => {
+                    a.staff_directory = true;
+                    let active = pr.active.as_ref().and_then(|b| b.value) != Some(false);
+                    let staff = self.hsa_of(idx, pr.practitioner.as_deref());
+                    let unit = self.hsa_of(idx, pr.organization.as_deref());
+                    if let (true, Some(s), Some(u)) = (active, staff, unit) {
+                        out.directory.insert((s, u));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}

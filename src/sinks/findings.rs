@@ -1,0 +1,169 @@
+//! Sink: a check's findings as a terminal summary, JSON, CSV (for the region's spreadsheet) or a
+//! FHIR OperationOutcome (one issue per finding, `expression` pointing at the element).
+
+use crate::checks::run::{masked, CheckReport};
+use crate::checks::{catalogue, Severity};
+use std::collections::BTreeMap;
+use std::io::Write;
+
+/// Counts per rule and severity, the rules not evaluated, and the worst patients first. Patient
+/// numbers are masked here (a terminal ends up in logs); the files carry them in full.
+pub fn write_text(r: &CheckReport, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "fastkontakt check — profile {}, as of {}",
+        r.profile, r.as_of
+    )?;
+    writeln!(
+        out,
+        "{} patients, {} register rows ({} rejected), {} EHR contacts",
+        r.patients, r.register_rows, r.rejected_rows, r.ehr_contacts
+    )?;
+    let mut per_rule: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
+    for f in &r.findings {
+        per_rule.entry(f.rule).or_default()[f.severity as usize] += 1;
+    }
+    let total = |s: Severity| r.findings.iter().filter(|f| f.severity == s).count();
+    writeln!(
+        out,
+        "\n{} findings: {} errors, {} warnings, {} info",
+        r.findings.len(),
+        total(Severity::Error),
+        total(Severity::Warning),
+        total(Severity::Info)
+    )?;
+    if !per_rule.is_empty() {
+        writeln!(out, "\n  rule     errors  warnings  info  title")?;
+        for (rule, c) in &per_rule {
+            let title = catalogue::find(rule).map(|x| x.title).unwrap_or("");
+            writeln!(
+                out,
+                "  {rule}  {:>6}  {:>8}  {:>4}  {title}",
+                c[2], c[1], c[0]
+            )?;
+        }
+    }
+    if !r.not_evaluated.is_empty() {
+        writeln!(out, "\nnot evaluated:")?;
+        for n in &r.not_evaluated {
+            writeln!(out, "  {}  {}", n.rule, n.reason)?;
+        }
+    }
+    let mut per_patient: BTreeMap<&str, (usize, usize, Vec<&str>)> = BTreeMap::new();
+    for f in &r.findings {
+        let e = per_patient.entry(&f.patient).or_default();
+        match f.severity {
+            Severity::Error => e.0 += 1,
+            Severity::Warning => e.1 += 1,
+            Severity::Info => {}
+        }
+        if !e.2.contains(&f.rule) {
+            e.2.push(f.rule);
+        }
+    }
+    let mut worst: Vec<_> = per_patient.into_iter().collect();
+    worst.sort_by(|a, b| (b.1 .0, b.1 .1).cmp(&(a.1 .0, a.1 .1)).then(a.0.cmp(b.0)));
+    if !worst.is_empty() {
+        writeln!(out, "\nworst patients first:")?;
+        for (p, (e, w, rules)) in worst.iter().take(10) {
+            writeln!(
+                out,
+                "  {:<14} {e} errors, {w} warnings: {}",
+                masked(p),
+                rules.join(" ")
+            )?;
+        }
+        if worst.len() > 10 {
+            writeln!(
+                out,
+                "  … and {} more (see --format json or csv)",
+                worst.len() - 10
+            )?;
+        }
+    }
+    if !r.ehr_problems.is_empty() {
+        writeln!(out, "\nEHR data not read ({}):", r.ehr_problems.len())?;
+        for p in r.ehr_problems.iter().take(10) {
+            writeln!(out, "  {p}")?;
+        }
+    }
+    Ok(())
+}
+
+pub fn write_json(r: &CheckReport, out: &mut dyn Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, r)?;
+    writeln!(out)
+}
+
+pub fn write_csv(r: &CheckReport, out: &mut dyn Write) -> Result<(), csv::Error> {
+    // Semicolon and a BOM: what a Swedish spreadsheet opens without asking.
+    out.write_all(b"\xEF\xBB\xBF")?;
+    let mut w = csv::WriterBuilder::new().delimiter(b';').from_writer(out);
+    w.write_record([
+        "regel",
+        "allvarlighet",
+        "patient",
+        "meddelande",
+        "registret",
+        "journalen",
+        "enhet",
+        "grund",
+        "källor",
+    ])?;
+    for f in &r.findings {
+        w.write_record([
+            f.rule,
+            &f.severity.to_string(),
+            &f.patient,
+            &f.message,
+            f.register.as_deref().unwrap_or(""),
+            f.ehr.as_deref().unwrap_or(""),
+            f.unit.as_ref().map(|u| u.as_str()).unwrap_or(""),
+            f.basis,
+            &f.sources.join(" | "),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// One OperationOutcome for the run: an issue per finding (error → error, warning → warning,
+/// info → information), the rule in `details`, the element in `expression`.
+pub fn operation_outcome(r: &CheckReport) -> serde_json::Value {
+    let issues: Vec<serde_json::Value> = r
+        .findings
+        .iter()
+        .map(|f| {
+            let severity = match f.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+                Severity::Info => "information",
+            };
+            let mut expression: Vec<String> = Vec::new();
+            if let Some(e) = &f.expression {
+                expression.push(e.clone());
+            }
+            let mut issue = serde_json::json!({
+                "severity": severity,
+                "code": "business-rule",
+                "details": {
+                    "coding": [{"system": "https://fhir.fastkontakt.example/CodeSystem/regel", "code": f.rule}],
+                    "text": format!("{} ({}) — patient {}", f.message, f.basis, f.patient),
+                },
+                "diagnostics": f.sources.join(" | "),
+            });
+            if !expression.is_empty() {
+                issue["expression"] = serde_json::json!(expression);
+            }
+            issue
+        })
+        .collect();
+    let issues = if issues.is_empty() {
+        vec![
+            serde_json::json!({"severity": "information", "code": "informational", "details": {"text": "no findings"}}),
+        ]
+    } else {
+        issues
+    };
+    serde_json::json!({"resourceType": "OperationOutcome", "issue": issues})
+}
