@@ -48,6 +48,9 @@ pub enum NeededContact {
     Flk,
 }
 
+/// The contacts and plans a group of patients should have.
+pub type Requirement = (Vec<NeededContact>, Vec<PlanKind>);
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProfile {
@@ -74,8 +77,8 @@ pub struct Profile {
     pub flk: FlkSettings,
     pub severity: BTreeMap<String, Severity>,
     pub disabled: Vec<String>,
-    pub patient_groups: BTreeMap<PatientGroup, (Vec<NeededContact>, Vec<PlanKind>)>,
-    pub large_care_needs: (Vec<NeededContact>, Vec<PlanKind>),
+    pub patient_groups: BTreeMap<PatientGroup, Requirement>,
+    pub large_care_needs: Requirement,
 }
 
 impl Profile {

@@ -3,12 +3,12 @@
 
 use super::catalogue;
 use super::matching::{compare, Discrepancy};
-use super::profile::{NeededContact, Profile};
+use super::profile::{NeededContact, Profile, Requirement};
 use super::{Finding, NotEvaluated, Severity};
 use crate::domain::plan::PlanBody;
 use crate::domain::{
     Availability, ContactKind, ContactStatus, FixedContact, HsaId, PatientContext, PatientId,
-    PlanKind, Profession, UnitKind,
+    Profession, UnitKind,
 };
 use chrono::NaiveDate;
 use std::collections::{BTreeSet, HashSet};
@@ -669,7 +669,7 @@ impl<'p> Engine<'p> {
             a.patient_groups || a.large_care_needs,
             "patient group or large-care-needs data",
         ) {
-            let mut needs: Vec<(String, &(Vec<NeededContact>, Vec<PlanKind>))> = ctx
+            let mut needs: Vec<(String, &Requirement)> = ctx
                 .groups
                 .iter()
                 .filter_map(|g| {

@@ -1,0 +1,469 @@
+//! `check`: each rule fires on its bad case and stays quiet on its near miss, under each profile;
+//! generated regions give exactly the injected inconsistencies; outputs and exit codes.
+
+use fastkontakt::checks::run::{self, CheckInput, CheckReport, EhrSide};
+use fastkontakt::checks::Profile;
+use fastkontakt::mapping::Mappings;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn mappings() -> Mappings {
+    Mappings::load(&root().join("mappings"), None, None).unwrap()
+}
+
+fn as_of() -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap()
+}
+
+fn check(profile: &str, register: Option<PathBuf>, ehr: Option<PathBuf>) -> CheckReport {
+    let m = mappings();
+    let p = Profile::load(profile, &root().join("mappings"), &m.terminology).unwrap();
+    let ehr = ehr.map(|e| EhrSide::from_files(&e, &m).unwrap());
+    let input = CheckInput {
+        register: register.as_deref(),
+        ehr,
+        profile: &p,
+        mappings: &m,
+        as_of: as_of(),
+        quarantine: None,
+    };
+    run::run(input, &mut |_, _| {}).unwrap()
+}
+
+fn handwritten(profile: &str) -> CheckReport {
+    check(
+        profile,
+        Some(root().join("samples/handwritten/register.csv")),
+        Some(root().join("samples/handwritten/ehr")),
+    )
+}
+
+/// Case name (the Rad-id without its row number) → patient's 12 digits.
+fn cases() -> HashMap<String, String> {
+    let text = std::fs::read_to_string(root().join("samples/handwritten/register.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(';').collect();
+            (
+                f[0].rsplit_once('-').unwrap().0.to_owned(),
+                f[1].replace('-', ""),
+            )
+        })
+        .collect()
+}
+
+fn fired(r: &CheckReport, case: &str, rule: &str) -> bool {
+    let pnr = &cases()[case];
+    r.findings
+        .iter()
+        .any(|f| f.rule == rule && &f.patient == pnr)
+}
+
+/// (rule, bad case, near miss, profiles where the bad case must fire; in the others it must not).
+const TABLE: &[(&str, &str, &str, &[&str])] = &[
+    ("FK-R01", "r01-two-fvk", "ok-all", &["gavleborg"]),
+    (
+        "FK-R02",
+        "r02-two-coordinating",
+        "r02-coordinating-ok",
+        &["orebro"],
+    ),
+    ("FK-R02", "r01-two-fvk", "r02-coordinating-ok", &["orebro"]),
+    (
+        "FK-R03",
+        "r03-life-threatening-nurse",
+        "r03-life-threatening-physician-ok",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R04",
+        "r04-flk-nurse",
+        "ok-all",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R04",
+        "r04-flk-clinic",
+        "r05-flk-st-ok",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R05",
+        "r05-flk-internist",
+        "r05-flk-st-ok",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R06",
+        "r06-municipal-no-flk",
+        "r06-municipal-flk-ok",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R07",
+        "r07-discharge-no-fvk",
+        "r07-discharge-fvk-ehr-only",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R08",
+        "r08-ehr-missing",
+        "ok-all",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R08",
+        "r08-ehr-other-staff",
+        "r07-discharge-fvk-ehr-only",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R08",
+        "r08-ehr-extra",
+        "r17-consecutive-ok",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R09",
+        "r09-ended-only-register",
+        "r17-consecutive-ok",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R10",
+        "r10-not-selectable",
+        "ok-all",
+        &["gavleborg", "orebro"],
+    ),
+    ("FK-R11", "r11-admin-fvk", "ok-all", &["orebro"]),
+    (
+        "FK-R12",
+        "r12-declined-not-in-ehr",
+        "r12-declined-ok",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R13",
+        "r13-sip-no-consent",
+        "r13-sip-ok",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R14",
+        "r14-mvp-incomplete",
+        "r14-mvp-ok",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R15",
+        "r15-agreement-no-next-contact",
+        "r15-agreement-ok",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R17",
+        "r17-overlap",
+        "r17-consecutive-ok",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R18",
+        "r18-komplext-no-fvk",
+        "ok-all",
+        &["gavleborg", "orebro"],
+    ),
+    ("FK-R19", "r19-two-flk", "ok-all", &["gavleborg", "orebro"]),
+    (
+        "FK-R19",
+        "r19-other-centre",
+        "samordningsnummer-ok",
+        &["gavleborg", "orebro"],
+    ),
+    ("FK-R20", "r20-deceased", "ok-all", &["gavleborg", "orebro"]),
+    (
+        "FK-R20",
+        "r20-moved",
+        "r13-sip-ok",
+        &["gavleborg", "orebro"],
+    ),
+];
+
+#[test]
+fn every_rule_fires_on_its_bad_case_and_not_on_its_near_miss_under_each_profile() {
+    for profile in ["gavleborg", "orebro"] {
+        let r = handwritten(profile);
+        for (rule, bad, near, fires_in) in TABLE {
+            let should = fires_in.contains(&profile);
+            assert_eq!(
+                fired(&r, bad, rule),
+                should,
+                "{rule} on {bad} under {profile}: expected fires={should}"
+            );
+            assert!(
+                !fired(&r, near, rule),
+                "{rule} fired on the near miss {near} under {profile}"
+            );
+        }
+        assert!(
+            r.not_evaluated.is_empty(),
+            "the hand-written EHR carries every fact: {:?}",
+            r.not_evaluated
+        );
+    }
+}
+
+#[test]
+fn the_clean_patient_has_no_finding_at_all() {
+    for profile in ["gavleborg", "orebro"] {
+        let r = handwritten(profile);
+        for case in [
+            "ok-all",
+            "r05-flk-st-ok",
+            "r12-declined-ok",
+            "r13-sip-ok",
+            "r14-mvp-ok",
+            "r15-agreement-ok",
+            "samordningsnummer-ok",
+        ] {
+            let pnr = &cases()[case];
+            let f: Vec<_> = r
+                .findings
+                .iter()
+                .filter(|f| &f.patient == pnr)
+                .map(|f| (f.rule, &f.message))
+                .collect();
+            assert!(f.is_empty(), "{case} under {profile}: {f:?}");
+        }
+    }
+}
+
+#[test]
+fn fk_r16_reports_the_bad_checksum_row_with_its_line() {
+    let r = handwritten("gavleborg");
+    let f: Vec<_> = r.findings.iter().filter(|f| f.rule == "FK-R16").collect();
+    assert_eq!(f.len(), 1);
+    assert!(
+        f[0].sources[0].ends_with("register.csv:48 r16-bad-checksum-1"),
+        "{:?}",
+        f[0].sources
+    );
+    assert!(f[0].message.contains("check digit"));
+    assert_eq!(r.rejected_rows, 1);
+}
+
+#[test]
+fn generated_regions_give_exactly_the_injected_inconsistencies() {
+    let m = mappings();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fastkontakt::samples::Spec {
+        patients: 4000,
+        seed: 2024,
+        inconsistency_share: 0.1,
+    };
+    let manifest = fastkontakt::samples::generate(&spec, &m, dir.path()).unwrap();
+    for profile in ["gavleborg", "orebro"] {
+        let r = check(
+            profile,
+            Some(dir.path().join("register.csv")),
+            Some(dir.path().join("ehr")),
+        );
+        let mut got: BTreeMap<String, usize> = BTreeMap::new();
+        for f in &r.findings {
+            *got.entry(f.rule.to_owned()).or_default() += 1;
+        }
+        let expected = manifest.expected(profile);
+        assert!(
+            expected.len() >= 8,
+            "the generator injects many kinds: {expected:?}"
+        );
+        assert_eq!(got, expected, "per-rule counts under {profile}");
+    }
+}
+
+#[test]
+fn rules_without_data_are_not_evaluated_once_never_passed() {
+    let r = check(
+        "orebro",
+        Some(root().join("samples/handwritten/register.csv")),
+        None,
+    );
+    let rules: Vec<&str> = r.not_evaluated.iter().map(|n| n.rule).collect();
+    for rule in [
+        "FK-R03", "FK-R06", "FK-R07", "FK-R08", "FK-R09", "FK-R10", "FK-R12", "FK-R13", "FK-R14",
+        "FK-R15", "FK-R18", "FK-R20",
+    ] {
+        assert_eq!(
+            rules.iter().filter(|r| **r == rule).count(),
+            1,
+            "{rule} listed once: {:?}",
+            r.not_evaluated
+        );
+        assert!(
+            !r.findings.iter().any(|f| f.rule == rule),
+            "{rule} ran without its data"
+        );
+    }
+    assert!(r
+        .not_evaluated
+        .iter()
+        .all(|n| n.reason.starts_with("no data: ")));
+    // The register-only rules still run.
+    assert!(fired(&r, "r04-flk-nurse", "FK-R04"));
+}
+
+#[test]
+fn ehr_only_input_runs_the_rules_on_the_ehr_contacts() {
+    let r = check(
+        "gavleborg",
+        None,
+        Some(root().join("samples/handwritten/ehr")),
+    );
+    assert!(fired(&r, "r04-flk-nurse", "FK-R04"));
+    assert!(
+        fired(&r, "r01-two-fvk", "FK-R01"),
+        "the EHR's copy holds the two FVKs too"
+    );
+    let f = r.findings.iter().find(|f| f.rule == "FK-R04").unwrap();
+    assert!(f.ehr.is_some() && f.sources[0].starts_with("CareTeam/"));
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fastkontakt"));
+    c.current_dir(root());
+    c
+}
+
+fn run_check(extra: &[&str]) -> std::process::Output {
+    bin()
+        .args([
+            "check",
+            "--register",
+            "samples/handwritten/register.csv",
+            "--ehr",
+            "samples/handwritten/ehr",
+            "--as-of",
+            "2026-06-01",
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn json_csv_and_operation_outcome_outputs() {
+    let o = run_check(&["--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "errors found → exit 1");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = &v["findings"][0];
+    for key in ["rule", "severity", "patient", "message", "basis", "sources"] {
+        assert!(!f[key].is_null(), "finding has {key}: {f}");
+    }
+    assert!(["error", "warning", "info"].contains(&f["severity"].as_str().unwrap()));
+    let p = f["patient"].as_str().unwrap();
+    assert_eq!(p.len(), 12);
+    assert!(p.chars().all(|c| c.is_ascii_digit()));
+
+    let o = run_check(&["--format", "csv"]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.starts_with(
+        "\u{feff}regel;allvarlighet;patient;meddelande;registret;journalen;enhet;grund;källor"
+    ));
+    assert_eq!(
+        text.lines().count(),
+        v["findings"].as_array().unwrap().len() + 1
+    );
+
+    let o = run_check(&["--format", "operation-outcome"]);
+    let oo =
+        fastkontakt::fhir::model::parse(&o.stdout).expect("OperationOutcome parses strictly as R4");
+    match oo {
+        fastkontakt::fhir::Resource::OperationOutcome(oo) => {
+            assert_eq!(oo.issue.len(), v["findings"].as_array().unwrap().len());
+            assert!(
+                oo.issue.iter().any(|i| !i.expression.is_empty()),
+                "issues point at elements"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn fail_on_sets_the_exit_code() {
+    assert_eq!(run_check(&["--fail-on", "never"]).status.code(), Some(0));
+    assert_eq!(run_check(&["--fail-on", "warning"]).status.code(), Some(1));
+    let o = bin()
+        .args([
+            "check",
+            "--register",
+            "samples/handwritten/register.csv",
+            "--profile",
+            "nosuch",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "a run that fails exits 2");
+    let o = run_check(&["-o", "/dev/null/x/y.json", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(2));
+    let text = String::from_utf8(run_check(&[]).stdout).unwrap();
+    assert!(text.contains("FK-R13") && text.contains("worst patients first"));
+    assert!(
+        !cases().values().any(|p| text.contains(p.as_str())),
+        "the terminal summary masks patients"
+    );
+}
+
+#[test]
+fn rules_lists_and_explains() {
+    let o = bin().args(["rules"]).output().unwrap();
+    let text = String::from_utf8(o.stdout).unwrap();
+    for i in 1..=20 {
+        assert!(text.contains(&format!("FK-R{i:02}")));
+    }
+    let o = bin().args(["rules", "FK-R03"]).output().unwrap();
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("SOSFS 2011:7 2 kap. 3 §") && text.contains("licensed physician"));
+    assert_eq!(
+        bin()
+            .args(["rules", "FK-R99"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_region_writes_its_own_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("mappings/profiles/orebro.toml")).unwrap();
+    // A region that counts internal medicine as equivalent competence and silences FK-R17.
+    let custom = text
+        .replace(
+            "\"st-allmanmedicin\"]",
+            "\"st-allmanmedicin\", \"internmedicin\"]",
+        )
+        .replace("[fvk]", "disabled = [\"FK-R17\"]\n\n[fvk]")
+        .replace("[severity]", "[severity]\n\"FK-R04\" = \"warning\"");
+    let path = dir.path().join("myregion.toml");
+    std::fs::write(&path, custom).unwrap();
+    let r = check(
+        path.to_str().unwrap(),
+        Some(root().join("samples/handwritten/register.csv")),
+        Some(root().join("samples/handwritten/ehr")),
+    );
+    assert!(!fired(&r, "r05-flk-internist", "FK-R05"));
+    assert!(!r.findings.iter().any(|f| f.rule == "FK-R17"));
+    assert!(r
+        .findings
+        .iter()
+        .filter(|f| f.rule == "FK-R04")
+        .all(|f| f.severity == fastkontakt::checks::Severity::Warning));
+}
