@@ -11,4 +11,5 @@ pub mod mapping;
 pub mod samples;
 pub mod sinks;
 pub mod sources;
+pub mod sync;
 pub mod translate;

@@ -92,6 +92,25 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         quarantine: Option<PathBuf>,
     },
+    /// Sync the register's contacts into an EHR over FHIR R4: plan (three-way diff), then apply.
+    ///
+    /// Creates, updates and ends relations (never deletes); a person's change in the EHR to a
+    /// register-owned element is a conflict, reported and kept unless --on-conflict
+    /// register-wins. A re-run on an unchanged export writes nothing. Settings may come from
+    /// --config FILE (TOML, same names with underscores); flags win.
+    /// Exit: 0 done, 1 done with conflicts or rejected rows, 2 failed.
+    Sync(SyncArgs),
+    /// Who was this patient's FLK, FVK or treating role, and which sync run set it.
+    History {
+        /// The patient's personnummer or samordningsnummer.
+        patient: String,
+        /// Only relations valid on this day.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        at: Option<chrono::NaiveDate>,
+        /// The sync state file.
+        #[arg(long, default_value = "fastkontakt-state.sqlite", value_name = "PATH")]
+        state: PathBuf,
+    },
     /// List the rules with their basis, or explain one (`fastkontakt rules FK-R03`).
     Rules {
         /// A rule id, e.g. FK-R03.
@@ -102,6 +121,78 @@ enum Command {
         #[command(subcommand)]
         command: SamplesCommand,
     },
+}
+
+#[derive(clap::Args, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SyncArgs {
+    /// Settings file (TOML) for scheduled jobs; command-line flags override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Register export (.csv).
+    #[arg(long, global = true, value_name = "FILE")]
+    register: Option<PathBuf>,
+    /// The EHR's FHIR base URL.
+    #[arg(long, global = true, value_name = "URL")]
+    ehr: Option<String>,
+    /// State file (SQLite): last-applied state, runs, ledger.
+    #[arg(long, global = true, value_name = "PATH")]
+    state: Option<PathBuf>,
+    /// Plan and print, write nothing.
+    #[arg(long, global = true)]
+    dry_run: bool,
+    /// Write the run summary as JSON here.
+    #[arg(long, global = true, value_name = "FILE")]
+    summary: Option<PathBuf>,
+    /// What to do when a person changed a register-owned element in the EHR.
+    #[arg(long, global = true, value_enum)]
+    on_conflict: Option<fastkontakt::sync::OnConflict>,
+    /// Entries per transaction Bundle.
+    #[arg(long, global = true)]
+    chunk_size: Option<usize>,
+    /// Refuse to end more than this share of the active relations in one run (0..1).
+    #[arg(long, global = true)]
+    max_end_share: Option<f64>,
+    /// Bearer token: file:PATH or env:NAME.
+    #[arg(long, global = true, value_name = "SECRET")]
+    bearer: Option<String>,
+    /// OAuth2 token endpoint (client credentials).
+    #[arg(long, global = true, value_name = "URL")]
+    token_url: Option<String>,
+    #[arg(long, global = true)]
+    client_id: Option<String>,
+    /// OAuth2 client secret: file:PATH or env:NAME.
+    #[arg(long, global = true, value_name = "SECRET")]
+    client_secret: Option<String>,
+    #[arg(long, global = true)]
+    scope: Option<String>,
+    /// Client certificate and key (PEM, one file) for mutual TLS, e.g. SITHS.
+    #[arg(long, global = true, value_name = "FILE")]
+    client_cert: Option<PathBuf>,
+    /// A private CA (PEM) to trust for the EHR's certificate.
+    #[arg(long, global = true, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    /// Sent as X-Tenant-ID.
+    #[arg(long, global = true)]
+    tenant: Option<String>,
+    /// Day used for end dates (default today, Europe/Stockholm).
+    #[arg(long, global = true, value_name = "YYYY-MM-DD")]
+    as_of: Option<chrono::NaiveDate>,
+    #[command(subcommand)]
+    #[serde(skip)]
+    action: Option<SyncAction>,
+}
+
+#[derive(Subcommand, Clone)]
+enum SyncAction {
+    /// Write the plan to a file for review; writes nothing to the EHR.
+    Plan {
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Apply a reviewed plan, only if the EHR has not changed since it was planned.
+    Apply { plan: PathBuf },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -321,6 +412,63 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Sync(args) => sync_command(&cli, args),
+        Command::History { patient, at, state } => {
+            let mappings = load_mappings(&cli)?;
+            let p = fastkontakt::domain::PatientId::parse(patient)
+                .map_err(|e| anyhow::anyhow!("the patient number: {e}"))?;
+            let st = fastkontakt::sync::state::State::open(state)?;
+            let rows = st.history(&fastkontakt::sync::engine::patient_hash(
+                &mappings.target.id_namespace,
+                &p,
+            ))?;
+            if rows.is_empty() {
+                println!("no sync has written a relation for {p}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            // The newest line per relation tells what it was; --at keeps those valid that day.
+            let mut latest: std::collections::BTreeMap<
+                &str,
+                &fastkontakt::sync::state::LedgerEntry,
+            > = Default::default();
+            for r in &rows {
+                let known = at.is_none_or(|d| r.at.as_str() <= format!("{d}T99").as_str());
+                if known {
+                    latest.insert(&r.key, r);
+                }
+            }
+            println!("{p}: {} relations written by fastkontakt", latest.len());
+            for r in latest.values() {
+                let valid = at.is_none_or(|d| {
+                    let d = d.to_string();
+                    r.valid_from <= d && r.valid_to.as_ref().is_none_or(|t| *t >= d)
+                });
+                if !valid || (at.is_some() && r.status == "avbojd") {
+                    continue;
+                }
+                println!(
+                    "  {:<28} {:<22} at {:<20} {} .. {}  {}  (run {}, {} {} {}{})",
+                    r.kind,
+                    r.staff.as_deref().unwrap_or("-"),
+                    r.unit,
+                    r.valid_from,
+                    r.valid_to.as_deref().unwrap_or(""),
+                    r.status,
+                    r.run,
+                    r.action,
+                    r.resource,
+                    r.version
+                        .as_deref()
+                        .map(|v| format!(" v{v}"))
+                        .unwrap_or_default(),
+                    r.register_row
+                        .as_deref()
+                        .map(|x| format!(", from {x}"))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Rules { id } => {
             use fastkontakt::checks::catalogue;
             match id {
@@ -376,4 +524,164 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn merge_sync_args(args: &SyncArgs) -> anyhow::Result<SyncArgs> {
+    let mut base: SyncArgs = match &args.config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("{}", p.display()))?
+        }
+        None => SyncArgs::default(),
+    };
+    macro_rules! over { ($($f:ident),*) => { $( if args.$f.is_some() { base.$f = args.$f.clone(); } )* } }
+    over!(
+        register,
+        ehr,
+        state,
+        summary,
+        on_conflict,
+        chunk_size,
+        max_end_share,
+        bearer,
+        token_url,
+        client_id,
+        client_secret,
+        scope,
+        client_cert,
+        ca_cert,
+        tenant,
+        as_of
+    );
+    base.dry_run |= args.dry_run;
+    base.action = args.action.clone();
+    Ok(base)
+}
+
+fn sync_command(cli: &Cli, raw: &SyncArgs) -> anyhow::Result<ExitCode> {
+    use fastkontakt::fhir::client::{Auth, ClientConfig, FhirClient, Secret, Tls};
+    let args = merge_sync_args(raw)?;
+    let mappings = load_mappings(cli)?;
+    let dir = cli.mappings.clone().unwrap_or_else(mapping::default_dir);
+    let own = fastkontakt::sync::ownership(&dir).context("loading mappings/ownership.toml")?;
+    let ehr = args
+        .ehr
+        .clone()
+        .context("--ehr URL is required (or ehr = \"...\" in --config)")?;
+    let mut cfg = ClientConfig::new(&ehr);
+    cfg.auth = match (&args.bearer, &args.token_url) {
+        (Some(b), _) => Auth::Bearer(Secret::load(b)?),
+        (None, Some(url)) => Auth::ClientCredentials {
+            token_url: url.clone(),
+            client_id: args
+                .client_id
+                .clone()
+                .context("--client-id is required with --token-url")?,
+            secret: Secret::load(
+                args.client_secret
+                    .as_deref()
+                    .context("--client-secret is required with --token-url")?,
+            )?,
+            scope: args.scope.clone(),
+        },
+        _ => Auth::None,
+    };
+    cfg.tls = Tls {
+        identity_pem: args.client_cert.clone(),
+        ca_pem: args.ca_cert.clone(),
+    };
+    cfg.tenant = args.tenant.clone();
+    let client = FhirClient::new(cfg)?;
+    let state = args
+        .state
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("fastkontakt-state.sqlite"));
+    let chunk = args.chunk_size.unwrap_or(100);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if let Some(SyncAction::Apply { plan }) = &args.action {
+        let text = std::fs::read(plan).with_context(|| format!("reading {}", plan.display()))?;
+        let plan: fastkontakt::sync::SyncPlan = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not a plan", plan.display()))?;
+        let summary = rt.block_on(fastkontakt::sync::apply_plan(
+            &client, &mappings, &own, &plan, &state, chunk,
+        ))?;
+        return finish_sync(&args, &summary);
+    }
+    let register = args
+        .register
+        .clone()
+        .context("--register FILE is required (or register = \"...\" in --config)")?;
+    let plan_only = matches!(args.action, Some(SyncAction::Plan { .. }));
+    let job = fastkontakt::sync::Job {
+        register: &register,
+        state: &state,
+        dry_run: args.dry_run || plan_only,
+        options: fastkontakt::sync::Options {
+            on_conflict: args
+                .on_conflict
+                .unwrap_or(fastkontakt::sync::OnConflict::Report),
+            chunk_size: chunk,
+            as_of: args.as_of.unwrap_or_else(|| {
+                chrono::Utc::now()
+                    .with_timezone(&chrono_tz::Europe::Stockholm)
+                    .date_naive()
+            }),
+            max_end_share: args.max_end_share.unwrap_or(0.2),
+        },
+        chunk_size: chunk,
+    };
+    let mut report_row = |path: &Path, row: &fastkontakt::sources::register::RejectedRow| {
+        eprintln!("{}", row.describe(path))
+    };
+    let (plan, summary) = rt.block_on(fastkontakt::sync::run(
+        &client,
+        &mappings,
+        &own,
+        job,
+        &mut report_row,
+    ))?;
+    if let Some(SyncAction::Plan { output: out }) = &args.action {
+        std::fs::write(out, serde_json::to_vec_pretty(&plan)?)
+            .with_context(|| format!("writing {}", out.display()))?;
+        eprintln!(
+            "plan written to {} ({} changes); it holds patient data: keep it as such",
+            out.display(),
+            plan.items.len()
+        );
+    }
+    if args.dry_run || plan_only {
+        for i in &plan.items {
+            println!(
+                "{:<17} {}/{}  {}  {}",
+                format!("{:?}", i.action).to_lowercase(),
+                i.resource_type,
+                i.id,
+                i.register_row.as_deref().unwrap_or(""),
+                i.reason
+            );
+        }
+        for c in &plan.conflicts {
+            println!("conflict          {}  {}", c.resource, c.reason);
+        }
+    }
+    finish_sync(&args, &summary)
+}
+
+fn finish_sync(args: &SyncArgs, s: &fastkontakt::sync::Summary) -> anyhow::Result<ExitCode> {
+    for m in &s.messages {
+        eprintln!("{m}");
+    }
+    eprintln!(
+        "{}run {}: created {}, updated {}, ended {}, unchanged {}, conflicts {}, errors {}, rejected rows {}, references created {} — {} writes, {} retries, {:.1} s",
+        if s.dry_run { "DRY RUN (nothing written) " } else { "" },
+        s.run, s.created, s.updated, s.ended, s.unchanged, s.conflicts, s.errors, s.rejected_rows, s.references_created, s.writes, s.retries, s.duration_seconds
+    );
+    if let Some(p) = &args.summary {
+        std::fs::write(p, serde_json::to_vec_pretty(s)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(ExitCode::from(s.exit_code()))
 }

@@ -1,6 +1,7 @@
 //! FHIR R4, both ways: domain → resources (`outbound`), resources → domain (`inbound`), and the
 //! strict parse/serialise gate (`model`, the only place that calls fhirbolt's serde).
 
+pub mod client;
 pub mod context;
 pub mod ids;
 pub mod inbound;

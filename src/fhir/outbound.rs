@@ -381,8 +381,9 @@ impl<'m> Outbound<'m> {
                 period,
                 participant: vec![CareTeamParticipant {
                     role: vec![self.role_concept(c.kind)],
+                    // The unit is the PractitionerRole's organization; R4's ctm-1 allows onBehalfOf
+                    // only with a Practitioner member.
                     member: role_ref,
-                    on_behalf_of: Some(Box::new(org_ref.clone())),
                     ..Default::default()
                 }],
                 reason_code,

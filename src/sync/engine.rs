@@ -1,0 +1,1029 @@
+//! Plan and apply. The plan is a three-way diff per register row: desired (the register), actual
+//! (the EHR, only resources carrying the product's tag), last applied (the state file). Apply
+//! writes transaction chunks with If-Match, a Provenance in each, reads back what it wrote, and
+//! records every change in the ledger. Nothing is ever deleted: a vanished row is ended.
+
+use super::ownership::{hash, Ownership};
+use super::state::{Applied, LedgerEntry, State, StateError};
+use crate::domain::{ContactStatus, FixedContact, PatientId};
+use crate::fhir::client::{ClientError, FhirClient};
+use crate::fhir::model;
+use crate::fhir::outbound::{type_and_id, Outbound, ResourceSet};
+use crate::mapping::Mappings;
+use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("plan file {path}: {message}")]
+    PlanFile { path: String, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnConflict {
+    /// Report the conflict and leave the EHR's version.
+    Report,
+    /// Overwrite the person's change with the register's (still reported).
+    RegisterWins,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// A relation the EHR lacks.
+    Create,
+    /// The register changed a relation.
+    Update,
+    /// The register no longer lists a relation: set it inactive with an end date.
+    End,
+    /// A Patient, Practitioner, PractitionerRole or Organization the EHR lacks.
+    CreateReference,
+}
+
+/// The facts of a relation, kept in the ledger for `history`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Facts {
+    pub patient_hash: String,
+    pub kind: String,
+    pub staff: Option<String>,
+    pub unit: String,
+    pub status: String,
+    pub valid_from: String,
+    pub valid_to: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanItem {
+    pub seq: i64,
+    pub key: String,
+    pub action: Action,
+    pub resource_type: String,
+    pub id: String,
+    /// The version the item was planned against (`W/"n"` is sent as If-Match).
+    pub expected_version: Option<String>,
+    pub body: Value,
+    pub owned_hash: String,
+    pub register_row: Option<String>,
+    pub reason: String,
+    pub facts: Option<Facts>,
+    /// The owned state before, for the ledger.
+    pub before: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Conflict {
+    pub key: String,
+    pub resource: String,
+    pub reason: String,
+    pub register: Option<Value>,
+    pub ehr: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SyncPlan {
+    pub base: String,
+    pub register: String,
+    pub register_sha256: String,
+    pub created: String,
+    pub items: Vec<PlanItem>,
+    pub conflicts: Vec<Conflict>,
+    pub unchanged: u64,
+    /// Relations found on the server as the register wants them, with no record of the write
+    /// (a killed run, or another sync): recorded, not written.
+    pub adopt: Vec<(String, String, Option<String>, String)>,
+    pub errors: Vec<String>,
+    pub rejected_rows: u64,
+}
+
+/// The end-of-run summary a cron job reads (`--summary FILE`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub run: i64,
+    pub dry_run: bool,
+    pub created: u64,
+    pub updated: u64,
+    pub ended: u64,
+    pub unchanged: u64,
+    pub conflicts: u64,
+    pub errors: u64,
+    pub rejected_rows: u64,
+    pub references_created: u64,
+    pub writes: u64,
+    pub requests: u64,
+    pub retries: u64,
+    pub duration_seconds: f64,
+    pub messages: Vec<String>,
+}
+
+impl Summary {
+    /// 0 done, 1 done with conflicts or rejected rows, 2 failed.
+    pub fn exit_code(&self) -> u8 {
+        if self.errors > 0 {
+            2
+        } else if self.conflicts > 0 || self.rejected_rows > 0 {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+pub struct Options {
+    pub on_conflict: OnConflict,
+    pub chunk_size: usize,
+    pub as_of: chrono::NaiveDate,
+    /// Refuse a plan that ends more than this share of the product's active relations (a
+    /// truncated export must not end half a region).
+    pub max_end_share: f64,
+}
+
+fn version_of(r: &Value) -> Option<String> {
+    r["meta"]["versionId"].as_str().map(str::to_owned)
+}
+
+fn row_key(resource_type: &str, row: &str) -> String {
+    format!("{resource_type}|{row}")
+}
+
+/// A keyed hash of a patient for the state file: `history` can look a patient up, the file
+/// does not list personnummer.
+pub fn patient_hash(ns: &uuid::Uuid, p: &PatientId) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(
+        format!("{ns}|{}", p.expose()).as_bytes(),
+    ))
+}
+
+fn facts_of(c: &FixedContact, ns: &uuid::Uuid) -> Facts {
+    Facts {
+        patient_hash: patient_hash(ns, &c.patient),
+        kind: c.kind.to_string(),
+        staff: c.staff().map(|s| s.hsa.to_string()),
+        unit: c.unit.hsa.to_string(),
+        status: c.status().code().to_owned(),
+        valid_from: c.period.start().to_string(),
+        valid_to: c.period.end().map(|d| d.to_string()),
+    }
+}
+
+/// Replaces `"reference": "Type/det-id"` with the id the EHR already uses for that resource.
+fn rewrite_refs(v: &mut Value, map: &HashMap<String, String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get_mut("reference") {
+                if let Some(n) = map.get(r.as_str()) {
+                    *r = n.clone();
+                }
+            }
+            for (_, x) in m.iter_mut() {
+                rewrite_refs(x, map);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| rewrite_refs(x, map)),
+        _ => {}
+    }
+}
+
+fn to_json(r: crate::fhir::Resource) -> Value {
+    model::to_value(r).unwrap_or(Value::Null)
+}
+
+/// Register → what the EHR should hold.
+pub struct Desired {
+    /// key → (contact, source, relation JSON)
+    pub relations: BTreeMap<String, (FixedContact, String, Value)>,
+    pub references: Vec<Value>,
+    pub rejected: Vec<RejectedRow>,
+    pub held_rows: HashSet<String>,
+    pub held_patients: HashSet<PatientId>,
+    pub sha256: String,
+}
+
+pub fn desired(
+    path: &Path,
+    m: &Mappings,
+    on_reject: &mut dyn FnMut(&Path, &RejectedRow),
+) -> Result<Desired, SyncError> {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).map_err(|source| RegisterError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
+    drop(bytes);
+    let out = Outbound::new(m);
+    let mut relations = BTreeMap::new();
+    let mut refs = ResourceSet::default();
+    let mut rejected = Vec::new();
+    let (mut held_rows, mut held_patients) = (HashSet::new(), HashSet::new());
+    let mut patients: BTreeMap<
+        PatientId,
+        (
+            Option<(crate::domain::HsaId, crate::domain::HsaId)>,
+            Option<crate::domain::HsaId>,
+        ),
+    > = BTreeMap::new();
+    for item in RegisterReader::open(path, &m.register, &m.terminology)? {
+        match item? {
+            RegisterItem::Rejected(row) => {
+                on_reject(path, &row);
+                if let Some(r) = &row.row_id {
+                    held_rows.insert(r.to_string());
+                }
+                if let Some(p) = &row.patient {
+                    held_patients.insert(p.clone());
+                }
+                rejected.push(row);
+            }
+            RegisterItem::Contact { line, contact } => {
+                let r = out.contact(&contact);
+                refs.add(r.organization);
+                if let Some(x) = r.practitioner {
+                    refs.add(x);
+                }
+                if let Some(x) = r.practitioner_role {
+                    refs.add(x);
+                }
+                if let Some(x) = r.listing_organization {
+                    refs.add(x);
+                }
+                let e = patients.entry(contact.patient.clone()).or_default();
+                if contact.kind == crate::domain::ContactKind::Flk
+                    && contact.status() == ContactStatus::Active
+                {
+                    e.0 = contact
+                        .staff()
+                        .map(|s| (s.hsa.clone(), contact.unit.hsa.clone()));
+                }
+                if e.1.is_none() {
+                    e.1 = contact.listing_unit.clone();
+                }
+                let (t, _) = type_and_id(&r.relation);
+                let key = row_key(t, contact.row_id.as_str());
+                let source = format!("{}:{line} {}", path.display(), contact.row_id);
+                relations.insert(key, (contact, source, to_json(r.relation)));
+            }
+        }
+    }
+    for (p, (flk, listing)) in &patients {
+        refs.add(out.patient(p, flk.as_ref().map(|(a, b)| (a, b)), listing.as_ref()));
+    }
+    let references = refs.into_resources().into_iter().map(to_json).collect();
+    Ok(Desired {
+        relations,
+        references,
+        rejected,
+        held_rows,
+        held_patients,
+        sha256,
+    })
+}
+
+/// Finds which of the referenced resources the EHR already has (by business identifier), and
+/// which must be created. Returns the reference rewrite map and the creates.
+async fn resolve_references(
+    client: &FhirClient,
+    refs: &[Value],
+) -> Result<(HashMap<String, String>, Vec<Value>), SyncError> {
+    let mut by_type: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for r in refs {
+        by_type
+            .entry(r["resourceType"].as_str().unwrap_or("").to_owned())
+            .or_default()
+            .push(r);
+    }
+    let mut rewrite = HashMap::new();
+    let mut creates = Vec::new();
+    for (t, list) in by_type {
+        for chunk in list.chunks(40) {
+            let ids: Vec<String> = chunk
+                .iter()
+                .filter_map(|r| {
+                    let i = &r["identifier"][0];
+                    Some(format!(
+                        "{}|{}",
+                        i["system"].as_str()?,
+                        i["value"].as_str()?
+                    ))
+                })
+                .collect();
+            let found = client
+                .search_all(&format!(
+                    "{t}?identifier={}&_count=200",
+                    encode(&ids.join(","))
+                ))
+                .await?;
+            let mut existing: HashMap<String, String> = HashMap::new();
+            for f in &found {
+                for i in f["identifier"].as_array().into_iter().flatten() {
+                    if let (Some(s), Some(v), Some(id)) =
+                        (i["system"].as_str(), i["value"].as_str(), f["id"].as_str())
+                    {
+                        existing
+                            .entry(format!("{s}|{v}"))
+                            .or_insert_with(|| id.to_owned());
+                    }
+                }
+            }
+            for r in chunk {
+                let i = &r["identifier"][0];
+                let key = format!(
+                    "{}|{}",
+                    i["system"].as_str().unwrap_or(""),
+                    i["value"].as_str().unwrap_or("")
+                );
+                let det = format!("{t}/{}", r["id"].as_str().unwrap_or(""));
+                match existing.get(&key) {
+                    Some(id) if format!("{t}/{id}") != det => {
+                        rewrite.insert(det, format!("{t}/{id}"));
+                    }
+                    Some(_) => {}
+                    None => creates.push((*r).clone()),
+                }
+            }
+        }
+    }
+    for c in &mut creates {
+        rewrite_refs(c, &rewrite);
+    }
+    Ok((rewrite, creates))
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b',' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What the EHR holds of the product's relations, by key; duplicates are reported.
+async fn actual(
+    client: &FhirClient,
+    m: &Mappings,
+    errors: &mut Vec<String>,
+) -> Result<HashMap<String, Value>, SyncError> {
+    let tag = format!("{}|{}", m.target.tag_system, m.target.tag_code);
+    let mut out: HashMap<String, Value> = HashMap::new();
+    for t in ["CareTeam", "Task"] {
+        for r in client
+            .search_all(&format!("{t}?_tag={}&_count=500", encode(&tag)))
+            .await?
+        {
+            let row = r["identifier"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|i| i["system"] == m.target.row_id_system.as_str())
+                .and_then(|i| i["value"].as_str());
+            let Some(row) = row else { continue };
+            let key = row_key(t, row);
+            if let Some(prev) = out.get(&key) {
+                errors.push(format!(
+                    "{t} row {row} is held by more than one resource ({} and {}); not touched",
+                    prev["id"], r["id"]
+                ));
+                continue;
+            }
+            out.insert(key, r);
+        }
+    }
+    Ok(out)
+}
+
+/// Builds the plan. Reads only.
+pub async fn plan(
+    client: &FhirClient,
+    m: &Mappings,
+    own: &Ownership,
+    state: &State,
+    d: &Desired,
+    opts: &Options,
+    register_name: &str,
+) -> Result<SyncPlan, SyncError> {
+    let ns = m.target.id_namespace;
+    let mut p = SyncPlan {
+        base: client.base().to_owned(),
+        register: register_name.to_owned(),
+        register_sha256: d.sha256.clone(),
+        created: chrono::Utc::now().to_rfc3339(),
+        rejected_rows: d.rejected.len() as u64,
+        ..Default::default()
+    };
+    let (rewrite, creates) = resolve_references(client, &d.references).await?;
+    let mut errors = Vec::new();
+    let actual = actual(client, m, &mut errors).await?;
+    p.errors.extend(errors);
+    let mut seq = 0i64;
+    let mut next = || {
+        seq += 1;
+        seq
+    };
+    for r in creates {
+        let (t, id) = (
+            r["resourceType"].as_str().unwrap_or("").to_owned(),
+            r["id"].as_str().unwrap_or("").to_owned(),
+        );
+        p.items.push(PlanItem {
+            seq: next(),
+            key: format!("{t}/{id}"),
+            action: Action::CreateReference,
+            resource_type: t,
+            id,
+            expected_version: None,
+            owned_hash: hash(&r),
+            body: r,
+            register_row: None,
+            reason: "referenced by the register, absent from the EHR".into(),
+            facts: None,
+            before: None,
+        });
+    }
+    let mut keys: Vec<&String> = d.relations.keys().chain(actual.keys()).collect();
+    for (k, _) in state.all_applied_keys()? {
+        if let Some(k) = d.relations.keys().chain(actual.keys()).find(|x| **x == k) {
+            keys.push(k);
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    let mut ends = 0usize;
+    let active_owned = actual.values().filter(|a| a["status"] == "active").count();
+    for key in keys {
+        let desired = d.relations.get(key);
+        let a = actual.get(key);
+        let last = state.applied(key)?;
+        let (t, row) = key.split_once('|').unwrap_or(("", ""));
+        match (desired, a) {
+            (Some((c, source, body)), None) => {
+                let mut body = body.clone();
+                rewrite_refs(&mut body, &rewrite);
+                if last.is_some() {
+                    // It was written before and is gone: someone removed it in the EHR.
+                    let conflict = Conflict {
+                        key: key.clone(),
+                        resource: format!("{t}/{}", body["id"].as_str().unwrap_or("")),
+                        reason: "removed from the EHR since the last sync".into(),
+                        register: Some(own.owned(&body)),
+                        ehr: None,
+                    };
+                    if opts.on_conflict == OnConflict::Report {
+                        p.conflicts.push(conflict);
+                        continue;
+                    }
+                    p.conflicts.push(conflict);
+                }
+                let id = body["id"].as_str().unwrap_or("").to_owned();
+                p.items.push(PlanItem {
+                    seq: next(),
+                    key: key.clone(),
+                    action: Action::Create,
+                    resource_type: t.to_owned(),
+                    id,
+                    expected_version: None,
+                    owned_hash: hash(&own.owned(&body)),
+                    body,
+                    register_row: Some(source.clone()),
+                    reason: "in the register, not in the EHR".into(),
+                    facts: Some(facts_of(c, &ns)),
+                    before: None,
+                });
+            }
+            (Some((c, source, body)), Some(a)) => {
+                let mut body = body.clone();
+                rewrite_refs(&mut body, &rewrite);
+                let want = own.owned(&body);
+                let have = own.owned(a);
+                let (want_h, have_h) = (hash(&want), hash(&have));
+                let id = a["id"].as_str().unwrap_or("").to_owned();
+                if want_h == have_h {
+                    p.unchanged += 1;
+                    if last
+                        .as_ref()
+                        .is_none_or(|l| l.owned_hash != have_h || l.version != version_of(a))
+                    {
+                        p.adopt
+                            .push((key.clone(), format!("{t}/{id}"), version_of(a), have_h));
+                    }
+                    continue;
+                }
+                if let Err(e) = model::parse_value(a.clone()) {
+                    p.errors.push(format!(
+                        "{t}/{id} is not strict FHIR R4, so it is not edited: {e}"
+                    ));
+                    continue;
+                }
+                let ours = match &last {
+                    Some(l) => l.owned_hash == have_h,
+                    None => state.was_pending(key, &have_h)?,
+                };
+                if !ours {
+                    let conflict = Conflict {
+                        key: key.clone(),
+                        resource: format!("{t}/{id}"),
+                        reason: if last.is_some() {
+                            "a person changed register-owned elements in the EHR since the last sync".into()
+                        } else {
+                            "the EHR's version differs and there is no record of the product writing it".into()
+                        },
+                        register: Some(want.clone()),
+                        ehr: Some(have.clone()),
+                    };
+                    p.conflicts.push(conflict);
+                    if opts.on_conflict == OnConflict::Report {
+                        continue;
+                    }
+                }
+                let merged = own.merge(a, &body);
+                p.items.push(PlanItem {
+                    seq: next(),
+                    key: key.clone(),
+                    action: Action::Update,
+                    resource_type: t.to_owned(),
+                    id,
+                    expected_version: version_of(a),
+                    owned_hash: want_h,
+                    body: merged,
+                    register_row: Some(source.clone()),
+                    reason: "the register changed".into(),
+                    facts: Some(facts_of(c, &ns)),
+                    before: Some(have),
+                });
+            }
+            (None, Some(a)) => {
+                if d.held_rows.contains(row) {
+                    continue; // its row was rejected this time: leave it as it is
+                }
+                if a["status"] != "active" || t != "CareTeam" {
+                    continue; // already ended, or a declined offer (nothing to end)
+                }
+                let id = a["id"].as_str().unwrap_or("").to_owned();
+                let patient_held = d.held_patients.iter().any(|hp| {
+                    a["subject"]["identifier"]["value"].as_str() == Some(hp.expose().as_str())
+                });
+                if patient_held {
+                    continue;
+                }
+                let have = own.owned(a);
+                let have_h = hash(&have);
+                if let Some(l) = &last {
+                    if l.owned_hash != have_h {
+                        p.conflicts.push(Conflict { key: key.clone(), resource: format!("{t}/{id}"), reason: "the register no longer lists this relation, and a person changed it in the EHR".into(), register: None, ehr: Some(have.clone()) });
+                        if opts.on_conflict == OnConflict::Report {
+                            continue;
+                        }
+                    }
+                }
+                let mut ended = a.clone();
+                ended["status"] = json!("inactive");
+                let end = opts.as_of.to_string();
+                let keep_end = a["period"]["end"]
+                    .as_str()
+                    .is_some_and(|e| e <= end.as_str());
+                if !keep_end {
+                    ended["period"]["end"] = json!(end);
+                }
+                let facts = state_facts(state, key)?;
+                ends += 1;
+                p.items.push(PlanItem {
+                    seq: next(),
+                    key: key.clone(),
+                    action: Action::End,
+                    resource_type: t.to_owned(),
+                    id,
+                    expected_version: version_of(a),
+                    owned_hash: hash(&own.owned(&ended)),
+                    body: ended,
+                    register_row: None,
+                    reason: "no longer in the register: ended, not deleted".into(),
+                    facts: facts.map(|mut f| {
+                        f.status = "avslutad".into();
+                        f.valid_to = Some(opts.as_of.to_string());
+                        f
+                    }),
+                    before: Some(have),
+                });
+            }
+            (None, None) => {}
+        }
+    }
+    if active_owned >= 20 && ends as f64 > opts.max_end_share * active_owned as f64 {
+        return Err(SyncError::Refused(format!(
+            "the plan ends {ends} of {active_owned} active relations ({:.0}%), above the limit of {:.0}%: is the export truncated? (raise --max-end-share to allow it)",
+            100.0 * ends as f64 / active_owned as f64,
+            100.0 * opts.max_end_share
+        )));
+    }
+    Ok(p)
+}
+
+/// The newest ledger line for the key carries the relation's facts.
+fn state_facts(state: &State, key: &str) -> Result<Option<Facts>, SyncError> {
+    Ok(state.last_facts(key)?.map(
+        |(patient_hash, kind, staff, unit, status, valid_from, valid_to)| Facts {
+            patient_hash,
+            kind,
+            staff,
+            unit,
+            status,
+            valid_from,
+            valid_to,
+        },
+    ))
+}
+
+fn parse_version(entry: &Value) -> Option<String> {
+    let resp = &entry["response"];
+    if let Some(e) = resp["etag"].as_str() {
+        return Some(e.trim_start_matches("W/").trim_matches('"').to_owned());
+    }
+    resp["location"]
+        .as_str()
+        .and_then(|l| l.split("/_history/").nth(1))
+        .map(|v| v.split('/').next().unwrap_or(v).to_owned())
+}
+
+fn provenance(m: &Mappings, items: &[&PlanItem], register: &str, sha: &str) -> Value {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for i in items {
+        h.update(format!("{}|{}|{:?};", i.key, i.owned_hash, i.expected_version).as_bytes());
+    }
+    let id = uuid::Uuid::new_v5(&m.target.id_namespace, hex::encode(h.finalize()).as_bytes())
+        .to_string();
+    let rows: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i.register_row.as_deref())
+        .map(|r| r.rsplit(' ').next().unwrap_or(r))
+        .collect();
+    json!({
+        "resourceType": "Provenance",
+        "id": id,
+        "meta": {"tag": [{"system": m.target.tag_system, "code": m.target.tag_code}]},
+        "target": items.iter().map(|i| json!({"reference": format!("{}/{}", i.resource_type, i.id)})).collect::<Vec<_>>(),
+        "recorded": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "UPDATE"}]},
+        "agent": [{
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "assembler"}]},
+            "who": {"display": concat!("fastkontakt ", env!("CARGO_PKG_VERSION"))}
+        }],
+        "entity": [{"role": "source", "what": {"display": format!("befolkningsregistret export {register} (sha256 {sha}); rows {}", rows.join(", "))}}]
+    })
+}
+
+fn entry(i: &PlanItem) -> Value {
+    let mut req = json!({"method": "PUT", "url": format!("{}/{}", i.resource_type, i.id)});
+    if let Some(v) = &i.expected_version {
+        req["ifMatch"] = json!(format!("W/\"{v}\""));
+    }
+    json!({"fullUrl": format!("urn:uuid:{}", i.id), "resource": i.body, "request": req})
+}
+
+pub struct Applier<'a> {
+    pub client: &'a FhirClient,
+    pub m: &'a Mappings,
+    pub own: &'a Ownership,
+    pub state: &'a mut State,
+    pub run: i64,
+    pub summary: Summary,
+    pub register: String,
+    pub sha: String,
+    written: Vec<(String, String, String)>,
+}
+
+impl<'a> Applier<'a> {
+    pub fn new(
+        client: &'a FhirClient,
+        m: &'a Mappings,
+        own: &'a Ownership,
+        state: &'a mut State,
+        run: i64,
+        register: &str,
+        sha: &str,
+    ) -> Self {
+        Applier {
+            client,
+            m,
+            own,
+            state,
+            run,
+            summary: Summary {
+                run,
+                ..Default::default()
+            },
+            register: register.into(),
+            sha: sha.into(),
+            written: Vec::new(),
+        }
+    }
+
+    fn count(&mut self, a: Action) {
+        match a {
+            Action::Create => self.summary.created += 1,
+            Action::Update => self.summary.updated += 1,
+            Action::End => self.summary.ended += 1,
+            Action::CreateReference => self.summary.references_created += 1,
+        }
+    }
+
+    fn ledger(
+        &self,
+        i: &PlanItem,
+        version: Option<String>,
+    ) -> (i64, String, Applied, LedgerEntry, String) {
+        let f = i.facts.clone().unwrap_or(Facts {
+            patient_hash: String::new(),
+            kind: i.resource_type.clone(),
+            staff: None,
+            unit: String::new(),
+            status: String::new(),
+            valid_from: String::new(),
+            valid_to: None,
+        });
+        let resource = format!("{}/{}", i.resource_type, i.id);
+        let l = LedgerEntry {
+            at: chrono::Utc::now().to_rfc3339(),
+            run: self.run,
+            key: i.key.clone(),
+            resource: resource.clone(),
+            version: version.clone(),
+            action: format!("{:?}", i.action).to_lowercase(),
+            register_row: i.register_row.clone(),
+            kind: f.kind,
+            staff: f.staff,
+            unit: f.unit,
+            status: f.status,
+            valid_from: f.valid_from,
+            valid_to: f.valid_to,
+            before: i.before.as_ref().map(Value::to_string),
+            after: Some(self.own.owned(&i.body).to_string()),
+        };
+        (
+            i.seq,
+            i.key.clone(),
+            Applied {
+                resource,
+                version,
+                owned_hash: i.owned_hash.clone(),
+            },
+            l,
+            f.patient_hash,
+        )
+    }
+
+    /// Applies every item: transaction chunks, falling back to one item at a time when a chunk
+    /// is refused (a version moved under it, or the server has no transactions).
+    pub async fn apply(
+        &mut self,
+        plan: &SyncPlan,
+        chunk_size: usize,
+        transactions: bool,
+    ) -> Result<(), SyncError> {
+        for (key, resource, version, h) in &plan.adopt {
+            self.state.adopt(
+                key,
+                &Applied {
+                    resource: resource.clone(),
+                    version: version.clone(),
+                    owned_hash: h.clone(),
+                },
+                self.run,
+            )?;
+        }
+        // References first, so no relation points at nothing even for a moment.
+        let (refs, rels): (Vec<&PlanItem>, Vec<&PlanItem>) = plan
+            .items
+            .iter()
+            .partition(|i| i.action == Action::CreateReference);
+        for group in [refs, rels] {
+            for chunk in group.chunks(chunk_size.max(1)) {
+                let pending: Vec<_> = chunk
+                    .iter()
+                    .map(|i| {
+                        (
+                            i.seq,
+                            i.key.clone(),
+                            format!("{:?}", i.action),
+                            format!("{}/{}", i.resource_type, i.id),
+                            i.expected_version.clone(),
+                            i.owned_hash.clone(),
+                        )
+                    })
+                    .collect();
+                self.state.record_pending(self.run, &pending)?;
+                let ok = transactions && self.transaction(chunk).await?;
+                if !ok {
+                    for i in chunk {
+                        self.one(i, plan).await?;
+                    }
+                }
+            }
+        }
+        self.verify().await
+    }
+
+    async fn transaction(&mut self, chunk: &[&PlanItem]) -> Result<bool, SyncError> {
+        let mut entries: Vec<Value> = chunk.iter().map(|i| entry(i)).collect();
+        let prov = provenance(self.m, chunk, &self.register, &self.sha);
+        let prov_id = prov["id"].as_str().unwrap_or("").to_owned();
+        entries.push(json!({"fullUrl": format!("urn:uuid:{prov_id}"), "resource": prov, "request": {"method": "PUT", "url": format!("Provenance/{prov_id}")}}));
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+        match self
+            .client
+            .send(Method::POST, "", Some(&bundle), None)
+            .await
+        {
+            Ok(resp) => {
+                let answers = resp.body["entry"].as_array().cloned().unwrap_or_default();
+                let mut done = Vec::new();
+                for (n, i) in chunk.iter().enumerate() {
+                    let v = answers.get(n).and_then(parse_version);
+                    done.push(self.ledger(i, v));
+                    self.written.push((
+                        i.resource_type.clone(),
+                        i.id.clone(),
+                        i.owned_hash.clone(),
+                    ));
+                    self.count(i.action);
+                }
+                self.state.record_applied(self.run, &done)?;
+                Ok(true)
+            }
+            Err(ClientError::Http {
+                status, message, ..
+            }) if (400..500).contains(&status) => {
+                tracing::info!(status, %message, items = chunk.len(), "transaction refused; applying its items one by one");
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One item, re-planned against the server's current version if it moved (once).
+    async fn one(&mut self, planned: &PlanItem, plan: &SyncPlan) -> Result<(), SyncError> {
+        let _ = plan;
+        let mut item = planned.clone();
+        for attempt in 0..2 {
+            let current = self.client.read(&item.resource_type, &item.id).await?;
+            if let Some(cur) = &current {
+                let have_h = hash(&if item.action == Action::CreateReference {
+                    cur.clone()
+                } else {
+                    self.own.owned(cur)
+                });
+                if have_h == item.owned_hash || (item.action == Action::CreateReference) {
+                    // Already as wanted (another sync, or an earlier attempt that did land).
+                    let l = self.ledger(&item, version_of(cur));
+                    self.state.adopt(&item.key, &l.2, self.run)?;
+                    self.state.mark(self.run, item.seq, "already-applied", "")?;
+                    return Ok(());
+                }
+                let last = self.state.applied(&item.key)?;
+                let before_h = item.before.as_ref().map(hash);
+                let ours = last.as_ref().is_some_and(|l| l.owned_hash == have_h)
+                    || before_h.as_deref() == Some(have_h.as_str())
+                    || self.state.was_pending(&item.key, &have_h)?;
+                if !ours {
+                    let msg = format!(
+                        "{}/{} changed in the EHR while the sync ran",
+                        item.resource_type, item.id
+                    );
+                    self.state.mark(self.run, item.seq, "conflict", &msg)?;
+                    self.summary.conflicts += 1;
+                    self.summary.messages.push(format!("conflict: {msg}"));
+                    return Ok(());
+                }
+                let desired_body = if item.action == Action::End {
+                    item.body.clone()
+                } else {
+                    item.body.clone()
+                };
+                item.body = self.own.merge(cur, &desired_body);
+                item.expected_version = version_of(cur);
+            } else if item.action != Action::Create && item.action != Action::CreateReference {
+                let msg = format!(
+                    "{}/{} no longer exists in the EHR",
+                    item.resource_type, item.id
+                );
+                self.state.mark(self.run, item.seq, "conflict", &msg)?;
+                self.summary.conflicts += 1;
+                self.summary.messages.push(format!("conflict: {msg}"));
+                return Ok(());
+            }
+            let if_match = item.expected_version.as_ref().map(|v| format!("W/\"{v}\""));
+            match self
+                .client
+                .send(
+                    Method::PUT,
+                    &format!("{}/{}", item.resource_type, item.id),
+                    Some(&item.body),
+                    if_match.as_deref(),
+                )
+                .await
+            {
+                Ok(resp) => {
+                    let v = resp
+                        .etag
+                        .map(|e| e.trim_start_matches("W/").trim_matches('"').to_owned())
+                        .or_else(|| version_of(&resp.body));
+                    let done = self.ledger(&item, v);
+                    self.state.record_applied(self.run, &[done])?;
+                    self.written.push((
+                        item.resource_type.clone(),
+                        item.id.clone(),
+                        item.owned_hash.clone(),
+                    ));
+                    self.count(item.action);
+                    return Ok(());
+                }
+                Err(ClientError::Http {
+                    status: 409 | 412, ..
+                }) if attempt == 0 => continue,
+                Err(ClientError::Http {
+                    status, message, ..
+                }) if (400..500).contains(&status) => {
+                    let msg = format!(
+                        "{}/{}: HTTP {status}: {message}",
+                        item.resource_type, item.id
+                    );
+                    let conflict = status == 409 || status == 412;
+                    self.state.mark(
+                        self.run,
+                        item.seq,
+                        if conflict { "conflict" } else { "error" },
+                        &msg,
+                    )?;
+                    if conflict {
+                        self.summary.conflicts += 1;
+                    } else {
+                        self.summary.errors += 1;
+                    }
+                    self.summary.messages.push(msg);
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads back everything written: a write that did not land as sent is an error.
+    async fn verify(&mut self) -> Result<(), SyncError> {
+        let mut by_type: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        for (t, id, h) in self.written.drain(..) {
+            by_type.entry(t).or_default().push((id, h));
+        }
+        for (t, list) in by_type {
+            for chunk in list.chunks(50) {
+                let ids: Vec<&str> = chunk.iter().map(|(i, _)| i.as_str()).collect();
+                let found = self
+                    .client
+                    .search_all(&format!("{t}?_id={}&_count=100", ids.join(",")))
+                    .await?;
+                let got: HashMap<&str, &Value> = found
+                    .iter()
+                    .filter_map(|r| Some((r["id"].as_str()?, r)))
+                    .collect();
+                for (id, h) in chunk {
+                    let ok = got.get(id.as_str()).is_some_and(|r| {
+                        let owned = if self.own.owns(&t).is_some() {
+                            self.own.owned(r)
+                        } else {
+                            (*r).clone()
+                        };
+                        let mut x = owned;
+                        if self.own.owns(&t).is_none() {
+                            if let Some(o) = x.as_object_mut() {
+                                o.remove("meta");
+                            }
+                        }
+                        t != "CareTeam" && t != "Task" || hash(&x) == *h
+                    });
+                    if !ok {
+                        self.summary.errors += 1;
+                        self.summary.messages.push(format!(
+                            "{t}/{id} was written but does not read back as sent (silent drop)"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,163 @@
+//! Sync: register → plan of changes → the EHR's FHIR API, safely. The plan is a three-way diff
+//! (register, EHR, last applied); apply is If-Match-guarded, provenanced, read back and ledgered.
+
+pub mod engine;
+pub mod ownership;
+pub mod state;
+
+pub use engine::{Action, OnConflict, Options, Summary, SyncPlan};
+
+use crate::fhir::client::FhirClient;
+use crate::mapping::Mappings;
+use crate::sources::register::RejectedRow;
+use engine::{Applier, SyncError};
+use ownership::Ownership;
+use state::State;
+use std::path::Path;
+use std::time::Instant;
+
+/// What one sync run is asked to do.
+pub struct Job<'a> {
+    pub register: &'a Path,
+    pub state: &'a Path,
+    pub dry_run: bool,
+    pub options: Options,
+    pub chunk_size: usize,
+}
+
+pub fn ownership(dir: &Path) -> Result<Ownership, crate::mapping::MappingError> {
+    Ownership::load(&dir.join("ownership.toml"))
+}
+
+/// Plans (and unless dry-run, applies) one sync. Returns the plan and the summary.
+pub async fn run(
+    client: &FhirClient,
+    m: &Mappings,
+    own: &Ownership,
+    job: Job<'_>,
+    on_reject: &mut dyn FnMut(&Path, &RejectedRow),
+) -> Result<(SyncPlan, Summary), SyncError> {
+    let t0 = Instant::now();
+    let mut state = State::open(job.state)?;
+    let desired = engine::desired(job.register, m, on_reject)?;
+    let name = job.register.display().to_string();
+    let run = state.start_run(&name, &desired.sha256, client.base(), job.dry_run)?;
+    let caps = client.capabilities().await?;
+    let plan = match engine::plan(client, m, own, &state, &desired, &job.options, &name).await {
+        Ok(p) => p,
+        Err(e) => {
+            state.finish_run(run, "failed", &e.to_string())?;
+            return Err(e);
+        }
+    };
+    let mut summary = if job.dry_run {
+        let mut s = Summary {
+            run,
+            dry_run: true,
+            ..Default::default()
+        };
+        for i in &plan.items {
+            match i.action {
+                Action::Create => s.created += 1,
+                Action::Update => s.updated += 1,
+                Action::End => s.ended += 1,
+                Action::CreateReference => s.references_created += 1,
+            }
+        }
+        s
+    } else {
+        let mut a = Applier::new(client, m, own, &mut state, run, &name, &desired.sha256);
+        a.apply(&plan, job.chunk_size, caps.transaction).await?;
+        a.summary
+    };
+    summary.unchanged = plan.unchanged;
+    summary.conflicts += plan.conflicts.len() as u64;
+    summary.errors += plan.errors.len() as u64;
+    summary.rejected_rows = plan.rejected_rows;
+    summary.messages.extend(
+        plan.conflicts
+            .iter()
+            .map(|c| format!("conflict: {}: {}", c.resource, c.reason)),
+    );
+    summary.messages.extend(plan.errors.iter().cloned());
+    summary.writes = client.writes.load(std::sync::atomic::Ordering::Relaxed);
+    summary.requests = client.requests.load(std::sync::atomic::Ordering::Relaxed);
+    summary.retries = client.retries.load(std::sync::atomic::Ordering::Relaxed);
+    summary.duration_seconds = t0.elapsed().as_secs_f64();
+    let status = match summary.exit_code() {
+        0 => "done",
+        1 => "done-with-conflicts",
+        _ => "failed",
+    };
+    state.finish_run(
+        run,
+        status,
+        &serde_json::to_string(&summary).unwrap_or_default(),
+    )?;
+    Ok((plan, summary))
+}
+
+/// Applies a reviewed plan, only if every resource it touches is still at the version it was
+/// planned against (and every create still absent).
+pub async fn apply_plan(
+    client: &FhirClient,
+    m: &Mappings,
+    own: &Ownership,
+    plan: &SyncPlan,
+    state_path: &Path,
+    chunk_size: usize,
+) -> Result<Summary, SyncError> {
+    let t0 = Instant::now();
+    let mut changed = Vec::new();
+    for i in &plan.items {
+        let cur = client.read(&i.resource_type, &i.id).await?;
+        let now = cur
+            .as_ref()
+            .and_then(|c| c["meta"]["versionId"].as_str().map(str::to_owned));
+        let same = match (&i.expected_version, &cur) {
+            (None, None) => true,
+            (Some(v), Some(_)) => now.as_deref() == Some(v.as_str()),
+            _ => false,
+        };
+        if !same {
+            changed.push(format!(
+                "{}/{} (planned at version {:?}, now {:?})",
+                i.resource_type, i.id, i.expected_version, now
+            ));
+        }
+    }
+    if !changed.is_empty() {
+        return Err(SyncError::Refused(format!(
+            "the EHR changed since the plan was made; nothing applied. Changed: {}",
+            changed.join(", ")
+        )));
+    }
+    let mut state = State::open(state_path)?;
+    let run = state.start_run(&plan.register, &plan.register_sha256, client.base(), false)?;
+    let caps = client.capabilities().await?;
+    let mut a = Applier::new(
+        client,
+        m,
+        own,
+        &mut state,
+        run,
+        &plan.register,
+        &plan.register_sha256,
+    );
+    a.apply(plan, chunk_size, caps.transaction).await?;
+    let mut summary = a.summary;
+    summary.unchanged = plan.unchanged;
+    summary.writes = client.writes.load(std::sync::atomic::Ordering::Relaxed);
+    summary.requests = client.requests.load(std::sync::atomic::Ordering::Relaxed);
+    summary.duration_seconds = t0.elapsed().as_secs_f64();
+    state.finish_run(
+        run,
+        if summary.exit_code() == 0 {
+            "done"
+        } else {
+            "done-with-conflicts"
+        },
+        &serde_json::to_string(&summary).unwrap_or_default(),
+    )?;
+    Ok(summary)
+}

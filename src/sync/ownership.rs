@@ -1,0 +1,162 @@
+//! Element ownership (`mappings/ownership.toml`): which elements of a resource the register owns.
+//! `owned` extracts them for comparison; `merge` writes them onto the server's current JSON.
+
+use crate::mapping::{read_toml, MappingError};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Owned {
+    pub register: Vec<String>,
+    #[serde(default)]
+    pub register_extensions: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ownership {
+    by_type: BTreeMap<String, Owned>,
+}
+
+impl Ownership {
+    pub fn load(path: &Path) -> Result<Self, MappingError> {
+        Ok(Ownership {
+            by_type: read_toml(path)?,
+        })
+    }
+
+    pub fn owns(&self, resource_type: &str) -> Option<&Owned> {
+        self.by_type.get(resource_type)
+    }
+
+    /// The register-owned part of a resource, as a JSON object (stable for hashing).
+    pub fn owned(&self, r: &Value) -> Value {
+        let t = r["resourceType"].as_str().unwrap_or("");
+        let Some(o) = self.owns(t) else {
+            return Value::Null;
+        };
+        let mut m = Map::new();
+        for k in &o.register {
+            if let Some(v) = r.get(k) {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        let ext: Vec<Value> = r["extension"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                e["url"]
+                    .as_str()
+                    .is_some_and(|u| o.register_extensions.iter().any(|x| x == u))
+            })
+            .cloned()
+            .collect();
+        if !ext.is_empty() {
+            m.insert("extension".into(), Value::Array(ext));
+        }
+        Value::Object(m)
+    }
+
+    /// The server's resource with the register-owned elements taken from `desired`.
+    pub fn merge(&self, server: &Value, desired: &Value) -> Value {
+        let t = desired["resourceType"].as_str().unwrap_or("");
+        let Some(o) = self.owns(t) else {
+            return desired.clone();
+        };
+        let mut out = server.clone();
+        let Some(obj) = out.as_object_mut() else {
+            return desired.clone();
+        };
+        for k in &o.register {
+            match desired.get(k) {
+                Some(v) => {
+                    obj.insert(k.clone(), v.clone());
+                }
+                None => {
+                    obj.remove(k);
+                }
+            }
+        }
+        let mut ext: Vec<Value> = server["extension"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                !e["url"]
+                    .as_str()
+                    .is_some_and(|u| o.register_extensions.iter().any(|x| x == u))
+            })
+            .cloned()
+            .collect();
+        ext.extend(
+            desired["extension"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
+        if ext.is_empty() {
+            obj.remove("extension");
+        } else {
+            obj.insert("extension".into(), Value::Array(ext));
+        }
+        // The product's tag goes on; the server's other meta stays.
+        let tags = desired["meta"]["tag"].clone();
+        if let Some(meta) = obj
+            .entry("meta")
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()
+        {
+            meta.remove("versionId");
+            meta.remove("lastUpdated");
+            let mut all: Vec<Value> = meta
+                .get("tag")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for t in tags.as_array().into_iter().flatten() {
+                if !all.contains(t) {
+                    all.push(t.clone());
+                }
+            }
+            meta.insert("tag".into(), Value::Array(all));
+        }
+        out
+    }
+}
+
+/// Order-independent hash of a JSON value (object keys sorted), for comparing owned parts.
+pub fn hash(v: &Value) -> String {
+    use sha2::Digest;
+    fn canon(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for k in keys {
+                    out.push_str(&serde_json::to_string(k).unwrap_or_default());
+                    out.push(':');
+                    canon(&m[k], out);
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                for x in a {
+                    canon(x, out);
+                    out.push(',');
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut s = String::new();
+    canon(v, &mut s);
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}

@@ -1,0 +1,295 @@
+//! The product's own state, one SQLite file: runs, plan items and their outcomes, the last-applied
+//! owned state of every relation (the third side of the diff), the id cross-reference, and an
+//! append-only ledger of every applied change. Patients are stored as keyed hashes, not numbers.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state file {path}: {source}")]
+    Db {
+        path: String,
+        source: rusqlite::Error,
+    },
+}
+
+pub struct State {
+    conn: Connection,
+    path: String,
+}
+
+/// What was last applied for one relation.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub resource: String,
+    pub version: Option<String>,
+    pub owned_hash: String,
+}
+
+/// One ledger line: a change the product made, with the relation's facts for `history`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LedgerEntry {
+    pub at: String,
+    pub run: i64,
+    pub key: String,
+    pub resource: String,
+    pub version: Option<String>,
+    pub action: String,
+    pub register_row: Option<String>,
+    pub kind: String,
+    pub staff: Option<String>,
+    pub unit: String,
+    pub status: String,
+    pub valid_from: String,
+    pub valid_to: Option<String>,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA busy_timeout = 10000;
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL, finished TEXT, register TEXT,
+  register_sha256 TEXT, ehr TEXT, dry_run INTEGER NOT NULL, status TEXT NOT NULL, summary TEXT);
+CREATE TABLE IF NOT EXISTS plan_items (
+  run INTEGER NOT NULL, seq INTEGER NOT NULL, key TEXT NOT NULL, action TEXT NOT NULL,
+  resource TEXT NOT NULL, expected_version TEXT, desired_hash TEXT, outcome TEXT NOT NULL,
+  detail TEXT, PRIMARY KEY (run, seq));
+CREATE INDEX IF NOT EXISTS plan_items_pending ON plan_items (outcome, desired_hash);
+CREATE TABLE IF NOT EXISTS applied (
+  key TEXT PRIMARY KEY, resource TEXT NOT NULL, version TEXT, owned_hash TEXT NOT NULL, run INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS xref (identifier TEXT PRIMARY KEY, resource TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, run INTEGER NOT NULL, key TEXT NOT NULL,
+  resource TEXT NOT NULL, version TEXT, action TEXT NOT NULL, register_row TEXT, patient TEXT NOT NULL,
+  kind TEXT NOT NULL, staff TEXT, unit TEXT NOT NULL, status TEXT NOT NULL, valid_from TEXT NOT NULL,
+  valid_to TEXT, before TEXT, after TEXT);
+CREATE INDEX IF NOT EXISTS ledger_patient ON ledger (patient, seq);
+CREATE TRIGGER IF NOT EXISTS ledger_append_only_u BEFORE UPDATE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_append_only_d BEFORE DELETE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+";
+
+impl State {
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        let p = path.display().to_string();
+        let db = |source| StateError::Db {
+            path: p.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path).map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        Ok(State { conn, path: p })
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
+        move |source| StateError::Db {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn start_run(
+        &self,
+        register: &str,
+        sha: &str,
+        ehr: &str,
+        dry_run: bool,
+    ) -> Result<i64, StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (started, register, register_sha256, ehr, dry_run, status) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
+                params![chrono::Utc::now().to_rfc3339(), register, sha, ehr, dry_run],
+            )
+            .map_err(self.err())?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn finish_run(&self, run: i64, status: &str, summary: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET finished = ?1, status = ?2, summary = ?3 WHERE id = ?4",
+                params![chrono::Utc::now().to_rfc3339(), status, summary, run],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    pub fn applied(&self, key: &str) -> Result<Option<Applied>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT resource, version, owned_hash FROM applied WHERE key = ?1",
+                [key],
+                |r| {
+                    Ok(Applied {
+                        resource: r.get(0)?,
+                        version: r.get(1)?,
+                        owned_hash: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
+    pub fn all_applied_keys(&self) -> Result<Vec<(String, String)>, StateError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT key, resource FROM applied")
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// Was this owned state the intent of a write that may not have been recorded (a killed run)?
+    pub fn was_pending(&self, key: &str, owned_hash: &str) -> Result<bool, StateError> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM plan_items WHERE key = ?1 AND desired_hash = ?2 AND outcome IN ('pending', 'applied') LIMIT 1",
+                params![key, owned_hash],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(self.err())
+    }
+
+    /// Records intents before they are sent, in one transaction.
+    pub fn record_pending(
+        &mut self,
+        run: i64,
+        items: &[(i64, String, String, String, Option<String>, String)],
+    ) -> Result<(), StateError> {
+        let path = self.path.clone();
+        let db = |source| StateError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        for (seq, key, action, resource, expected, hash) in items {
+            tx.execute(
+                "INSERT OR REPLACE INTO plan_items (run, seq, key, action, resource, expected_version, desired_hash, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending')",
+                params![run, seq, key, action, resource, expected, hash],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// Records outcomes, the new last-applied state and the ledger, in one transaction.
+    pub fn record_applied(
+        &mut self,
+        run: i64,
+        done: &[(i64, String, Applied, LedgerEntry, String)],
+    ) -> Result<(), StateError> {
+        let path = self.path.clone();
+        let db = |source| StateError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        for (seq, key, applied, l, patient_hash) in done {
+            tx.execute(
+                "UPDATE plan_items SET outcome = 'applied' WHERE run = ?1 AND seq = ?2",
+                params![run, seq],
+            )
+            .map_err(db)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO applied (key, resource, version, owned_hash, run) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![key, applied.resource, applied.version, applied.owned_hash, run],
+            )
+            .map_err(db)?;
+            tx.execute(
+                "INSERT INTO ledger (at, run, key, resource, version, action, register_row, patient, kind, staff, unit, status, valid_from, valid_to, before, after)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                params![l.at, run, key, l.resource, l.version, l.action, l.register_row, patient_hash, l.kind, l.staff, l.unit, l.status, l.valid_from, l.valid_to, l.before, l.after],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// Adopts a state found on the server (equal to what the register wants) without a write.
+    pub fn adopt(&self, key: &str, applied: &Applied, run: i64) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO applied (key, resource, version, owned_hash, run) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![key, applied.resource, applied.version, applied.owned_hash, run],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    pub fn mark(&self, run: i64, seq: i64, outcome: &str, detail: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE plan_items SET outcome = ?1, detail = ?2 WHERE run = ?3 AND seq = ?4",
+                params![outcome, detail, run, seq],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// The newest facts recorded for a relation: (patient, kind, staff, unit, status, from, to).
+    #[allow(clippy::type_complexity)]
+    pub fn last_facts(
+        &self,
+        key: &str,
+    ) -> Result<
+        Option<(
+            String,
+            String,
+            Option<String>,
+            String,
+            String,
+            String,
+            Option<String>,
+        )>,
+        StateError,
+    > {
+        self.conn
+            .query_row(
+                "SELECT patient, kind, staff, unit, status, valid_from, valid_to FROM ledger WHERE key = ?1 ORDER BY seq DESC LIMIT 1",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// The ledger lines of one patient (by keyed hash), oldest first.
+    pub fn history(&self, patient_hash: &str) -> Result<Vec<LedgerEntry>, StateError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT at, run, key, resource, version, action, register_row, kind, staff, unit, status, valid_from, valid_to, before, after FROM ledger WHERE patient = ?1 ORDER BY seq")
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([patient_hash], |r| {
+                Ok(LedgerEntry {
+                    at: r.get(0)?,
+                    run: r.get(1)?,
+                    key: r.get(2)?,
+                    resource: r.get(3)?,
+                    version: r.get(4)?,
+                    action: r.get(5)?,
+                    register_row: r.get(6)?,
+                    kind: r.get(7)?,
+                    staff: r.get(8)?,
+                    unit: r.get(9)?,
+                    status: r.get(10)?,
+                    valid_from: r.get(11)?,
+                    valid_to: r.get(12)?,
+                    before: r.get(13)?,
+                    after: r.get(14)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+}
