@@ -99,7 +99,7 @@ enum Command {
     /// register-wins. A re-run on an unchanged export writes nothing. Settings may come from
     /// --config FILE (TOML, same names with underscores); flags win.
     /// Exit: 0 done, 1 done with conflicts or rejected rows, 2 failed.
-    Sync(SyncArgs),
+    Sync(Box<SyncArgs>),
     /// Who was this patient's FLK, FVK or treating role, and which sync run set it.
     History {
         /// The patient's personnummer or samordningsnummer.
@@ -432,10 +432,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &fastkontakt::sync::state::LedgerEntry,
             > = Default::default();
             for r in &rows {
-                let known = at.is_none_or(|d| r.at.as_str() <= format!("{d}T99").as_str());
-                if known {
-                    latest.insert(&r.key, r);
-                }
+                latest.insert(&r.key, r);
             }
             println!("{p}: {} relations written by fastkontakt", latest.len());
             for r in latest.values() {

@@ -201,6 +201,12 @@ fn to_json(r: crate::fhir::Resource) -> Value {
     model::to_value(r).unwrap_or(Value::Null)
 }
 
+/// A patient's active FLK (staff, unit) and listing unit, for Patient.generalPractitioner.
+type PatientFacts = (
+    Option<(crate::domain::HsaId, crate::domain::HsaId)>,
+    Option<crate::domain::HsaId>,
+);
+
 /// Register → what the EHR should hold.
 pub struct Desired {
     /// key → (contact, source, relation JSON)
@@ -229,13 +235,7 @@ pub fn desired(
     let mut refs = ResourceSet::default();
     let mut rejected = Vec::new();
     let (mut held_rows, mut held_patients) = (HashSet::new(), HashSet::new());
-    let mut patients: BTreeMap<
-        PatientId,
-        (
-            Option<(crate::domain::HsaId, crate::domain::HsaId)>,
-            Option<crate::domain::HsaId>,
-        ),
-    > = BTreeMap::new();
+    let mut patients: BTreeMap<PatientId, PatientFacts> = BTreeMap::new();
     for item in RegisterReader::open(path, &m.register, &m.terminology)? {
         match item? {
             RegisterItem::Rejected(row) => {
@@ -909,11 +909,7 @@ impl<'a> Applier<'a> {
                     self.summary.messages.push(format!("conflict: {msg}"));
                     return Ok(());
                 }
-                let desired_body = if item.action == Action::End {
-                    item.body.clone()
-                } else {
-                    item.body.clone()
-                };
+                let desired_body = item.body.clone();
                 item.body = self.own.merge(cur, &desired_body);
                 item.expected_version = version_of(cur);
             } else if item.action != Action::Create && item.action != Action::CreateReference {

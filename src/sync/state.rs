@@ -14,6 +14,11 @@ pub enum StateError {
     },
 }
 
+/// (seq, key, action, resource, expected version, desired owned hash) of an intent.
+pub type Pending = (i64, String, String, String, Option<String>, String);
+/// (seq, key, new last-applied state, ledger line, patient hash) of a done write.
+pub type Done = (i64, String, Applied, LedgerEntry, String);
+
 pub struct State {
     conn: Connection,
     path: String,
@@ -161,11 +166,7 @@ impl State {
     }
 
     /// Records intents before they are sent, in one transaction.
-    pub fn record_pending(
-        &mut self,
-        run: i64,
-        items: &[(i64, String, String, String, Option<String>, String)],
-    ) -> Result<(), StateError> {
+    pub fn record_pending(&mut self, run: i64, items: &[Pending]) -> Result<(), StateError> {
         let path = self.path.clone();
         let db = |source| StateError::Db {
             path: path.clone(),
@@ -183,11 +184,7 @@ impl State {
     }
 
     /// Records outcomes, the new last-applied state and the ledger, in one transaction.
-    pub fn record_applied(
-        &mut self,
-        run: i64,
-        done: &[(i64, String, Applied, LedgerEntry, String)],
-    ) -> Result<(), StateError> {
+    pub fn record_applied(&mut self, run: i64, done: &[Done]) -> Result<(), StateError> {
         let path = self.path.clone();
         let db = |source| StateError::Db {
             path: path.clone(),

@@ -1,0 +1,248 @@
+//! Test harness: one real FHIR server (hfs, see shared/fhir-test-server.md) per test binary on
+//! 127.0.0.1, a tenant per test for isolation, and a fault-injecting, write-counting proxy.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub base: String,
+    child: std::sync::Mutex<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.child.lock() {
+            let _ = c.kill();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("FASTKONTAKT_HFS_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+                .join(".cache/fastkontakt/hfs-data")
+        })
+}
+
+/// Starts hfs once for this test binary; a missing server is a failure, not a skip.
+pub fn server() -> &'static Server {
+    static S: OnceLock<Server> = OnceLock::new();
+    S.get_or_init(|| {
+        let sp = data_dir().join("search-parameters-r4.json");
+        assert!(
+            sp.is_file(),
+            "{} missing: run ./scripts/install-test-deps.sh",
+            sp.display()
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let child = Command::new("hfs")
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--database-url",
+            ])
+            .arg(dir.path().join("fhir.db"))
+            .arg("--data-dir")
+            .arg(data_dir())
+            .current_dir(dir.path())
+            .env("HFS_BASE_URL", &base)
+            .env("HFS_VALIDATION_MODE", "enforce")
+            .env("HFS_UI_ENABLED", "false")
+            .env("HFS_NL_SEARCH_ENABLED", "false")
+            .env("HFS_LOG_LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("hfs 0.2.7 on PATH: run ./scripts/install-test-deps.sh");
+        let start = Instant::now();
+        loop {
+            if let Ok(out) = Command::new("curl")
+                .args(["-sf", &format!("{base}/metadata")])
+                .output()
+            {
+                if out.status.success() {
+                    let body = String::from_utf8_lossy(&out.stdout);
+                    assert!(
+                        body.contains("\"participant\""),
+                        "hfs started without the R4 search parameters"
+                    );
+                    break;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "hfs did not answer within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Server {
+            base,
+            child: std::sync::Mutex::new(child),
+            _dir: dir,
+        }
+    })
+}
+
+pub fn tenant(name: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Faults the proxy injects, each a share of requests (0..1).
+#[derive(Clone, Copy, Default)]
+pub struct Faults {
+    pub too_many: f64,
+    pub unavailable: f64,
+    /// Forward, let the server act, then drop the connection without an answer.
+    pub drop_after: f64,
+    pub slow: f64,
+}
+
+pub struct Proxy {
+    pub base: String,
+    pub writes: Arc<AtomicU64>,
+    pub faults_injected: Arc<AtomicU64>,
+}
+
+/// A proxy in front of the server that counts writes (non-GET) and injects faults.
+pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
+    use axum::body::Body;
+    use axum::extract::State;
+    use axum::http::{Request, Response, StatusCode};
+    let writes = Arc::new(AtomicU64::new(0));
+    let injected = Arc::new(AtomicU64::new(0));
+    let counter = Arc::new(AtomicU64::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    #[derive(Clone)]
+    struct St {
+        up: String,
+        client: reqwest::Client,
+        faults: Faults,
+        writes: Arc<AtomicU64>,
+        injected: Arc<AtomicU64>,
+        counter: Arc<AtomicU64>,
+    }
+    let st = St {
+        up: upstream.to_owned(),
+        client: reqwest::Client::new(),
+        faults,
+        writes: writes.clone(),
+        injected: injected.clone(),
+        counter,
+    };
+    async fn handle(State(st): State<St>, req: Request<Body>) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        if parts.method != axum::http::Method::GET {
+            st.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        // A deterministic pseudo-random draw per request (splitmix64).
+        let mut z = st
+            .counter
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        let draw = ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64;
+        let f = st.faults;
+        let fault = |status: StatusCode, retry_after: Option<&str>| {
+            st.injected.fetch_add(1, Ordering::Relaxed);
+            let mut b = Response::builder().status(status);
+            if let Some(r) = retry_after {
+                b = b.header("Retry-After", r);
+            }
+            b.body(Body::from("{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"error\",\"code\":\"transient\"}]}")).unwrap()
+        };
+        if draw < f.too_many {
+            return fault(StatusCode::TOO_MANY_REQUESTS, Some("0"));
+        }
+        if draw < f.too_many + f.unavailable {
+            return fault(StatusCode::SERVICE_UNAVAILABLE, None);
+        }
+        let drop_it = draw < f.too_many + f.unavailable + f.drop_after;
+        if !drop_it && draw < f.too_many + f.unavailable + f.drop_after + f.slow {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let url = format!(
+            "{}{}",
+            st.up,
+            parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+        );
+        let bytes = axum::body::to_bytes(body, 64 << 20)
+            .await
+            .unwrap_or_default();
+        let mut r = st.client.request(parts.method.clone(), &url).body(bytes);
+        for (k, v) in parts.headers.iter() {
+            if k != "host" && k != "content-length" {
+                r = r.header(k, v);
+            }
+        }
+        let resp = match r.send().await {
+            Ok(x) => x,
+            Err(_) => return fault(StatusCode::BAD_GATEWAY, None),
+        };
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.unwrap_or_default();
+        if drop_it {
+            st.injected.fetch_add(1, Ordering::Relaxed);
+            // The server acted; the client never hears of it.
+            panic!("proxy drops the connection on purpose");
+        }
+        let mut b = Response::builder().status(status.as_u16());
+        for (k, v) in headers.iter() {
+            if k != "transfer-encoding" && k != "content-length" {
+                b = b.header(k.as_str(), v.as_bytes());
+            }
+        }
+        b.body(Body::from(body)).unwrap()
+    }
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let app = axum::Router::new().fallback(handle).with_state(st);
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    Proxy {
+        base,
+        writes,
+        faults_injected: injected,
+    }
+}

@@ -1,0 +1,550 @@
+//! `sync` against a real FHIR server (hfs on 127.0.0.1): full sync, idempotent re-run, exact
+//! writes for a register change, a person's edit kept as a conflict, kill -9 and re-run, two
+//! syncs at once, faults in front of the server, dry run and plan/apply.
+
+mod common;
+
+use common::{proxy, root, server, tenant, Faults};
+use fastkontakt::fhir::client::{ClientConfig, FhirClient};
+use reqwest::Method;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const ROW_SYSTEM: &str =
+    "https://fhir.fastkontakt.example/NamingSystem/befolkningsregistret-rad-id";
+
+fn client(base: &str, tenant: &str) -> FhirClient {
+    let mut c = ClientConfig::new(base);
+    c.tenant = Some(tenant.to_owned());
+    FhirClient::new(c).unwrap()
+}
+
+fn sync(base: &str, tenant: &str, register: &Path, state: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+        .current_dir(root())
+        .args([
+            "sync",
+            "--ehr",
+            base,
+            "--tenant",
+            tenant,
+            "--as-of",
+            "2026-06-01",
+            "--register",
+        ])
+        .arg(register)
+        .arg("--state")
+        .arg(state)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn summary(o: &Output, path: &Path) -> Value {
+    assert!(
+        path.exists(),
+        "no summary; stderr:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Relations on the server per register row id: (count, resources).
+async fn by_row(c: &FhirClient) -> BTreeMap<String, Vec<Value>> {
+    let mut m: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for t in ["CareTeam", "Task"] {
+        for r in c.search_all(&format!("{t}?_count=500")).await.unwrap() {
+            let row = r["identifier"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|i| i["system"] == ROW_SYSTEM)
+                .and_then(|i| i["value"].as_str())
+                .unwrap_or("?")
+                .to_owned();
+            m.entry(row).or_default().push(r);
+        }
+    }
+    m
+}
+
+fn handwritten() -> PathBuf {
+    root().join("samples/handwritten/register.csv")
+}
+
+fn rows_in(path: &Path) -> usize {
+    std::fs::read_to_string(path).unwrap().lines().count() - 1
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_sync_then_a_second_run_writes_nothing() {
+    let s = server();
+    let t = tenant("full");
+    let dir = tempfile::tempdir().unwrap();
+    let (state, sum) = (
+        dir.path().join("state.sqlite"),
+        dir.path().join("summary.json"),
+    );
+    let o = sync(
+        &s.base,
+        &t,
+        &handwritten(),
+        &state,
+        &["--summary", sum.to_str().unwrap()],
+    );
+    let first = summary(&o, &sum);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "one row is rejected → exit 1:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for key in [
+        "created",
+        "updated",
+        "ended",
+        "unchanged",
+        "conflicts",
+        "errors",
+        "duration_seconds",
+    ] {
+        assert!(!first[key].is_null(), "summary has {key}");
+    }
+    assert_eq!(first["created"], 46);
+    assert_eq!(first["errors"], 0);
+    assert_eq!(first["rejected_rows"], 1);
+    let c = client(&s.base, &t);
+    let rows = by_row(&c).await;
+    assert_eq!(rows.len(), 46);
+    assert!(rows.values().all(|v| v.len() == 1), "one resource per row");
+    // The product's Provenance is there, pointing at what it wrote.
+    let prov = c.search_all("Provenance?_count=100").await.unwrap();
+    assert!(!prov.is_empty() && prov[0]["target"].as_array().is_some_and(|t| !t.is_empty()));
+
+    let p = proxy(&s.base, Faults::default(), 1);
+    let o = sync(
+        &p.base,
+        &t,
+        &handwritten(),
+        &state,
+        &["--summary", sum.to_str().unwrap()],
+    );
+    let second = summary(&o, &sum);
+    assert_eq!(second["created"], 0);
+    assert_eq!(second["updated"], 0);
+    assert_eq!(second["unchanged"], 46);
+    assert_eq!(
+        p.writes.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "an unchanged export makes zero writes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_and_plan_write_nothing() {
+    let s = server();
+    let t = tenant("dry");
+    let dir = tempfile::tempdir().unwrap();
+    let p = proxy(&s.base, Faults::default(), 2);
+    let state = dir.path().join("state.sqlite");
+    let o = sync(&p.base, &t, &handwritten(), &state, &["--dry-run"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.lines().filter(|l| l.starts_with("create ")).count() == 46,
+        "the plan is printed:\n{out}"
+    );
+    let plan = dir.path().join("plan.json");
+    let o = sync(
+        &p.base,
+        &t,
+        &handwritten(),
+        &state,
+        &["plan", "-o", plan.to_str().unwrap()],
+    );
+    assert!(plan.exists(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        p.writes.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "the server received no write"
+    );
+    assert!(by_row(&client(&s.base, &t)).await.is_empty());
+    // The reviewed plan applies while the EHR is unchanged …
+    let o = Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+        .current_dir(root())
+        .args(["sync", "--ehr", &s.base, "--tenant", &t, "--state"])
+        .arg(&state)
+        .args(["apply", plan.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(by_row(&client(&s.base, &t)).await.len(), 46);
+    // … and is refused once it has changed.
+    let o = Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+        .current_dir(root())
+        .args(["sync", "--ehr", &s.base, "--tenant", &t, "--state"])
+        .arg(&state)
+        .args(["apply", plan.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the EHR changed since the plan was made"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_register_change_gives_exactly_the_expected_writes_and_ends_never_delete() {
+    let s = server();
+    let t = tenant("change");
+    let dir = tempfile::tempdir().unwrap();
+    let (state, sum) = (
+        dir.path().join("state.sqlite"),
+        dir.path().join("summary.json"),
+    );
+    sync(&s.base, &t, &handwritten(), &state, &[]);
+    let text = std::fs::read_to_string(handwritten()).unwrap();
+    // ok-all-2 gets another FVK (a person already in the EHR); r17-overlap-2 leaves the register.
+    let changed: String = text
+        .lines()
+        .filter(|l| !l.starts_with("r17-overlap-2;"))
+        .map(|l| {
+            if l.starts_with("ok-all-2;") {
+                l.replace("SE2321000016-N001;Erik Berg", "SE2321000016-N002;Sara Holm")
+            } else {
+                l.to_owned()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect();
+    let reg2 = dir.path().join("register2.csv");
+    std::fs::write(&reg2, changed).unwrap();
+    let p = proxy(&s.base, Faults::default(), 3);
+    let o = sync(
+        &p.base,
+        &t,
+        &reg2,
+        &state,
+        &["--summary", sum.to_str().unwrap(), "--chunk-size", "100"],
+    );
+    let s2 = summary(&o, &sum);
+    assert_eq!(
+        (
+            s2["created"].as_u64(),
+            s2["updated"].as_u64(),
+            s2["ended"].as_u64()
+        ),
+        (Some(0), Some(1), Some(1)),
+        "{s2}"
+    );
+    assert_eq!(
+        s2["references_created"], 1,
+        "N002 at V0001 is a new PractitionerRole"
+    );
+    assert_eq!(
+        p.writes.load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "one transaction for the reference, one for the relations"
+    );
+    let rows = by_row(&client(&s.base, &t)).await;
+    assert_eq!(rows.len(), 46, "nothing deleted");
+    let ended = &rows["r17-overlap-2"][0];
+    assert_eq!(ended["status"], "inactive");
+    assert_eq!(ended["period"]["end"], "2026-06-01");
+    let upd = &rows["ok-all-2"][0];
+    assert_eq!(upd["meta"]["versionId"], "2");
+    // history knows who was the FVK, and which run set it.
+    let h = Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+        .args(["history", "19310304-1004", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let h = String::from_utf8_lossy(&h.stdout);
+    assert!(
+        h.contains("SE2321000016-N002") && h.contains("(run 2, update"),
+        "{h}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_persons_edit_in_the_ehr_is_a_conflict_and_is_kept() {
+    let s = server();
+    let t = tenant("conflict");
+    let dir = tempfile::tempdir().unwrap();
+    let (state, sum) = (
+        dir.path().join("state.sqlite"),
+        dir.path().join("summary.json"),
+    );
+    sync(&s.base, &t, &handwritten(), &state, &[]);
+    let c = client(&s.base, &t);
+    let rows = by_row(&c).await;
+    // A person changes a register-owned element (the period) and adds an EHR-owned note.
+    let mut ct = rows["ok-all-2"][0].clone();
+    ct["period"]["start"] = serde_json::json!("2023-06-01");
+    ct["note"] = serde_json::json!([{"text": "Ring efter kl 10"}]);
+    let id = ct["id"].as_str().unwrap().to_owned();
+    c.send(Method::PUT, &format!("CareTeam/{id}"), Some(&ct), None)
+        .await
+        .unwrap();
+    // On another relation a person only adds a note: not a conflict, and it survives updates.
+    let mut other = rows["ok-all-1"][0].clone();
+    other["note"] = serde_json::json!([{"text": "Tolk behövs"}]);
+    let other_id = other["id"].as_str().unwrap().to_owned();
+    c.send(
+        Method::PUT,
+        &format!("CareTeam/{other_id}"),
+        Some(&other),
+        None,
+    )
+    .await
+    .unwrap();
+    let text = std::fs::read_to_string(handwritten()).unwrap();
+    let reg2 = dir.path().join("register2.csv");
+    std::fs::write(
+        &reg2,
+        text.replace(
+            "ok-all-1;19310304-1004;FLK;;;Aktiv;2022-02-01",
+            "ok-all-1;19310304-1004;FLK;;;Aktiv;2022-03-01",
+        ),
+    )
+    .unwrap();
+
+    let o = sync(
+        &s.base,
+        &t,
+        &reg2,
+        &state,
+        &["--summary", sum.to_str().unwrap()],
+    );
+    let s2 = summary(&o, &sum);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(s2["conflicts"], 1, "{s2}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("conflict: CareTeam/{id}")));
+    let now = c.read("CareTeam", &id).await.unwrap().unwrap();
+    assert_eq!(
+        now["period"]["start"], "2023-06-01",
+        "the person's change is kept"
+    );
+    let flk = c.read("CareTeam", &other_id).await.unwrap().unwrap();
+    assert_eq!(
+        flk["period"]["start"], "2022-03-01",
+        "the register's change applied"
+    );
+    assert_eq!(
+        flk["note"][0]["text"], "Tolk behövs",
+        "the EHR-owned note survived the update"
+    );
+
+    let o = sync(
+        &s.base,
+        &t,
+        &reg2,
+        &state,
+        &[
+            "--summary",
+            sum.to_str().unwrap(),
+            "--on-conflict",
+            "register-wins",
+        ],
+    );
+    assert_eq!(summary(&o, &sum)["updated"], 1);
+    let now = c.read("CareTeam", &id).await.unwrap().unwrap();
+    assert_eq!(
+        now["period"]["start"], "2023-05-10",
+        "register-wins restores the register's value"
+    );
+    assert_eq!(
+        now["note"][0]["text"], "Ring efter kl 10",
+        "and keeps the EHR's note"
+    );
+}
+
+fn generated(dir: &Path, patients: u64, seed: u64) -> PathBuf {
+    let m = fastkontakt::mapping::Mappings::load(&root().join("mappings"), None, None).unwrap();
+    let spec = fastkontakt::samples::Spec {
+        patients,
+        seed,
+        inconsistency_share: 0.0,
+    };
+    fastkontakt::samples::generate(&spec, &m, dir).unwrap();
+    dir.join("register.csv")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_run_then_a_rerun_converges_with_no_duplicate_and_no_lost_row() {
+    let s = server();
+    let t = tenant("kill");
+    let dir = tempfile::tempdir().unwrap();
+    let reg = generated(dir.path(), 1500, 77);
+    let expected = rows_in(&reg);
+    let state = dir.path().join("state.sqlite");
+    let c = client(&s.base, &t);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+        .current_dir(root())
+        .args([
+            "sync",
+            "--ehr",
+            &s.base,
+            "--tenant",
+            &t,
+            "--chunk-size",
+            "25",
+            "--register",
+        ])
+        .arg(&reg)
+        .arg("--state")
+        .arg(&state)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once it has written some relations but not all.
+    let start = std::time::Instant::now();
+    loop {
+        let n = c
+            .search_all("CareTeam?_count=500&_elements=id")
+            .await
+            .map(|v| v.len())
+            .unwrap_or(0);
+        if n >= 50 || start.elapsed().as_secs() > 60 {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            panic!("the sync finished before it could be killed; make the region larger");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let partial = by_row(&c).await.len();
+    assert!(
+        partial > 0 && partial < expected,
+        "killed mid-run: {partial} of {expected}"
+    );
+    let sum = dir.path().join("summary.json");
+    let o = sync(
+        &s.base,
+        &t,
+        &reg,
+        &state,
+        &["--summary", sum.to_str().unwrap()],
+    );
+    let s2 = summary(&o, &sum);
+    assert_eq!(s2["errors"], 0, "{s2}");
+    assert_eq!(s2["conflicts"], 0, "{s2}");
+    let rows = by_row(&c).await;
+    assert_eq!(rows.len(), expected, "no lost row");
+    assert!(rows.values().all(|v| v.len() == 1), "no duplicate");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_syncs_started_at_once_leave_no_duplicates() {
+    let s = server();
+    let t = tenant("race");
+    let dir = tempfile::tempdir().unwrap();
+    let reg = generated(dir.path(), 400, 5);
+    let spawn = |n: u32| {
+        Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+            .current_dir(root())
+            .args([
+                "sync",
+                "--ehr",
+                &s.base,
+                "--tenant",
+                &t,
+                "--chunk-size",
+                "20",
+                "--register",
+            ])
+            .arg(&reg)
+            .arg("--state")
+            .arg(dir.path().join(format!("state{n}.sqlite")))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(1), spawn(2));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    for o in [&a, &b] {
+        assert!(
+            o.status.code().is_some_and(|c| c <= 1),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let rows = by_row(&client(&s.base, &t)).await;
+    assert_eq!(rows.len(), rows_in(&reg));
+    assert!(rows.values().all(|v| v.len() == 1), "no duplicate");
+    let c = client(&s.base, &t);
+    let roles = c.search_all("PractitionerRole?_count=500").await.unwrap();
+    let mut ids: Vec<&str> = roles
+        .iter()
+        .filter_map(|r| r["identifier"][0]["value"].as_str())
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "references not duplicated either");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn faults_in_front_of_the_server_change_nothing_in_the_end_state() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let reg = generated(dir.path(), 300, 9);
+    let clean = tenant("clean");
+    sync(&s.base, &clean, &reg, &dir.path().join("clean.sqlite"), &[]);
+    let faulty = tenant("faulty");
+    let p = proxy(
+        &s.base,
+        Faults {
+            too_many: 0.08,
+            unavailable: 0.08,
+            drop_after: 0.06,
+            slow: 0.08,
+        },
+        4,
+    );
+    let sum = dir.path().join("summary.json");
+    let o = sync(
+        &p.base,
+        &faulty,
+        &reg,
+        &dir.path().join("faulty.sqlite"),
+        &["--chunk-size", "15", "--summary", sum.to_str().unwrap()],
+    );
+    let s2 = summary(&o, &sum);
+    assert_eq!(
+        s2["errors"],
+        0,
+        "{s2}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        p.faults_injected.load(std::sync::atomic::Ordering::Relaxed) > 5,
+        "faults were injected"
+    );
+    assert!(s2["retries"].as_u64().unwrap() > 0);
+    let owned =
+        |rows: BTreeMap<String, Vec<Value>>| -> BTreeMap<String, (usize, String, String, Value)> {
+            rows.into_iter()
+                .map(|(k, v)| {
+                    (
+                        k,
+                        (
+                            v.len(),
+                            v[0]["status"].as_str().unwrap_or("").to_owned(),
+                            v[0]["period"].to_string(),
+                            v[0]["participant"][0]["role"].clone(),
+                        ),
+                    )
+                })
+                .collect()
+        };
+    let a = owned(by_row(&client(&s.base, &clean)).await);
+    let b = owned(by_row(&client(&s.base, &faulty)).await);
+    assert_eq!(a, b, "same end state with and without faults");
+}
