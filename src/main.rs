@@ -70,7 +70,7 @@ enum Command {
         /// Register export (.csv).
         #[arg(long, value_name = "FILE")]
         register: Option<PathBuf>,
-        /// EHR data: a FHIR Bundle (.json), NDJSON, or a folder of them.
+        /// EHR data: a FHIR server's base URL, a Bundle (.json), NDJSON, or a folder of them.
         #[arg(long, value_name = "PATH")]
         ehr: Option<PathBuf>,
         /// Region profile: a name in mappings/profiles/ (gavleborg, orebro) or a TOML file.
@@ -360,10 +360,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .date_naive()
             });
             let ehr = match ehr {
-                Some(p) => Some(
-                    run::EhrSide::from_files(p, &mappings)
-                        .with_context(|| format!("reading EHR data {}", p.display()))?,
-                ),
+                Some(p) if p.to_string_lossy().starts_with("http://") || p.to_string_lossy().starts_with("https://") => {
+                    let client = fastkontakt::fhir::client::FhirClient::new(fastkontakt::fhir::client::ClientConfig::new(&p.to_string_lossy()))?;
+                    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+                    Some(rt.block_on(run::EhrSide::from_server(&client, &mappings)).with_context(|| format!("reading EHR data from {}", p.display()))?)
+                }
+                Some(p) => Some(run::EhrSide::from_files(p, &mappings).with_context(|| format!("reading EHR data {}", p.display()))?),
                 None => None,
             };
             let input = run::CheckInput {

@@ -48,6 +48,31 @@ impl EhrSide {
         Ok(side)
     }
 
+    /// Reads everything the rules use from a FHIR server: the product's and the EHR's contacts
+    /// and directory, and the EHR-only facts, each resource type paged through `next` links.
+    pub async fn from_server(client: &crate::fhir::client::FhirClient, m: &Mappings) -> Result<Self, crate::fhir::client::ClientError> {
+        const TYPES: &[&str] = &[
+            "Patient", "Practitioner", "PractitionerRole", "Organization", "CareTeam", "Task", "Flag", "Condition",
+            "Observation", "EpisodeOfCare", "Encounter", "CarePlan", "Consent",
+        ];
+        let mut values = Vec::new();
+        for t in TYPES {
+            values.extend(client.search_all(&format!("{t}?_count=500")).await?);
+        }
+        let mut resources = Vec::new();
+        let mut problems = Vec::new();
+        for v in values {
+            let where_ = format!("{}/{}", v["resourceType"].as_str().unwrap_or("?"), v["id"].as_str().unwrap_or("?"));
+            match crate::fhir::model::parse_value(v) {
+                Ok(r) => resources.push(r),
+                Err(e) => problems.push(format!("{where_}: {e}")),
+            }
+        }
+        let mut side = Self::from_resources(resources.iter().map(|r| (None, r)), m);
+        side.problems.extend(problems);
+        Ok(side)
+    }
+
     pub fn from_resources<'r>(
         resources: impl IntoIterator<Item = (Option<String>, &'r crate::fhir::Resource)> + Clone,
         m: &Mappings,
