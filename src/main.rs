@@ -360,12 +360,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .date_naive()
             });
             let ehr = match ehr {
-                Some(p) if p.to_string_lossy().starts_with("http://") || p.to_string_lossy().starts_with("https://") => {
-                    let client = fastkontakt::fhir::client::FhirClient::new(fastkontakt::fhir::client::ClientConfig::new(&p.to_string_lossy()))?;
-                    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-                    Some(rt.block_on(run::EhrSide::from_server(&client, &mappings)).with_context(|| format!("reading EHR data from {}", p.display()))?)
+                Some(p)
+                    if p.to_string_lossy().starts_with("http://")
+                        || p.to_string_lossy().starts_with("https://") =>
+                {
+                    let client = fastkontakt::fhir::client::FhirClient::new(
+                        fastkontakt::fhir::client::ClientConfig::new(&p.to_string_lossy()),
+                    )?;
+                    let rt = tokio::runtime::Builder::new_multi_thread()
+                        .enable_all()
+                        .build()?;
+                    Some(
+                        rt.block_on(run::EhrSide::from_server(&client, &mappings))
+                            .with_context(|| format!("reading EHR data from {}", p.display()))?,
+                    )
                 }
-                Some(p) => Some(run::EhrSide::from_files(p, &mappings).with_context(|| format!("reading EHR data {}", p.display()))?),
+                Some(p) => Some(
+                    run::EhrSide::from_files(p, &mappings)
+                        .with_context(|| format!("reading EHR data {}", p.display()))?,
+                ),
                 None => None,
             };
             let input = run::CheckInput {

@@ -559,25 +559,48 @@ async fn check_against_a_server_finds_what_check_against_the_same_files_finds() 
     // Load the hand-written EHR sample into the server as it is (PUT to its own ids).
     let mut entries = Vec::new();
     for f in ["contacts.ndjson", "context.ndjson"] {
-        for line in std::fs::read_to_string(root().join("samples/handwritten/ehr").join(f)).unwrap().lines() {
+        for line in std::fs::read_to_string(root().join("samples/handwritten/ehr").join(f))
+            .unwrap()
+            .lines()
+        {
             let r: Value = serde_json::from_str(line).unwrap();
-            let url = format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap());
-            entries.push(serde_json::json!({"resource": r, "request": {"method": "PUT", "url": url}}));
+            let url = format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap(),
+                r["id"].as_str().unwrap()
+            );
+            entries
+                .push(serde_json::json!({"resource": r, "request": {"method": "PUT", "url": url}}));
         }
     }
-    let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+    let bundle =
+        serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
     c.send(Method::POST, "", Some(&bundle), None).await.unwrap();
-    let profile = fastkontakt::checks::Profile::load("orebro", &root().join("mappings"), &m.terminology).unwrap();
+    let profile =
+        fastkontakt::checks::Profile::load("orebro", &root().join("mappings"), &m.terminology)
+            .unwrap();
     let as_of = chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
     let reg = handwritten();
     let run_with = |ehr: EhrSide| {
-        let input = CheckInput { register: Some(&reg), ehr: Some(ehr), profile: &profile, mappings: &m, as_of, quarantine: None };
+        let input = CheckInput {
+            register: Some(&reg),
+            ehr: Some(ehr),
+            profile: &profile,
+            mappings: &m,
+            as_of,
+            quarantine: None,
+        };
         let r = run::run(input, &mut |_, _| {}).unwrap();
-        let mut f: Vec<(String, String, String)> = r.findings.iter().map(|f| (f.rule.to_owned(), f.patient.clone(), f.message.clone())).collect();
+        let mut f: Vec<(String, String, String)> = r
+            .findings
+            .iter()
+            .map(|f| (f.rule.to_owned(), f.patient.clone(), f.message.clone()))
+            .collect();
         f.sort();
         (f, r.not_evaluated)
     };
-    let from_files = run_with(EhrSide::from_files(&root().join("samples/handwritten/ehr"), &m).unwrap());
+    let from_files =
+        run_with(EhrSide::from_files(&root().join("samples/handwritten/ehr"), &m).unwrap());
     let from_server = run_with(EhrSide::from_server(&c, &m).await.unwrap());
     assert!(from_files.0.len() > 20);
     assert_eq!(from_server, from_files);

@@ -50,10 +50,24 @@ impl EhrSide {
 
     /// Reads everything the rules use from a FHIR server: the product's and the EHR's contacts
     /// and directory, and the EHR-only facts, each resource type paged through `next` links.
-    pub async fn from_server(client: &crate::fhir::client::FhirClient, m: &Mappings) -> Result<Self, crate::fhir::client::ClientError> {
+    pub async fn from_server(
+        client: &crate::fhir::client::FhirClient,
+        m: &Mappings,
+    ) -> Result<Self, crate::fhir::client::ClientError> {
         const TYPES: &[&str] = &[
-            "Patient", "Practitioner", "PractitionerRole", "Organization", "CareTeam", "Task", "Flag", "Condition",
-            "Observation", "EpisodeOfCare", "Encounter", "CarePlan", "Consent",
+            "Patient",
+            "Practitioner",
+            "PractitionerRole",
+            "Organization",
+            "CareTeam",
+            "Task",
+            "Flag",
+            "Condition",
+            "Observation",
+            "EpisodeOfCare",
+            "Encounter",
+            "CarePlan",
+            "Consent",
         ];
         let mut values = Vec::new();
         for t in TYPES {
@@ -62,7 +76,11 @@ impl EhrSide {
         let mut resources = Vec::new();
         let mut problems = Vec::new();
         for v in values {
-            let where_ = format!("{}/{}", v["resourceType"].as_str().unwrap_or("?"), v["id"].as_str().unwrap_or("?"));
+            let where_ = format!(
+                "{}/{}",
+                v["resourceType"].as_str().unwrap_or("?"),
+                v["id"].as_str().unwrap_or("?")
+            );
             match crate::fhir::model::parse_value(v) {
                 Ok(r) => resources.push(r),
                 Err(e) => problems.push(format!("{where_}: {e}")),
@@ -222,7 +240,7 @@ pub fn run(
         // First pass streams contiguous patient groups; a patient seen again after its group
         // ended means the export is not grouped, so a second pass groups in memory.
         let grouped = stream_register(path, m, &ehr, &mut run, on_reject, &idcols, &mut r16)?;
-        let (rows, rej, held_rows) = match grouped {
+        let (rows, rej) = match grouped {
             Some(stats) => stats,
             None => {
                 tracing::info!("register export is not grouped by patient; grouping in memory");
@@ -233,31 +251,12 @@ pub fn run(
                 group_in_memory(path, m, &ehr, &mut run, on_reject, &idcols, &mut r16)?
             }
         };
-        let _ = held_rows;
         report_rows = rows;
         rejected = rej;
-        for (patient, message, sources) in r16 {
-            let rule = super::catalogue::find("FK-R16").expect("in catalogue");
-            if input.profile.enabled(rule.id) {
-                run.findings.push(Finding {
-                    rule: rule.id,
-                    severity: input
-                        .profile
-                        .severity
-                        .get(rule.id)
-                        .copied()
-                        .unwrap_or(rule.severity),
-                    patient,
-                    message,
-                    basis: rule.basis,
-                    register: None,
-                    ehr: None,
-                    unit: None,
-                    sources,
-                    expression: None,
-                });
-            }
-        }
+        run.findings.extend(
+            r16.into_iter()
+                .filter_map(|(p, m, s)| r16_finding(input.profile, p, m, s)),
+        );
         if rejected > 0 {
             quarantine_path = input.quarantine.clone();
         }
@@ -278,30 +277,17 @@ pub fn run(
         run.patient(p, &[], &ehr, false);
     }
     for (patient, message) in &ehr.invalid_identifiers {
-        let rule = super::catalogue::find("FK-R16").expect("in catalogue");
-        if input.profile.enabled(rule.id) {
-            run.findings.push(Finding {
-                rule: rule.id,
-                severity: input
-                    .profile
-                    .severity
-                    .get(rule.id)
-                    .copied()
-                    .unwrap_or(rule.severity),
-                patient: patient.clone(),
-                message: message.clone(),
-                basis: rule.basis,
-                register: None,
-                ehr: None,
-                unit: None,
-                sources: message
-                    .split(':')
-                    .next()
-                    .map(|s| vec![s.to_owned()])
-                    .unwrap_or_default(),
-                expression: None,
-            });
-        }
+        let sources = message
+            .split(':')
+            .next()
+            .map(|s| vec![s.to_owned()])
+            .unwrap_or_default();
+        run.findings.extend(r16_finding(
+            input.profile,
+            patient.clone(),
+            message.clone(),
+            sources,
+        ));
     }
     let mut findings = run.findings;
     findings.sort_by(|a, b| {
@@ -325,6 +311,32 @@ pub fn run(
 }
 
 type R16 = Vec<(String, String, Vec<String>)>;
+
+/// An FK-R16 finding (an identifier that failed its check), unless the profile disables it.
+fn r16_finding(
+    profile: &Profile,
+    patient: String,
+    message: String,
+    sources: Vec<String>,
+) -> Option<Finding> {
+    let rule = super::catalogue::find("FK-R16").expect("FK-R16 is in the catalogue");
+    profile.enabled(rule.id).then(|| Finding {
+        rule: rule.id,
+        severity: profile
+            .severity
+            .get(rule.id)
+            .copied()
+            .unwrap_or(rule.severity),
+        patient,
+        message,
+        basis: rule.basis,
+        register: None,
+        ehr: None,
+        unit: None,
+        sources,
+        expression: None,
+    })
+}
 
 fn rejected_identity(path: &Path, row: &RejectedRow, idcols: &[String; 5], r16: &mut R16) {
     let bad: Vec<&crate::sources::register::RowProblem> = row
@@ -368,7 +380,7 @@ fn stream_register(
     on_reject: &mut dyn FnMut(&Path, &RejectedRow),
     idcols: &[String; 5],
     r16: &mut R16,
-) -> Result<Option<(u64, u64, usize)>, CheckError> {
+) -> Result<Option<(u64, u64)>, CheckError> {
     let reader = RegisterReader::open(path, &m.register, &m.terminology)?;
     let mut done: HashSet<u64> = HashSet::new();
     let mut held: HashSet<u64> = HashSet::new();
@@ -413,7 +425,7 @@ fn stream_register(
         on_reject(path, row);
         rejected_identity(path, row, idcols, r16);
     }
-    Ok(Some((rows, rejected, held.len())))
+    Ok(Some((rows, rejected)))
 }
 
 fn group_in_memory(
@@ -424,7 +436,7 @@ fn group_in_memory(
     on_reject: &mut dyn FnMut(&Path, &RejectedRow),
     idcols: &[String; 5],
     r16: &mut R16,
-) -> Result<(u64, u64, usize), CheckError> {
+) -> Result<(u64, u64), CheckError> {
     let reader = RegisterReader::open(path, &m.register, &m.terminology)?;
     let mut by_patient: HashMap<PatientId, Vec<(FixedContact, String)>> = HashMap::new();
     let mut order: Vec<PatientId> = Vec::new();
@@ -457,7 +469,7 @@ fn group_in_memory(
     for p in &order {
         run.patient(p, &by_patient[p], ehr, held.contains(p));
     }
-    Ok((rows, rejected, held.len()))
+    Ok((rows, rejected))
 }
 
 fn write_quarantine(path: &Path, m: &Mappings, q: &Path) -> Result<(), CheckError> {

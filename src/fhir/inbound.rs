@@ -82,7 +82,7 @@ impl<'r> Index<'r> {
         for (full_url, r) in resources {
             let (t, id) = super::outbound::type_and_id(r);
             if !id.is_empty() {
-                by_key.insert(format!("{}/{id}", resource_type_name(r).unwrap_or(t)), r);
+                by_key.insert(format!("{t}/{id}"), r);
             }
             if let Some(u) = full_url {
                 by_key.insert(u, r);
@@ -101,26 +101,6 @@ impl<'r> Index<'r> {
         let (id, t) = (parts.next()?, parts.next()?);
         self.by_key.get(&format!("{t}/{id}")).copied()
     }
-}
-
-/// The resource type's name for the types inbound reads.
-fn resource_type_name(r: &Resource) -> Option<&'static str> {
-    Some(match r {
-        Resource::CareTeam(_) => "CareTeam",
-        Resource::Task(_) => "Task",
-        Resource::Patient(_) => "Patient",
-        Resource::Practitioner(_) => "Practitioner",
-        Resource::PractitionerRole(_) => "PractitionerRole",
-        Resource::Organization(_) => "Organization",
-        Resource::CarePlan(_) => "CarePlan",
-        Resource::Consent(_) => "Consent",
-        Resource::Observation(_) => "Observation",
-        Resource::Condition(_) => "Condition",
-        Resource::Flag(_) => "Flag",
-        Resource::EpisodeOfCare(_) => "EpisodeOfCare",
-        Resource::Encounter(_) => "Encounter",
-        _ => return None,
-    })
 }
 
 /// Reads contacts out of FHIR resources for one set of mappings.

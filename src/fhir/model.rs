@@ -41,3 +41,26 @@ pub fn to_vec_pretty(resource: &Resource) -> Result<Vec<u8>, FhirError> {
 pub fn to_value(resource: Resource) -> Result<serde_json::Value, FhirError> {
     fhirbolt::json::to_json_value(resource, None).map_err(|e| FhirError::Write(e.to_string()))
 }
+
+/// The resource type's name, for the types the product reads or writes ("Resource" otherwise).
+pub fn type_name(r: &Resource) -> &'static str {
+    match r {
+        Resource::CareTeam(_) => "CareTeam",
+        Resource::Task(_) => "Task",
+        Resource::Patient(_) => "Patient",
+        Resource::Practitioner(_) => "Practitioner",
+        Resource::PractitionerRole(_) => "PractitionerRole",
+        Resource::Organization(_) => "Organization",
+        Resource::CarePlan(_) => "CarePlan",
+        Resource::Consent(_) => "Consent",
+        Resource::Provenance(_) => "Provenance",
+        Resource::Observation(_) => "Observation",
+        Resource::Condition(_) => "Condition",
+        Resource::Flag(_) => "Flag",
+        Resource::EpisodeOfCare(_) => "EpisodeOfCare",
+        Resource::Encounter(_) => "Encounter",
+        Resource::Bundle(_) => "Bundle",
+        Resource::OperationOutcome(_) => "OperationOutcome",
+        _ => "Resource",
+    }
+}

@@ -438,20 +438,10 @@ impl<'m> Outbound<'m> {
 
 /// Type and id of a resource this module built.
 pub fn type_and_id(r: &Resource) -> (&'static str, String) {
-    let id = r.id().and_then(|i| i.value.clone()).unwrap_or_default();
-    let t = match r {
-        Resource::CareTeam(_) => "CareTeam",
-        Resource::Task(_) => "Task",
-        Resource::Patient(_) => "Patient",
-        Resource::Practitioner(_) => "Practitioner",
-        Resource::PractitionerRole(_) => "PractitionerRole",
-        Resource::Organization(_) => "Organization",
-        Resource::CarePlan(_) => "CarePlan",
-        Resource::Consent(_) => "Consent",
-        Resource::Provenance(_) => "Provenance",
-        _ => "Resource",
-    };
-    (t, id)
+    (
+        super::model::type_name(r),
+        r.id().and_then(|i| i.value.clone()).unwrap_or_default(),
+    )
 }
 
 /// Collects resources once each (by type and id), for a transaction Bundle or NDJSON.
