@@ -417,3 +417,104 @@ fn generator_is_deterministic_by_seed() {
         read(c.path(), "register.csv")
     );
 }
+
+#[test]
+fn plans_round_trip_through_care_plan_and_consent() {
+    use fastkontakt::domain::*;
+    use fastkontakt::fhir::context::ContextReader;
+    use fastkontakt::fhir::outbound::Outbound;
+    let m = mappings();
+    let out = Outbound::new(&m);
+    let patient = PatientId::parse("19121212-1212").unwrap();
+    let hsa = |s: &str| HsaId::parse(s).unwrap();
+    let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let plans = vec![
+        CarePlanRecord {
+            source_id: "sip-1".into(),
+            patient: patient.clone(),
+            status: PlanStatus::Active,
+            created: Some(d("2025-11-01")),
+            body: PlanBody::Sip(Sip {
+                consent: Some(Consent {
+                    id: "samtycke-1".into(),
+                    active: true,
+                    date: Some(d("2025-10-30")),
+                }),
+                interventions: vec![
+                    Intervention {
+                        description: "Hemsjukvård".into(),
+                        responsible: Some(Principal::Municipality),
+                    },
+                    Intervention {
+                        description: "Uppföljning".into(),
+                        responsible: Some(Principal::Region),
+                    },
+                ],
+                measures_by_others: vec!["Dottern handlar".into()],
+                overall_responsibility: Some(Principal::Region),
+            }),
+        },
+        CarePlanRecord {
+            source_id: "mvp-1".into(),
+            patient: patient.clone(),
+            status: PlanStatus::Active,
+            created: None,
+            body: PlanBody::MedicalCarePlan(MedicalCarePlan {
+                prognosis: Some("Stabil".into()),
+                care_level_on_deterioration: Some("Hemma".into()),
+                direct_contact: Some("019-00 00 00".into()),
+                action_plan_on_deterioration: Some("Öka diuretika".into()),
+                follow_up: Some(FollowUp {
+                    when: Some(d("2026-09-01")),
+                    by: Some(hsa("SE2321000016-L001")),
+                }),
+                treatment_limitations: None,
+                author: Some(hsa("SE2321000016-L001")),
+            }),
+        },
+        CarePlanRecord {
+            source_id: "do-1".into(),
+            patient: patient.clone(),
+            status: PlanStatus::Active,
+            created: None,
+            body: PlanBody::DocumentedAgreement(DocumentedAgreement {
+                patient_commitments: vec!["Väger sig".into()],
+                care_commitments: vec!["Ringer varannan vecka".into()],
+                named_contacts: vec![hsa("SE2321000016-L001"), hsa("SE2321000016-N001")],
+                next_contact: Some(d("2026-07-01")),
+            }),
+        },
+    ];
+    let mut resources = Vec::new();
+    for p in &plans {
+        resources.extend(out.care_plan(p));
+    }
+    for h in ["SE2321000016-L001", "SE2321000016-N001"] {
+        let staff = Staff {
+            hsa: hsa(h),
+            name: None,
+            profession: None,
+            licence: Licence::Unknown,
+            specialties: vec![],
+        };
+        resources.push(out.practitioner(&staff));
+    }
+    // Through JSON and the strict parser, as any reader would see them.
+    let parsed: Vec<model::Resource> = resources
+        .iter()
+        .map(|r| model::parse(&model::to_vec(r).unwrap()).unwrap())
+        .collect();
+    let idx = Index::new(parsed.iter().map(|r| (None, r)));
+    let refs: Vec<&model::Resource> = parsed.iter().collect();
+    let facts = ContextReader::new(&m).read(&idx, &refs);
+    assert!(facts.availability.plans);
+    let mut back = facts.contexts[&patient].plans.clone();
+    back.sort_by_key(|p| p.kind());
+    let mut want = plans.clone();
+    want.sort_by_key(|p| p.kind());
+    for (b, w) in back.iter_mut().zip(&want) {
+        assert!(b.source_id.starts_with("CarePlan/"));
+        b.source_id = w.source_id.clone();
+    }
+    assert_eq!(back, want);
+}

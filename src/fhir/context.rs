@@ -201,6 +201,11 @@ impl<'m> ContextReader<'m> {
                             .and_then(|p| self.hsa_of(idx, p.member.as_deref())),
                         _ => None,
                     })
+                    .chain(
+                        cp.contributor
+                            .iter()
+                            .filter_map(|r| self.hsa_of(idx, Some(r))),
+                    )
                     .collect();
                 PlanBody::DocumentedAgreement(DocumentedAgreement {
                     patient_commitments: texts_of("patientens-atagande"),

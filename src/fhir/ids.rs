@@ -28,6 +28,14 @@ impl IdMaker {
     pub fn practitioner_role(&self, staff: &HsaId, unit: &HsaId) -> String {
         self.make("PractitionerRole", &format!("{staff}|{unit}"))
     }
+    /// The Organization standing for a principal type in plans.
+    pub fn principal(&self, code: &str) -> String {
+        self.make("Organization", &format!("huvudman|{code}"))
+    }
+    /// A plan, by the id it has where it came from.
+    pub fn plan(&self, source: &str) -> String {
+        self.make("CarePlan", source)
+    }
     /// CareTeam for a register row (or Task, for a declined offer).
     pub fn relation(&self, resource_type: &str, row: &RowId) -> String {
         self.make(resource_type, row.as_str())

@@ -12,7 +12,8 @@ use crate::domain::unit::CareUnit;
 use crate::mapping::terminology::ids;
 use crate::mapping::{Coding as TermCoding, Mappings, TargetConfig, Terminology};
 use fhirbolt::model::r4::resources::{
-    Bundle, BundleEntry, BundleEntryRequest, CareTeam, CareTeamParticipant, Organization, Patient,
+    Bundle, BundleEntry, BundleEntryRequest, CarePlan, CarePlanActivity, CarePlanActivityDetail,
+    CarePlanActivityDetailScheduled, CareTeam, CareTeamParticipant, Consent, Organization, Patient,
     Practitioner, PractitionerQualification, PractitionerRole, Task, TaskInput, TaskInputValue,
 };
 use fhirbolt::model::r4::types::{
@@ -433,6 +434,192 @@ impl<'m> Outbound<'m> {
             general_practitioner: gp,
             ..Default::default()
         }))
+    }
+}
+
+impl Outbound<'_> {
+    /// The Organization that stands for a principal (huvudman) in plans.
+    pub fn principal(&self, p: crate::domain::Principal) -> Resource {
+        let name = match p {
+            crate::domain::Principal::Region => "Regionen",
+            crate::domain::Principal::Municipality => "Kommunen",
+            crate::domain::Principal::Other => "Annan aktör",
+        };
+        Resource::Organization(Box::new(Organization {
+            id: Some(self.ids.principal(p.code()).into()),
+            meta: self.meta(),
+            r#type: vec![concept(vec![self.term.coding(ids::HUVUDMAN, p.code())])],
+            name: Some(name.into()),
+            ..Default::default()
+        }))
+    }
+
+    fn activity(
+        &self,
+        code: &str,
+        text: Option<&str>,
+        performer: Vec<Reference>,
+        when: Option<chrono::NaiveDate>,
+    ) -> CarePlanActivity {
+        CarePlanActivity {
+            detail: Some(CarePlanActivityDetail {
+                code: Some(Box::new(concept(vec![self
+                    .term
+                    .coding(ids::PLANAKTIVITET, code)]))),
+                status: "scheduled".into(),
+                description: text.map(Into::into),
+                performer,
+                scheduled: when.map(|d| {
+                    CarePlanActivityDetailScheduled::Period(Box::new(Period {
+                        start: Some(d.format("%Y-%m-%d").to_string().into()),
+                        ..Default::default()
+                    }))
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn practitioner_ref(&self, hsa: &HsaId) -> Reference {
+        reference("Practitioner", &self.ids.practitioner(hsa), None)
+    }
+
+    /// A plan as CarePlan (plus, for a SIP, its Consent and the principals' Organizations). The
+    /// structured parts are `activity.detail.code` from `planaktivitet`.
+    pub fn care_plan(&self, plan: &crate::domain::CarePlanRecord) -> Vec<Resource> {
+        use crate::domain::PlanBody;
+        let mut out = Vec::new();
+        let mut cp = CarePlan {
+            id: Some(self.ids.plan(&plan.source_id).into()),
+            meta: self.meta(),
+            status: plan.status.code().into(),
+            intent: "plan".into(),
+            category: vec![concept(vec![
+                self.term.coding(ids::PLANTYP, plan.kind().code()),
+                TermCoding {
+                    system: "http://snomed.info/sct".into(),
+                    code: "734163000".into(),
+                    display: Some("Care plan".into()),
+                },
+            ])],
+            subject: Box::new(self.patient_reference(&plan.patient)),
+            created: plan
+                .created
+                .map(|d| d.format("%Y-%m-%d").to_string().into()),
+            ..Default::default()
+        };
+        let principal_ref = |p: crate::domain::Principal| {
+            reference("Organization", &self.ids.principal(p.code()), None)
+        };
+        match &plan.body {
+            PlanBody::Sip(sip) => {
+                for i in &sip.interventions {
+                    cp.activity.push(self.activity(
+                        "insats",
+                        Some(&i.description),
+                        i.responsible.map(principal_ref).into_iter().collect(),
+                        None,
+                    ));
+                }
+                for m in &sip.measures_by_others {
+                    cp.activity
+                        .push(self.activity("atgard-annan", Some(m), Vec::new(), None));
+                }
+                cp.author = sip
+                    .overall_responsibility
+                    .map(|p| Box::new(principal_ref(p)));
+                let mut principals: Vec<crate::domain::Principal> = sip
+                    .interventions
+                    .iter()
+                    .filter_map(|i| i.responsible)
+                    .chain(sip.overall_responsibility)
+                    .collect();
+                principals.sort();
+                principals.dedup();
+                out.extend(principals.into_iter().map(|p| self.principal(p)));
+                if let Some(c) = &sip.consent {
+                    let consent = Consent {
+                        id: Some(c.id.as_str().into()),
+                        meta: self.meta(),
+                        status: if c.active { "active" } else { "inactive" }.into(),
+                        scope: Box::new(concept(vec![TermCoding {
+                            system: "http://terminology.hl7.org/CodeSystem/consentscope".into(),
+                            code: "patient-privacy".into(),
+                            display: Some("Privacy Consent".into()),
+                        }])),
+                        category: vec![concept(vec![TermCoding {
+                            system: LOINC.into(),
+                            code: "59284-0".into(),
+                            display: Some("Patient Consent".into()),
+                        }])],
+                        patient: Some(Box::new(self.patient_reference(&plan.patient))),
+                        date_time: c.date.map(|d| d.format("%Y-%m-%d").to_string().into()),
+                        policy_rule: Some(Box::new(CodeableConcept {
+                            text: Some("HSL 16 kap. 4 §".into()),
+                            ..Default::default()
+                        })),
+                        ..Default::default()
+                    };
+                    cp.supporting_info.push(reference("Consent", &c.id, None));
+                    out.push(Resource::Consent(Box::new(consent)));
+                }
+            }
+            PlanBody::MedicalCarePlan(m) => {
+                for (code, text) in [
+                    ("prognos", &m.prognosis),
+                    ("vardniva-vid-forsamring", &m.care_level_on_deterioration),
+                    ("direktkontakt", &m.direct_contact),
+                    (
+                        "atgardsplan-vid-forsamring",
+                        &m.action_plan_on_deterioration,
+                    ),
+                    ("behandlingsbegransning", &m.treatment_limitations),
+                ] {
+                    if let Some(t) = text {
+                        cp.activity
+                            .push(self.activity(code, Some(t), Vec::new(), None));
+                    }
+                }
+                if let Some(f) = &m.follow_up {
+                    cp.activity.push(self.activity(
+                        "uppfoljning",
+                        None,
+                        f.by.iter().map(|h| self.practitioner_ref(h)).collect(),
+                        f.when,
+                    ));
+                }
+                cp.author = m
+                    .author
+                    .as_ref()
+                    .map(|h| Box::new(self.practitioner_ref(h)));
+            }
+            PlanBody::DocumentedAgreement(a) => {
+                for t in &a.patient_commitments {
+                    cp.activity.push(self.activity(
+                        "patientens-atagande",
+                        Some(t),
+                        Vec::new(),
+                        None,
+                    ));
+                }
+                for t in &a.care_commitments {
+                    cp.activity
+                        .push(self.activity("vardens-atagande", Some(t), Vec::new(), None));
+                }
+                if let Some(d) = a.next_contact {
+                    cp.activity
+                        .push(self.activity("nasta-kontakt", None, Vec::new(), Some(d)));
+                }
+                cp.contributor = a
+                    .named_contacts
+                    .iter()
+                    .map(|h| self.practitioner_ref(h))
+                    .collect();
+            }
+        }
+        out.push(Resource::CarePlan(Box::new(cp)));
+        out
     }
 }
 
