@@ -4,7 +4,7 @@
 use crate::domain::{ContactKind, ContactStatus, HsaId, PatientId, Staff};
 use crate::fhir::inbound::{Inbound, Index};
 use crate::fhir::model::{self, FhirError};
-use crate::fhir::outbound::{Outbound, ResourceSet};
+use crate::fhir::outbound::Outbound;
 use crate::mapping::Mappings;
 use crate::sinks::quarantine::Quarantine;
 use crate::sinks::register_csv::{RegisterCsvWriter, RegisterWriteError};
@@ -62,7 +62,60 @@ struct PatientFacts {
     listing: Option<HsaId>,
 }
 
-/// Register CSV → FHIR. `on_reject` sees each bad row as it is found (for line-by-line output).
+/// Writes resources as they come: NDJSON lines, or the entries of one transaction Bundle that
+/// PUTs each resource to its deterministic id (order does not matter in a transaction).
+struct Stream<'w> {
+    out: &'w mut dyn Write,
+    ndjson: bool,
+    written: usize,
+    seen: std::collections::HashSet<(&'static str, String)>,
+}
+
+impl Stream<'_> {
+    fn start(&mut self) -> Result<(), TranslateError> {
+        if !self.ndjson {
+            self.out
+                .write_all(br#"{"resourceType":"Bundle","type":"transaction","entry":["#)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a resource unless one with the same type and id was written already.
+    fn emit(&mut self, r: &crate::fhir::Resource, once: bool) -> Result<(), TranslateError> {
+        let (t, id) = crate::fhir::outbound::type_and_id(r);
+        if once && !self.seen.insert((t, id.clone())) {
+            return Ok(());
+        }
+        let json = model::to_vec(r)?;
+        if self.ndjson {
+            self.out.write_all(&json)?;
+            self.out.write_all(b"\n")?;
+        } else {
+            if self.written > 0 {
+                self.out.write_all(b",")?;
+            }
+            write!(self.out, "\n{{\"fullUrl\":\"urn:uuid:{id}\",\"resource\":")?;
+            self.out.write_all(&json)?;
+            write!(
+                self.out,
+                ",\"request\":{{\"method\":\"PUT\",\"url\":\"{t}/{id}\"}}}}"
+            )?;
+        }
+        self.written += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), TranslateError> {
+        if !self.ndjson {
+            self.out.write_all(b"\n]}\n")?;
+        }
+        Ok(())
+    }
+}
+
+/// Register CSV → FHIR, streamed: memory holds one row, the references written so far (bounded
+/// by the number of staff and units) and two HSA-ids per patient for the Patient resources.
+/// `on_reject` sees each bad row as it is found (for line-by-line output).
 pub fn register_to_fhir(
     input: &Path,
     mappings: &Mappings,
@@ -80,7 +133,13 @@ pub fn register_to_fhir(
     let qpath = quarantine_path.unwrap_or_else(|| Quarantine::path_for(input));
     let mut quarantine = Quarantine::new(qpath.clone(), header, mappings.register.delimiter);
     let outbound = Outbound::new(mappings);
-    let mut set = ResourceSet::default();
+    let mut stream = Stream {
+        out,
+        ndjson,
+        written: 0,
+        seen: Default::default(),
+    };
+    stream.start()?;
     let mut patients: HashMap<PatientId, PatientFacts> = HashMap::new();
     let mut staff_seen: HashMap<HsaId, (u64, Staff)> = HashMap::new();
     let mut units_seen: HashMap<HsaId, (u64, crate::domain::CareUnit)> = HashMap::new();
@@ -148,43 +207,34 @@ pub fn register_to_fhir(
                     }
                 }
                 let r = outbound.contact(&contact);
-                set.add(r.organization);
+                stream.emit(&r.organization, true)?;
                 if let Some(o) = r.listing_organization {
-                    set.add(o);
+                    stream.emit(&o, true)?;
                 }
                 if let Some(p) = r.practitioner {
-                    set.add(p);
+                    stream.emit(&p, true)?;
                 }
                 if let Some(p) = r.practitioner_role {
-                    set.add(p);
+                    stream.emit(&p, true)?;
                 }
-                set.add(r.relation);
+                // Row ids are unique (the reader rejects a repeat), so relations need no check.
+                stream.emit(&r.relation, false)?;
             }
         }
     }
     for p in &patient_order {
         let f = &patients[p];
-        set.add(outbound.patient(
-            p,
-            f.flk.as_ref().map(|(s, u, _)| (s, u)),
-            f.listing.as_ref(),
-        ));
+        stream.emit(
+            &outbound.patient(
+                p,
+                f.flk.as_ref().map(|(s, u, _)| (s, u)),
+                f.listing.as_ref(),
+            ),
+            false,
+        )?;
     }
-    summary.resources_written = set.len();
-    if ndjson {
-        let bundle = set.into_transaction();
-        if let crate::fhir::Resource::Bundle(b) = bundle {
-            for e in b.entry {
-                if let Some(r) = e.resource {
-                    out.write_all(&model::to_vec(&r)?)?;
-                    out.write_all(b"\n")?;
-                }
-            }
-        }
-    } else {
-        out.write_all(&model::to_vec_pretty(&set.into_transaction())?)?;
-        out.write_all(b"\n")?;
-    }
+    stream.finish()?;
+    summary.resources_written = stream.written;
     summary.quarantine = quarantine
         .finish()
         .map_err(|source| TranslateError::Quarantine {

@@ -12,9 +12,9 @@ use crate::domain::unit::CareUnit;
 use crate::mapping::terminology::ids;
 use crate::mapping::{Coding as TermCoding, Mappings, TargetConfig, Terminology};
 use fhirbolt::model::r4::resources::{
-    Bundle, BundleEntry, BundleEntryRequest, CarePlan, CarePlanActivity, CarePlanActivityDetail,
-    CarePlanActivityDetailScheduled, CareTeam, CareTeamParticipant, Consent, Organization, Patient,
-    Practitioner, PractitionerQualification, PractitionerRole, Task, TaskInput, TaskInputValue,
+    CarePlan, CarePlanActivity, CarePlanActivityDetail, CarePlanActivityDetailScheduled, CareTeam,
+    CareTeamParticipant, Consent, Organization, Patient, Practitioner, PractitionerQualification,
+    PractitionerRole, Task, TaskInput, TaskInputValue,
 };
 use fhirbolt::model::r4::types::{
     CodeableConcept, Coding, Extension, ExtensionValue, HumanName, Identifier, Meta, Period,
@@ -649,48 +649,7 @@ impl ResourceSet {
             false
         }
     }
-    pub fn len(&self) -> usize {
-        self.resources.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.resources.is_empty()
-    }
     pub fn into_resources(self) -> Vec<Resource> {
         self.resources
-    }
-
-    /// A transaction Bundle that PUTs each resource to its deterministic id: running it twice
-    /// gives the same state. Referenced resources come first.
-    pub fn into_transaction(self) -> Resource {
-        let mut resources = self.resources;
-        let rank = |r: &Resource| match r {
-            Resource::Organization(_) => 0,
-            Resource::Practitioner(_) => 1,
-            Resource::PractitionerRole(_) => 2,
-            Resource::Patient(_) => 3,
-            _ => 4,
-        };
-        resources.sort_by_key(rank);
-        let entry = resources
-            .into_iter()
-            .map(|r| {
-                let (t, id) = type_and_id(&r);
-                BundleEntry {
-                    full_url: Some(format!("urn:uuid:{id}").into()),
-                    request: Some(BundleEntryRequest {
-                        method: "PUT".into(),
-                        url: format!("{t}/{id}").into(),
-                        ..Default::default()
-                    }),
-                    resource: Some(r),
-                    ..Default::default()
-                }
-            })
-            .collect();
-        Resource::Bundle(Box::new(Bundle {
-            r#type: "transaction".into(),
-            entry,
-            ..Default::default()
-        }))
     }
 }
