@@ -167,6 +167,21 @@ struct SyncArgs {
     client_secret: Option<String>,
     #[arg(long, global = true)]
     scope: Option<String>,
+    /// SMART Backend Services: the client's private key (PEM) for private_key_jwt: file:PATH or env:NAME.
+    #[arg(long, global = true, value_name = "SECRET")]
+    client_key: Option<String>,
+    /// Signing algorithm for --client-key: ES384 (default) or RS384.
+    #[arg(long, global = true)]
+    client_key_alg: Option<String>,
+    /// Key id (kid) the token endpoint knows --client-key by.
+    #[arg(long, global = true)]
+    client_key_id: Option<String>,
+    /// Client certificate as PKCS#12 (e.g. a SITHS export) instead of --client-cert.
+    #[arg(long, global = true, value_name = "FILE")]
+    client_p12: Option<PathBuf>,
+    /// Password of --client-p12: file:PATH or env:NAME.
+    #[arg(long, global = true, value_name = "SECRET")]
+    client_p12_password: Option<String>,
     /// Client certificate and key (PEM, one file) for mutual TLS, e.g. SITHS.
     #[arg(long, global = true, value_name = "FILE")]
     client_cert: Option<PathBuf>,
@@ -572,7 +587,7 @@ fn merge_sync_args(args: &SyncArgs) -> anyhow::Result<SyncArgs> {
 }
 
 fn sync_command(cli: &Cli, raw: &SyncArgs) -> anyhow::Result<ExitCode> {
-    use fastkontakt::fhir::client::{Auth, ClientConfig, FhirClient, Secret, Tls};
+    use fastkontakt::fhir::client::{Auth, ClientConfig, Credential, FhirClient, Secret, Tls};
     let args = merge_sync_args(raw)?;
     let mappings = load_mappings(cli)?;
     let dir = cli.mappings.clone().unwrap_or_else(mapping::default_dir);
@@ -590,17 +605,37 @@ fn sync_command(cli: &Cli, raw: &SyncArgs) -> anyhow::Result<ExitCode> {
                 .client_id
                 .clone()
                 .context("--client-id is required with --token-url")?,
-            secret: Secret::load(
-                args.client_secret
-                    .as_deref()
-                    .context("--client-secret is required with --token-url")?,
-            )?,
+            credential: match (&args.client_secret, &args.client_key) {
+                (Some(secret), _) => Credential::Secret(Secret::load(secret)?),
+                (None, Some(key)) => Credential::PrivateKeyJwt {
+                    key_pem: Secret::load(key)?,
+                    algorithm: if args.client_key_alg.as_deref() == Some("RS384") {
+                        jsonwebtoken::Algorithm::RS384
+                    } else {
+                        jsonwebtoken::Algorithm::ES384
+                    },
+                    kid: args.client_key_id.clone(),
+                },
+                (None, None) => anyhow::bail!("--token-url needs --client-secret or --client-key"),
+            },
             scope: args.scope.clone(),
         },
         _ => Auth::None,
     };
+    let p12 = match &args.client_p12 {
+        Some(p) => Some((
+            p.clone(),
+            Secret::load(
+                args.client_p12_password
+                    .as_deref()
+                    .context("--client-p12 needs --client-p12-password")?,
+            )?,
+        )),
+        None => None,
+    };
     cfg.tls = Tls {
         identity_pem: args.client_cert.clone(),
+        identity_p12: p12,
         ca_pem: args.ca_cert.clone(),
     };
     cfg.tenant = args.tenant.clone();

@@ -605,3 +605,121 @@ async fn check_against_a_server_finds_what_check_against_the_same_files_finds() 
     assert!(from_files.0.len() > 20);
     assert_eq!(from_server, from_files);
 }
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn private_key_jwt_assertion_is_signed_with_the_smart_claims() {
+    use fastkontakt::fhir::client::{client_assertion, Secret};
+    let dir = tempfile::tempdir().unwrap();
+    openssl(
+        dir.path(),
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-out",
+            "key.pem",
+        ],
+    );
+    openssl(
+        dir.path(),
+        &["pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem"],
+    );
+    let key = Secret::load(&format!("file:{}", dir.path().join("key.pem").display())).unwrap();
+    assert_eq!(format!("{key:?}"), "Secret(***)", "a secret never prints");
+    let url = "https://idp.example/token";
+    let jwt = client_assertion(
+        "fastkontakt-prod",
+        url,
+        &key,
+        jsonwebtoken::Algorithm::ES384,
+        Some("k1"),
+    )
+    .unwrap();
+    let public = std::fs::read(dir.path().join("pub.pem")).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES384);
+    v.set_audience(&[url]);
+    v.set_issuer(&["fastkontakt-prod"]);
+    let data = jsonwebtoken::decode::<Value>(
+        &jwt,
+        &jsonwebtoken::DecodingKey::from_ec_pem(&public).unwrap(),
+        &v,
+    )
+    .expect("verifies with the public key");
+    assert_eq!(data.header.kid.as_deref(), Some("k1"));
+    assert_eq!(data.claims["sub"], "fastkontakt-prod");
+    assert!(data.claims["jti"].as_str().is_some_and(|j| j.len() > 30));
+    let exp = data.claims["exp"].as_i64().unwrap() - chrono::Utc::now().timestamp();
+    assert!((250..=300).contains(&exp), "five minutes");
+}
+
+#[test]
+fn pkcs12_client_certificates_load_and_a_wrong_password_is_named() {
+    use fastkontakt::fhir::client::{ClientConfig, FhirClient, Secret, Tls};
+    let dir = tempfile::tempdir().unwrap();
+    openssl(
+        dir.path(),
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-subj",
+            "/CN=SE2321000016-SYS1",
+            "-days",
+            "2",
+        ],
+    );
+    openssl(
+        dir.path(),
+        &[
+            "pkcs12",
+            "-export",
+            "-inkey",
+            "key.pem",
+            "-in",
+            "cert.pem",
+            "-out",
+            "id.p12",
+            "-passout",
+            "pass:hemligt",
+        ],
+    );
+    let make = |password: &str| {
+        let mut c = ClientConfig::new("https://ehr.example/fhir");
+        c.tls = Tls {
+            identity_p12: Some((dir.path().join("id.p12"), Secret::new(password))),
+            ..Default::default()
+        };
+        FhirClient::new(c)
+    };
+    assert!(make("hemligt").is_ok());
+    let err = make("fel")
+        .err()
+        .expect("a wrong password fails")
+        .to_string();
+    assert!(err.contains("PKCS#12"), "{err}");
+    assert!(
+        !err.contains("hemligt") && !err.contains("fel\""),
+        "the password is not echoed: {err}"
+    );
+}

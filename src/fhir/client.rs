@@ -50,20 +50,85 @@ pub enum Auth {
     #[default]
     None,
     Bearer(Secret),
-    /// OAuth2 client credentials with a client secret (SMART Backend Services use a signed JWT
-    /// instead; not yet supported, see README).
+    /// OAuth2 client credentials, with a client secret or (SMART Backend Services) a JWT signed
+    /// with the client's private key.
     ClientCredentials {
         token_url: String,
         client_id: String,
-        secret: Secret,
+        credential: Credential,
         scope: Option<String>,
     },
+}
+
+/// How a client proves who it is to the token endpoint.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Secret(Secret),
+    /// `private_key_jwt` (RFC 7523, SMART Backend Services): a PEM private key (RSA or EC),
+    /// signed with RS384 or ES384, and the key id the server knows it by.
+    PrivateKeyJwt {
+        key_pem: Secret,
+        algorithm: jsonwebtoken::Algorithm,
+        kid: Option<String>,
+    },
+}
+
+/// The signed client assertion of `private_key_jwt`: iss = sub = client id, aud = token URL,
+/// a 5-minute expiry and a unique jti.
+pub fn client_assertion(
+    client_id: &str,
+    token_url: &str,
+    key_pem: &Secret,
+    algorithm: jsonwebtoken::Algorithm,
+    kid: Option<&str>,
+) -> Result<String, ClientError> {
+    let key = match algorithm {
+        jsonwebtoken::Algorithm::ES256 | jsonwebtoken::Algorithm::ES384 => {
+            jsonwebtoken::EncodingKey::from_ec_pem(key_pem.expose().as_bytes())
+        }
+        _ => jsonwebtoken::EncodingKey::from_rsa_pem(key_pem.expose().as_bytes()),
+    }
+    .map_err(|e| ClientError::Config(format!("the private key for private_key_jwt: {e}")))?;
+    let mut header = jsonwebtoken::Header::new(algorithm);
+    header.kid = kid.map(str::to_owned);
+    header.typ = Some("JWT".into());
+    let now = chrono::Utc::now().timestamp();
+    let claims = serde_json::json!({
+        "iss": client_id, "sub": client_id, "aud": token_url,
+        "exp": now + 300, "iat": now, "jti": uuid::Uuid::new_v4().to_string(),
+    });
+    jsonwebtoken::encode(&header, &claims, &key)
+        .map_err(|e| ClientError::Config(format!("signing the client assertion: {e}")))
+}
+
+/// A PKCS#12 file (a SITHS export, say) as the PEM identity reqwest takes: the private key and
+/// its certificate chain.
+pub fn pkcs12_to_pem(data: &[u8], password: &Secret) -> Result<Vec<u8>, ClientError> {
+    let ks = p12_keystore::KeyStore::from_pkcs12(
+        data,
+        password.expose(),
+        p12_keystore::Pkcs12ImportPolicy::Strict,
+    )
+    .map_err(|e| ClientError::Config(format!("reading the PKCS#12 file: {e}")))?;
+    let (_, chain) = ks.private_key_chain().ok_or_else(|| {
+        ClientError::Config("the PKCS#12 file holds no private key with a certificate".into())
+    })?;
+    let mut blocks = vec![pem::Pem::new("PRIVATE KEY", chain.key().as_der().to_vec())];
+    blocks.extend(
+        chain
+            .certs()
+            .iter()
+            .map(|c| pem::Pem::new("CERTIFICATE", c.as_der().to_vec())),
+    );
+    Ok(pem::encode_many(&blocks).into_bytes())
 }
 
 /// Mutual TLS: client certificate and key (PEM), and a private CA (PEM) to trust.
 #[derive(Debug, Clone, Default)]
 pub struct Tls {
     pub identity_pem: Option<std::path::PathBuf>,
+    /// A PKCS#12 client certificate instead of PEM, with its password.
+    pub identity_p12: Option<(std::path::PathBuf, Secret)>,
     pub ca_pem: Option<std::path::PathBuf>,
 }
 
@@ -218,6 +283,15 @@ impl FhirClient {
                     .map_err(|e| ClientError::Config(format!("{}: {e}", p.display())))?,
             );
         }
+        if let Some((p, password)) = &cfg.tls.identity_p12 {
+            let data = std::fs::read(p)
+                .map_err(|e| ClientError::Config(format!("{}: {e}", p.display())))?;
+            let pem = pkcs12_to_pem(&data, password)?;
+            b = b.identity(
+                reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| ClientError::Config(format!("{}: {e}", p.display())))?,
+            );
+        }
         if let Some(p) = &cfg.tls.ca_pem {
             let pem = std::fs::read(p)
                 .map_err(|e| ClientError::Config(format!("{}: {e}", p.display())))?;
@@ -247,7 +321,7 @@ impl FhirClient {
             Auth::ClientCredentials {
                 token_url,
                 client_id,
-                secret,
+                credential,
                 scope,
             } => {
                 if let Some((t, until)) = self
@@ -260,11 +334,32 @@ impl FhirClient {
                         return Ok(Some(t));
                     }
                 }
-                let mut form = vec![
-                    ("grant_type", "client_credentials"),
-                    ("client_id", client_id.as_str()),
-                    ("client_secret", secret.expose()),
-                ];
+                let assertion;
+                let mut form = vec![("grant_type", "client_credentials")];
+                match credential {
+                    Credential::Secret(secret) => {
+                        form.push(("client_id", client_id.as_str()));
+                        form.push(("client_secret", secret.expose()));
+                    }
+                    Credential::PrivateKeyJwt {
+                        key_pem,
+                        algorithm,
+                        kid,
+                    } => {
+                        assertion = client_assertion(
+                            client_id,
+                            token_url,
+                            key_pem,
+                            *algorithm,
+                            kid.as_deref(),
+                        )?;
+                        form.push((
+                            "client_assertion_type",
+                            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                        ));
+                        form.push(("client_assertion", &assertion));
+                    }
+                }
                 if let Some(s) = scope {
                     form.push(("scope", s));
                 }
