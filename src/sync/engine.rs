@@ -456,11 +456,6 @@ pub async fn plan(
         });
     }
     let mut keys: Vec<&String> = d.relations.keys().chain(actual.keys()).collect();
-    for (k, _) in state.all_applied_keys()? {
-        if let Some(k) = d.relations.keys().chain(actual.keys()).find(|x| **x == k) {
-            keys.push(k);
-        }
-    }
     keys.sort();
     keys.dedup();
     let mut ends = 0usize;
@@ -830,7 +825,7 @@ impl<'a> Applier<'a> {
                 let ok = transactions && self.transaction(chunk).await?;
                 if !ok {
                     for i in chunk {
-                        self.one(i, plan).await?;
+                        self.one(i).await?;
                     }
                 }
             }
@@ -876,8 +871,7 @@ impl<'a> Applier<'a> {
     }
 
     /// One item, re-planned against the server's current version if it moved (once).
-    async fn one(&mut self, planned: &PlanItem, plan: &SyncPlan) -> Result<(), SyncError> {
-        let _ = plan;
+    async fn one(&mut self, planned: &PlanItem) -> Result<(), SyncError> {
         let mut item = planned.clone();
         for attempt in 0..2 {
             let current = self.client.read(&item.resource_type, &item.id).await?;

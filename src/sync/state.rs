@@ -141,17 +141,6 @@ impl State {
             .map_err(self.err())
     }
 
-    pub fn all_applied_keys(&self) -> Result<Vec<(String, String)>, StateError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT key, resource FROM applied")
-            .map_err(self.err())?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(self.err())?;
-        rows.collect::<Result<_, _>>().map_err(self.err())
-    }
-
     /// Was this owned state the intent of a write that may not have been recorded (a killed run)?
     pub fn was_pending(&self, key: &str, owned_hash: &str) -> Result<bool, StateError> {
         self.conn
