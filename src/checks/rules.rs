@@ -796,6 +796,11 @@ impl<'p> Engine<'p> {
                 ..Default::default()
             };
             let mut missing: Vec<String> = Vec::new();
+            let (rule, name) = match &plan.body {
+                PlanBody::Sip(_) => ("FK-R13", "the SIP"),
+                PlanBody::MedicalCarePlan(_) => ("FK-R14", "the medical care plan"),
+                PlanBody::DocumentedAgreement(_) => ("FK-R15", "the documented agreement"),
+            };
             match &plan.body {
                 PlanBody::Sip(s) => {
                     match &s.consent {
@@ -821,16 +826,6 @@ impl<'p> Engine<'p> {
                     }
                     if s.overall_responsibility.is_none() {
                         missing.push("the principal with overall responsibility".into());
-                    }
-                    if !missing.is_empty() {
-                        self.emit(
-                            out,
-                            "FK-R13",
-                            None,
-                            p,
-                            format!("the SIP lacks {}", missing.join(", ")),
-                            x(),
-                        );
                     }
                 }
                 PlanBody::MedicalCarePlan(m) => {
@@ -872,16 +867,6 @@ impl<'p> Engine<'p> {
                             }
                         }
                     }
-                    if !missing.is_empty() {
-                        self.emit(
-                            out,
-                            "FK-R14",
-                            None,
-                            p,
-                            format!("the medical care plan lacks {}", missing.join(", ")),
-                            x(),
-                        );
-                    }
                 }
                 PlanBody::DocumentedAgreement(ag) => {
                     if ag.patient_commitments.is_empty() {
@@ -902,17 +887,17 @@ impl<'p> Engine<'p> {
                     if ag.next_contact.is_none() {
                         missing.push("the agreed time of the next contact".into());
                     }
-                    if !missing.is_empty() {
-                        self.emit(
-                            out,
-                            "FK-R15",
-                            None,
-                            p,
-                            format!("the documented agreement lacks {}", missing.join(", ")),
-                            x(),
-                        );
-                    }
                 }
+            }
+            if !missing.is_empty() {
+                self.emit(
+                    out,
+                    rule,
+                    None,
+                    p,
+                    format!("{name} lacks {}", missing.join(", ")),
+                    x(),
+                );
             }
         }
     }
