@@ -19,8 +19,9 @@ ROWS=$(($(wc -l < "$REG") - 1))
 echo "register: $ROWS rows, $MB MB"
 measure() { # name, then the command
   local name=$1; shift
-  local out; out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1 ) || true
-  local secs kib; read -r secs kib <<<"$out"
+  local t; t=$(mktemp)
+  /usr/bin/time -o "$t" -f "%e %M" "$@" >/dev/null 2>&1 || true
+  local secs kib; read -r secs kib < "$t"; rm -f "$t"
   awk -v n="$name" -v s="$secs" -v k="$kib" -v mb="$MB" -v rows="$ROWS" \
     'BEGIN { printf "%-34s %7.2f s  %8.1f MB/s  %9.0f rows/s  peak %6.0f MiB\n", n, s, mb/s, rows/s, k/1024 }'
 }
