@@ -129,7 +129,7 @@ pub fn register_to_fhir(
         unknown_columns: reader.unknown_columns.clone(),
         ..Default::default()
     };
-    let header = first_line(input)?;
+    let header = reader.header_line.clone();
     let qpath = quarantine_path.unwrap_or_else(|| Quarantine::path_for(input));
     let mut quarantine = Quarantine::new(qpath.clone(), header, mappings.register.delimiter);
     let outbound = Outbound::new(mappings);
@@ -275,23 +275,4 @@ pub fn fhir_to_register(
     }
     w.finish()?;
     Ok(summary)
-}
-
-fn first_line(path: &Path) -> Result<String, TranslateError> {
-    use std::io::BufRead;
-    let f = std::fs::File::open(path).map_err(|source| RegisterError::Io {
-        path: path.into(),
-        source,
-    })?;
-    let mut line = String::new();
-    std::io::BufReader::new(f)
-        .read_line(&mut line)
-        .map_err(|source| RegisterError::Io {
-            path: path.into(),
-            source,
-        })?;
-    Ok(line
-        .trim_start_matches('\u{feff}')
-        .trim_end_matches(['\r', '\n'])
-        .to_owned())
 }

@@ -467,3 +467,32 @@ fn a_region_writes_its_own_profile() {
         .filter(|f| f.rule == "FK-R04")
         .all(|f| f.severity == fastkontakt::checks::Severity::Warning));
 }
+
+#[test]
+fn check_quarantines_the_rejected_row_once() {
+    let m = mappings();
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("q.csv");
+    let p = Profile::load("gavleborg", &root().join("mappings"), &m.terminology).unwrap();
+    let reg = root().join("samples/handwritten/register.csv");
+    let input = CheckInput {
+        register: Some(&reg),
+        ehr: None,
+        profile: &p,
+        mappings: &m,
+        as_of: as_of(),
+        quarantine: Some(q.clone()),
+    };
+    let mut seen = 0;
+    let r = run::run(input, &mut |_, _| seen += 1).unwrap();
+    assert_eq!(seen, 1, "each rejected row is reported once");
+    assert_eq!(r.quarantine.as_deref(), Some(q.as_path()));
+    let text = std::fs::read_to_string(&q).unwrap();
+    assert!(text.starts_with("Rad-id;Personnummer;"));
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("r16-bad-checksum-1;"))
+            .count(),
+        1
+    );
+}

@@ -42,6 +42,17 @@ fn sync(base: &str, tenant: &str, register: &Path, state: &Path, extra: &[&str])
         .unwrap()
 }
 
+fn apply(base: &str, tenant: &str, state: &Path, plan: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+        .current_dir(root())
+        .args(["sync", "--ehr", base, "--tenant", tenant, "--state"])
+        .arg(state)
+        .arg("apply")
+        .arg(plan)
+        .output()
+        .unwrap()
+}
+
 fn summary(o: &Output, path: &Path) -> Value {
     assert!(
         path.exists(),
@@ -171,13 +182,7 @@ async fn dry_run_and_plan_write_nothing() {
     );
     assert!(by_row(&client(&s.base, &t)).await.is_empty());
     // The reviewed plan applies while the EHR is unchanged …
-    let o = Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
-        .current_dir(root())
-        .args(["sync", "--ehr", &s.base, "--tenant", &t, "--state"])
-        .arg(&state)
-        .args(["apply", plan.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = apply(&s.base, &t, &state, &plan);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -186,13 +191,7 @@ async fn dry_run_and_plan_write_nothing() {
     );
     assert_eq!(by_row(&client(&s.base, &t)).await.len(), 46);
     // … and is refused once it has changed.
-    let o = Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
-        .current_dir(root())
-        .args(["sync", "--ehr", &s.base, "--tenant", &t, "--state"])
-        .arg(&state)
-        .args(["apply", plan.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = apply(&s.base, &t, &state, &plan);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("the EHR changed since the plan was made"));
 }

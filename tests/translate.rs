@@ -365,8 +365,8 @@ fn both_identifier_styles_are_read_and_the_configured_one_is_written() {
 }
 
 #[test]
-fn reader_streams_with_bounded_state() {
-    // A record spanning lines and a BOM/CRLF file read through the public reader API.
+fn good_records_report_their_physical_start_lines() {
+    // A record spanning lines and a BOM/CRLF file, read through the public reader API.
     let m = mappings();
     let path = root().join("samples/malformed/register.csv");
     let mut reader = RegisterReader::open(&path, &m.register, &m.terminology).unwrap();

@@ -235,33 +235,41 @@ pub fn run(
     let mut rejected = 0u64;
     let mut quarantine_path = None;
     if let Some(path) = input.register {
-        let idcols = identity_columns(m);
-        let mut r16 = Vec::new();
         // First pass streams contiguous patient groups; a patient seen again after its group
         // ended means the export is not grouped, so a second pass groups in memory.
-        let grouped = stream_register(path, m, &ehr, &mut run, on_reject, &idcols, &mut r16)?;
-        let (rows, rej) = match grouped {
-            Some(stats) => stats,
+        let (rows, rejects, header) = match stream_register(path, m, &ehr, &mut run)? {
+            Some(done) => done,
             None => {
                 tracing::info!("register export is not grouped by patient; grouping in memory");
                 run.findings.clear();
                 run.patients = 0;
                 run.ehr_seen.clear();
-                r16.clear();
-                group_in_memory(path, m, &ehr, &mut run, on_reject, &idcols, &mut r16)?
+                group_in_memory(path, m, &ehr, &mut run)?
             }
         };
         report_rows = rows;
-        rejected = rej;
-        run.findings.extend(
-            r16.into_iter()
-                .filter_map(|(p, m, s)| r16_finding(input.profile, p, m, s)),
-        );
-        if rejected > 0 {
-            quarantine_path = input.quarantine.clone();
+        rejected = rejects.len() as u64;
+        let idcols = identity_columns(m);
+        let mut quarantine = input.quarantine.as_ref().map(|q| {
+            crate::sinks::quarantine::Quarantine::new(q.clone(), header, m.register.delimiter)
+        });
+        for row in &rejects {
+            on_reject(path, row);
+            if let Some((p, msg, src)) = rejected_identity(path, row, &idcols) {
+                run.findings.extend(r16_finding(input.profile, p, msg, src));
+            }
+            if let Some(q) = quarantine.as_mut() {
+                q.write(row).map_err(|source| RegisterError::Io {
+                    path: q.path().into(),
+                    source,
+                })?;
+            }
         }
-        if let Some(q) = &input.quarantine {
-            write_quarantine(path, m, q)?;
+        if let Some(q) = quarantine {
+            let qp = q.path().to_path_buf();
+            quarantine_path = q
+                .finish()
+                .map_err(|source| RegisterError::Io { path: qp, source })?;
         }
     }
     // Patients only the EHR knows.
@@ -310,8 +318,6 @@ pub fn run(
     })
 }
 
-type R16 = Vec<(String, String, Vec<String>)>;
-
 /// An FK-R16 finding (an identifier that failed its check), unless the profile disables it.
 fn r16_finding(
     profile: &Profile,
@@ -338,14 +344,18 @@ fn r16_finding(
     })
 }
 
-fn rejected_identity(path: &Path, row: &RejectedRow, idcols: &[String; 5], r16: &mut R16) {
+fn rejected_identity(
+    path: &Path,
+    row: &RejectedRow,
+    idcols: &[String; 5],
+) -> Option<(String, String, Vec<String>)> {
     let bad: Vec<&crate::sources::register::RowProblem> = row
         .problems
         .iter()
         .filter(|p| idcols.contains(&p.column))
         .collect();
     if bad.is_empty() {
-        return;
+        return None;
     }
     let patient = row.patient.as_ref().map(|p| p.expose()).unwrap_or_else(|| {
         bad.iter()
@@ -364,12 +374,15 @@ fn rejected_identity(path: &Path, row: &RejectedRow, idcols: &[String; 5], r16: 
         row.line,
         row.row_id.as_ref().map(|r| r.as_str()).unwrap_or("")
     );
-    r16.push((
+    Some((
         patient,
         format!("register row rejected: {message}"),
         vec![source],
-    ));
+    ))
 }
+
+/// What a pass over the register gives: contacts read, the rejected rows, the header line.
+type Pass = (u64, Vec<RejectedRow>, String);
 
 /// Streams contiguous patient groups. None when the export turns out not to be grouped.
 fn stream_register(
@@ -377,22 +390,19 @@ fn stream_register(
     m: &Mappings,
     ehr: &EhrSide,
     run: &mut Run,
-    on_reject: &mut dyn FnMut(&Path, &RejectedRow),
-    idcols: &[String; 5],
-    r16: &mut R16,
-) -> Result<Option<(u64, u64)>, CheckError> {
-    let reader = RegisterReader::open(path, &m.register, &m.terminology)?;
+) -> Result<Option<Pass>, CheckError> {
+    let mut reader = RegisterReader::open(path, &m.register, &m.terminology)?;
+    let header = reader.header_line.clone();
     let mut done: HashSet<u64> = HashSet::new();
     let mut held: HashSet<u64> = HashSet::new();
     let mut current: Option<PatientId> = None;
     let mut group: Vec<(FixedContact, String)> = Vec::new();
-    let (mut rows, mut rejected) = (0u64, 0u64);
-    // Rejected rows are held back so a restart does not report them twice.
+    let mut rows = 0u64;
+    // Rejected rows are handed back, not reported here, so a restart reports nothing twice.
     let mut rejects: Vec<RejectedRow> = Vec::new();
-    for item in reader {
+    for item in &mut reader {
         match item? {
             RegisterItem::Rejected(row) => {
-                rejected += 1;
                 if let Some(p) = &row.patient {
                     held.insert(key(p));
                 }
@@ -421,11 +431,7 @@ fn stream_register(
         let h = key(&p);
         run.patient(&p, &group, ehr, held.contains(&h));
     }
-    for row in &rejects {
-        on_reject(path, row);
-        rejected_identity(path, row, idcols, r16);
-    }
-    Ok(Some((rows, rejected)))
+    Ok(Some((rows, rejects, header)))
 }
 
 fn group_in_memory(
@@ -433,24 +439,21 @@ fn group_in_memory(
     m: &Mappings,
     ehr: &EhrSide,
     run: &mut Run,
-    on_reject: &mut dyn FnMut(&Path, &RejectedRow),
-    idcols: &[String; 5],
-    r16: &mut R16,
-) -> Result<(u64, u64), CheckError> {
-    let reader = RegisterReader::open(path, &m.register, &m.terminology)?;
+) -> Result<Pass, CheckError> {
+    let mut reader = RegisterReader::open(path, &m.register, &m.terminology)?;
+    let header = reader.header_line.clone();
     let mut by_patient: HashMap<PatientId, Vec<(FixedContact, String)>> = HashMap::new();
     let mut order: Vec<PatientId> = Vec::new();
     let mut held: HashSet<PatientId> = HashSet::new();
-    let (mut rows, mut rejected) = (0u64, 0u64);
-    for item in reader {
+    let mut rows = 0u64;
+    let mut rejects = Vec::new();
+    for item in &mut reader {
         match item? {
             RegisterItem::Rejected(row) => {
-                rejected += 1;
                 if let Some(p) = &row.patient {
                     held.insert(p.clone());
                 }
-                on_reject(path, &row);
-                rejected_identity(path, &row, idcols, r16);
+                rejects.push(row);
             }
             RegisterItem::Contact { line, contact } => {
                 rows += 1;
@@ -469,43 +472,7 @@ fn group_in_memory(
     for p in &order {
         run.patient(p, &by_patient[p], ehr, held.contains(p));
     }
-    Ok((rows, rejected))
-}
-
-fn write_quarantine(path: &Path, m: &Mappings, q: &Path) -> Result<(), CheckError> {
-    let reader = RegisterReader::open(path, &m.register, &m.terminology)?;
-    let header = {
-        use std::io::BufRead;
-        let mut s = String::new();
-        let f = std::fs::File::open(path).map_err(|source| RegisterError::Io {
-            path: path.into(),
-            source,
-        })?;
-        std::io::BufReader::new(f)
-            .read_line(&mut s)
-            .map_err(|source| RegisterError::Io {
-                path: path.into(),
-                source,
-            })?;
-        s.trim_start_matches('\u{feff}')
-            .trim_end_matches(['\r', '\n'])
-            .to_owned()
-    };
-    let mut out =
-        crate::sinks::quarantine::Quarantine::new(q.to_path_buf(), header, m.register.delimiter);
-    for item in reader {
-        if let RegisterItem::Rejected(row) = item? {
-            out.write(&row).map_err(|source| RegisterError::Io {
-                path: q.into(),
-                source,
-            })?;
-        }
-    }
-    out.finish().map_err(|source| RegisterError::Io {
-        path: q.into(),
-        source,
-    })?;
-    Ok(())
+    Ok((rows, rejects, header))
 }
 
 /// Masks a finding's patient for terminal output.

@@ -226,6 +226,8 @@ pub struct RegisterReader<'m, R: BufRead> {
     n_header: usize,
     /// Header names the mapping does not use (reported once by the caller).
     pub unknown_columns: Vec<String>,
+    /// The header row as it was (BOM and line end removed), for a quarantine file.
+    pub header_line: String,
     line: u64,
     pending: Option<(u64, Vec<u8>)>,
     queue: std::collections::VecDeque<(u64, Vec<u8>, bool)>,
@@ -319,6 +321,7 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
             },
             n_header: names.len(),
             unknown_columns,
+            header_line: String::from_utf8_lossy(&header).into_owned(),
             line: 1,
             pending: None,
             queue: Default::default(),
