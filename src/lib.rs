@@ -8,6 +8,8 @@ pub mod checks;
 pub mod domain;
 pub mod fhir;
 pub mod mapping;
+pub mod progress;
+pub mod reconcile;
 pub mod samples;
 pub mod sinks;
 pub mod sources;

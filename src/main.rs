@@ -293,6 +293,11 @@ fn output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
     })
 }
 
+fn is_url(p: &Path) -> bool {
+    let s = p.to_string_lossy();
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
 fn is_register_csv(p: &Path) -> bool {
     p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv"))
 }
@@ -374,41 +379,68 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_timezone(&chrono_tz::Europe::Stockholm)
                     .date_naive()
             });
-            let ehr = match ehr {
-                Some(p)
-                    if p.to_string_lossy().starts_with("http://")
-                        || p.to_string_lossy().starts_with("https://") =>
-                {
+            let mut report_row =
+                |path: &Path, row: &fastkontakt::sources::register::RejectedRow| {
+                    eprintln!("{}", row.describe(path))
+                };
+            let report = match ehr {
+                Some(p) if is_url(p) => {
                     let client = fastkontakt::fhir::client::FhirClient::new(
                         fastkontakt::fhir::client::ClientConfig::new(&p.to_string_lossy()),
                     )?;
                     let rt = tokio::runtime::Builder::new_multi_thread()
                         .enable_all()
                         .build()?;
-                    Some(
-                        rt.block_on(run::EhrSide::from_server(&client, &mappings))
-                            .with_context(|| format!("reading EHR data from {}", p.display()))?,
-                    )
+                    let side = rt
+                        .block_on(run::EhrSide::from_server(&client, &mappings))
+                        .with_context(|| format!("reading EHR data from {}", p.display()))?;
+                    let input = run::CheckInput {
+                        register: register.as_deref(),
+                        ehr: Some(side),
+                        profile: &profile,
+                        mappings: &mappings,
+                        as_of,
+                        quarantine: quarantine.clone(),
+                        partition: run::Partition::ALL,
+                    };
+                    run::run(input, &mut report_row)?
                 }
-                Some(p) => Some(
-                    run::EhrSide::from_files(p, &mappings)
-                        .with_context(|| format!("reading EHR data {}", p.display()))?,
-                ),
-                None => None,
+                Some(p) => {
+                    // Files are streamed: memory stays bounded however large the export.
+                    let progress = fastkontakt::progress::Progress::bytes(0);
+                    let streamed = run::Streamed {
+                        register: register.as_deref(),
+                        ehr: p,
+                        profile: &profile,
+                        mappings: &mappings,
+                        as_of,
+                        quarantine: quarantine.clone(),
+                        partitions: None,
+                        product: None,
+                    };
+                    let (report, _) = run::run_streamed(
+                        streamed,
+                        &progress,
+                        &mut report_row,
+                        &mut |_, _, _, _| true,
+                    )
+                    .with_context(|| format!("checking with EHR data {}", p.display()))?;
+                    progress.finish();
+                    report
+                }
+                None => {
+                    let input = run::CheckInput {
+                        register: register.as_deref(),
+                        ehr: None,
+                        profile: &profile,
+                        mappings: &mappings,
+                        as_of,
+                        quarantine: quarantine.clone(),
+                        partition: run::Partition::ALL,
+                    };
+                    run::run(input, &mut report_row)?
+                }
             };
-            let input = run::CheckInput {
-                register: register.as_deref(),
-                ehr,
-                profile: &profile,
-                mappings: &mappings,
-                as_of,
-                quarantine: quarantine.clone(),
-            };
-            let mut report_row =
-                |path: &Path, row: &fastkontakt::sources::register::RejectedRow| {
-                    eprintln!("{}", row.describe(path))
-                };
-            let report = run::run(input, &mut report_row)?;
             let mut out = output(out_path.as_deref())?;
             match format {
                 Format::Text => fastkontakt::sinks::findings::write_text(&report, &mut out)?,
@@ -586,12 +618,9 @@ fn merge_sync_args(args: &SyncArgs) -> anyhow::Result<SyncArgs> {
     Ok(base)
 }
 
-fn sync_command(cli: &Cli, raw: &SyncArgs) -> anyhow::Result<ExitCode> {
+/// The EHR client the settings describe: base URL, auth, TLS, tenant.
+fn client_from(args: &SyncArgs) -> anyhow::Result<fastkontakt::fhir::client::FhirClient> {
     use fastkontakt::fhir::client::{Auth, ClientConfig, Credential, FhirClient, Secret, Tls};
-    let args = merge_sync_args(raw)?;
-    let mappings = load_mappings(cli)?;
-    let dir = cli.mappings.clone().unwrap_or_else(mapping::default_dir);
-    let own = fastkontakt::sync::ownership(&dir).context("loading mappings/ownership.toml")?;
     let ehr = args
         .ehr
         .clone()
@@ -639,7 +668,15 @@ fn sync_command(cli: &Cli, raw: &SyncArgs) -> anyhow::Result<ExitCode> {
         ca_pem: args.ca_cert.clone(),
     };
     cfg.tenant = args.tenant.clone();
-    let client = FhirClient::new(cfg)?;
+    Ok(FhirClient::new(cfg)?)
+}
+
+fn sync_command(cli: &Cli, raw: &SyncArgs) -> anyhow::Result<ExitCode> {
+    let args = merge_sync_args(raw)?;
+    let mappings = load_mappings(cli)?;
+    let dir = cli.mappings.clone().unwrap_or_else(mapping::default_dir);
+    let own = fastkontakt::sync::ownership(&dir).context("loading mappings/ownership.toml")?;
+    let client = client_from(&args)?;
     let state = args
         .state
         .clone()

@@ -36,6 +36,122 @@ pub struct EhrSide {
     /// (patient text, message) of identifiers that failed their check.
     pub invalid_identifiers: Vec<(String, String)>,
     pub contact_count: usize,
+    /// The product's own relations (CareTeam/Task with its tag), as JSON, when asked for.
+    pub product: Vec<serde_json::Value>,
+}
+
+/// A slice of the region's patients. A region too large for memory is checked one slice at a
+/// time: each pass keeps only its slice's EHR data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Partition {
+    pub const ALL: Partition = Partition { index: 0, count: 1 };
+
+    pub fn holds(&self, p: &PatientId) -> bool {
+        self.count <= 1 || key(p) % u64::from(self.count) == u64::from(self.index)
+    }
+
+    /// Partition 0 also carries what belongs to no patient (bad lines, directory problems).
+    pub fn is_first(&self) -> bool {
+        self.index == 0
+    }
+}
+
+/// The directory (Practitioner, PractitionerRole, Organization, Consent) and the Patients as
+/// stubs: read once, shared by every partition's pass.
+#[derive(Default)]
+pub struct EhrDirectory {
+    resources: Vec<(Option<String>, crate::fhir::Resource)>,
+    patients: Vec<(
+        Option<String>,
+        Option<String>,
+        crate::fhir::inbound::PatientStub,
+    )>,
+}
+
+impl EhrDirectory {
+    pub fn read(
+        stream: &crate::sources::ehr_stream::EhrStream,
+        on_bytes: &dyn Fn(u64),
+    ) -> Result<Self, FhirFileError> {
+        use crate::fhir::inbound::PatientStub;
+        let mut dir = EhrDirectory::default();
+        stream.read(
+            crate::sources::ehr_stream::Pass::Directory,
+            on_bytes,
+            &mut |batch| {
+                for (url, r) in batch.into_iter().flatten() {
+                    match r {
+                        crate::fhir::Resource::Patient(p) => {
+                            let id = p.id.as_ref().and_then(|i| i.value.clone());
+                            dir.patients.push((url, id, PatientStub::of(&p)));
+                        }
+                        other => dir.resources.push((url, other)),
+                    }
+                }
+            },
+        )?;
+        Ok(dir)
+    }
+
+    pub fn index(&self) -> Index<'_> {
+        let mut idx = Index::new(self.resources.iter().map(|(u, r)| (u.clone(), r)));
+        for (url, id, stub) in &self.patients {
+            idx.add_patient(url.clone(), id.as_deref(), stub.clone());
+        }
+        idx
+    }
+
+    /// The directory's resources other than CarePlans (those wait for their CareTeams).
+    fn resources(&self) -> Vec<&crate::fhir::Resource> {
+        self.all()
+            .filter(|r| !matches!(r, crate::fhir::Resource::CarePlan(_)))
+            .collect()
+    }
+
+    fn care_plans(&self) -> Vec<&crate::fhir::Resource> {
+        self.all()
+            .filter(|r| matches!(r, crate::fhir::Resource::CarePlan(_)))
+            .collect()
+    }
+
+    /// `CareTeam/id` of every CareTeam a CarePlan names.
+    fn care_plan_teams(&self) -> HashSet<String> {
+        let mut out = HashSet::new();
+        for r in self.care_plans() {
+            if let crate::fhir::Resource::CarePlan(cp) = r {
+                for t in &cp.care_team {
+                    if let Some(x) = t.reference.as_ref().and_then(|x| x.value.as_deref()) {
+                        let mut parts = x.rsplit('/');
+                        if let (Some(id), Some(_)) = (parts.next(), parts.next()) {
+                            out.insert(format!("CareTeam/{id}"));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The directory resources (Practitioner, PractitionerRole, Organization, Consent).
+    pub fn all(&self) -> impl Iterator<Item = &crate::fhir::Resource> {
+        self.resources.iter().map(|(_, r)| r)
+    }
+
+    /// Each valid patient identity with the id of its Patient resource.
+    pub fn patient_ids(&self) -> HashMap<PatientId, String> {
+        self.patients
+            .iter()
+            .filter_map(|(_, id, stub)| match (&stub.id, id) {
+                (Some(Ok(p)), Some(id)) => Some((p.clone(), id.clone())),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 impl EhrSide {
@@ -91,6 +207,145 @@ impl EhrSide {
         Ok(side)
     }
 
+    /// Reads one partition's EHR data from a file stream, batch by batch in parallel. `product`
+    /// names the tag (system, code) whose CareTeams and Tasks are kept as JSON for a plan.
+    pub fn from_stream(
+        stream: &crate::sources::ehr_stream::EhrStream,
+        dir: &EhrDirectory,
+        idx: &Index,
+        m: &Mappings,
+        part: Partition,
+        product: Option<(&str, &str)>,
+        on_bytes: &dyn Fn(u64),
+    ) -> Result<Self, FhirFileError> {
+        use rayon::prelude::*;
+        let mut side = EhrSide::default();
+        let mut facts = EhrFacts::default();
+        let ctx = ContextReader::new(m);
+        ctx.patient_facts(idx, &|p| part.holds(p), &mut facts);
+        ctx.read_into(idx, &dir.resources(), &mut facts);
+        facts.availability.ehr_contacts = true;
+        // The directory pass's facts hold for all patients; keep only this partition's.
+        facts.contexts.retain(|p, _| part.holds(p));
+        let mut problems = Vec::new();
+        let mut invalid = Vec::new();
+        let plan_teams = dir.care_plan_teams();
+        let mut kept_teams: Vec<crate::fhir::Resource> = Vec::new();
+        stream.read(
+            crate::sources::ehr_stream::Pass::PatientScoped,
+            on_bytes,
+            &mut |batch| {
+                let mut ok = Vec::with_capacity(batch.len());
+                for item in batch {
+                    match item {
+                        Ok((_, r)) => {
+                            if let crate::fhir::Resource::CareTeam(ct) = &r {
+                                let id = ct.id.as_ref().and_then(|i| i.value.as_deref());
+                                if id.is_some_and(|i| plan_teams.contains(&format!("CareTeam/{i}")))
+                                {
+                                    kept_teams.push(r.clone());
+                                }
+                            }
+                            ok.push(r)
+                        }
+                        Err(bad) if part.is_first() => problems.push(bad.to_string()),
+                        Err(_) => {}
+                    }
+                }
+                let parts: Vec<_> = ok
+                    .par_chunks(256)
+                    .map(|chunk| {
+                        let refs: Vec<&crate::fhir::Resource> = chunk.iter().collect();
+                        let read = Inbound::new(m).contacts(idx, &refs);
+                        let mut f = EhrFacts::default();
+                        ContextReader::new(m).read_into(idx, &refs, &mut f);
+                        let kept: Vec<serde_json::Value> = match product {
+                            Some(tag) => chunk
+                                .iter()
+                                .filter(|r| is_product(r, tag))
+                                .filter_map(|r| crate::fhir::model::to_value(r.clone()).ok())
+                                .collect(),
+                            None => Vec::new(),
+                        };
+                        (read, f, kept)
+                    })
+                    .collect();
+                for (read, f, kept) in parts {
+                    for (c, s) in read.contacts.into_iter().zip(read.sources) {
+                        if part.holds(&c.patient) {
+                            side.contact_count += 1;
+                            side.contacts
+                                .entry(c.patient.clone())
+                                .or_default()
+                                .push((c, s));
+                        }
+                    }
+                    if part.is_first() {
+                        for p in read.problems {
+                            if p.identifier {
+                                invalid.push((
+                                    String::new(),
+                                    format!("{}: {}: {}", p.resource, p.element, p.reason),
+                                ));
+                            } else {
+                                problems.push(p.to_string());
+                            }
+                        }
+                    }
+                    facts.availability.absorb(f.availability);
+                    facts.directory.extend(f.directory);
+                    for (p, c) in f.contexts {
+                        if part.holds(&p) {
+                            facts.contexts.entry(p).or_default().absorb(c);
+                        }
+                    }
+                    side.product.extend(kept.into_iter().filter(|v| {
+                        v["subject"]["identifier"]["value"]
+                            .as_str()
+                            .or(v["for"]["identifier"]["value"].as_str())
+                            .and_then(|x| PatientId::parse(x).ok())
+                            .is_none_or(|p| part.holds(&p))
+                    }));
+                }
+            },
+        )?;
+        // CarePlans last, with the CareTeams they name and their patients' stubs.
+        let plans = dir.care_plans();
+        if !plans.is_empty() {
+            let mut pidx = Index::new(
+                dir.resources
+                    .iter()
+                    .map(|(u, r)| (u.clone(), r))
+                    .chain(kept_teams.iter().map(|r| (None, r))),
+            );
+            for r in &plans {
+                if let crate::fhir::Resource::CarePlan(cp) = r {
+                    if let (Some(stub), Some(text)) = (
+                        idx.patient(&cp.subject),
+                        cp.subject
+                            .reference
+                            .as_ref()
+                            .and_then(|x| x.value.as_deref()),
+                    ) {
+                        pidx.add_patient_ref(text, stub.clone());
+                    }
+                }
+            }
+            let mut f = EhrFacts::default();
+            ContextReader::new(m).read_into(&pidx, &plans, &mut f);
+            facts.availability.absorb(f.availability);
+            for (p, c) in f.contexts {
+                if part.holds(&p) {
+                    facts.contexts.entry(p).or_default().absorb(c);
+                }
+            }
+        }
+        side.facts = facts;
+        side.problems = problems;
+        side.invalid_identifiers = invalid;
+        Ok(side)
+    }
+
     pub fn from_resources<'r>(
         resources: impl IntoIterator<Item = (Option<String>, &'r crate::fhir::Resource)> + Clone,
         m: &Mappings,
@@ -141,6 +396,32 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
+    /// Adds another partition's report to this one.
+    pub fn absorb(&mut self, o: CheckReport) {
+        self.patients += o.patients;
+        self.register_rows += o.register_rows;
+        self.ehr_contacts += o.ehr_contacts;
+        self.findings.extend(o.findings);
+        for n in o.not_evaluated {
+            if !self.not_evaluated.contains(&n) {
+                self.not_evaluated.push(n);
+            }
+        }
+        self.rejected_rows += o.rejected_rows;
+        self.quarantine = self.quarantine.take().or(o.quarantine);
+        self.ehr_problems.extend(o.ehr_problems);
+    }
+
+    /// Most severe first, then by rule and patient: the order every output uses.
+    pub fn sort(&mut self) {
+        self.findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.rule.cmp(b.rule))
+                .then(a.patient.cmp(&b.patient))
+        });
+    }
+
     pub fn worst(&self) -> Option<Severity> {
         self.findings.iter().map(|f| f.severity).max()
     }
@@ -153,6 +434,8 @@ pub struct CheckInput<'a> {
     pub mappings: &'a Mappings,
     pub as_of: NaiveDate,
     pub quarantine: Option<PathBuf>,
+    /// The slice of patients this run checks (rejected rows are handled in the first).
+    pub partition: Partition,
 }
 
 fn key(p: &PatientId) -> u64 {
@@ -174,6 +457,7 @@ fn identity_columns(m: &Mappings) -> [String; 5] {
 }
 
 struct Run<'a> {
+    partition: Partition,
     engine: Engine<'a>,
     findings: Vec<Finding>,
     patients: u64,
@@ -207,6 +491,79 @@ impl Run<'_> {
     }
 }
 
+/// EHR files per partition pass: memory holds about one partition's EHR data (≈0.3 × its
+/// file size), so a region larger than this is read in several passes.
+pub const PARTITION_BYTES: u64 = 2_000_000_000;
+
+/// A check whose EHR side is read from files, streamed and partitioned.
+pub struct Streamed<'a> {
+    pub register: Option<&'a Path>,
+    pub ehr: &'a Path,
+    pub profile: &'a Profile,
+    pub mappings: &'a Mappings,
+    pub as_of: NaiveDate,
+    pub quarantine: Option<PathBuf>,
+    /// Passes over the data (default: from the EHR files' size).
+    pub partitions: Option<u32>,
+    /// Keep the CareTeams and Tasks with this tag (system, code) as JSON, for a plan.
+    pub product: Option<(&'a str, &'a str)>,
+}
+
+/// What each partition's pass hands a caller before its rules run (reconcile plans here).
+/// Returning false stops the run.
+pub type OnPartition<'h> = dyn FnMut(Partition, &EhrDirectory, &Index, &mut EhrSide) -> bool + 'h;
+
+/// Runs every rule over a register and EHR files, one partition at a time: the directory and
+/// Patients are read once, then each pass streams the files and keeps its slice.
+pub fn run_streamed(
+    s: Streamed,
+    progress: &crate::progress::Progress,
+    on_reject: &mut dyn FnMut(&Path, &RejectedRow),
+    on_partition: &mut OnPartition,
+) -> Result<(CheckReport, u32), CheckError> {
+    let stream = crate::sources::ehr_stream::EhrStream::open(s.ehr)?;
+    let parts = s
+        .partitions
+        .unwrap_or_else(|| stream.bytes.div_ceil(PARTITION_BYTES).max(1) as u32)
+        .max(1);
+    progress.grow(stream.bytes * (1 + u64::from(parts)));
+    progress.stage("EHR: directory and patients");
+    let on_bytes = |n| progress.add(n);
+    let dir = EhrDirectory::read(&stream, &on_bytes)?;
+    let idx = dir.index();
+    let mut report: Option<CheckReport> = None;
+    for k in 0..parts {
+        let part = Partition {
+            index: k,
+            count: parts,
+        };
+        progress.stage(format!("EHR: partition {}/{parts}", k + 1));
+        let mut side =
+            EhrSide::from_stream(&stream, &dir, &idx, s.mappings, part, s.product, &on_bytes)?;
+        if !on_partition(part, &dir, &idx, &mut side) {
+            break;
+        }
+        progress.stage(format!("rules: partition {}/{parts}", k + 1));
+        let input = CheckInput {
+            register: s.register,
+            ehr: Some(side),
+            profile: s.profile,
+            mappings: s.mappings,
+            as_of: s.as_of,
+            quarantine: s.quarantine.clone().filter(|_| part.is_first()),
+            partition: part,
+        };
+        let r = run(input, on_reject)?;
+        match report.as_mut() {
+            Some(all) => all.absorb(r),
+            None => report = Some(r),
+        }
+    }
+    let mut report = report.ok_or(CheckError::NoInput)?;
+    report.sort();
+    Ok((report, parts))
+}
+
 /// Runs every rule of the profile. `on_reject` sees each rejected register row.
 pub fn run(
     input: CheckInput,
@@ -226,6 +583,7 @@ pub fn run(
         &empty_dir
     };
     let mut run = Run {
+        partition: input.partition,
         engine: Engine::new(input.profile, availability, directory, input.as_of),
         findings: Vec::new(),
         patients: 0,
@@ -248,6 +606,12 @@ pub fn run(
             }
         };
         report_rows = rows;
+        // Every pass sees every rejected row (a patient with one is held), the first reports them.
+        let rejects = if input.partition.is_first() {
+            rejects
+        } else {
+            Vec::new()
+        };
         rejected = rejects.len() as u64;
         let idcols = identity_columns(m);
         let mut quarantine = input.quarantine.as_ref().map(|q| {
@@ -297,14 +661,8 @@ pub fn run(
             sources,
         ));
     }
-    let mut findings = run.findings;
-    findings.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(a.rule.cmp(b.rule))
-            .then(a.patient.cmp(&b.patient))
-    });
-    Ok(CheckReport {
+    let findings = run.findings;
+    let mut report = CheckReport {
         profile: input.profile.name.clone(),
         as_of: input.as_of,
         patients: run.patients,
@@ -315,7 +673,9 @@ pub fn run(
         rejected_rows: rejected,
         quarantine: quarantine_path,
         ehr_problems: ehr.problems,
-    })
+    };
+    report.sort();
+    Ok(report)
 }
 
 /// An FK-R16 finding (an identifier that failed its check), unless the profile disables it.
@@ -409,6 +769,9 @@ fn stream_register(
                 rejects.push(row);
             }
             RegisterItem::Contact { line, contact } => {
+                if !run.partition.holds(&contact.patient) {
+                    continue;
+                }
                 rows += 1;
                 if current.as_ref() != Some(&contact.patient) {
                     if let Some(p) = current.take() {
@@ -456,6 +819,9 @@ fn group_in_memory(
                 rejects.push(row);
             }
             RegisterItem::Contact { line, contact } => {
+                if !run.partition.holds(&contact.patient) {
+                    continue;
+                }
                 rows += 1;
                 let source = format!("{}:{line} {}", path.display(), contact.row_id);
                 let p = contact.patient.clone();
@@ -473,6 +839,21 @@ fn group_in_memory(
         run.patient(p, &by_patient[p], ehr, held.contains(p));
     }
     Ok((rows, rejects, header))
+}
+
+/// A CareTeam or Task carrying the product's tag.
+fn is_product(r: &crate::fhir::Resource, (system, code): (&str, &str)) -> bool {
+    let meta = match r {
+        crate::fhir::Resource::CareTeam(c) => c.meta.as_deref(),
+        crate::fhir::Resource::Task(t) => t.meta.as_deref(),
+        _ => None,
+    };
+    meta.is_some_and(|m| {
+        m.tag.iter().any(|t| {
+            t.system.as_ref().and_then(|s| s.value.as_deref()) == Some(system)
+                && t.code.as_ref().and_then(|c| c.value.as_deref()) == Some(code)
+        })
+    })
 }
 
 /// Masks a finding's patient for terminal output.

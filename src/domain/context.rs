@@ -57,3 +57,36 @@ pub struct Availability {
     pub plans: bool,
     pub staff_directory: bool,
 }
+
+impl PatientContext {
+    /// Adds what another part of the same patient's data says.
+    pub fn absorb(&mut self, o: PatientContext) {
+        self.life_threatening |= o.life_threatening;
+        self.municipal_care.extend(o.municipal_care);
+        self.discharge_pending |= o.discharge_pending;
+        self.deceased |= o.deceased;
+        self.moved_out |= o.moved_out;
+        self.groups.extend(o.groups);
+        self.large_care_needs |= o.large_care_needs;
+        if self.listing.is_none() {
+            self.listing = o.listing;
+        }
+        self.plans.extend(o.plans);
+    }
+}
+
+impl Availability {
+    /// A fact-kind is available when any part of the input carries it.
+    pub fn absorb(&mut self, o: Availability) {
+        self.ehr_contacts |= o.ehr_contacts;
+        self.register |= o.register;
+        self.life_threatening |= o.life_threatening;
+        self.municipal_care |= o.municipal_care;
+        self.discharge |= o.discharge;
+        self.deceased_or_moved |= o.deceased_or_moved;
+        self.patient_groups |= o.patient_groups;
+        self.large_care_needs |= o.large_care_needs;
+        self.plans |= o.plans;
+        self.staff_directory |= o.staff_directory;
+    }
+}

@@ -581,33 +581,91 @@ impl FhirClient {
     /// Every resource of a search, following `next` links.
     pub async fn search_all(&self, path: &str) -> Result<Vec<Value>, ClientError> {
         let mut out = Vec::new();
+        self.search_pages(path, &mut |page| out.extend(page))
+            .await?;
+        Ok(out)
+    }
+
+    /// A search page by page (only one page is held at a time), following `next` links.
+    pub async fn search_pages(
+        &self,
+        path: &str,
+        on_page: &mut (dyn FnMut(Vec<Value>) + Send),
+    ) -> Result<(), ClientError> {
         let mut next = Some(path.to_owned());
         let mut seen = std::collections::HashSet::new();
         while let Some(p) = next.take() {
-            let page = self.send(Method::GET, &p, None, None).await?.body;
-            for e in page["entry"].as_array().into_iter().flatten() {
-                if e["search"]["mode"] == "include" {
-                    continue;
-                }
-                if let Some(r) = e.get("resource") {
-                    // Guard against a page boundary repeating a resource.
-                    let key = format!(
-                        "{}/{}",
-                        r["resourceType"].as_str().unwrap_or(""),
-                        r["id"].as_str().unwrap_or("")
-                    );
-                    if seen.insert(key) {
-                        out.push(r.clone());
+            let mut page = self.send(Method::GET, &p, None, None).await?.body;
+            let mut resources = Vec::new();
+            if let Some(entries) = page["entry"].as_array_mut() {
+                for e in entries.iter_mut() {
+                    if e["search"]["mode"] == "include" {
+                        continue;
+                    }
+                    if let Some(r) = e.get_mut("resource").map(Value::take) {
+                        // Guard against a page boundary repeating a resource.
+                        let key = format!(
+                            "{}/{}",
+                            r["resourceType"].as_str().unwrap_or(""),
+                            r["id"].as_str().unwrap_or("")
+                        );
+                        if seen.insert(key) {
+                            resources.push(r);
+                        }
                     }
                 }
             }
+            on_page(resources);
             next = page["link"]
                 .as_array()
                 .and_then(|l| l.iter().find(|l| l["relation"] == "next"))
                 .and_then(|l| l["url"].as_str())
                 .map(str::to_owned);
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// One GET with the client's auth and tenant, not retried, the response left unread (for
+    /// Bulk Data: kick-off, status polling, and streaming NDJSON downloads).
+    pub async fn get_raw(
+        &self,
+        path: &str,
+        accept: &str,
+        prefer_async: bool,
+    ) -> Result<reqwest::Response, ClientError> {
+        let url = self.url(path);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut req = self.http.get(&url).header("Accept", accept);
+        if prefer_async {
+            req = req.header("Prefer", "respond-async");
+        }
+        if let Some(t) = &self.cfg.tenant {
+            req = req.header("X-Tenant-ID", t);
+        }
+        if let Some(token) = self.bearer().await? {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.map_err(|e| ClientError::Transport {
+            method: "GET".into(),
+            url,
+            message: e.to_string(),
+            attempts: 1,
+        })
+    }
+
+    /// The system-level operations the server declares (`export` for Bulk Data).
+    pub async fn operations(&self) -> Result<Vec<String>, ClientError> {
+        let v = self.send(Method::GET, "metadata", None, None).await?.body;
+        Ok(v["rest"][0]["operation"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| {
+                o["name"]
+                    .as_str()
+                    .map(|n| n.trim_start_matches('$').to_owned())
+            })
+            .collect())
     }
 
     pub async fn read(&self, resource_type: &str, id: &str) -> Result<Option<Value>, ClientError> {

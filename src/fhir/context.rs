@@ -12,9 +12,7 @@ use crate::domain::plan::{
 use crate::mapping::ehr::Code;
 use crate::mapping::Mappings;
 use chrono::NaiveDate;
-use fhirbolt::model::r4::resources::{
-    CarePlan, CarePlanActivityDetailScheduled, ObservationValue, PatientDeceased,
-};
+use fhirbolt::model::r4::resources::{CarePlan, CarePlanActivityDetailScheduled, ObservationValue};
 use fhirbolt::model::r4::types::{CodeableConcept, Reference};
 use fhirbolt::model::r4::Resource;
 use std::collections::{HashMap, HashSet};
@@ -62,12 +60,14 @@ impl<'m> ContextReader<'m> {
 
     fn patient(&self, idx: &Index, r: Option<&Reference>) -> Option<PatientId> {
         let r = r?;
-        let mut ids = Vec::new();
-        if let Some(Resource::Patient(p)) = idx.get(r) {
-            ids.extend(p.identifier.iter().cloned());
+        match idx.patient(r).and_then(|p| p.id.clone()) {
+            Some(id) => id.ok(),
+            None => r
+                .identifier
+                .as_deref()
+                .and_then(|i| Inbound::patient_id(std::slice::from_ref(i)))
+                .and_then(Result::ok),
         }
-        ids.extend(r.identifier.as_deref().cloned());
-        Inbound::patient_id(&ids).and_then(Result::ok)
     }
 
     fn hsa_of(&self, idx: &Index, r: Option<&Reference>) -> Option<HsaId> {
@@ -238,38 +238,44 @@ impl<'m> ContextReader<'m> {
         }
     }
 
-    /// Reads every fact the EHR mapping names out of `resources`.
+    /// Reads every fact the EHR mapping names out of `resources` and the index's Patients.
     pub fn read(&self, idx: &Index, resources: &[&Resource]) -> EhrFacts {
-        let e = &self.m.ehr;
         let mut out = EhrFacts::default();
+        self.patient_facts(idx, &|_| true, &mut out);
+        self.read_into(idx, resources, &mut out);
+        out
+    }
+
+    /// Death and listing from the index's Patients, for those `keep` selects.
+    pub fn patient_facts(
+        &self,
+        idx: &Index,
+        keep: &dyn Fn(&PatientId) -> bool,
+        out: &mut EhrFacts,
+    ) {
         let inbound = Inbound::new(self.m);
+        for p in idx.patients() {
+            let Some(Ok(id)) = &p.id else { continue };
+            // A Patient resource can say it is deceased: that makes death data available.
+            out.availability.deceased_or_moved = true;
+            if !keep(id) {
+                continue;
+            }
+            let listing = inbound.listing_of(idx, p);
+            let ctx = out.contexts.entry(id.clone()).or_default();
+            ctx.deceased |= p.deceased;
+            if ctx.listing.is_none() {
+                ctx.listing = listing;
+            }
+        }
+    }
+
+    /// Reads the facts of `resources` into `out` (Patients come from the index instead).
+    pub fn read_into(&self, idx: &Index, resources: &[&Resource], out: &mut EhrFacts) {
+        let e = &self.m.ehr;
         for r in resources {
             let a = &mut out.availability;
             match r {
-                Resource::Patient(p) => {
-                    let Some(Ok(id)) = Inbound::patient_id(&p.identifier) else {
-                        continue;
-                    };
-                    let dead = match &p.deceased {
-                        Some(PatientDeceased::Boolean(b)) => b.value == Some(true),
-                        Some(PatientDeceased::DateTime(_)) => true,
-                        _ => false,
-                    };
-                    // A Patient resource can say it is deceased: that makes death data available.
-                    a.deceased_or_moved = true;
-                    let ctx = out.contexts.entry(id).or_default();
-                    ctx.deceased |= dead;
-                    if ctx.listing.is_none() {
-                        ctx.listing =
-                            p.general_practitioner
-                                .iter()
-                                .find_map(|g| match idx.get(g) {
-                                    Some(Resource::Organization(_)) => self.hsa_of(idx, Some(g)),
-                                    _ => None,
-                                });
-                    }
-                    let _ = &inbound;
-                }
                 Resource::Flag(f) => {
                     let active = f.status.value.as_deref() == Some("active");
                     let Some(id) = self.patient(idx, Some(&f.subject)) else {
@@ -414,6 +420,5 @@ impl<'m> ContextReader<'m> {
                 _ => {}
             }
         }
-        out
     }
 }

@@ -74,36 +74,107 @@ fn date(s: Option<&str>) -> Option<NaiveDate> {
 /// Resources by every key a reference may use: `Type/id`, and the entry's fullUrl.
 pub struct Index<'r> {
     by_key: HashMap<String, &'r Resource>,
+    /// Patients are kept as stubs: a region's Patients are many, and the contacts need only
+    /// their identity, listing and death.
+    patients: HashMap<String, std::sync::Arc<PatientStub>>,
+    all_patients: Vec<std::sync::Arc<PatientStub>>,
+}
+
+/// What the rest of the data needs of a Patient resource.
+#[derive(Debug, Clone)]
+pub struct PatientStub {
+    /// The identity its identifiers give (an error when an identifier fails its check).
+    pub id: Option<Result<PatientId, String>>,
+    /// `Patient.generalPractitioner` references (the listing unit is the Organization among them).
+    pub general_practitioner: Vec<Reference>,
+    pub deceased: bool,
+}
+
+impl PatientStub {
+    pub fn of(p: &Patient) -> Self {
+        use fhirbolt::model::r4::resources::PatientDeceased;
+        PatientStub {
+            id: Inbound::patient_id(&p.identifier),
+            general_practitioner: p.general_practitioner.clone(),
+            deceased: match &p.deceased {
+                Some(PatientDeceased::Boolean(b)) => b.value == Some(true),
+                Some(PatientDeceased::DateTime(_)) => true,
+                _ => false,
+            },
+        }
+    }
 }
 
 impl<'r> Index<'r> {
     pub fn new(resources: impl IntoIterator<Item = (Option<String>, &'r Resource)>) -> Self {
-        let mut by_key = HashMap::new();
+        let mut idx = Index {
+            by_key: HashMap::new(),
+            patients: HashMap::new(),
+            all_patients: Vec::new(),
+        };
         for (full_url, r) in resources {
+            if let Resource::Patient(p) = r {
+                idx.add_patient(
+                    full_url,
+                    p.id.as_ref().and_then(|i| i.value.as_deref()),
+                    PatientStub::of(p),
+                );
+                continue;
+            }
             let (t, id) = super::outbound::type_and_id(r);
             if !id.is_empty() {
-                by_key.insert(format!("{t}/{id}"), r);
+                idx.by_key.insert(format!("{t}/{id}"), r);
             }
             if let Some(u) = full_url {
-                by_key.insert(u, r);
+                idx.by_key.insert(u, r);
             }
         }
-        Index { by_key }
+        idx
     }
 
-    /// Resolves a literal reference: relative, absolute (its last two segments) or urn:uuid.
-    pub fn get(&self, reference: &Reference) -> Option<&'r Resource> {
+    /// Adds a Patient known only by its stub (a streamed read keeps no Patient resources).
+    pub fn add_patient(&mut self, full_url: Option<String>, id: Option<&str>, stub: PatientStub) {
+        let stub = std::sync::Arc::new(stub);
+        self.all_patients.push(stub.clone());
+        if let Some(id) = id.filter(|i| !i.is_empty()) {
+            self.patients.insert(format!("Patient/{id}"), stub.clone());
+        }
+        if let Some(u) = full_url {
+            self.patients.insert(u, stub);
+        }
+    }
+
+    /// Adds a Patient stub under the reference text that names it (e.g. `Patient/x`).
+    pub fn add_patient_ref(&mut self, reference: &str, stub: PatientStub) {
+        self.add_patient(Some(reference.to_owned()), None, stub);
+    }
+
+    /// Every Patient stub, once each (full URLs and ids can name the same one).
+    pub fn patients(&self) -> impl Iterator<Item = &PatientStub> {
+        self.all_patients.iter().map(|p| &**p)
+    }
+
+    fn lookup<'s, T>(map: &'s HashMap<String, T>, reference: &Reference) -> Option<&'s T> {
         let r = text(&reference.reference)?;
-        if let Some(found) = self.by_key.get(r) {
+        if let Some(found) = map.get(r) {
             return Some(found);
         }
         let mut parts = r.rsplit('/');
         let (id, t) = (parts.next()?, parts.next()?);
-        self.by_key.get(&format!("{t}/{id}")).copied()
+        map.get(&format!("{t}/{id}"))
+    }
+
+    /// Resolves a literal reference: relative, absolute (its last two segments) or urn:uuid.
+    pub fn get(&self, reference: &Reference) -> Option<&'r Resource> {
+        Self::lookup(&self.by_key, reference).copied()
+    }
+
+    /// Resolves a reference to a Patient.
+    pub fn patient(&self, reference: &Reference) -> Option<&PatientStub> {
+        Self::lookup(&self.patients, reference).map(|a| &**a)
     }
 }
 
-/// Reads contacts out of FHIR resources for one set of mappings.
 pub struct Inbound<'m> {
     m: &'m Mappings,
 }
@@ -174,18 +245,15 @@ impl<'m> Inbound<'m> {
             ctx.problem(element, "missing: a fixed contact names its patient");
             return None;
         };
-        let patient: Option<&Patient> = match idx.get(subject) {
-            Some(Resource::Patient(p)) => Some(p),
-            _ => None,
+        let stub = idx.patient(subject);
+        let listing = stub.and_then(|p| self.listing_of(idx, p));
+        let from_reference = || {
+            subject
+                .identifier
+                .as_deref()
+                .and_then(|i| Self::patient_id(std::slice::from_ref(i)))
         };
-        let ids: Vec<Identifier> = patient
-            .map(|p| p.identifier.clone())
-            .unwrap_or_default()
-            .into_iter()
-            .chain(subject.identifier.as_deref().cloned())
-            .collect();
-        let listing = patient.and_then(|p| self.listing_of(idx, p));
-        match Self::patient_id(&ids) {
+        match stub.and_then(|s| s.id.clone()).or_else(from_reference) {
             Some(Ok(id)) => Some((id, listing)),
             Some(Err(e)) => {
                 ctx.identifier_problem(element, e);
@@ -199,7 +267,7 @@ impl<'m> Inbound<'m> {
     }
 
     /// The listing unit: the Organization among Patient.generalPractitioner.
-    fn listing_of(&self, idx: &Index, p: &Patient) -> Option<HsaId> {
+    pub fn listing_of(&self, idx: &Index, p: &PatientStub) -> Option<HsaId> {
         p.general_practitioner
             .iter()
             .find_map(|r| match idx.get(r) {

@@ -4,3 +4,4 @@
 pub mod findings;
 pub mod quarantine;
 pub mod register_csv;
+pub mod report;

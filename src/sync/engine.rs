@@ -106,6 +106,10 @@ pub struct SyncPlan {
     pub adopt: Vec<(String, String, Option<String>, String)>,
     pub errors: Vec<String>,
     pub rejected_rows: u64,
+    /// Made from files for review (`reconcile --ehr DIR`): creates carry no body, so it cannot
+    /// be applied; `sync` or `reconcile --ehr URL` plan against the live server.
+    #[serde(default)]
+    pub review_only: bool,
 }
 
 /// The end-of-run summary a cron job reads (`--summary FILE`).
@@ -407,7 +411,7 @@ async fn actual(
     Ok(out)
 }
 
-/// Builds the plan. Reads only.
+/// Builds the plan from a live server. Reads only.
 pub async fn plan(
     client: &FhirClient,
     m: &Mappings,
@@ -417,120 +421,212 @@ pub async fn plan(
     opts: &Options,
     register_name: &str,
 ) -> Result<SyncPlan, SyncError> {
-    let ns = m.target.id_namespace;
-    let mut p = SyncPlan {
-        base: client.base().to_owned(),
-        register: register_name.to_owned(),
-        register_sha256: d.sha256.clone(),
-        created: chrono::Utc::now().to_rfc3339(),
-        rejected_rows: d.rejected.len() as u64,
-        ..Default::default()
-    };
     let (rewrite, creates) = resolve_references(client, &d.references).await?;
     let mut errors = Vec::new();
     let actual = actual(client, m, &mut errors).await?;
-    p.errors.extend(errors);
-    let mut seq = 0i64;
-    let mut next = || {
-        seq += 1;
-        seq
+    let mut planner = Planner::new(m, own, state, opts, client.base(), register_name, &d.sha256);
+    planner.plan.rejected_rows = d.rejected.len() as u64;
+    planner.plan.errors.extend(errors);
+    planner.rewrite = rewrite;
+    planner.active_owned = actual.values().filter(|a| a["status"] == "active").count();
+    planner.reference_creates(creates);
+    let held = Held {
+        rows: &d.held_rows,
+        patients: &d.held_patients,
     };
-    for r in creates {
-        let (t, id) = (
-            r["resourceType"].as_str().unwrap_or("").to_owned(),
-            r["id"].as_str().unwrap_or("").to_owned(),
-        );
-        p.items.push(PlanItem {
-            seq: next(),
-            key: format!("{t}/{id}"),
-            action: Action::CreateReference,
-            resource_type: t,
-            id,
-            expected_version: None,
-            owned_hash: hash(&r),
-            body: r,
-            register_row: None,
-            reason: "referenced by the register, absent from the EHR".into(),
-            facts: None,
-            before: None,
-        });
-    }
     let mut keys: Vec<&String> = d.relations.keys().chain(actual.keys()).collect();
     keys.sort();
     keys.dedup();
-    let mut ends = 0usize;
-    let active_owned = actual.values().filter(|a| a["status"] == "active").count();
     for key in keys {
         let desired = d.relations.get(key);
-        let a = actual.get(key);
-        let last = state.applied(key)?;
+        let body = || desired.map(|(_, _, b)| b.clone()).unwrap_or(Value::Null);
+        let want = desired.map(|(c, s, _)| Want {
+            contact: c,
+            source: s,
+            body: &body,
+        });
+        planner.relation(key, want, actual.get(key), &held)?;
+    }
+    planner.finish()
+}
+
+/// Register rows and patients that had a rejected row this time: what the register says of
+/// them is unknown, so nothing of theirs is ended.
+pub struct Held<'a> {
+    pub rows: &'a HashSet<String>,
+    pub patients: &'a HashSet<PatientId>,
+}
+
+/// What the register wants of one relation; the body is built only when it is needed.
+pub struct Want<'a> {
+    pub contact: &'a FixedContact,
+    pub source: &'a str,
+    pub body: &'a dyn Fn() -> Value,
+}
+
+/// Decides, relation by relation, what a sync does: the three-way diff. The same decisions
+/// serve `sync` (from a server) and `reconcile` (from a server or from files).
+pub struct Planner<'a> {
+    pub plan: SyncPlan,
+    own: &'a Ownership,
+    opts: &'a Options,
+    state: &'a State,
+    ns: uuid::Uuid,
+    /// Deterministic reference → the id the EHR uses.
+    pub rewrite: HashMap<String, String>,
+    /// The product's active relations in the EHR (for the end-share guard).
+    pub active_owned: usize,
+    /// False for a review-only plan: creates carry no body (built at apply time by `sync`).
+    pub bodies: bool,
+    seq: i64,
+    ends: usize,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(
+        m: &Mappings,
+        own: &'a Ownership,
+        state: &'a State,
+        opts: &'a Options,
+        base: &str,
+        register: &str,
+        sha256: &str,
+    ) -> Self {
+        Planner {
+            plan: SyncPlan {
+                base: base.to_owned(),
+                register: register.to_owned(),
+                register_sha256: sha256.to_owned(),
+                created: chrono::Utc::now().to_rfc3339(),
+                ..Default::default()
+            },
+            own,
+            opts,
+            state,
+            ns: m.target.id_namespace,
+            rewrite: HashMap::new(),
+            active_owned: 0,
+            bodies: true,
+            seq: 0,
+            ends: 0,
+        }
+    }
+
+    fn next(&mut self) -> i64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Referenced resources the EHR lacks.
+    pub fn reference_creates(&mut self, creates: Vec<Value>) {
+        for r in creates {
+            let (t, id) = (
+                r["resourceType"].as_str().unwrap_or("").to_owned(),
+                r["id"].as_str().unwrap_or("").to_owned(),
+            );
+            let seq = self.next();
+            self.plan.items.push(PlanItem {
+                seq,
+                key: format!("{t}/{id}"),
+                action: Action::CreateReference,
+                resource_type: t,
+                id,
+                expected_version: None,
+                owned_hash: hash(&r),
+                body: r,
+                register_row: None,
+                reason: "referenced by the register, absent from the EHR".into(),
+                facts: None,
+                before: None,
+            });
+        }
+    }
+
+    /// One relation: what the register wants (if anything) against what the EHR has.
+    pub fn relation(
+        &mut self,
+        key: &str,
+        desired: Option<Want>,
+        a: Option<&Value>,
+        held: &Held,
+    ) -> Result<(), SyncError> {
+        let (own, opts) = (self.own, self.opts);
+        let last = self.state.applied(key)?;
         let (t, row) = key.split_once('|').unwrap_or(("", ""));
         match (desired, a) {
-            (Some((c, source, body)), None) => {
-                let mut body = body.clone();
-                rewrite_refs(&mut body, &rewrite);
+            (Some(w), None) => {
+                let id = crate::fhir::ids::IdMaker::new(self.ns).relation(t, &w.contact.row_id);
                 if last.is_some() {
                     // It was written before and is gone: someone removed it in the EHR.
-                    let conflict = Conflict {
-                        key: key.clone(),
-                        resource: format!("{t}/{}", body["id"].as_str().unwrap_or("")),
+                    let body = self.body(&w);
+                    self.plan.conflicts.push(Conflict {
+                        key: key.to_owned(),
+                        resource: format!("{t}/{id}"),
                         reason: "removed from the EHR since the last sync".into(),
                         register: Some(own.owned(&body)),
                         ehr: None,
-                    };
+                    });
                     if opts.on_conflict == OnConflict::Report {
-                        p.conflicts.push(conflict);
-                        continue;
+                        return Ok(());
                     }
-                    p.conflicts.push(conflict);
                 }
-                let id = body["id"].as_str().unwrap_or("").to_owned();
-                p.items.push(PlanItem {
-                    seq: next(),
-                    key: key.clone(),
+                let (body, owned_hash) = if self.bodies {
+                    let body = self.body(&w);
+                    let h = hash(&own.owned(&body));
+                    (body, h)
+                } else {
+                    (Value::Null, String::new())
+                };
+                let seq = self.next();
+                self.plan.items.push(PlanItem {
+                    seq,
+                    key: key.to_owned(),
                     action: Action::Create,
                     resource_type: t.to_owned(),
                     id,
                     expected_version: None,
-                    owned_hash: hash(&own.owned(&body)),
+                    owned_hash,
                     body,
-                    register_row: Some(source.clone()),
+                    register_row: Some(w.source.to_owned()),
                     reason: "in the register, not in the EHR".into(),
-                    facts: Some(facts_of(c, &ns)),
+                    facts: Some(facts_of(w.contact, &self.ns)),
                     before: None,
                 });
             }
-            (Some((c, source, body)), Some(a)) => {
-                let mut body = body.clone();
-                rewrite_refs(&mut body, &rewrite);
+            (Some(w), Some(a)) => {
+                let body = self.body(&w);
                 let want = own.owned(&body);
                 let have = own.owned(a);
                 let (want_h, have_h) = (hash(&want), hash(&have));
                 let id = a["id"].as_str().unwrap_or("").to_owned();
                 if want_h == have_h {
-                    p.unchanged += 1;
+                    self.plan.unchanged += 1;
                     if last
                         .as_ref()
                         .is_none_or(|l| l.owned_hash != have_h || l.version != version_of(a))
                     {
-                        p.adopt
-                            .push((key.clone(), format!("{t}/{id}"), version_of(a), have_h));
+                        self.plan.adopt.push((
+                            key.to_owned(),
+                            format!("{t}/{id}"),
+                            version_of(a),
+                            have_h,
+                        ));
                     }
-                    continue;
+                    return Ok(());
                 }
                 if let Err(e) = model::parse_value(a.clone()) {
-                    p.errors.push(format!(
+                    self.plan.errors.push(format!(
                         "{t}/{id} is not strict FHIR R4, so it is not edited: {e}"
                     ));
-                    continue;
+                    return Ok(());
                 }
                 let ours = match &last {
                     Some(l) => l.owned_hash == have_h,
-                    None => state.was_pending(key, &have_h)?,
+                    None => self.state.was_pending(key, &have_h)?,
                 };
                 if !ours {
-                    let conflict = Conflict {
-                        key: key.clone(),
+                    self.plan.conflicts.push(Conflict {
+                        key: key.to_owned(),
                         resource: format!("{t}/{id}"),
                         reason: if last.is_some() {
                             "a person changed register-owned elements in the EHR since the last sync".into()
@@ -539,49 +635,49 @@ pub async fn plan(
                         },
                         register: Some(want.clone()),
                         ehr: Some(have.clone()),
-                    };
-                    p.conflicts.push(conflict);
+                    });
                     if opts.on_conflict == OnConflict::Report {
-                        continue;
+                        return Ok(());
                     }
                 }
                 let merged = own.merge(a, &body);
-                p.items.push(PlanItem {
-                    seq: next(),
-                    key: key.clone(),
+                let seq = self.next();
+                self.plan.items.push(PlanItem {
+                    seq,
+                    key: key.to_owned(),
                     action: Action::Update,
                     resource_type: t.to_owned(),
                     id,
                     expected_version: version_of(a),
                     owned_hash: want_h,
                     body: merged,
-                    register_row: Some(source.clone()),
+                    register_row: Some(w.source.to_owned()),
                     reason: "the register changed".into(),
-                    facts: Some(facts_of(c, &ns)),
+                    facts: Some(facts_of(w.contact, &self.ns)),
                     before: Some(have),
                 });
             }
             (None, Some(a)) => {
-                if d.held_rows.contains(row) {
-                    continue; // its row was rejected this time: leave it as it is
+                if held.rows.contains(row) {
+                    return Ok(()); // its row was rejected this time: leave it as it is
                 }
                 if a["status"] != "active" || t != "CareTeam" {
-                    continue; // already ended, or a declined offer (nothing to end)
+                    return Ok(()); // already ended, or a declined offer (nothing to end)
                 }
                 let id = a["id"].as_str().unwrap_or("").to_owned();
-                let patient_held = d.held_patients.iter().any(|hp| {
+                let patient_held = held.patients.iter().any(|hp| {
                     a["subject"]["identifier"]["value"].as_str() == Some(hp.expose().as_str())
                 });
                 if patient_held {
-                    continue;
+                    return Ok(());
                 }
                 let have = own.owned(a);
                 let have_h = hash(&have);
                 if let Some(l) = &last {
                     if l.owned_hash != have_h {
-                        p.conflicts.push(Conflict { key: key.clone(), resource: format!("{t}/{id}"), reason: "the register no longer lists this relation, and a person changed it in the EHR".into(), register: None, ehr: Some(have.clone()) });
+                        self.plan.conflicts.push(Conflict { key: key.to_owned(), resource: format!("{t}/{id}"), reason: "the register no longer lists this relation, and a person changed it in the EHR".into(), register: None, ehr: Some(have.clone()) });
                         if opts.on_conflict == OnConflict::Report {
-                            continue;
+                            return Ok(());
                         }
                     }
                 }
@@ -594,11 +690,12 @@ pub async fn plan(
                 if !keep_end {
                     ended["period"]["end"] = json!(end);
                 }
-                let facts = state_facts(state, key)?;
-                ends += 1;
-                p.items.push(PlanItem {
-                    seq: next(),
-                    key: key.clone(),
+                let facts = state_facts(self.state, key)?;
+                self.ends += 1;
+                let seq = self.next();
+                self.plan.items.push(PlanItem {
+                    seq,
+                    key: key.to_owned(),
                     action: Action::End,
                     resource_type: t.to_owned(),
                     id,
@@ -617,15 +714,28 @@ pub async fn plan(
             }
             (None, None) => {}
         }
+        Ok(())
     }
-    if active_owned >= 20 && ends as f64 > opts.max_end_share * active_owned as f64 {
-        return Err(SyncError::Refused(format!(
-            "the plan ends {ends} of {active_owned} active relations ({:.0}%), above the limit of {:.0}%: is the export truncated? (raise --max-end-share to allow it)",
-            100.0 * ends as f64 / active_owned as f64,
-            100.0 * opts.max_end_share
-        )));
+
+    fn body(&self, w: &Want) -> Value {
+        let mut body = (w.body)();
+        rewrite_refs(&mut body, &self.rewrite);
+        body
     }
-    Ok(p)
+
+    /// The plan, unless it ends more than the allowed share of active relations (a truncated
+    /// export must not end half a region).
+    pub fn finish(self) -> Result<SyncPlan, SyncError> {
+        let (ends, active) = (self.ends, self.active_owned);
+        if active >= 20 && ends as f64 > self.opts.max_end_share * active as f64 {
+            return Err(SyncError::Refused(format!(
+                "the plan ends {ends} of {active} active relations ({:.0}%), above the limit of {:.0}%: is the export truncated? (raise --max-end-share to allow it)",
+                100.0 * ends as f64 / active as f64,
+                100.0 * self.opts.max_end_share
+            )));
+        }
+        Ok(self.plan)
+    }
 }
 
 /// The newest ledger line for the key carries the relation's facts.

@@ -108,6 +108,11 @@ pub async fn apply_plan(
     chunk_size: usize,
 ) -> Result<Summary, SyncError> {
     let t0 = Instant::now();
+    if plan.review_only {
+        return Err(SyncError::Refused(
+            "this plan was made from EHR files for review and holds no bodies for its creates; plan against the server (sync, or reconcile --ehr URL) to apply".into(),
+        ));
+    }
     let mut changed = Vec::new();
     for i in &plan.items {
         let cur = client.read(&i.resource_type, &i.id).await?;

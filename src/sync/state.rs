@@ -125,18 +125,17 @@ impl State {
     }
 
     pub fn applied(&self, key: &str) -> Result<Option<Applied>, StateError> {
+        // Cached: a region's plan asks once per relation.
         self.conn
-            .query_row(
-                "SELECT resource, version, owned_hash FROM applied WHERE key = ?1",
-                [key],
-                |r| {
-                    Ok(Applied {
-                        resource: r.get(0)?,
-                        version: r.get(1)?,
-                        owned_hash: r.get(2)?,
-                    })
-                },
-            )
+            .prepare_cached("SELECT resource, version, owned_hash FROM applied WHERE key = ?1")
+            .map_err(self.err())?
+            .query_row([key], |r| {
+                Ok(Applied {
+                    resource: r.get(0)?,
+                    version: r.get(1)?,
+                    owned_hash: r.get(2)?,
+                })
+            })
             .optional()
             .map_err(self.err())
     }

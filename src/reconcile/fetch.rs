@@ -1,0 +1,220 @@
+//! Source: a FHIR server's data for reconcile, written to NDJSON files first so one streamed
+//! read serves servers and files alike: Bulk Data `$export` when the server offers it, else
+//! paged searches, a few resource types at a time (bounded concurrency, one page in memory).
+
+use crate::fhir::client::{ClientError, FhirClient};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What reconcile reads from an EHR.
+pub const TYPES: &[&str] = &[
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "CareTeam",
+    "Task",
+    "Flag",
+    "Condition",
+    "Observation",
+    "EpisodeOfCare",
+    "Encounter",
+    "CarePlan",
+    "Consent",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("Bulk Data export: {0}")]
+    Export(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum How {
+    BulkExport,
+    PagedSearch,
+}
+
+/// How the data was fetched, and how much.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Fetched {
+    pub how: How,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> FetchError + '_ {
+    move |source| FetchError::Io {
+        path: path.into(),
+        source,
+    }
+}
+
+/// Fetches everything reconcile reads into `dir`. `export`: use `$export` when offered.
+pub async fn fetch(
+    client: Arc<FhirClient>,
+    dir: &Path,
+    export: bool,
+    concurrency: usize,
+) -> Result<Fetched, FetchError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    if export && client.operations().await?.iter().any(|o| o == "export") {
+        match bulk_export(&client, dir).await {
+            Ok(f) => return Ok(f),
+            Err(e) => {
+                tracing::warn!(error = %e, "Bulk Data export failed; reading by paged search instead");
+                for f in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
+                    let _ = std::fs::remove_file(f.path());
+                }
+            }
+        }
+    }
+    paged_search(client, dir, concurrency).await
+}
+
+async fn paged_search(
+    client: Arc<FhirClient>,
+    dir: &Path,
+    concurrency: usize,
+) -> Result<Fetched, FetchError> {
+    let gate = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in TYPES {
+        let (client, gate) = (client.clone(), gate.clone());
+        let path = dir.join(format!("{t}.ndjson"));
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            let file = std::fs::File::create(&path).map_err(io(&path))?;
+            let mut out = std::io::BufWriter::new(file);
+            let mut failed: Option<std::io::Error> = None;
+            let mut bytes = 0u64;
+            client
+                .search_pages(&format!("{t}?_count=1000"), &mut |page| {
+                    for r in page {
+                        if failed.is_some() {
+                            return;
+                        }
+                        let line = serde_json::to_vec(&r).unwrap_or_default();
+                        bytes += line.len() as u64 + 1;
+                        if let Err(e) = out.write_all(&line).and_then(|_| out.write_all(b"\n")) {
+                            failed = Some(e);
+                        }
+                    }
+                })
+                .await?;
+            if let Some(e) = failed {
+                return Err(io(&path)(e));
+            }
+            out.flush().map_err(io(&path))?;
+            Ok::<u64, FetchError>(bytes)
+        });
+    }
+    let mut bytes = 0;
+    while let Some(done) = tasks.join_next().await {
+        bytes += done.map_err(|e| FetchError::Export(e.to_string()))??;
+    }
+    Ok(Fetched {
+        how: How::PagedSearch,
+        files: TYPES.len(),
+        bytes,
+    })
+}
+
+/// Bulk Data system export: kick-off, poll the status URL, stream each output file to disk.
+async fn bulk_export(client: &FhirClient, dir: &Path) -> Result<Fetched, FetchError> {
+    let kick = client
+        .get_raw(
+            &format!("$export?_type={}", TYPES.join(",")),
+            "application/fhir+json",
+            true,
+        )
+        .await?;
+    if kick.status().as_u16() != 202 {
+        return Err(FetchError::Export(format!(
+            "kick-off answered {}, not 202",
+            kick.status()
+        )));
+    }
+    let status_url = kick
+        .headers()
+        .get("content-location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| FetchError::Export("kick-off gave no Content-Location".into()))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(3600);
+    let manifest: serde_json::Value = loop {
+        let r = client
+            .get_raw(&status_url, "application/json", false)
+            .await?;
+        match r.status().as_u16() {
+            200 => {
+                break r
+                    .json()
+                    .await
+                    .map_err(|e| FetchError::Export(format!("status manifest: {e}")))?
+            }
+            202 => {
+                let wait = r
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(1)
+                    .clamp(1, 60);
+                if std::time::Instant::now() > deadline {
+                    return Err(FetchError::Export("not complete after an hour".into()));
+                }
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+            }
+            s => {
+                let body = r.text().await.unwrap_or_default();
+                return Err(FetchError::Export(format!(
+                    "status answered {s}: {}",
+                    &body[..body.len().min(300)]
+                )));
+            }
+        }
+    };
+    let outputs = manifest["output"].as_array().cloned().unwrap_or_default();
+    let mut bytes = 0u64;
+    for (n, o) in outputs.iter().enumerate() {
+        let (Some(t), Some(url)) = (o["type"].as_str(), o["url"].as_str()) else {
+            continue;
+        };
+        let path = dir.join(format!("{t}-{n}.ndjson"));
+        let mut resp = client
+            .get_raw(url, "application/fhir+ndjson", false)
+            .await?;
+        if !resp.status().is_success() {
+            return Err(FetchError::Export(format!(
+                "downloading {t} answered {}",
+                resp.status()
+            )));
+        }
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io(&path))?);
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| FetchError::Export(format!("downloading {t}: {e}")))?
+        {
+            bytes += chunk.len() as u64;
+            out.write_all(&chunk).map_err(io(&path))?;
+        }
+        out.flush().map_err(io(&path))?;
+    }
+    Ok(Fetched {
+        how: How::BulkExport,
+        files: outputs.len(),
+        bytes,
+    })
+}

@@ -1,0 +1,366 @@
+//! Reconcile: a whole region's register against its EHR (export files, or a server fetched to
+//! files first), partition by partition: every rule, and the plan a sync would make.
+//! Flow: sources (register, EHR stream) → checks and plan per partition → `report` (sinks).
+
+pub mod fetch;
+
+use crate::checks::run::{
+    run_streamed, CheckError, CheckReport, EhrDirectory, EhrSide, Partition, Streamed,
+};
+use crate::checks::Profile;
+use crate::domain::{ContactStatus, HsaId, PatientId};
+use crate::fhir::ids::IdMaker;
+use crate::fhir::inbound::Index;
+use crate::fhir::Resource;
+use crate::mapping::Mappings;
+use crate::progress::Progress;
+use crate::sources::fhir_files::FhirFileError;
+use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
+use crate::sync::engine::{Held, Planner, SyncError, Want};
+use crate::sync::ownership::Ownership;
+use crate::sync::state::State;
+use crate::sync::{Options, SyncPlan};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    #[error(transparent)]
+    Fhir(#[from] FhirFileError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+pub struct Job<'a> {
+    pub register: &'a Path,
+    /// EHR files: NDJSON, Bundles, or a folder of them.
+    pub ehr: &'a Path,
+    pub profile: &'a Profile,
+    pub mappings: &'a Mappings,
+    pub own: &'a Ownership,
+    pub state: &'a State,
+    pub options: &'a Options,
+    pub quarantine: Option<PathBuf>,
+    /// Passes over the data (default: from the EHR files' size).
+    pub partitions: Option<u32>,
+    /// Plan from the files (review only: creates carry no body). Off when the plan is made
+    /// against the live server instead.
+    pub plan: bool,
+    /// What the plan names as its base (the server, or the files).
+    pub base: String,
+}
+
+pub struct Outcome {
+    pub report: CheckReport,
+    pub plan: Option<SyncPlan>,
+    pub partitions: u32,
+}
+
+/// What the EHR files already hold that a relation refers to, by business identifier.
+struct Existing {
+    patients: HashMap<PatientId, String>,
+    organizations: HashMap<HsaId, String>,
+    practitioners: HashMap<HsaId, String>,
+    roles: HashMap<(HsaId, HsaId), String>,
+}
+
+impl Existing {
+    fn new(dir: &EhrDirectory, idx: &Index) -> Self {
+        let hsa = |ids: &[fhirbolt::model::r4::types::Identifier]| {
+            ids.iter().find_map(|i| {
+                let sys = i.system.as_ref()?.value.as_deref()?;
+                (crate::fhir::systems::classify(sys) == crate::fhir::systems::IdentifierKind::Hsa)
+                    .then(|| HsaId::parse(i.value.as_ref()?.value.as_deref()?).ok())?
+            })
+        };
+        let id_of = |id: &Option<fhirbolt::model::r4::types::Id>| {
+            id.as_ref()
+                .and_then(|i| i.value.clone())
+                .unwrap_or_default()
+        };
+        let mut e = Existing {
+            patients: dir.patient_ids(),
+            organizations: HashMap::new(),
+            practitioners: HashMap::new(),
+            roles: HashMap::new(),
+        };
+        for r in dir.all() {
+            match r {
+                Resource::Organization(o) => {
+                    if let Some(h) = hsa(&o.identifier) {
+                        e.organizations.entry(h).or_insert_with(|| id_of(&o.id));
+                    }
+                }
+                Resource::Practitioner(p) => {
+                    if let Some(h) = hsa(&p.identifier) {
+                        e.practitioners.entry(h).or_insert_with(|| id_of(&p.id));
+                    }
+                }
+                Resource::PractitionerRole(pr) => {
+                    let staff = pr.practitioner.as_deref().and_then(|r| match idx.get(r) {
+                        Some(Resource::Practitioner(p)) => hsa(&p.identifier),
+                        _ => None,
+                    });
+                    let unit = pr.organization.as_deref().and_then(|r| match idx.get(r) {
+                        Some(Resource::Organization(o)) => hsa(&o.identifier),
+                        _ => None,
+                    });
+                    if let (Some(s), Some(u)) = (staff, unit) {
+                        e.roles.entry((s, u)).or_insert_with(|| id_of(&pr.id));
+                    }
+                }
+                _ => {}
+            }
+        }
+        e
+    }
+}
+
+/// The product's relations among the EHR data, by plan key; a row held twice is an error.
+pub fn product_relations(
+    m: &Mappings,
+    resources: Vec<Value>,
+    errors: &mut Vec<String>,
+) -> HashMap<String, Value> {
+    let mut out: HashMap<String, Value> = HashMap::new();
+    for r in resources {
+        let t = r["resourceType"].as_str().unwrap_or("").to_owned();
+        let row = r["identifier"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["system"] == m.target.row_id_system.as_str())
+            .and_then(|i| i["value"].as_str())
+            .map(str::to_owned);
+        let Some(row) = row else { continue };
+        let key = format!("{t}|{row}");
+        if let Some(prev) = out.get(&key) {
+            errors.push(format!(
+                "{t} row {row} is held by more than one resource ({} and {}); not touched",
+                prev["id"], r["id"]
+            ));
+            continue;
+        }
+        out.insert(key, r);
+    }
+    out
+}
+
+/// SHA-256 of the register file, streamed (the plan names the export it was made from).
+pub fn sha256_file(path: &Path) -> Result<String, RegisterError> {
+    use sha2::Digest;
+    let io = |source| RegisterError::Io {
+        path: path.into(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Runs the rules and (unless `job.plan` is off) plans, one partition at a time.
+pub fn run(
+    job: Job,
+    progress: &Progress,
+    on_reject: &mut dyn FnMut(&Path, &RejectedRow),
+) -> Result<Outcome, ReconcileError> {
+    let m = job.mappings;
+    let sha = if job.plan {
+        sha256_file(job.register)?
+    } else {
+        String::new()
+    };
+    let name = job.register.display().to_string();
+    let mut planner = Planner::new(m, job.own, job.state, job.options, &job.base, &name, &sha);
+    planner.bodies = false;
+    let mut planned_refs: HashSet<String> = HashSet::new();
+    let mut existing: Option<Existing> = None;
+    let mut failed: Option<ReconcileError> = None;
+    let tag = (m.target.tag_system.as_str(), m.target.tag_code.as_str());
+    let streamed = Streamed {
+        register: Some(job.register),
+        ehr: job.ehr,
+        profile: job.profile,
+        mappings: m,
+        as_of: job.options.as_of,
+        quarantine: job.quarantine.clone(),
+        partitions: job.partitions,
+        product: job.plan.then_some(tag),
+    };
+    let mut on_partition =
+        |part: Partition, dir: &EhrDirectory, idx: &Index, side: &mut EhrSide| {
+            if !job.plan {
+                return true;
+            }
+            progress.stage(format!("plan: partition {}/{}", part.index + 1, part.count));
+            let existing = existing.get_or_insert_with(|| Existing::new(dir, idx));
+            let mut errors = Vec::new();
+            let actual = product_relations(m, std::mem::take(&mut side.product), &mut errors);
+            planner.plan.errors.extend(errors);
+            planner.active_owned += actual.values().filter(|a| a["status"] == "active").count();
+            match plan_partition(
+                &mut planner,
+                job.register,
+                m,
+                part,
+                &actual,
+                existing,
+                &mut planned_refs,
+            ) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        };
+    let result = run_streamed(streamed, progress, on_reject, &mut on_partition);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let (report, partitions) = result?;
+    let plan = if job.plan {
+        let mut p = planner.finish()?;
+        p.rejected_rows = report.rejected_rows;
+        p.review_only = true;
+        Some(p)
+    } else {
+        None
+    };
+    Ok(Outcome {
+        report,
+        plan,
+        partitions,
+    })
+}
+
+/// One partition's relations: the register's (read again, streamed) against the product's
+/// in the EHR, and the references the EHR lacks.
+fn plan_partition(
+    planner: &mut Planner,
+    register: &Path,
+    m: &Mappings,
+    part: Partition,
+    actual: &HashMap<String, Value>,
+    existing: &Existing,
+    planned_refs: &mut HashSet<String>,
+) -> Result<(), ReconcileError> {
+    let ids = IdMaker::new(m.target.id_namespace);
+    let out = crate::fhir::outbound::Outbound::new(m);
+    let mut wanted: Vec<(String, crate::domain::FixedContact, String)> = Vec::new();
+    let (mut held_rows, mut held_patients) = (HashSet::new(), HashSet::new());
+    for item in RegisterReader::open(register, &m.register, &m.terminology)? {
+        match item? {
+            RegisterItem::Rejected(row) => {
+                if let Some(r) = &row.row_id {
+                    held_rows.insert(r.to_string());
+                }
+                if let Some(p) = row.patient {
+                    held_patients.insert(p);
+                }
+            }
+            RegisterItem::Contact { line, contact } => {
+                if !part.holds(&contact.patient) {
+                    continue;
+                }
+                let t = if contact.status() == ContactStatus::Declined {
+                    "Task"
+                } else {
+                    "CareTeam"
+                };
+                let key = format!("{t}|{}", contact.row_id);
+                let source = format!("{}:{line} {}", register.display(), contact.row_id);
+                wanted.push((key, contact, source));
+            }
+        }
+    }
+    // References: what exists is rewritten to the EHR's id, what is missing is created.
+    let mut creates = Vec::new();
+    let mut need = |t: &str, det: String, found: Option<&String>, creates: &mut Vec<Value>| {
+        let key = format!("{t}/{det}");
+        match found {
+            Some(id) if *id != det => {
+                planner.rewrite.insert(key, format!("{t}/{id}"));
+            }
+            Some(_) => {}
+            None => {
+                if planned_refs.insert(key) {
+                    creates.push(serde_json::json!({"resourceType": t, "id": det}));
+                }
+            }
+        }
+    };
+    for (_, c, _) in &wanted {
+        need(
+            "Patient",
+            ids.patient(&c.patient),
+            existing.patients.get(&c.patient),
+            &mut creates,
+        );
+        need(
+            "Organization",
+            ids.organization(&c.unit.hsa),
+            existing.organizations.get(&c.unit.hsa),
+            &mut creates,
+        );
+        if let Some(s) = c.staff() {
+            need(
+                "Practitioner",
+                ids.practitioner(&s.hsa),
+                existing.practitioners.get(&s.hsa),
+                &mut creates,
+            );
+            let pair = (s.hsa.clone(), c.unit.hsa.clone());
+            need(
+                "PractitionerRole",
+                ids.practitioner_role(&s.hsa, &c.unit.hsa),
+                existing.roles.get(&pair),
+                &mut creates,
+            );
+        }
+    }
+    planner.reference_creates(creates);
+    let held = Held {
+        rows: &held_rows,
+        patients: &held_patients,
+    };
+    let by_key: HashMap<&str, usize> = wanted
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _, _))| (k.as_str(), i))
+        .collect();
+    let mut keys: Vec<&str> = by_key
+        .keys()
+        .copied()
+        .chain(actual.keys().map(String::as_str))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        let w = by_key.get(key).map(|&i| &wanted[i]);
+        let body = || {
+            w.and_then(|(_, c, _)| crate::fhir::model::to_value(out.contact(c).relation).ok())
+                .unwrap_or(Value::Null)
+        };
+        let want = w.map(|(_, c, s)| Want {
+            contact: c,
+            source: s,
+            body: &body,
+        });
+        planner.relation(key, want, actual.get(key), &held)?;
+    }
+    Ok(())
+}

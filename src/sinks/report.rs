@@ -1,0 +1,447 @@
+//! Sink: reconcile's report folder: `report.html` (one self-contained file, no network),
+//! `findings.csv`, `findings.json` (as `check --format json`) and `plan.json`.
+
+use crate::checks::run::{masked, CheckReport};
+use crate::checks::{catalogue, Severity};
+use crate::sync::{Action, SyncPlan};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Csv { path: PathBuf, source: csv::Error },
+    #[error("{path}: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// What the report says about how the run went, beside the findings.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunFacts {
+    pub register: String,
+    pub ehr: String,
+    pub fetched: Option<String>,
+    pub partitions: u32,
+    pub seconds: f64,
+}
+
+/// Plan counts by action.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlanCounts {
+    pub create: u64,
+    pub update: u64,
+    pub end: u64,
+    pub create_reference: u64,
+    pub unchanged: u64,
+    pub conflicts: u64,
+    pub errors: u64,
+}
+
+impl PlanCounts {
+    pub fn of(p: &SyncPlan) -> Self {
+        let mut c = PlanCounts {
+            unchanged: p.unchanged,
+            conflicts: p.conflicts.len() as u64,
+            errors: p.errors.len() as u64,
+            ..Default::default()
+        };
+        for i in &p.items {
+            match i.action {
+                Action::Create => c.create += 1,
+                Action::Update => c.update += 1,
+                Action::End => c.end += 1,
+                Action::CreateReference => c.create_reference += 1,
+            }
+        }
+        c
+    }
+}
+
+/// A finding as the page's table shows it (the patient masked: the page is for reading on a
+/// screen; findings.csv and findings.json carry the full number for case work).
+#[derive(Serialize)]
+struct Row<'a> {
+    s: Severity,
+    r: &'a str,
+    p: String,
+    u: String,
+    m: &'a str,
+    reg: &'a str,
+    ehr: &'a str,
+    b: &'a str,
+    src: String,
+}
+
+/// Writes the four files; returns the folder's paths.
+pub fn write(
+    dir: &Path,
+    report: &CheckReport,
+    plan: Option<&SyncPlan>,
+    facts: &RunFacts,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReportError::Io {
+            path: path.clone(),
+            source,
+        }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    #[cfg(unix)]
+    {
+        // The folder holds personal identity numbers: only its owner may read it.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let mut written = Vec::new();
+    let create = |name: &str| -> Result<(PathBuf, std::io::BufWriter<std::fs::File>), ReportError> {
+        let p = dir.join(name);
+        let f = std::fs::File::create(&p).map_err(io(&p))?;
+        Ok((p, std::io::BufWriter::with_capacity(1 << 20, f)))
+    };
+
+    let (p, mut w) = create("findings.json")?;
+    super::findings::write_json(report, &mut w)
+        .and_then(|_| w.flush())
+        .map_err(io(&p))?;
+    written.push(p);
+
+    let (p, mut w) = create("findings.csv")?;
+    super::findings::write_csv(report, &mut w).map_err(|source| ReportError::Csv {
+        path: p.clone(),
+        source,
+    })?;
+    w.flush().map_err(io(&p))?;
+    written.push(p);
+
+    if let Some(plan) = plan {
+        let (p, mut w) = create("plan.json")?;
+        serde_json::to_writer(&mut w, plan).map_err(|source| ReportError::Json {
+            path: p.clone(),
+            source,
+        })?;
+        w.flush().map_err(io(&p))?;
+        written.push(p);
+    }
+
+    let (p, mut w) = create("report.html")?;
+    html(report, plan.map(PlanCounts::of).as_ref(), facts, &mut w)
+        .and_then(|_| w.flush())
+        .map_err(io(&p))?;
+    written.push(p);
+    Ok(written)
+}
+
+/// JSON made safe inside a `<script>` element.
+fn script_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v)
+        .unwrap_or_else(|_| "null".into())
+        .replace("</", "<\\/")
+        .replace("<!--", "<\\!--")
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The page: summary, per-rule and per-unit counts, a bar chart of findings per unit (inline
+/// SVG), and the findings table (filtered, sorted and paged by a small inline script).
+pub fn html(
+    report: &CheckReport,
+    plan: Option<&PlanCounts>,
+    facts: &RunFacts,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let mut by_rule: BTreeMap<&str, (Severity, u64)> = BTreeMap::new();
+    let mut by_unit: BTreeMap<String, [u64; 3]> = BTreeMap::new();
+    let mut by_severity = [0u64; 3];
+    for f in &report.findings {
+        by_rule.entry(f.rule).or_insert((f.severity, 0)).1 += 1;
+        let u = f
+            .unit
+            .as_ref()
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| "(ingen enhet)".into());
+        by_unit.entry(u).or_default()[f.severity as usize] += 1;
+        by_severity[f.severity as usize] += 1;
+    }
+    let rows: Vec<Row> = report
+        .findings
+        .iter()
+        .map(|f| Row {
+            s: f.severity,
+            r: f.rule,
+            p: masked(&f.patient),
+            u: f.unit.as_ref().map(|u| u.to_string()).unwrap_or_default(),
+            m: &f.message,
+            reg: f.register.as_deref().unwrap_or(""),
+            ehr: f.ehr.as_deref().unwrap_or(""),
+            b: f.basis,
+            src: f.sources.join(" · "),
+        })
+        .collect();
+
+    writeln!(
+        out,
+        r#"<!doctype html>
+<html lang="sv"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<title>fastkontakt reconcile: {profile}, {as_of}</title>
+<style>
+body{{font:14px/1.4 system-ui,sans-serif;margin:0 2rem 3rem;color:#1d2329}}
+h1{{font-size:1.5rem;margin:1.2rem 0 .2rem}} h2{{font-size:1.15rem;margin:1.6rem 0 .5rem}}
+.muted{{color:#5b6670}} .cards{{display:flex;gap:.8rem;flex-wrap:wrap}}
+.card{{border:1px solid #d0d7de;border-radius:6px;padding:.5rem .9rem;min-width:8rem}}
+.card b{{display:block;font-size:1.4rem}}
+table{{border-collapse:collapse;width:100%}} th,td{{border-bottom:1px solid #e3e8ec;padding:.3rem .5rem;text-align:left;vertical-align:top}}
+th{{background:#f4f6f8;position:sticky;top:0}} th.sort{{cursor:pointer;user-select:none}}
+th.sort:after{{content:" \2195";color:#9aa4ad}} th.asc:after{{content:" \2191"}} th.desc:after{{content:" \2193"}}
+.sev-error{{color:#b3261e;font-weight:600}} .sev-warning{{color:#8a5a00;font-weight:600}} .sev-info{{color:#3b5f8a}}
+.filters{{display:flex;gap:.6rem;flex-wrap:wrap;margin:.5rem 0}} .filters input{{min-width:18rem}}
+.two{{display:grid;grid-template-columns:minmax(20rem,1fr) minmax(20rem,1.3fr);gap:2rem}}
+td.basis,td.src{{font-size:12px;color:#5b6670}} .pager{{margin:.6rem 0;display:flex;gap:.6rem;align-items:center}}
+</style></head><body>
+<h1>Avstämning register ↔ journal</h1>
+<div class="muted">Profil <b>{profile}</b> · per {as_of} · register {register} · journal {ehr} · {secs:.1} s{parts}</div>"#,
+        profile = esc(&report.profile),
+        as_of = report.as_of,
+        register = esc(&facts.register),
+        ehr = esc(&facts.ehr),
+        secs = facts.seconds,
+        parts = if facts.partitions > 1 {
+            format!(" · {} partitioner", facts.partitions)
+        } else {
+            String::new()
+        },
+    )?;
+    writeln!(
+        out,
+        r#"<h2>Sammanfattning</h2><div class="cards">
+<div class="card">Patienter<b id="n-patients">{}</b></div>
+<div class="card">Registerrader<b>{}</b></div>
+<div class="card">Kontakter i journalen<b>{}</b></div>
+<div class="card">Avvisade rader<b>{}</b></div>
+<div class="card sev-error">Fel<b id="n-error">{}</b></div>
+<div class="card sev-warning">Varningar<b id="n-warning">{}</b></div>
+<div class="card sev-info">Info<b id="n-info">{}</b></div>
+</div>"#,
+        report.patients,
+        report.register_rows,
+        report.ehr_contacts,
+        report.rejected_rows,
+        by_severity[Severity::Error as usize],
+        by_severity[Severity::Warning as usize],
+        by_severity[Severity::Info as usize],
+    )?;
+    if let Some(p) = plan {
+        writeln!(
+            out,
+            r#"<h2>Vad en synk skulle göra (plan.json)</h2><div class="cards">
+<div class="card">Skapa<b id="plan-create">{}</b></div><div class="card">Ändra<b>{}</b></div>
+<div class="card">Avsluta<b>{}</b></div><div class="card">Nya referenser<b>{}</b></div>
+<div class="card">Oförändrade<b>{}</b></div><div class="card">Konflikter<b>{}</b></div></div>"#,
+            p.create, p.update, p.end, p.create_reference, p.unchanged, p.conflicts
+        )?;
+    }
+    if !report.not_evaluated.is_empty() {
+        writeln!(out, "<h2>Ej bedömda regler</h2><ul>")?;
+        for n in &report.not_evaluated {
+            writeln!(
+                out,
+                "<li>{}</li>",
+                esc(&serde_json::to_string(n).unwrap_or_default())
+            )?;
+        }
+        writeln!(out, "</ul>")?;
+    }
+
+    writeln!(
+        out,
+        r#"<div class="two"><section><h2>Per regel</h2><table id="rules"><thead><tr><th>Regel</th><th>Allvarlighet</th><th>Antal</th><th>Grund</th></tr></thead><tbody>"#
+    )?;
+    for (rule, (sev, n)) in &by_rule {
+        let basis = catalogue::find(rule).map(|r| r.basis).unwrap_or("");
+        writeln!(
+            out,
+            r#"<tr><td>{rule}</td><td class="sev-{sev}">{sev}</td><td>{n}</td><td class="basis">{}</td></tr>"#,
+            esc(basis)
+        )?;
+    }
+    writeln!(out, "</tbody></table></section>")?;
+
+    // Chart: the units with most findings, stacked by severity.
+    let mut units: Vec<(&String, &[u64; 3])> = by_unit.iter().collect();
+    units.sort_by(|a, b| {
+        b.1.iter()
+            .sum::<u64>()
+            .cmp(&a.1.iter().sum::<u64>())
+            .then(a.0.cmp(b.0))
+    });
+    let shown = units.len().min(25);
+    let max = units
+        .first()
+        .map(|u| u.1.iter().sum::<u64>())
+        .unwrap_or(1)
+        .max(1);
+    let (bar_h, label_w, width) = (18u64, 190u64, 620u64);
+    let height = shown as u64 * (bar_h + 4) + 24;
+    writeln!(
+        out,
+        r#"<section><h2>Avvikelser per enhet{}</h2><svg id="unit-chart" role="img" aria-label="Avvikelser per enhet" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-size="11">"#,
+        if units.len() > shown {
+            format!(" (de {shown} med flest av {})", units.len())
+        } else {
+            String::new()
+        }
+    )?;
+    let colours = ["#3b5f8a", "#d29922", "#b3261e"];
+    for (i, (unit, counts)) in units.iter().take(shown).enumerate() {
+        let y = i as u64 * (bar_h + 4);
+        writeln!(
+            out,
+            r#"<text x="0" y="{}" >{}</text>"#,
+            y + bar_h - 5,
+            esc(unit)
+        )?;
+        let mut x = label_w;
+        for sev in [Severity::Error, Severity::Warning, Severity::Info] {
+            let n = counts[sev as usize];
+            if n == 0 {
+                continue;
+            }
+            let w = ((width - label_w - 50) * n / max).max(1);
+            writeln!(
+                out,
+                r#"<rect class="bar" x="{x}" y="{y}" width="{w}" height="{bar_h}" fill="{}"><title>{} {sev}: {n}</title></rect>"#,
+                colours[sev as usize],
+                esc(unit)
+            )?;
+            x += w;
+        }
+        writeln!(
+            out,
+            r#"<text x="{}" y="{}">{}</text>"#,
+            x + 4,
+            y + bar_h - 5,
+            counts.iter().sum::<u64>()
+        )?;
+    }
+    writeln!(out, "</svg></section></div>")?;
+
+    let options = |values: Vec<String>| -> String {
+        values
+            .iter()
+            .map(|v| format!(r#"<option value="{0}">{0}</option>"#, esc(v)))
+            .collect::<String>()
+    };
+    writeln!(
+        out,
+        r#"<h2>Avvikelser</h2>
+<div class="filters">
+<input id="q" type="search" placeholder="Sök patient, meddelande, rad, enhet…" aria-label="Sök">
+<select id="f-sev" aria-label="Allvarlighet"><option value="">alla allvarligheter</option><option>error</option><option>warning</option><option>info</option></select>
+<select id="f-rule" aria-label="Regel"><option value="">alla regler</option>{}</select>
+<select id="f-unit" aria-label="Enhet"><option value="">alla enheter</option>{}</select>
+<span class="muted"><b id="shown">0</b> av {} visas</span>
+</div>
+<table id="findings"><thead><tr>
+<th class="sort" data-k="s">Allvarlighet</th><th class="sort" data-k="r">Regel</th><th class="sort" data-k="p">Patient</th><th class="sort" data-k="u">Enhet</th>
+<th class="sort" data-k="m">Avvikelse</th><th class="sort" data-k="reg">Registret säger</th><th class="sort" data-k="ehr">Journalen säger</th><th>Grund</th><th>Källa</th>
+</tr></thead><tbody></tbody></table>
+<div class="pager"><button id="prev">‹ Föregående</button><span id="page"></span><button id="next">Nästa ›</button></div>"#,
+        options(by_rule.keys().map(|k| k.to_string()).collect()),
+        options(by_unit.keys().cloned().collect()),
+        rows.len()
+    )?;
+    writeln!(
+        out,
+        r#"<script type="application/json" id="data">{}</script>"#,
+        script_json(&rows)
+    )?;
+    writeln!(out, "<script>{}</script></body></html>", SCRIPT)?;
+    Ok(())
+}
+
+/// Filtering, sorting and paging; plain DOM, no library, no network.
+const SCRIPT: &str = r#"
+(function () {
+  var rows = JSON.parse(document.getElementById('data').textContent);
+  var rank = {error: 0, warning: 1, info: 2};
+  var state = {key: null, dir: 1, page: 0, size: 200};
+  var body = document.querySelector('#findings tbody');
+  var $ = function (id) { return document.getElementById(id); };
+  function matches(r, q, sev, rule, unit) {
+    if (sev && r.s !== sev) return false;
+    if (rule && r.r !== rule) return false;
+    if (unit && r.u !== unit) return false;
+    if (!q) return true;
+    return (r.p + ' ' + r.u + ' ' + r.m + ' ' + r.reg + ' ' + r.ehr + ' ' + r.src + ' ' + r.r).toLowerCase().indexOf(q) >= 0;
+  }
+  function cell(tr, text, cls) {
+    var td = document.createElement('td');
+    td.textContent = text;
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+  }
+  function render() {
+    var q = $('q').value.trim().toLowerCase();
+    var sev = $('f-sev').value, rule = $('f-rule').value, unit = $('f-unit').value;
+    var list = rows.filter(function (r) { return matches(r, q, sev, rule, unit); });
+    if (state.key) {
+      var k = state.key, d = state.dir;
+      list.sort(function (a, b) {
+        var x = k === 's' ? rank[a.s] : a[k], y = k === 's' ? rank[b.s] : b[k];
+        return x < y ? -d : x > y ? d : 0;
+      });
+    }
+    var pages = Math.max(1, Math.ceil(list.length / state.size));
+    if (state.page >= pages) state.page = pages - 1;
+    var start = state.page * state.size;
+    body.textContent = '';
+    var frag = document.createDocumentFragment();
+    list.slice(start, start + state.size).forEach(function (r) {
+      var tr = document.createElement('tr');
+      cell(tr, r.s, 'sev-' + r.s); cell(tr, r.r); cell(tr, r.p); cell(tr, r.u);
+      cell(tr, r.m); cell(tr, r.reg); cell(tr, r.ehr); cell(tr, r.b, 'basis'); cell(tr, r.src, 'src');
+      frag.appendChild(tr);
+    });
+    body.appendChild(frag);
+    $('shown').textContent = String(list.length);
+    $('page').textContent = 'sida ' + (state.page + 1) + ' av ' + pages;
+    $('prev').disabled = state.page === 0;
+    $('next').disabled = state.page >= pages - 1;
+  }
+  ['q', 'f-sev', 'f-rule', 'f-unit'].forEach(function (id) {
+    $(id).addEventListener('input', function () { state.page = 0; render(); });
+  });
+  $('prev').addEventListener('click', function () { state.page--; render(); });
+  $('next').addEventListener('click', function () { state.page++; render(); });
+  document.querySelectorAll('th.sort').forEach(function (th) {
+    th.addEventListener('click', function () {
+      var k = th.getAttribute('data-k');
+      state.dir = state.key === k ? -state.dir : 1;
+      state.key = k;
+      document.querySelectorAll('th.sort').forEach(function (h) { h.classList.remove('asc', 'desc'); });
+      th.classList.add(state.dir === 1 ? 'asc' : 'desc');
+      render();
+    });
+  });
+  var hash = new URLSearchParams(location.hash.slice(1));
+  ['q', 'f-sev', 'f-rule', 'f-unit'].forEach(function (id) { if (hash.get(id)) $(id).value = hash.get(id); });
+  render();
+})();
+"#;

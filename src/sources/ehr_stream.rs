@@ -1,0 +1,215 @@
+//! Source: a region's EHR data as FHIR files (NDJSON, Bundles, or a folder of them), streamed
+//! in batches that are parsed in parallel; a batch is dropped before the next is read.
+//! Two passes: the directory and Patients first (kept, small), then the patient-scoped rest.
+
+use crate::fhir::model::{self, Resource};
+use crate::sources::fhir_files::{BadResource, FhirFileError};
+use rayon::prelude::*;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+/// Types read in the first pass: what the patient-scoped resources point at, and CarePlans
+/// (few; they point at CareTeams, which the second pass then keeps for them).
+pub const DIRECTORY_TYPES: &[&str] = &[
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Consent",
+    "CarePlan",
+];
+
+/// Which resources a pass reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// The directory and Patients.
+    Directory,
+    /// Everything else (CareTeam, Task, Flag, Condition, …).
+    PatientScoped,
+}
+
+impl Pass {
+    fn wants(self, resource_type: &str) -> bool {
+        DIRECTORY_TYPES.contains(&resource_type) == (self == Pass::Directory)
+    }
+}
+
+/// One parsed resource with the Bundle fullUrl it came with, or why it could not be read.
+pub type Parsed = Result<(Option<String>, Resource), BadResource>;
+
+/// The files of an EHR export.
+pub struct EhrStream {
+    files: Vec<PathBuf>,
+    /// Total size of the files, for progress.
+    pub bytes: u64,
+    /// Lines per batch: enough to keep both cores busy, few enough to bound memory.
+    pub batch_lines: usize,
+}
+
+/// The `resourceType` of one NDJSON line without parsing it (None when it is not where a
+/// FHIR JSON writer puts it; the line is then fully parsed to find out).
+fn peek_type(line: &[u8]) -> Option<&str> {
+    const KEY: &[u8] = b"\"resourceType\"";
+    let at = line.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let rest = &line[at..];
+    let colon = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+    if rest[colon] != b':' {
+        return None;
+    }
+    let rest = &rest[colon + 1..];
+    let q = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+    if rest[q] != b'"' {
+        return None;
+    }
+    let rest = &rest[q + 1..];
+    let end = rest.iter().position(|b| *b == b'"')?;
+    std::str::from_utf8(&rest[..end]).ok()
+}
+
+impl EhrStream {
+    /// A file, or every `.json`/`.ndjson` file of a folder (sorted by name).
+    pub fn open(path: &Path) -> Result<Self, FhirFileError> {
+        let io = |source| FhirFileError::Io {
+            path: path.into(),
+            source,
+        };
+        let files = if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(io)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json" || x == "ndjson"))
+                .collect();
+            if files.is_empty() {
+                return Err(FhirFileError::EmptyDir { path: path.into() });
+            }
+            files.sort();
+            files
+        } else {
+            std::fs::metadata(path).map_err(io)?;
+            vec![path.to_path_buf()]
+        };
+        let bytes = files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
+        Ok(EhrStream {
+            files,
+            bytes,
+            batch_lines: 8192,
+        })
+    }
+
+    /// Hands every resource of the pass to `on_batch`, a batch at a time, in file order.
+    /// Bad lines are reported in the patient-scoped pass only, so each is reported once.
+    /// `on_bytes` is told how many bytes were consumed (for a progress bar).
+    pub fn read(
+        &self,
+        pass: Pass,
+        on_bytes: &dyn Fn(u64),
+        on_batch: &mut dyn FnMut(Vec<Parsed>),
+    ) -> Result<(), FhirFileError> {
+        for path in &self.files {
+            let io = |source| FhirFileError::Io {
+                path: path.clone(),
+                source,
+            };
+            if path.extension().is_some_and(|x| x == "ndjson") {
+                let file = std::fs::File::open(path).map_err(io)?;
+                let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+                let mut line_no = 0u64;
+                loop {
+                    let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(self.batch_lines);
+                    let mut consumed = 0u64;
+                    while batch.len() < self.batch_lines {
+                        let mut buf = Vec::new();
+                        let n = reader.read_until(b'\n', &mut buf).map_err(io)?;
+                        if n == 0 {
+                            break;
+                        }
+                        consumed += n as u64;
+                        line_no += 1;
+                        if buf.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
+                        let wanted = match peek_type(&buf) {
+                            Some(t) => pass.wants(t),
+                            None => pass == Pass::PatientScoped,
+                        };
+                        if wanted {
+                            batch.push((line_no, buf));
+                        }
+                    }
+                    let last = consumed == 0;
+                    if !batch.is_empty() {
+                        let parsed: Vec<Parsed> = batch
+                            .into_par_iter()
+                            .map(|(line, bytes)| {
+                                model::parse(&bytes)
+                                    .map(|r| (None, r))
+                                    .map_err(|e| BadResource {
+                                        path: path.clone(),
+                                        line,
+                                        reason: e.to_string(),
+                                    })
+                            })
+                            .collect();
+                        on_batch(parsed);
+                    }
+                    on_bytes(consumed);
+                    if last {
+                        break;
+                    }
+                }
+            } else {
+                let bytes = std::fs::read(path).map_err(io)?;
+                on_bytes(bytes.len() as u64);
+                match model::parse(&bytes) {
+                    Ok(Resource::Bundle(b)) => {
+                        let entries: Vec<Parsed> = b
+                            .entry
+                            .into_iter()
+                            .filter_map(|e| {
+                                let r = e.resource?;
+                                pass.wants(model::type_name(&r))
+                                    .then(|| Ok((e.full_url.and_then(|u| u.value), r)))
+                            })
+                            .collect();
+                        on_batch(entries);
+                    }
+                    Ok(r) => {
+                        if pass.wants(model::type_name(&r)) {
+                            on_batch(vec![Ok((None, r))]);
+                        }
+                    }
+                    Err(e) if pass == Pass::PatientScoped => on_batch(vec![Err(BadResource {
+                        path: path.clone(),
+                        line: 1,
+                        reason: e.to_string(),
+                    })]),
+                    Err(_) => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::peek_type;
+
+    #[test]
+    fn peeks_the_resource_type_where_writers_put_it() {
+        assert_eq!(
+            peek_type(br#"{"resourceType":"CareTeam","id":"x"}"#),
+            Some("CareTeam")
+        );
+        assert_eq!(
+            peek_type(br#"{ "id": "x", "resourceType" : "Patient" }"#),
+            Some("Patient")
+        );
+        assert_eq!(peek_type(br#"{"id":"x"}"#), None);
+        assert_eq!(peek_type(br#"{"resourceType":1}"#), None);
+    }
+}
