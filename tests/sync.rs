@@ -588,6 +588,7 @@ async fn check_against_a_server_finds_what_check_against_the_same_files_finds() 
             mappings: &m,
             as_of,
             quarantine: None,
+            partition: run::Partition::ALL,
         };
         let r = run::run(input, &mut |_, _| {}).unwrap();
         let mut f: Vec<(String, String, String)> = r

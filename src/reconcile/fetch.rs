@@ -152,6 +152,7 @@ async fn bulk_export(client: &FhirClient, dir: &Path) -> Result<Fetched, FetchEr
         .map(str::to_owned)
         .ok_or_else(|| FetchError::Export("kick-off gave no Content-Location".into()))?;
     let deadline = std::time::Instant::now() + Duration::from_secs(3600);
+    let mut polls = 0u32;
     let manifest: serde_json::Value = loop {
         let r = client
             .get_raw(&status_url, "application/json", false)
@@ -164,17 +165,23 @@ async fn bulk_export(client: &FhirClient, dir: &Path) -> Result<Fetched, FetchEr
                     .map_err(|e| FetchError::Export(format!("status manifest: {e}")))?
             }
             202 => {
-                let wait = r
+                // Poll soon at first (small exports finish in moments), then back off to
+                // every 5 s; a Retry-After asking for less is followed (one asking for a
+                // minute made a one-second export in the tests take a minute).
+                polls += 1;
+                let backoff =
+                    Duration::from_millis(100u64 << polls.min(6)).min(Duration::from_secs(5));
+                let asked = r
                     .headers()
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
-                    .unwrap_or(1)
-                    .clamp(1, 60);
+                    .map(Duration::from_secs);
+                let wait = asked.map_or(backoff, |a| a.min(backoff));
                 if std::time::Instant::now() > deadline {
                     return Err(FetchError::Export("not complete after an hour".into()));
                 }
-                tokio::time::sleep(Duration::from_secs(wait)).await;
+                tokio::time::sleep(wait).await;
             }
             s => {
                 let body = r.text().await.unwrap_or_default();
@@ -211,6 +218,11 @@ async fn bulk_export(client: &FhirClient, dir: &Path) -> Result<Fetched, FetchEr
             out.write_all(&chunk).map_err(io(&path))?;
         }
         out.flush().map_err(io(&path))?;
+    }
+    if outputs.is_empty() {
+        // An empty EHR exports no file; an empty one says the read was complete.
+        let path = dir.join("empty.ndjson");
+        std::fs::write(&path, b"").map_err(io(&path))?;
     }
     Ok(Fetched {
         how: How::BulkExport,

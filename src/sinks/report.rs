@@ -208,7 +208,7 @@ h1{{font-size:1.5rem;margin:1.2rem 0 .2rem}} h2{{font-size:1.15rem;margin:1.6rem
 .card{{border:1px solid #d0d7de;border-radius:6px;padding:.5rem .9rem;min-width:8rem}}
 .card b{{display:block;font-size:1.4rem}}
 table{{border-collapse:collapse;width:100%}} th,td{{border-bottom:1px solid #e3e8ec;padding:.3rem .5rem;text-align:left;vertical-align:top}}
-th{{background:#f4f6f8;position:sticky;top:0}} th.sort{{cursor:pointer;user-select:none}}
+td:nth-child(-n+3){{white-space:nowrap}} th{{background:#f4f6f8;position:sticky;top:0}} th.sort{{cursor:pointer;user-select:none}}
 th.sort:after{{content:" \2195";color:#9aa4ad}} th.asc:after{{content:" \2191"}} th.desc:after{{content:" \2193"}}
 .sev-error{{color:#b3261e;font-weight:600}} .sev-warning{{color:#8a5a00;font-weight:600}} .sev-info{{color:#3b5f8a}}
 .filters{{display:flex;gap:.6rem;flex-wrap:wrap;margin:.5rem 0}} .filters input{{min-width:18rem}}
@@ -216,12 +216,17 @@ th.sort:after{{content:" \2195";color:#9aa4ad}} th.asc:after{{content:" \2191"}}
 td.basis,td.src{{font-size:12px;color:#5b6670}} .pager{{margin:.6rem 0;display:flex;gap:.6rem;align-items:center}}
 </style></head><body>
 <h1>Avstämning register ↔ journal</h1>
-<div class="muted">Profil <b>{profile}</b> · per {as_of} · register {register} · journal {ehr} · {secs:.1} s{parts}</div>"#,
+<div class="muted">Profil <b>{profile}</b> · per {as_of} · register {register} · journal {ehr}{fetched} · {secs:.1} s{parts}</div>"#,
         profile = esc(&report.profile),
         as_of = report.as_of,
         register = esc(&facts.register),
         ehr = esc(&facts.ehr),
         secs = facts.seconds,
+        fetched = facts
+            .fetched
+            .as_ref()
+            .map(|f| format!(" ({})", esc(f)))
+            .unwrap_or_default(),
         parts = if facts.partitions > 1 {
             format!(" · {} partitioner", facts.partitions)
         } else {

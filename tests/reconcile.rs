@@ -1,0 +1,262 @@
+//! `reconcile` end to end: from files and from a real FHIR server (hfs on 127.0.0.1, read by
+//! Bulk Data $export and by paged search) the findings are the same; a plan made from files is
+//! for review only; `--apply` goes through sync's apply path and a second reconcile finds
+//! nothing left to do.
+
+mod common;
+
+use common::{root, server, tenant};
+use fastkontakt::fhir::client::{ClientConfig, FhirClient};
+use reqwest::Method;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn client(base: &str, tenant: &str) -> FhirClient {
+    let mut c = ClientConfig::new(base);
+    c.tenant = Some(tenant.to_owned());
+    FhirClient::new(c).unwrap()
+}
+
+fn reconcile(register: &Path, ehr: &str, report: &Path, extra: &[&str]) -> Output {
+    let t0 = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+        .current_dir(root())
+        .args(["reconcile", "--register"])
+        .arg(register)
+        .args(["--ehr", ehr, "--profile", "orebro", "--as-of", "2026-06-01"])
+        .args(["--fail-on", "never", "--report"])
+        .arg(report)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "reconcile failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("TIMING reconcile {ehr} {extra:?}: {:?}", t0.elapsed());
+    out
+}
+
+fn json(path: PathBuf) -> Value {
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// The findings as comparable text, sorted.
+fn findings(report: &Path) -> Vec<String> {
+    let v = json(report.join("findings.json"));
+    let mut out: Vec<String> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{}|{}|{}|{}|{}",
+                f["rule"], f["patient"], f["message"], f["register"], f["ehr"]
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// (action, key) of each relation item of plan.json, sorted.
+fn relation_actions(report: &Path) -> Vec<String> {
+    let v = json(report.join("plan.json"));
+    let mut out: Vec<String> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["action"] != "create-reference")
+        .map(|i| format!("{} {}", i["action"], i["key"]))
+        .collect();
+    out.sort();
+    out
+}
+
+/// PUTs every resource of the NDJSON files in `dir` to its own id, in transactions.
+async fn load(c: &FhirClient, dir: &Path) -> usize {
+    let mut entries = Vec::new();
+    for f in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let r: Value = serde_json::from_str(line).unwrap();
+            let url = format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap(),
+                r["id"].as_str().unwrap()
+            );
+            entries
+                .push(serde_json::json!({"resource": r, "request": {"method": "PUT", "url": url}}));
+        }
+    }
+    let n = entries.len();
+    for chunk in entries.chunks(400) {
+        let bundle =
+            serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": chunk});
+        c.send(Method::POST, "", Some(&bundle), None).await.unwrap();
+    }
+    n
+}
+
+fn generated(dir: &Path, patients: u64) -> PathBuf {
+    let m = fastkontakt::mapping::Mappings::load(&root().join("mappings"), None, None).unwrap();
+    let spec = fastkontakt::samples::Spec {
+        patients,
+        seed: 11,
+        inconsistency_share: 0.15,
+    };
+    fastkontakt::samples::generate(&spec, &m, dir).unwrap();
+    dir.to_path_buf()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_against_a_server_finds_what_reconcile_from_the_same_files_finds() {
+    let s = server();
+    let t = tenant("reconcile");
+    let c = client(&s.base, &t);
+    let work = tempfile::tempdir().unwrap();
+    let region = generated(&work.path().join("region"), 300);
+    let loaded = load(&c, &region.join("ehr")).await;
+    assert!(loaded > 500, "the region has an EHR side: {loaded}");
+    let register = region.join("register.csv");
+
+    let from_files = work.path().join("files");
+    reconcile(
+        &register,
+        region.join("ehr").to_str().unwrap(),
+        &from_files,
+        &[],
+    );
+    let by_export = work.path().join("export");
+    let o = reconcile(&register, &s.base, &by_export, &["--tenant", &t]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("read by Bulk Data $export"), "{err}");
+    let by_search = work.path().join("search");
+    let o = reconcile(
+        &register,
+        &s.base,
+        &by_search,
+        &["--tenant", &t, "--no-export", "--concurrency", "3"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("read by paged search"), "{err}");
+
+    let expected = findings(&from_files);
+    assert!(
+        expected.len() > 30,
+        "the region has findings: {}",
+        expected.len()
+    );
+    assert_eq!(findings(&by_export), expected, "server by $export vs files");
+    assert_eq!(
+        findings(&by_search),
+        expected,
+        "server by paged search vs files"
+    );
+    // The plan decides the same relations either way; only the server's can be applied.
+    assert_eq!(relation_actions(&by_search), relation_actions(&from_files));
+    assert_eq!(json(from_files.join("plan.json"))["review_only"], true);
+    assert_eq!(json(by_search.join("plan.json"))["review_only"], false);
+    for r in [&from_files, &by_export, &by_search] {
+        let html = std::fs::read_to_string(r.join("report.html")).unwrap();
+        assert!(html.contains("id=\"findings\""));
+        assert!(!r.join(".fetched").exists(), "fetched files are removed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_goes_through_the_sync_path_and_a_second_reconcile_finds_nothing_to_do() {
+    let s = server();
+    let t = tenant("reconcile-apply");
+    let work = tempfile::tempdir().unwrap();
+    let register = root().join("samples/handwritten/register.csv");
+    let state = work.path().join("state.sqlite");
+    let first = work.path().join("first");
+    let o = reconcile(
+        &register,
+        &s.base,
+        &first,
+        &[
+            "--tenant",
+            &t,
+            "--apply",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("applied: created 46"), "{err}");
+    let plan = json(first.join("plan.json"));
+    assert_eq!(
+        relation_actions(&first).len(),
+        46,
+        "one create per valid register row"
+    );
+    assert!(
+        plan["items"][0]["body"].is_object(),
+        "a live plan carries bodies"
+    );
+
+    let second = work.path().join("second");
+    reconcile(
+        &register,
+        &s.base,
+        &second,
+        &["--tenant", &t, "--state", state.to_str().unwrap()],
+    );
+    let plan = json(second.join("plan.json"));
+    assert_eq!(plan["items"].as_array().unwrap().len(), 0, "{plan}");
+    assert_eq!(plan["unchanged"], 46);
+}
+
+#[test]
+fn a_plan_from_files_is_refused_by_sync_apply() {
+    let work = tempfile::tempdir().unwrap();
+    let report = work.path().join("r");
+    reconcile(
+        &root().join("samples/handwritten/register.csv"),
+        root().join("samples/handwritten/ehr").to_str().unwrap(),
+        &report,
+        &[],
+    );
+    let plan = json(report.join("plan.json"));
+    assert_eq!(plan["review_only"], true);
+    let creates = plan["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["action"] == "create")
+        .count();
+    assert_eq!(
+        creates, 46,
+        "every valid row is a create: the EHR holds no product relation"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+        .args(["sync", "--ehr", "http://127.0.0.1:9", "--state"])
+        .arg(work.path().join("s.sqlite"))
+        .arg("apply")
+        .arg(report.join("plan.json"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("for review"));
+    // --apply needs a server.
+    let o = Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+        .current_dir(root())
+        .args([
+            "reconcile",
+            "--register",
+            "samples/handwritten/register.csv",
+            "--ehr",
+            "samples/handwritten/ehr",
+            "--apply",
+            "--report",
+        ])
+        .arg(work.path().join("r2"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--apply needs --ehr URL"));
+}
