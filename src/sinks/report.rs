@@ -445,8 +445,14 @@ const SCRIPT: &str = r#"
       render();
     });
   });
+  // A link can carry filters and a sort: report.html#f-rule=FK-R03&sort=-p
   var hash = new URLSearchParams(location.hash.slice(1));
   ['q', 'f-sev', 'f-rule', 'f-unit'].forEach(function (id) { if (hash.get(id)) $(id).value = hash.get(id); });
+  var sort = hash.get('sort');
+  if (sort) {
+    state.dir = sort.charAt(0) === '-' ? -1 : 1;
+    state.key = sort.replace(/^-/, '');
+  }
   render();
 })();
 "#;
