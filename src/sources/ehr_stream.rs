@@ -46,26 +46,6 @@ pub struct EhrStream {
     pub batch_lines: usize,
 }
 
-/// The `resourceType` of one NDJSON line without parsing it (None when it is not where a
-/// FHIR JSON writer puts it; the line is then fully parsed to find out).
-fn peek_type(line: &[u8]) -> Option<&str> {
-    const KEY: &[u8] = b"\"resourceType\"";
-    let at = line.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
-    let rest = &line[at..];
-    let colon = rest.iter().position(|b| !b.is_ascii_whitespace())?;
-    if rest[colon] != b':' {
-        return None;
-    }
-    let rest = &rest[colon + 1..];
-    let q = rest.iter().position(|b| !b.is_ascii_whitespace())?;
-    if rest[q] != b'"' {
-        return None;
-    }
-    let rest = &rest[q + 1..];
-    let end = rest.iter().position(|b| *b == b'"')?;
-    std::str::from_utf8(&rest[..end]).ok()
-}
-
 impl EhrStream {
     /// A file, or every `.json`/`.ndjson` file of a folder (sorted by name).
     pub fn open(path: &Path) -> Result<Self, FhirFileError> {
@@ -132,10 +112,9 @@ impl EhrStream {
                         if buf.iter().all(u8::is_ascii_whitespace) {
                             continue;
                         }
-                        let wanted = match peek_type(&buf) {
-                            Some(t) => pass.wants(t),
-                            None => pass == Pass::PatientScoped,
-                        };
+                        // A line whose type cannot be peeked is parsed in both passes and
+                        // kept by the pass that wants its type.
+                        let wanted = model::peek_type(&buf).is_none_or(|t| pass.wants(t));
                         if wanted {
                             batch.push((line_no, buf));
                         }
@@ -144,14 +123,16 @@ impl EhrStream {
                     if !batch.is_empty() {
                         let parsed: Vec<Parsed> = batch
                             .into_par_iter()
-                            .map(|(line, bytes)| {
-                                model::parse(&bytes)
-                                    .map(|r| (None, r))
-                                    .map_err(|e| BadResource {
+                            .filter_map(|(line, bytes)| match model::parse_line(&bytes) {
+                                Ok(r) => pass.wants(model::type_name(&r)).then_some(Ok((None, r))),
+                                // Reported once, by the pass that reports bad lines.
+                                Err(e) => (pass == Pass::PatientScoped).then(|| {
+                                    Err(BadResource {
                                         path: path.clone(),
                                         line,
                                         reason: e.to_string(),
                                     })
+                                }),
                             })
                             .collect();
                         on_batch(parsed);
@@ -197,7 +178,7 @@ impl EhrStream {
 
 #[cfg(test)]
 mod tests {
-    use super::peek_type;
+    use crate::fhir::model::peek_type;
 
     #[test]
     fn peeks_the_resource_type_where_writers_put_it() {
@@ -211,5 +192,39 @@ mod tests {
         );
         assert_eq!(peek_type(br#"{"id":"x"}"#), None);
         assert_eq!(peek_type(br#"{"resourceType":1}"#), None);
+        // A contained resource's type is not the line's.
+        assert_eq!(
+            peek_type(br#"{"contained":[{"resourceType":"CareTeam"}],"resourceType":"Patient"}"#),
+            None
+        );
+        assert_eq!(
+            peek_type(br#"{"text":{"div":"a \"}{ b"},"resourceType":"Patient"}"#),
+            Some("Patient")
+        );
+    }
+
+    #[test]
+    fn typed_parse_is_as_strict_as_the_enum() {
+        use crate::fhir::model::{parse, parse_line};
+        for line in [
+            &br#"{"resourceType":"Patient","bogus":1}"#[..],
+            br#"{"resourceType":"CareTeam","status":1}"#,
+            br#"{"resourceType":"Patient","birthDate":19901345}"#,
+        ] {
+            assert!(
+                parse_line(line).is_err(),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            assert_eq!(
+                parse_line(line).unwrap_err().to_string(),
+                parse(line).unwrap_err().to_string()
+            );
+        }
+        let ok = br#"{"resourceType":"CareTeam","id":"a","status":"active","extension":[{"url":"x","valueDecimal":1.50}]}"#;
+        assert_eq!(
+            crate::fhir::model::to_vec(&parse_line(ok).unwrap()).unwrap(),
+            crate::fhir::model::to_vec(&parse(ok).unwrap()).unwrap()
+        );
     }
 }

@@ -88,7 +88,7 @@ impl FhirFiles {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match model::parse(&line) {
+            match model::parse_line(&line) {
                 Ok(r) => self.push(r),
                 Err(e) => self.bad.push(BadResource {
                     path: path.into(),
