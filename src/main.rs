@@ -954,6 +954,7 @@ fn reconcile_command(cli: &Cli, a: &ReconcileArgs) -> anyhow::Result<ExitCode> {
         );
     }
     // Against a server the plan is made live, as sync makes it, so it can be applied.
+    let spilled = outcome.items;
     let plan = match &client {
         Some(c) => {
             let mut noop = |_: &Path, _: &fastkontakt::sources::register::RejectedRow| {};
@@ -977,8 +978,16 @@ fn reconcile_command(cli: &Cli, a: &ReconcileArgs) -> anyhow::Result<ExitCode> {
         partitions: outcome.partitions,
         seconds: t0.elapsed().as_secs_f64(),
     };
-    let written =
-        fastkontakt::sinks::report::write(&a.report, &outcome.report, plan.as_ref(), &facts)?;
+    let counts = plan
+        .as_ref()
+        .map(|p| fastkontakt::sinks::report::PlanCounts::of(p, spilled.as_ref()));
+    let written = fastkontakt::sinks::report::write(
+        &a.report,
+        &outcome.report,
+        plan.as_ref(),
+        spilled,
+        &facts,
+    )?;
     let r = &outcome.report;
     let count = |s: Severity| r.findings.iter().filter(|f| f.severity == s).count();
     eprintln!(
@@ -992,8 +1001,7 @@ fn reconcile_command(cli: &Cli, a: &ReconcileArgs) -> anyhow::Result<ExitCode> {
         count(Severity::Info),
         r.rejected_rows
     );
-    if let Some(p) = &plan {
-        let c = fastkontakt::sinks::report::PlanCounts::of(p);
+    if let (Some(p), Some(c)) = (&plan, &counts) {
         eprintln!(
             "a sync would: create {}, update {}, end {}, create {} references; {} unchanged, {} conflicts{}",
             c.create,

@@ -69,7 +69,7 @@ pub struct EhrDirectory {
     patients: Vec<(
         Option<String>,
         Option<String>,
-        crate::fhir::inbound::PatientStub,
+        std::sync::Arc<crate::fhir::inbound::PatientStub>,
     )>,
 }
 
@@ -88,7 +88,7 @@ impl EhrDirectory {
                     match r {
                         crate::fhir::Resource::Patient(p) => {
                             let id = p.id.as_ref().and_then(|i| i.value.clone());
-                            dir.patients.push((url, id, PatientStub::of(&p)));
+                            dir.patients.push((url, id, PatientStub::of(&p).into()));
                         }
                         other => dir.resources.push((url, other)),
                     }
@@ -274,9 +274,10 @@ impl EhrSide {
                     for (c, s) in read.contacts.into_iter().zip(read.sources) {
                         if part.holds(&c.patient) {
                             side.contact_count += 1;
+                            // Most patients have one contact: no room for four.
                             side.contacts
                                 .entry(c.patient.clone())
-                                .or_default()
+                                .or_insert_with(|| Vec::with_capacity(1))
                                 .push((c, s));
                         }
                     }

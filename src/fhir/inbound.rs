@@ -95,7 +95,15 @@ impl PatientStub {
         use fhirbolt::model::r4::resources::PatientDeceased;
         PatientStub {
             id: Inbound::patient_id(&p.identifier),
-            general_practitioner: p.general_practitioner.clone(),
+            // Only the reference text is read (a million Patients' displays add up).
+            general_practitioner: p
+                .general_practitioner
+                .iter()
+                .map(|r| Reference {
+                    reference: r.reference.clone(),
+                    ..Default::default()
+                })
+                .collect(),
             deceased: match &p.deceased {
                 Some(PatientDeceased::Boolean(b)) => b.value == Some(true),
                 Some(PatientDeceased::DateTime(_)) => true,
@@ -133,8 +141,13 @@ impl<'r> Index<'r> {
     }
 
     /// Adds a Patient known only by its stub (a streamed read keeps no Patient resources).
-    pub fn add_patient(&mut self, full_url: Option<String>, id: Option<&str>, stub: PatientStub) {
-        let stub = std::sync::Arc::new(stub);
+    pub fn add_patient(
+        &mut self,
+        full_url: Option<String>,
+        id: Option<&str>,
+        stub: impl Into<std::sync::Arc<PatientStub>>,
+    ) {
+        let stub = stub.into();
         self.all_patients.push(stub.clone());
         if let Some(id) = id.filter(|i| !i.is_empty()) {
             self.patients.insert(format!("Patient/{id}"), stub.clone());

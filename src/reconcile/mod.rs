@@ -18,6 +18,7 @@ use crate::sources::fhir_files::FhirFileError;
 use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
 use crate::sync::engine::{Held, Planner, SyncError, Want};
 use crate::sync::ownership::Ownership;
+use crate::sync::spill::SpilledItems;
 use crate::sync::state::State;
 use crate::sync::{Options, SyncPlan};
 use serde_json::Value;
@@ -57,7 +58,9 @@ pub struct Job<'a> {
 
 pub struct Outcome {
     pub report: CheckReport,
+    /// The plan's head; its items are in `items`, on disk.
     pub plan: Option<SyncPlan>,
+    pub items: Option<SpilledItems>,
     pub partitions: u32,
 }
 
@@ -189,6 +192,14 @@ pub fn run(
     let mut planned_refs: HashSet<String> = HashSet::new();
     let mut existing: Option<Existing> = None;
     let mut failed: Option<ReconcileError> = None;
+    let mut spill = if job.plan {
+        Some(SpilledItems::new().map_err(|source| RegisterError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?)
+    } else {
+        None
+    };
     let tag = (m.target.tag_system.as_str(), m.target.tag_code.as_str());
     let streamed = Streamed {
         register: Some(job.register),
@@ -202,9 +213,9 @@ pub fn run(
     };
     let mut on_partition =
         |part: Partition, dir: &EhrDirectory, idx: &Index, side: &mut EhrSide| {
-            if !job.plan {
+            let Some(spill) = spill.as_mut() else {
                 return true;
-            }
+            };
             progress.stage(format!("plan: partition {}/{}", part.index + 1, part.count));
             let existing = existing.get_or_insert_with(|| Existing::new(dir, idx));
             let mut errors = Vec::new();
@@ -216,9 +227,10 @@ pub fn run(
                 job.register,
                 m,
                 part,
-                &actual,
+                actual,
                 existing,
                 &mut planned_refs,
+                spill,
             ) {
                 Ok(()) => true,
                 Err(e) => {
@@ -243,27 +255,43 @@ pub fn run(
     Ok(Outcome {
         report,
         plan,
+        items: spill,
         partitions,
     })
 }
 
-/// One partition's relations: the register's (read again, streamed) against the product's
-/// in the EHR, and the references the EHR lacks.
+/// Plan items kept in memory before they are moved to disk.
+const SPILL_EVERY: usize = 16_384;
+
+/// One partition's relations, streamed: each register row (read again) is planned as it is
+/// read, against the product's relation in the EHR, which is then taken out of `actual`; what
+/// is left in `actual` afterwards is no longer in the register. (The reader rejects a row id
+/// used twice, so each key comes once.)
+#[allow(clippy::too_many_arguments)]
 fn plan_partition(
     planner: &mut Planner,
     register: &Path,
     m: &Mappings,
     part: Partition,
-    actual: &HashMap<String, Value>,
+    mut actual: HashMap<String, Value>,
     existing: &Existing,
     planned_refs: &mut HashSet<String>,
+    spill: &mut SpilledItems,
 ) -> Result<(), ReconcileError> {
     let ids = IdMaker::new(m.target.id_namespace);
     let out = crate::fhir::outbound::Outbound::new(m);
-    let mut wanted: Vec<(String, crate::domain::FixedContact, String)> = Vec::new();
     let (mut held_rows, mut held_patients) = (HashSet::new(), HashSet::new());
+    let no_held = (HashSet::new(), HashSet::new());
+    let not_ending = Held {
+        rows: &no_held.0,
+        patients: &no_held.1,
+    };
+    let spill_err = |source| RegisterError::Io {
+        path: PathBuf::from("(plan spill file)"),
+        source,
+    };
     for item in RegisterReader::open(register, &m.register, &m.terminology)? {
-        match item? {
+        let (line, c) = match item? {
             RegisterItem::Rejected(row) => {
                 if let Some(r) = &row.row_id {
                     held_rows.insert(r.to_string());
@@ -271,96 +299,82 @@ fn plan_partition(
                 if let Some(p) = row.patient {
                     held_patients.insert(p);
                 }
+                continue;
             }
-            RegisterItem::Contact { line, contact } => {
-                if !part.holds(&contact.patient) {
-                    continue;
-                }
-                let t = if contact.status() == ContactStatus::Declined {
-                    "Task"
-                } else {
-                    "CareTeam"
-                };
-                let key = format!("{t}|{}", contact.row_id);
-                let source = format!("{}:{line} {}", register.display(), contact.row_id);
-                wanted.push((key, contact, source));
-            }
+            RegisterItem::Contact { line, contact } => (line, contact),
+        };
+        if !part.holds(&c.patient) {
+            continue;
         }
-    }
-    // References: what exists is rewritten to the EHR's id, what is missing is created.
-    let mut creates = Vec::new();
-    let mut need = |t: &str, det: String, found: Option<&String>, creates: &mut Vec<Value>| {
-        let key = format!("{t}/{det}");
-        match found {
-            Some(id) if *id != det => {
-                planner.rewrite.insert(key, format!("{t}/{id}"));
-            }
-            Some(_) => {}
-            None => {
-                if planned_refs.insert(key) {
-                    creates.push(serde_json::json!({"resourceType": t, "id": det}));
+        let t = if c.status() == ContactStatus::Declined {
+            "Task"
+        } else {
+            "CareTeam"
+        };
+        let key = format!("{t}|{}", c.row_id);
+        let source = format!("{}:{line} {}", register.display(), c.row_id);
+        // References: what exists is rewritten to the EHR's id, what is missing is created
+        // before the first relation that needs it.
+        let mut creates = Vec::new();
+        let mut need = |t: &str, det: String, found: Option<&String>| {
+            let key = format!("{t}/{det}");
+            match found {
+                Some(id) if *id != det => {
+                    planner.rewrite.insert(key, format!("{t}/{id}"));
+                }
+                Some(_) => {}
+                None => {
+                    if planned_refs.insert(key) {
+                        creates.push(serde_json::json!({"resourceType": t, "id": det}));
+                    }
                 }
             }
-        }
-    };
-    for (_, c, _) in &wanted {
+        };
         need(
             "Patient",
             ids.patient(&c.patient),
             existing.patients.get(&c.patient),
-            &mut creates,
         );
         need(
             "Organization",
             ids.organization(&c.unit.hsa),
             existing.organizations.get(&c.unit.hsa),
-            &mut creates,
         );
         if let Some(s) = c.staff() {
             need(
                 "Practitioner",
                 ids.practitioner(&s.hsa),
                 existing.practitioners.get(&s.hsa),
-                &mut creates,
             );
-            let pair = (s.hsa.clone(), c.unit.hsa.clone());
             need(
                 "PractitionerRole",
                 ids.practitioner_role(&s.hsa, &c.unit.hsa),
-                existing.roles.get(&pair),
-                &mut creates,
+                existing.roles.get(&(s.hsa.clone(), c.unit.hsa.clone())),
             );
         }
+        planner.reference_creates(creates);
+        let body = || crate::fhir::model::to_value(out.contact(&c).relation).unwrap_or(Value::Null);
+        let want = Want {
+            contact: &c,
+            source: &source,
+            body: &body,
+        };
+        let a = actual.remove(&key);
+        // Held rows matter only for ends, which come after the whole register is read.
+        planner.relation(&key, Some(want), a.as_ref(), &not_ending)?;
+        if planner.plan.items.len() >= SPILL_EVERY {
+            spill.take(&mut planner.plan.items).map_err(spill_err)?;
+        }
     }
-    planner.reference_creates(creates);
     let held = Held {
         rows: &held_rows,
         patients: &held_patients,
     };
-    let by_key: HashMap<&str, usize> = wanted
-        .iter()
-        .enumerate()
-        .map(|(i, (k, _, _))| (k.as_str(), i))
-        .collect();
-    let mut keys: Vec<&str> = by_key
-        .keys()
-        .copied()
-        .chain(actual.keys().map(String::as_str))
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    for key in keys {
-        let w = by_key.get(key).map(|&i| &wanted[i]);
-        let body = || {
-            w.and_then(|(_, c, _)| crate::fhir::model::to_value(out.contact(c).relation).ok())
-                .unwrap_or(Value::Null)
-        };
-        let want = w.map(|(_, c, s)| Want {
-            contact: c,
-            source: s,
-            body: &body,
-        });
-        planner.relation(key, want, actual.get(key), &held)?;
+    let mut gone: Vec<(String, Value)> = actual.into_iter().collect();
+    gone.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (key, a) in gone {
+        planner.relation(&key, None, Some(&a), &held)?;
     }
+    spill.take(&mut planner.plan.items).map_err(spill_err)?;
     Ok(())
 }

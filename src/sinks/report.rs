@@ -3,7 +3,8 @@
 
 use crate::checks::run::{masked, CheckReport};
 use crate::checks::{catalogue, Severity};
-use crate::sync::{Action, SyncPlan};
+use crate::sync::spill::{ActionCounts, SpilledItems};
+use crate::sync::SyncPlan;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -48,23 +49,61 @@ pub struct PlanCounts {
 }
 
 impl PlanCounts {
-    pub fn of(p: &SyncPlan) -> Self {
-        let mut c = PlanCounts {
+    /// The plan's counts, with the items already moved to disk (`spilled`).
+    pub fn of(p: &SyncPlan, spilled: Option<&SpilledItems>) -> Self {
+        let a = ActionCounts::of(&p.items).plus(spilled.map(|s| s.counts).unwrap_or_default());
+        PlanCounts {
+            create: a.create,
+            update: a.update,
+            end: a.end,
+            create_reference: a.create_reference,
             unchanged: p.unchanged,
             conflicts: p.conflicts.len() as u64,
             errors: p.errors.len() as u64,
-            ..Default::default()
-        };
-        for i in &p.items {
-            match i.action {
-                Action::Create => c.create += 1,
-                Action::Update => c.update += 1,
-                Action::End => c.end += 1,
-                Action::CreateReference => c.create_reference += 1,
-            }
         }
-        c
     }
+}
+
+/// Writes the plan as one JSON object, its items streamed from disk (those spilled first: they
+/// were made first) so the whole plan is never in memory.
+fn write_plan(
+    plan: &SyncPlan,
+    spilled: Option<SpilledItems>,
+    w: &mut impl Write,
+) -> std::io::Result<()> {
+    let mut head = serde_json::to_value(plan)?;
+    let in_memory = head
+        .as_object_mut()
+        .and_then(|o| o.remove("items"))
+        .unwrap_or_default();
+    w.write_all(b"{")?;
+    if let Some(o) = head.as_object() {
+        for (k, v) in o {
+            serde_json::to_writer(&mut *w, k)?;
+            w.write_all(b":")?;
+            serde_json::to_writer(&mut *w, v)?;
+            w.write_all(b",")?;
+        }
+    }
+    w.write_all(b"\"items\":[")?;
+    let mut first = true;
+    let mut sep = |w: &mut dyn Write| -> std::io::Result<()> {
+        if !std::mem::take(&mut first) {
+            w.write_all(b",")?;
+        }
+        Ok(())
+    };
+    if let Some(s) = spilled {
+        for line in s.lines()? {
+            sep(w)?;
+            w.write_all(line?.as_bytes())?;
+        }
+    }
+    for item in in_memory.as_array().into_iter().flatten() {
+        sep(w)?;
+        serde_json::to_writer(&mut *w, item)?;
+    }
+    w.write_all(b"]}")
 }
 
 /// A finding as the page's table shows it (the patient masked: the page is for reading on a
@@ -87,6 +126,7 @@ pub fn write(
     dir: &Path,
     report: &CheckReport,
     plan: Option<&SyncPlan>,
+    spilled: Option<SpilledItems>,
     facts: &RunFacts,
 ) -> Result<Vec<PathBuf>, ReportError> {
     let io = |path: &Path| {
@@ -124,18 +164,17 @@ pub fn write(
     w.flush().map_err(io(&p))?;
     written.push(p);
 
+    let counts = plan.map(|p| PlanCounts::of(p, spilled.as_ref()));
     if let Some(plan) = plan {
         let (p, mut w) = create("plan.json")?;
-        serde_json::to_writer(&mut w, plan).map_err(|source| ReportError::Json {
-            path: p.clone(),
-            source,
-        })?;
-        w.flush().map_err(io(&p))?;
+        write_plan(plan, spilled, &mut w)
+            .and_then(|_| w.flush())
+            .map_err(io(&p))?;
         written.push(p);
     }
 
     let (p, mut w) = create("report.html")?;
-    html(report, plan.map(PlanCounts::of).as_ref(), facts, &mut w)
+    html(report, counts.as_ref(), facts, &mut w)
         .and_then(|_| w.flush())
         .map_err(io(&p))?;
     written.push(p);

@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod ownership;
+pub mod spill;
 pub mod state;
 
 pub use engine::{Action, OnConflict, Options, Summary, SyncPlan};
