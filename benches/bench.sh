@@ -29,7 +29,8 @@ measure() { # name, MB read, then the command
   local name=$1 mb=$2; shift 2
   local t; t=$(mktemp)
   /usr/bin/time -o "$t" -f "%e %M" "$@" >/dev/null 2>&1 || true
-  local secs kib; read -r secs kib < "$t"; rm -f "$t"
+  # GNU time puts "Command exited with non-zero status N" first when findings set the exit code.
+  local secs kib; read -r secs kib < <(tail -n 1 "$t"); rm -f "$t"
   awk -v n="$name" -v s="$secs" -v k="$kib" -v mb="$mb" \
     'BEGIN { printf "%-44s %7.2f s  %8.1f MB/s  peak %6.0f MiB\n", n, s, mb/s, k/1024 }'
 }

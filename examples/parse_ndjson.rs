@@ -1,6 +1,6 @@
 //! Benchmark helper (benches/bench.sh): parse every line of an NDJSON file strictly into the
-//! FHIR R4 model (fhirbolt, as every read in fastkontakt does), on one thread and on all cores.
-//! Prints one JSON line; compared with Python's fhir.resources on the same file.
+//! FHIR R4 model (fhirbolt, typed by the peeked resourceType, as the EHR stream reads), on one
+//! thread and on all cores. Prints one JSON line; compared with Python's fhir.resources.
 //!
 //!     cargo run --release --example parse_ndjson -- FILE.ndjson
 
@@ -22,7 +22,7 @@ fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let mut bad = 0usize;
     for l in &lines {
-        if fastkontakt::fhir::model::parse(l).is_err() {
+        if fastkontakt::fhir::model::parse_line(l).is_err() {
             bad += 1;
         }
     }
@@ -30,7 +30,7 @@ fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let bad_par = lines
         .par_iter()
-        .filter(|l| fastkontakt::fhir::model::parse(l).is_err())
+        .filter(|l| fastkontakt::fhir::model::parse_line(l).is_err())
         .count();
     let parallel = t.elapsed().as_secs_f64();
     assert_eq!(bad, bad_par);

@@ -510,16 +510,18 @@ pub struct Streamed<'a> {
     pub product: Option<(&'a str, &'a str)>,
 }
 
-/// What each partition's pass hands a caller before its rules run (reconcile plans here).
-/// Returning false stops the run.
-pub type OnPartition<'h> = dyn FnMut(Partition, &EhrDirectory, &Index, &mut EhrSide) -> bool + 'h;
+/// What each partition's pass hands a caller (reconcile plans here), with the product's own
+/// CareTeams and Tasks taken out of the EHR side. It runs while the rules run on another
+/// thread; returning false stops the run after this partition.
+pub type OnPartition<'h> =
+    dyn FnMut(Partition, &EhrDirectory, &Index, Vec<serde_json::Value>) -> bool + 'h;
 
 /// Runs every rule over a register and EHR files, one partition at a time: the directory and
 /// Patients are read once, then each pass streams the files and keeps its slice.
 pub fn run_streamed(
     s: Streamed,
     progress: &crate::progress::Progress,
-    on_reject: &mut dyn FnMut(&Path, &RejectedRow),
+    on_reject: &mut (dyn FnMut(&Path, &RejectedRow) + Send),
     on_partition: &mut OnPartition,
 ) -> Result<(CheckReport, u32), CheckError> {
     let stream = crate::sources::ehr_stream::EhrStream::open(s.ehr)?;
@@ -541,10 +543,8 @@ pub fn run_streamed(
         progress.stage(format!("EHR: partition {}/{parts}", k + 1));
         let mut side =
             EhrSide::from_stream(&stream, &dir, &idx, s.mappings, part, s.product, &on_bytes)?;
-        if !on_partition(part, &dir, &idx, &mut side) {
-            break;
-        }
-        progress.stage(format!("rules: partition {}/{parts}", k + 1));
+        let product = std::mem::take(&mut side.product);
+        progress.stage(format!("rules and plan: partition {}/{parts}", k + 1));
         let input = CheckInput {
             register: s.register,
             ehr: Some(side),
@@ -554,10 +554,19 @@ pub fn run_streamed(
             quarantine: s.quarantine.clone().filter(|_| part.is_first()),
             partition: part,
         };
-        let r = run(input, on_reject)?;
+        // The rules and the caller's work (a plan) each read the register on their own core.
+        let (r, go_on) = std::thread::scope(|sc| {
+            let rules = sc.spawn(|| run(input, on_reject));
+            let go_on = on_partition(part, &dir, &idx, product);
+            (rules.join(), go_on)
+        });
+        let r = r.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
         match report.as_mut() {
             Some(all) => all.absorb(r),
             None => report = Some(r),
+        }
+        if !go_on {
+            break;
         }
     }
     let mut report = report.ok_or(CheckError::NoInput)?;

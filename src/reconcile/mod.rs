@@ -5,7 +5,7 @@
 pub mod fetch;
 
 use crate::checks::run::{
-    run_streamed, CheckError, CheckReport, EhrDirectory, EhrSide, Partition, Streamed,
+    run_streamed, CheckError, CheckReport, EhrDirectory, Partition, Streamed,
 };
 use crate::checks::Profile;
 use crate::domain::{ContactStatus, HsaId, PatientId};
@@ -178,7 +178,7 @@ pub fn sha256_file(path: &Path) -> Result<String, RegisterError> {
 pub fn run(
     job: Job,
     progress: &Progress,
-    on_reject: &mut dyn FnMut(&Path, &RejectedRow),
+    on_reject: &mut (dyn FnMut(&Path, &RejectedRow) + Send),
 ) -> Result<Outcome, ReconcileError> {
     let m = job.mappings;
     let sha = if job.plan {
@@ -212,14 +212,13 @@ pub fn run(
         product: job.plan.then_some(tag),
     };
     let mut on_partition =
-        |part: Partition, dir: &EhrDirectory, idx: &Index, side: &mut EhrSide| {
+        |part: Partition, dir: &EhrDirectory, idx: &Index, product: Vec<Value>| {
             let Some(spill) = spill.as_mut() else {
                 return true;
             };
-            progress.stage(format!("plan: partition {}/{}", part.index + 1, part.count));
             let existing = existing.get_or_insert_with(|| Existing::new(dir, idx));
             let mut errors = Vec::new();
-            let actual = product_relations(m, std::mem::take(&mut side.product), &mut errors);
+            let actual = product_relations(m, product, &mut errors);
             planner.plan.errors.extend(errors);
             planner.active_owned += actual.values().filter(|a| a["status"] == "active").count();
             match plan_partition(
