@@ -1004,10 +1004,10 @@ fn reconcile_command(cli: &Cli, a: &ReconcileArgs) -> anyhow::Result<ExitCode> {
     if let (Some(p), Some(c)) = (&plan, &counts) {
         eprintln!(
             "a sync would: create {}, update {}, end {}, create {} references; {} unchanged, {} conflicts{}",
-            c.create,
-            c.update,
-            c.end,
-            c.create_reference,
+            c.actions.create,
+            c.actions.update,
+            c.actions.end,
+            c.actions.create_reference,
             c.unchanged,
             c.conflicts,
             if p.review_only { " (plan from files: for review)" } else { "" }

@@ -329,7 +329,7 @@ impl<'m> Outbound<'m> {
         let date = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
         let period = period(Some(date(c.period.start())), c.period.end().map(date));
         let row_identifier = identifier(&self.target.row_id_system, c.row_id.as_str());
-        let relation = if c.status() == ContactStatus::Declined {
+        let relation = if relation_type(c) == "Task" {
             let t = self.term;
             Resource::Task(Box::new(Task {
                 id: Some(self.ids.relation("Task", &c.row_id).into()),
@@ -620,6 +620,15 @@ impl Outbound<'_> {
         }
         out.push(Resource::CarePlan(Box::new(cp)));
         out
+    }
+}
+
+/// The resource a contact becomes: a declined offer is a Task (the offer), any other a CareTeam.
+pub fn relation_type(c: &FixedContact) -> &'static str {
+    if c.status() == ContactStatus::Declined {
+        "Task"
+    } else {
+        "CareTeam"
     }
 }
 

@@ -8,15 +8,16 @@ use crate::checks::run::{
     run_streamed, CheckError, CheckReport, EhrDirectory, Partition, Streamed,
 };
 use crate::checks::Profile;
-use crate::domain::{ContactStatus, HsaId, PatientId};
+use crate::domain::{HsaId, PatientId};
 use crate::fhir::ids::IdMaker;
 use crate::fhir::inbound::Index;
+use crate::fhir::outbound::relation_type;
 use crate::fhir::Resource;
 use crate::mapping::Mappings;
 use crate::progress::Progress;
 use crate::sources::fhir_files::FhirFileError;
 use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
-use crate::sync::engine::{Held, Planner, SyncError, Want};
+use crate::sync::engine::{row_key, Held, Planner, SyncError, Want};
 use crate::sync::ownership::Ownership;
 use crate::sync::spill::SpilledItems;
 use crate::sync::state::State;
@@ -35,6 +36,8 @@ pub enum ReconcileError {
     Fhir(#[from] FhirFileError),
     #[error(transparent)]
     Sync(#[from] SyncError),
+    #[error("the plan's temporary file: {0}")]
+    Spill(std::io::Error),
 }
 
 pub struct Job<'a> {
@@ -141,7 +144,7 @@ pub fn product_relations(
             .and_then(|i| i["value"].as_str())
             .map(str::to_owned);
         let Some(row) = row else { continue };
-        let key = format!("{t}|{row}");
+        let key = row_key(&t, &row);
         if let Some(prev) = out.get(&key) {
             errors.push(format!(
                 "{t} row {row} is held by more than one resource ({} and {}); not touched",
@@ -193,10 +196,7 @@ pub fn run(
     let mut existing: Option<Existing> = None;
     let mut failed: Option<ReconcileError> = None;
     let mut spill = if job.plan {
-        Some(SpilledItems::new().map_err(|source| RegisterError::Io {
-            path: std::env::temp_dir(),
-            source,
-        })?)
+        Some(SpilledItems::new().map_err(ReconcileError::Spill)?)
     } else {
         None
     };
@@ -285,10 +285,6 @@ fn plan_partition(
         rows: &no_held.0,
         patients: &no_held.1,
     };
-    let spill_err = |source| RegisterError::Io {
-        path: PathBuf::from("(plan spill file)"),
-        source,
-    };
     for item in RegisterReader::open(register, &m.register, &m.terminology)? {
         let (line, c) = match item? {
             RegisterItem::Rejected(row) => {
@@ -305,12 +301,7 @@ fn plan_partition(
         if !part.holds(&c.patient) {
             continue;
         }
-        let t = if c.status() == ContactStatus::Declined {
-            "Task"
-        } else {
-            "CareTeam"
-        };
-        let key = format!("{t}|{}", c.row_id);
+        let key = row_key(relation_type(&c), c.row_id.as_str());
         let source = format!("{}:{line} {}", register.display(), c.row_id);
         // References: what exists is rewritten to the EHR's id, what is missing is created
         // before the first relation that needs it.
@@ -362,7 +353,9 @@ fn plan_partition(
         // Held rows matter only for ends, which come after the whole register is read.
         planner.relation(&key, Some(want), a.as_ref(), &not_ending)?;
         if planner.plan.items.len() >= SPILL_EVERY {
-            spill.take(&mut planner.plan.items).map_err(spill_err)?;
+            spill
+                .take(&mut planner.plan.items)
+                .map_err(ReconcileError::Spill)?;
         }
     }
     let held = Held {
@@ -374,6 +367,8 @@ fn plan_partition(
     for (key, a) in gone {
         planner.relation(&key, None, Some(&a), &held)?;
     }
-    spill.take(&mut planner.plan.items).map_err(spill_err)?;
+    spill
+        .take(&mut planner.plan.items)
+        .map_err(ReconcileError::Spill)?;
     Ok(())
 }

@@ -36,13 +36,11 @@ pub struct RunFacts {
     pub seconds: f64,
 }
 
-/// Plan counts by action.
+/// Plan counts: items by action, and what is not an item.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PlanCounts {
-    pub create: u64,
-    pub update: u64,
-    pub end: u64,
-    pub create_reference: u64,
+    #[serde(flatten)]
+    pub actions: ActionCounts,
     pub unchanged: u64,
     pub conflicts: u64,
     pub errors: u64,
@@ -51,12 +49,8 @@ pub struct PlanCounts {
 impl PlanCounts {
     /// The plan's counts, with the items already moved to disk (`spilled`).
     pub fn of(p: &SyncPlan, spilled: Option<&SpilledItems>) -> Self {
-        let a = ActionCounts::of(&p.items).plus(spilled.map(|s| s.counts).unwrap_or_default());
         PlanCounts {
-            create: a.create,
-            update: a.update,
-            end: a.end,
-            create_reference: a.create_reference,
+            actions: ActionCounts::of(&p.items).plus(spilled.map(|s| s.counts).unwrap_or_default()),
             unchanged: p.unchanged,
             conflicts: p.conflicts.len() as u64,
             errors: p.errors.len() as u64,
@@ -71,11 +65,16 @@ fn write_plan(
     spilled: Option<SpilledItems>,
     w: &mut impl Write,
 ) -> std::io::Result<()> {
-    let mut head = serde_json::to_value(plan)?;
-    let in_memory = head
-        .as_object_mut()
-        .and_then(|o| o.remove("items"))
-        .unwrap_or_default();
+    let Some(spilled) = spilled else {
+        return Ok(serde_json::to_writer(w, plan)?);
+    };
+    let mut head = serde_json::to_value(SyncPlan {
+        items: Vec::new(),
+        ..plan.clone()
+    })?;
+    if let Some(o) = head.as_object_mut() {
+        o.remove("items");
+    }
     w.write_all(b"{")?;
     if let Some(o) = head.as_object() {
         for (k, v) in o {
@@ -93,13 +92,11 @@ fn write_plan(
         }
         Ok(())
     };
-    if let Some(s) = spilled {
-        for line in s.lines()? {
-            sep(w)?;
-            w.write_all(line?.as_bytes())?;
-        }
+    for line in spilled.lines()? {
+        sep(w)?;
+        w.write_all(line?.as_bytes())?;
     }
-    for item in in_memory.as_array().into_iter().flatten() {
+    for item in &plan.items {
         sep(w)?;
         serde_json::to_writer(&mut *w, item)?;
     }
@@ -298,7 +295,12 @@ td.basis,td.src{{font-size:12px;color:#5b6670}} .pager{{margin:.6rem 0;display:f
 <div class="card">Skapa<b id="plan-create">{}</b></div><div class="card">Ändra<b>{}</b></div>
 <div class="card">Avsluta<b>{}</b></div><div class="card">Nya referenser<b>{}</b></div>
 <div class="card">Oförändrade<b>{}</b></div><div class="card">Konflikter<b>{}</b></div></div>"#,
-            p.create, p.update, p.end, p.create_reference, p.unchanged, p.conflicts
+            p.actions.create,
+            p.actions.update,
+            p.actions.end,
+            p.actions.create_reference,
+            p.unchanged,
+            p.conflicts
         )?;
     }
     if !report.not_evaluated.is_empty() {

@@ -158,7 +158,8 @@ fn version_of(r: &Value) -> Option<String> {
     r["meta"]["versionId"].as_str().map(str::to_owned)
 }
 
-fn row_key(resource_type: &str, row: &str) -> String {
+/// The plan's and the ledger's key of a relation.
+pub fn row_key(resource_type: &str, row: &str) -> String {
     format!("{resource_type}|{row}")
 }
 

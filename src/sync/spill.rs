@@ -57,7 +57,7 @@ impl SpilledItems {
         })
     }
 
-    /// Moves the items out of memory, in order.
+    /// Moves the items out of memory, in order. The Vec keeps its capacity for the next batch.
     pub fn take(&mut self, items: &mut Vec<PlanItem>) -> std::io::Result<()> {
         for i in items.drain(..) {
             serde_json::to_writer(&mut self.w, &i)?;
@@ -65,7 +65,6 @@ impl SpilledItems {
             self.counts.add(i.action);
             self.len += 1;
         }
-        // Keeps the capacity for the next batch rather than growing again.
         Ok(())
     }
 
