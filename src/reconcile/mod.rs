@@ -157,26 +157,6 @@ pub fn product_relations(
     out
 }
 
-/// SHA-256 of the register file, streamed (the plan names the export it was made from).
-pub fn sha256_file(path: &Path) -> Result<String, RegisterError> {
-    use sha2::Digest;
-    let io = |source| RegisterError::Io {
-        path: path.into(),
-        source,
-    };
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = std::io::Read::read(&mut f, &mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
-}
-
 /// Runs the rules and (unless `job.plan` is off) plans, one partition at a time.
 pub fn run(
     job: Job,
@@ -185,7 +165,7 @@ pub fn run(
 ) -> Result<Outcome, ReconcileError> {
     let m = job.mappings;
     let sha = if job.plan {
-        sha256_file(job.register)?
+        crate::sources::register::sha256_file(job.register)?
     } else {
         String::new()
     };

@@ -843,3 +843,23 @@ pub fn mask(text: &str) -> String {
     let tail: String = chars[chars.len() - 2..].iter().collect();
     format!("{head}{}{tail}", "*".repeat(chars.len() - 6))
 }
+
+/// SHA-256 of a register file, streamed (a plan names the export it was made from).
+pub fn sha256_file(path: &Path) -> Result<String, RegisterError> {
+    use sha2::Digest;
+    let io = |source| RegisterError::Io {
+        path: path.into(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}

@@ -228,13 +228,7 @@ pub fn desired(
     m: &Mappings,
     on_reject: &mut dyn FnMut(&Path, &RejectedRow),
 ) -> Result<Desired, SyncError> {
-    use sha2::Digest;
-    let bytes = std::fs::read(path).map_err(|source| RegisterError::Io {
-        path: path.into(),
-        source,
-    })?;
-    let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
-    drop(bytes);
+    let sha256 = crate::sources::register::sha256_file(path)?;
     let out = Outbound::new(m);
     let mut relations = BTreeMap::new();
     let mut refs = ResourceSet::default();
