@@ -123,6 +123,9 @@ enum Command {
         /// The sync state file.
         #[arg(long, default_value = "fastkontakt-state.sqlite", value_name = "PATH")]
         state: PathBuf,
+        /// The state file's key: file:PATH or env:NAME (see sync --help).
+        #[arg(long, env = "FASTKONTAKT_STATE_KEY", value_name = "SECRET")]
+        state_key: Option<String>,
     },
     /// List the rules with their basis, or explain one (`fastkontakt rules FK-R03`).
     Rules {
@@ -152,6 +155,20 @@ struct SyncArgs {
     /// State file (SQLite): last-applied state, runs, ledger.
     #[arg(long, global = true, value_name = "PATH")]
     state: Option<PathBuf>,
+    /// The secret that keys every patient hash in the state file: file:PATH or env:NAME, at
+    /// least 16 bytes (make one: head -c 32 /dev/urandom | base64 > state.key). Required; a
+    /// state file opened with another key is refused.
+    #[arg(
+        long,
+        global = true,
+        env = "FASTKONTAKT_STATE_KEY",
+        value_name = "SECRET"
+    )]
+    state_key: Option<String>,
+    /// Other origins (scheme://host:port) that may receive the credentials, e.g. a Bulk Data
+    /// file server; by default only the --ehr URL's own origin does. Repeatable.
+    #[arg(long, global = true, value_name = "ORIGIN")]
+    auth_allow_origin: Vec<String>,
     /// Plan and print, write nothing.
     #[arg(long, global = true)]
     dry_run: bool,
@@ -238,6 +255,9 @@ struct ReconcileArgs {
     /// Sync state file (SQLite): what was applied before decides updates and conflicts.
     #[arg(long, default_value = "fastkontakt-state.sqlite", value_name = "PATH")]
     state: PathBuf,
+    /// The state file's key: file:PATH or env:NAME (see sync --help); needed with a state file.
+    #[arg(long, env = "FASTKONTAKT_STATE_KEY", value_name = "SECRET")]
+    state_key: Option<String>,
     /// Passes over the EHR data, each holding one slice of the patients in memory
     /// (default: one per 2 GB of EHR files).
     #[arg(long, value_name = "N")]
@@ -320,6 +340,14 @@ enum SamplesCommand {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // A panic caught inside the FHIR parser is reported as that input's parse error; the
+    // default hook would print it as if the program had crashed.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !fastkontakt::fhir::model::IN_PARSER.with(|c| c.get()) {
+            default_hook(info);
+        }
+    }));
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.log_json);
     match run(cli) {
@@ -359,11 +387,13 @@ fn output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
     Ok(match path {
         Some(p) => {
             if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
+                fastkontakt::sinks::private::create_dir(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
+            // Findings name patients: the file is its owner's only.
             Box::new(std::io::BufWriter::new(
-                std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+                fastkontakt::sinks::private::create_file(p)
+                    .with_context(|| format!("creating {}", p.display()))?,
             ))
         }
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
@@ -553,15 +583,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sync(args) => sync_command(&cli, args),
         Command::Reconcile(args) => reconcile_command(&cli, args),
-        Command::History { patient, at, state } => {
-            let mappings = load_mappings(&cli)?;
+        Command::History {
+            patient,
+            at,
+            state,
+            state_key: key,
+        } => {
             let p = fastkontakt::domain::PatientId::parse(patient)
                 .map_err(|e| anyhow::anyhow!("the patient number: {e}"))?;
-            let st = fastkontakt::sync::state::State::open(state)?;
-            let rows = st.history(&fastkontakt::sync::engine::patient_hash(
-                &mappings.target.id_namespace,
-                &p,
-            ))?;
+            if !state.exists() {
+                anyhow::bail!("{}: no such state file", state.display());
+            }
+            let st = fastkontakt::sync::state::State::open(state, state_key(key.as_deref())?)?;
+            let rows = st.history(&fastkontakt::sync::engine::patient_hash(st.key(), &p))?;
             if rows.is_empty() {
                 println!("no sync has written a relation for {p}");
                 return Ok(ExitCode::SUCCESS);
@@ -677,6 +711,7 @@ fn merge_sync_args(args: &SyncArgs) -> anyhow::Result<SyncArgs> {
         register,
         ehr,
         state,
+        state_key,
         summary,
         on_conflict,
         chunk_size,
@@ -686,14 +721,33 @@ fn merge_sync_args(args: &SyncArgs) -> anyhow::Result<SyncArgs> {
         client_id,
         client_secret,
         scope,
+        client_key,
+        client_key_alg,
+        client_key_id,
+        client_p12,
+        client_p12_password,
         client_cert,
         ca_cert,
         tenant,
         as_of
     );
+    if !args.auth_allow_origin.is_empty() {
+        base.auth_allow_origin = args.auth_allow_origin.clone();
+    }
     base.dry_run |= args.dry_run;
     base.action = args.action.clone();
     Ok(base)
+}
+
+/// The state file's key from `file:PATH` or `env:NAME`; there is no default.
+fn state_key(spec: Option<&str>) -> anyhow::Result<fastkontakt::sync::state::StateKey> {
+    let spec = spec.context(
+        "a state key is required: --state-key file:PATH|env:NAME (or FASTKONTAKT_STATE_KEY, or state_key in --config); make one with: head -c 32 /dev/urandom | base64 > state.key && chmod 600 state.key",
+    )?;
+    let secret = fastkontakt::fhir::client::Secret::load(spec)?;
+    Ok(fastkontakt::sync::state::StateKey::new(
+        secret.expose().as_bytes(),
+    )?)
 }
 
 /// The EHR client the settings describe: base URL, auth, TLS, tenant.
@@ -746,6 +800,7 @@ fn client_from(args: &SyncArgs) -> anyhow::Result<fastkontakt::fhir::client::Fhi
         ca_pem: args.ca_cert.clone(),
     };
     cfg.tenant = args.tenant.clone();
+    cfg.auth_origins = args.auth_allow_origin.clone();
     Ok(FhirClient::new(cfg)?)
 }
 
@@ -767,8 +822,9 @@ fn sync_command(cli: &Cli, raw: &SyncArgs) -> anyhow::Result<ExitCode> {
         let text = std::fs::read(plan).with_context(|| format!("reading {}", plan.display()))?;
         let plan: fastkontakt::sync::SyncPlan = serde_json::from_slice(&text)
             .with_context(|| format!("{} is not a plan", plan.display()))?;
+        let key = state_key(args.state_key.as_deref())?;
         let summary = rt.block_on(fastkontakt::sync::apply_plan(
-            &client, &mappings, &own, &plan, &state, chunk,
+            &client, &mappings, &own, &plan, &state, key, chunk,
         ))?;
         return finish_sync(&args, &summary);
     }
@@ -780,6 +836,7 @@ fn sync_command(cli: &Cli, raw: &SyncArgs) -> anyhow::Result<ExitCode> {
     let job = fastkontakt::sync::Job {
         register: &register,
         state: &state,
+        state_key: state_key(args.state_key.as_deref())?,
         dry_run: args.dry_run || plan_only,
         options: fastkontakt::sync::Options {
             on_conflict: args
@@ -806,7 +863,7 @@ fn sync_command(cli: &Cli, raw: &SyncArgs) -> anyhow::Result<ExitCode> {
         &mut report_row,
     ))?;
     if let Some(SyncAction::Plan { output: out }) = &args.action {
-        std::fs::write(out, serde_json::to_vec_pretty(&plan)?)
+        fastkontakt::sinks::private::write_file(out, &serde_json::to_vec_pretty(&plan)?)
             .with_context(|| format!("writing {}", out.display()))?;
         eprintln!(
             "plan written to {} ({} changes); it holds patient data: keep it as such",
@@ -857,13 +914,16 @@ fn reconcile_command(cli: &Cli, a: &ReconcileArgs) -> anyhow::Result<ExitCode> {
     if a.apply && !server {
         anyhow::bail!("--apply needs --ehr URL: a plan made from files is for review only");
     }
-    std::fs::create_dir_all(&a.report)
+    fastkontakt::sinks::private::create_dir(&a.report)
         .with_context(|| format!("creating {}", a.report.display()))?;
     // Without a state file nothing was applied before: an empty in-memory state says so.
     let state = if a.state.exists() || a.apply {
-        State::open(&a.state)?
+        State::open(&a.state, state_key(a.state_key.as_deref())?)?
     } else {
-        State::open(Path::new(":memory:"))?
+        State::open(
+            Path::new(":memory:"),
+            fastkontakt::sync::state::StateKey::ephemeral(),
+        )?
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -1025,7 +1085,13 @@ fn reconcile_command(cli: &Cli, a: &ReconcileArgs) -> anyhow::Result<ExitCode> {
     if a.apply {
         if let (Some(c), Some(p)) = (&client, &plan) {
             let summary = rt.block_on(fastkontakt::sync::apply_plan(
-                c, &mappings, &own, p, &a.state, 100,
+                c,
+                &mappings,
+                &own,
+                p,
+                &a.state,
+                state_key(a.state_key.as_deref())?,
+                100,
             ))?;
             eprintln!(
                 "applied: created {}, updated {}, ended {}, references created {}; {} writes",
@@ -1051,7 +1117,7 @@ fn finish_sync(args: &SyncArgs, s: &fastkontakt::sync::Summary) -> anyhow::Resul
         s.run, s.created, s.updated, s.ended, s.unchanged, s.conflicts, s.errors, s.rejected_rows, s.references_created, s.writes, s.retries, s.duration_seconds
     );
     if let Some(p) = &args.summary {
-        std::fs::write(p, serde_json::to_vec_pretty(s)?)
+        fastkontakt::sinks::private::write_file(p, &serde_json::to_vec_pretty(s)?)
             .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(ExitCode::from(s.exit_code()))

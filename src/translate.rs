@@ -131,7 +131,12 @@ pub fn register_to_fhir(
     };
     let header = reader.header_line.clone();
     let qpath = quarantine_path.unwrap_or_else(|| Quarantine::path_for(input));
-    let mut quarantine = Quarantine::new(qpath.clone(), header, mappings.register.delimiter);
+    let mut quarantine = Quarantine::new(
+        qpath.clone(),
+        header,
+        mappings.register.delimiter,
+        reader.encoding,
+    );
     let outbound = Outbound::new(mappings);
     let mut stream = Stream {
         out,

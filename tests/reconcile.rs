@@ -10,7 +10,7 @@ use fastkontakt::fhir::client::{ClientConfig, FhirClient};
 use reqwest::Method;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn client(base: &str, tenant: &str) -> FhirClient {
     let mut c = ClientConfig::new(base);
@@ -20,7 +20,7 @@ fn client(base: &str, tenant: &str) -> FhirClient {
 
 fn reconcile(register: &Path, ehr: &str, report: &Path, extra: &[&str]) -> Output {
     let t0 = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+    let out = common::fastkontakt()
         .current_dir(root())
         .args(["reconcile", "--register"])
         .arg(register)
@@ -233,7 +233,7 @@ fn a_plan_from_files_is_refused_by_sync_apply() {
         creates, 46,
         "every valid row is a create: the EHR holds no product relation"
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+    let o = common::fastkontakt()
         .args(["sync", "--ehr", "http://127.0.0.1:9", "--state"])
         .arg(work.path().join("s.sqlite"))
         .arg("apply")
@@ -243,7 +243,7 @@ fn a_plan_from_files_is_refused_by_sync_apply() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("for review"));
     // --apply needs a server.
-    let o = Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+    let o = common::fastkontakt()
         .current_dir(root())
         .args([
             "reconcile",

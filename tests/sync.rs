@@ -22,7 +22,7 @@ fn client(base: &str, tenant: &str) -> FhirClient {
 }
 
 fn sync(base: &str, tenant: &str, register: &Path, state: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+    common::fastkontakt()
         .current_dir(root())
         .args([
             "sync",
@@ -43,7 +43,7 @@ fn sync(base: &str, tenant: &str, register: &Path, state: &Path, extra: &[&str])
 }
 
 fn apply(base: &str, tenant: &str, state: &Path, plan: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+    common::fastkontakt()
         .current_dir(root())
         .args(["sync", "--ehr", base, "--tenant", tenant, "--state"])
         .arg(state)
@@ -257,7 +257,7 @@ async fn a_register_change_gives_exactly_the_expected_writes_and_ends_never_dele
     let upd = &rows["ok-all-2"][0];
     assert_eq!(upd["meta"]["versionId"], "2");
     // history knows who was the FVK, and which run set it.
-    let h = Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+    let h = common::fastkontakt()
         .args(["history", "19310304-1004", "--state"])
         .arg(&state)
         .output()
@@ -382,7 +382,7 @@ async fn kill_9_mid_run_then_a_rerun_converges_with_no_duplicate_and_no_lost_row
     let expected = rows_in(&reg);
     let state = dir.path().join("state.sqlite");
     let c = client(&s.base, &t);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+    let mut child = common::fastkontakt()
         .current_dir(root())
         .args([
             "sync",
@@ -446,7 +446,7 @@ async fn two_syncs_started_at_once_leave_no_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let reg = generated(dir.path(), 400, 5);
     let spawn = |n: u32| {
-        Command::new(env!("CARGO_BIN_EXE_fastkontakt"))
+        common::fastkontakt()
             .current_dir(root())
             .args([
                 "sync",

@@ -625,7 +625,12 @@ pub fn run(
         rejected = rejects.len() as u64;
         let idcols = identity_columns(m);
         let mut quarantine = input.quarantine.as_ref().map(|q| {
-            crate::sinks::quarantine::Quarantine::new(q.clone(), header, m.register.delimiter)
+            crate::sinks::quarantine::Quarantine::new(
+                q.clone(),
+                header.0,
+                m.register.delimiter,
+                header.1,
+            )
         });
         for row in &rejects {
             on_reject(path, row);
@@ -752,7 +757,11 @@ fn rejected_identity(
 }
 
 /// What a pass over the register gives: contacts read, the rejected rows, the header line.
-type Pass = (u64, Vec<RejectedRow>, String);
+type Pass = (
+    u64,
+    Vec<RejectedRow>,
+    (Vec<u8>, crate::mapping::register::TextEncoding),
+);
 
 /// Streams contiguous patient groups. None when the export turns out not to be grouped.
 fn stream_register(
@@ -762,7 +771,7 @@ fn stream_register(
     run: &mut Run,
 ) -> Result<Option<Pass>, CheckError> {
     let mut reader = RegisterReader::open(path, &m.register, &m.terminology)?;
-    let header = reader.header_line.clone();
+    let header = (reader.header_line.clone(), reader.encoding);
     let mut done: HashSet<u64> = HashSet::new();
     let mut held: HashSet<u64> = HashSet::new();
     let mut current: Option<PatientId> = None;
@@ -814,7 +823,7 @@ fn group_in_memory(
     run: &mut Run,
 ) -> Result<Pass, CheckError> {
     let mut reader = RegisterReader::open(path, &m.register, &m.terminology)?;
-    let header = reader.header_line.clone();
+    let header = (reader.header_line.clone(), reader.encoding);
     let mut by_patient: HashMap<PatientId, Vec<(FixedContact, String)>> = HashMap::new();
     let mut order: Vec<PatientId> = Vec::new();
     let mut held: HashSet<PatientId> = HashSet::new();

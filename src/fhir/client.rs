@@ -1,6 +1,10 @@
 //! A FHIR R4 REST client (source and sink): retries with exponential backoff and full jitter on
 //! connection errors, 429 and 5xx (a `Retry-After` wins), `next`-link paging, capabilities from
 //! `/metadata`, and errors that quote the server's OperationOutcome. Secrets are never printed.
+//!
+//! Credentials go only to the base URL's origin (and origins the operator allows), never over
+//! plain http off the machine; URLs in errors and logs carry no query string (a search names
+//! patients there); paging, retries and waits are capped so a hostile server cannot hold a run.
 
 use backon::BackoffBuilder;
 use reqwest::{Method, StatusCode};
@@ -135,7 +139,15 @@ pub struct Tls {
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub base: String,
+    /// Longest silence while reading an answer (not a cap on the whole download).
     pub timeout: Duration,
+    /// Origins (`https://files.example:443`) other than the base's that may receive the
+    /// credentials, such as a Bulk Data file server.
+    pub auth_origins: Vec<String>,
+    /// Most pages one search follows.
+    pub max_pages: usize,
+    /// Most time one request may spend waiting between its retries, Retry-After included.
+    pub max_retry_wait: Duration,
     pub max_retries: usize,
     pub auth: Auth,
     pub tls: Tls,
@@ -152,6 +164,9 @@ impl ClientConfig {
         ClientConfig {
             base: base.trim_end_matches('/').to_owned(),
             timeout: Duration::from_secs(30),
+            auth_origins: Vec::new(),
+            max_pages: 100_000,
+            max_retry_wait: Duration::from_secs(120),
             max_retries: 8,
             auth: Auth::None,
             tls: Tls::default(),
@@ -182,6 +197,61 @@ pub enum ClientError {
     Json { url: String, message: String },
     #[error("client configuration: {0}")]
     Config(String),
+    /// The server asked for something the product will not do (a link to another origin, a
+    /// repeated page, more pages than the cap).
+    #[error("{url}: {message}")]
+    Refused { url: String, message: String },
+}
+
+/// A URL as it may be shown: without its query string (searches name patients there), and
+/// without user info.
+pub fn display_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let had_query = u.query().is_some();
+            u.set_query(None);
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            let mut s = u.to_string();
+            if had_query {
+                s.push_str("?…");
+            }
+            s
+        }
+        Err(_) => match url.split_once('?') {
+            Some((head, _)) => format!("{head}?…"),
+            None => url.to_owned(),
+        },
+    }
+}
+
+/// The origin of a URL as `scheme://host:port`.
+pub fn origin(url: &reqwest::Url) -> String {
+    format!(
+        "{}://{}:{}",
+        url.scheme(),
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    url.host_str().is_some_and(|h| {
+        h == "localhost"
+            || h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback())
+    })
+}
+
+/// At most `n` bytes of a text, cut at a character boundary.
+pub fn truncate_chars(s: &str, n: usize) -> &str {
+    let mut end = s.len().min(n);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 impl ClientError {
@@ -252,6 +322,12 @@ fn outcome_message(body: &[u8]) -> String {
     String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned()
 }
 
+/// A token's lifetime from `expires_in`, less a margin, capped at a day (a hostile or broken
+/// answer must not overflow the clock).
+fn token_lifetime(expires_in: Option<u64>) -> Duration {
+    Duration::from_secs(expires_in.unwrap_or(300).min(86_400).saturating_sub(30))
+}
+
 fn retryable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || matches!(status.as_u16(), 500 | 502 | 503 | 504)
 }
@@ -271,9 +347,39 @@ fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
 
 impl FhirClient {
     pub fn new(cfg: ClientConfig) -> Result<Self, ClientError> {
+        let base = reqwest::Url::parse(&cfg.base)
+            .map_err(|e| ClientError::Config(format!("the EHR URL {}: {e}", cfg.base)))?;
+        let has_auth = !matches!(cfg.auth, Auth::None);
+        if has_auth && base.scheme() != "https" && !is_loopback(&base) {
+            return Err(ClientError::Config(format!(
+                "credentials are never sent over plain http to another machine: use https for {}",
+                display_url(&cfg.base)
+            )));
+        }
+        if let Auth::ClientCredentials { token_url, .. } = &cfg.auth {
+            let t = reqwest::Url::parse(token_url)
+                .map_err(|e| ClientError::Config(format!("the token URL: {e}")))?;
+            if t.scheme() != "https" && !is_loopback(&t) {
+                return Err(ClientError::Config(
+                    "the token URL must be https (unless on this machine)".into(),
+                ));
+            }
+        }
+        for o in &cfg.auth_origins {
+            let u = reqwest::Url::parse(o)
+                .map_err(|e| ClientError::Config(format!("allowed origin {o}: {e}")))?;
+            if u.scheme() != "https" && !is_loopback(&u) {
+                return Err(ClientError::Config(format!(
+                    "allowed origin {o}: credentials go over https only"
+                )));
+            }
+        }
+        // A read timeout, not a total one: a large download that keeps arriving is fine.
         let mut b = reqwest::Client::builder()
-            .timeout(cfg.timeout)
+            .read_timeout(cfg.timeout)
             .connect_timeout(Duration::from_secs(10))
+            // Redirects are not followed: one to another host would carry the credentials.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("fastkontakt/", env!("CARGO_PKG_VERSION")));
         if let Some(p) = &cfg.tls.identity_pem {
             let pem = std::fs::read(p)
@@ -396,12 +502,12 @@ impl FhirClient {
                         message: "no access_token".into(),
                     })?
                     .to_owned();
-                let ttl = v["expires_in"].as_u64().unwrap_or(300).saturating_sub(30);
+                let until = Instant::now() + token_lifetime(v["expires_in"].as_u64());
                 *self
                     .token
                     .lock()
                     .map_err(|_| ClientError::Config("token lock".into()))? =
-                    Some((token.clone(), Instant::now() + Duration::from_secs(ttl)));
+                    Some((token.clone(), until));
                 Ok(Some(token))
             }
         }
@@ -416,6 +522,45 @@ impl FhirClient {
         }
     }
 
+    /// Whether a URL is on the base URL's own origin.
+    pub fn same_origin(&self, url: &str) -> bool {
+        match (
+            reqwest::Url::parse(&self.cfg.base),
+            reqwest::Url::parse(url),
+        ) {
+            (Ok(b), Ok(u)) => origin(&b) == origin(&u),
+            _ => false,
+        }
+    }
+
+    /// Whether the credentials may go to this URL: the base's origin, or one the operator
+    /// allowed.
+    pub fn may_authenticate(&self, url: &str) -> bool {
+        if self.same_origin(url) {
+            return true;
+        }
+        let Ok(u) = reqwest::Url::parse(url) else {
+            return false;
+        };
+        let o = origin(&u);
+        self.cfg.auth_origins.iter().any(|a| {
+            reqwest::Url::parse(a)
+                .map(|a| origin(&a) == o)
+                .unwrap_or(false)
+        })
+    }
+
+    /// The bearer token for a request to `url`, if the credentials may go there.
+    async fn bearer_for(&self, url: &str) -> Result<Option<String>, ClientError> {
+        if !self.may_authenticate(url) {
+            if !matches!(self.cfg.auth, Auth::None) {
+                tracing::warn!(url = %display_url(url), "another origin: sent without credentials");
+            }
+            return Ok(None);
+        }
+        self.bearer().await
+    }
+
     /// Sends with retries. 4xx other than 429 is final (returned as an error with the outcome).
     pub async fn send(
         &self,
@@ -424,21 +569,61 @@ impl FhirClient {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Result<Response, ClientError> {
-        let url = self.url(path);
+        let payload = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| ClientError::Json {
+                url: display_url(&self.url(path)),
+                message: e.to_string(),
+            })?
+            .map(|p| ("application/fhir+json", p));
+        self.send_raw(method, path, payload, if_match).await
+    }
+
+    /// A search by POST to `[type]/_search` with the parameters in a form body, so that the
+    /// values (identity numbers) appear in no URL, access log or error message.
+    pub async fn search_post(
+        &self,
+        resource_type: &str,
+        params: &[(&str, String)],
+    ) -> Result<Vec<Value>, ClientError> {
+        let mut form =
+            reqwest::Url::parse("http://x/").map_err(|e| ClientError::Config(e.to_string()))?;
+        form.query_pairs_mut().extend_pairs(params);
+        let body = form.query().unwrap_or("").as_bytes().to_vec();
+        let first = self
+            .send_raw(
+                Method::POST,
+                &format!("{resource_type}/_search"),
+                Some(("application/x-www-form-urlencoded", body)),
+                None,
+            )
+            .await?
+            .body;
+        let mut out = Vec::new();
+        self.follow_pages(first, &mut |page| out.extend(page))
+            .await?;
+        Ok(out)
+    }
+
+    async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Option<(&'static str, Vec<u8>)>,
+        if_match: Option<&str>,
+    ) -> Result<Response, ClientError> {
+        let full = self.url(path);
+        // What errors and logs show: never the query string.
+        let url = display_url(&full);
         let mut delays = backon::ExponentialBuilder::default()
             .with_min_delay(self.cfg.min_delay)
             .with_max_delay(Duration::from_secs(30))
             .with_max_times(self.cfg.max_retries)
             .with_jitter()
             .build();
-        let payload = body
-            .map(serde_json::to_vec)
-            .transpose()
-            .map_err(|e| ClientError::Json {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
         let mut attempts = 0;
+        let mut waited = Duration::ZERO;
         loop {
             attempts += 1;
             self.requests.fetch_add(1, Ordering::Relaxed);
@@ -447,12 +632,10 @@ impl FhirClient {
             }
             let mut req = self
                 .http
-                .request(method.clone(), &url)
+                .request(method.clone(), &full)
                 .header("Accept", "application/fhir+json");
-            if let Some(p) = &payload {
-                req = req
-                    .header("Content-Type", "application/fhir+json")
-                    .body(p.clone());
+            if let Some((content_type, p)) = &payload {
+                req = req.header("Content-Type", *content_type).body(p.clone());
             }
             if let Some(v) = if_match {
                 req = req.header("If-Match", v);
@@ -460,10 +643,11 @@ impl FhirClient {
             if let Some(t) = &self.cfg.tenant {
                 req = req.header("X-Tenant-ID", t);
             }
-            if self.cfg.strict_search && method == Method::GET {
+            let searching = method == Method::GET || full.ends_with("/_search");
+            if self.cfg.strict_search && searching {
                 req = req.header("Prefer", "handling=strict");
             }
-            if let Some(token) = self.bearer().await? {
+            if let Some(token) = self.bearer_for(&full).await? {
                 req = req.bearer_auth(token);
             }
             let wait = match req.send().await {
@@ -473,14 +657,16 @@ impl FhirClient {
                     let bytes = match resp.bytes().await {
                         Ok(b) => b,
                         Err(e) => {
+                            let e = e.without_url();
                             tracing::debug!(%url, error = %e, "body read failed");
                             match delays.next() {
-                                Some(d) => {
+                                Some(d) if waited + d <= self.cfg.max_retry_wait => {
+                                    waited += d;
                                     self.retries.fetch_add(1, Ordering::Relaxed);
                                     tokio::time::sleep(d).await;
                                     continue;
                                 }
-                                None => {
+                                _ => {
                                     return Err(ClientError::Transport {
                                         method: method.to_string(),
                                         url,
@@ -546,12 +732,29 @@ impl FhirClient {
                         return Err(ClientError::Transport {
                             method: method.to_string(),
                             url,
-                            message: e.to_string(),
+                            message: e.without_url().to_string(),
                             attempts,
                         })
                     }
                 },
             };
+            if waited + wait > self.cfg.max_retry_wait {
+                return Err(ClientError::Transport {
+                    method: method.to_string(),
+                    url,
+                    message: format!(
+                        "the server asked to wait {} s more after {} s of retries; the cap is {} s",
+                        wait.as_secs(),
+                        waited.as_secs(),
+                        self.cfg.max_retry_wait.as_secs()
+                    ),
+                    attempts,
+                });
+            }
+            if wait >= Duration::from_secs(5) {
+                tracing::warn!(%url, seconds = wait.as_secs(), attempt = attempts, "the server is busy; waiting before the next try");
+            }
+            waited += wait;
             self.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(wait).await;
         }
@@ -592,10 +795,22 @@ impl FhirClient {
         path: &str,
         on_page: &mut (dyn FnMut(Vec<Value>) + Send),
     ) -> Result<(), ClientError> {
-        let mut next = Some(path.to_owned());
+        let first = self.send(Method::GET, path, None, None).await?.body;
+        self.follow_pages(first, on_page).await
+    }
+
+    /// Hands each page's resources to `on_page` and follows `next` links: only on the base's
+    /// own origin, never one seen before, at most `max_pages`.
+    async fn follow_pages(
+        &self,
+        first: Value,
+        on_page: &mut (dyn FnMut(Vec<Value>) + Send),
+    ) -> Result<(), ClientError> {
+        let mut page = first;
         let mut seen = std::collections::HashSet::new();
-        while let Some(p) = next.take() {
-            let mut page = self.send(Method::GET, &p, None, None).await?.body;
+        let mut links = std::collections::HashSet::new();
+        let mut pages = 1usize;
+        loop {
             let mut resources = Vec::new();
             if let Some(entries) = page["entry"].as_array_mut() {
                 for e in entries.iter_mut() {
@@ -616,39 +831,72 @@ impl FhirClient {
                 }
             }
             on_page(resources);
-            next = page["link"]
+            let Some(next) = page["link"]
                 .as_array()
                 .and_then(|l| l.iter().find(|l| l["relation"] == "next"))
                 .and_then(|l| l["url"].as_str())
-                .map(str::to_owned);
+                .map(str::to_owned)
+            else {
+                return Ok(());
+            };
+            let refused = |message: String| ClientError::Refused {
+                url: display_url(&next),
+                message,
+            };
+            let absolute = self.url(&next);
+            if !self.same_origin(&absolute) {
+                return Err(refused(format!(
+                    "the server's next link leaves {}; paging stopped (the search is incomplete)",
+                    display_url(&self.cfg.base)
+                )));
+            }
+            if !links.insert(absolute.clone()) {
+                return Err(refused(
+                    "the server gave a next link it gave before; paging stopped (the search is incomplete)".into(),
+                ));
+            }
+            pages += 1;
+            if pages > self.cfg.max_pages {
+                return Err(refused(format!(
+                    "more than {} pages; paging stopped (the search is incomplete)",
+                    self.cfg.max_pages
+                )));
+            }
+            page = self.send(Method::GET, &absolute, None, None).await?.body;
         }
-        Ok(())
     }
 
     /// One GET with the client's auth and tenant, not retried, the response left unread (for
     /// Bulk Data: kick-off, status polling, and streaming NDJSON downloads).
+    /// `auth`: whether the request may carry the credentials at all (a Bulk Data manifest
+    /// saying `requiresAccessToken: false` means its files are fetched without them); even
+    /// then they go only to an allowed origin.
     pub async fn get_raw(
         &self,
         path: &str,
         accept: &str,
         prefer_async: bool,
+        auth: bool,
     ) -> Result<reqwest::Response, ClientError> {
-        let url = self.url(path);
+        let full = self.url(path);
+        let url = display_url(&full);
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let mut req = self.http.get(&url).header("Accept", accept);
+        let mut req = self.http.get(&full).header("Accept", accept);
         if prefer_async {
             req = req.header("Prefer", "respond-async");
         }
         if let Some(t) = &self.cfg.tenant {
             req = req.header("X-Tenant-ID", t);
         }
-        if let Some(token) = self.bearer().await? {
-            req = req.bearer_auth(token);
+        if auth {
+            if let Some(token) = self.bearer_for(&full).await? {
+                req = req.bearer_auth(token);
+            }
         }
         req.send().await.map_err(|e| ClientError::Transport {
             method: "GET".into(),
             url,
-            message: e.to_string(),
+            message: e.without_url().to_string(),
             attempts: 1,
         })
     }

@@ -1,6 +1,10 @@
 //! The strict gate to fhirbolt: every resource read is parsed strictly; writes serialise from
 //! the `Resource` enum. Kept to a few non-generic functions, since fhirbolt's serde is costly to
 //! compile.
+//!
+//! fhirbolt panics on some invalid input (an empty array met through the `Resource` enum): an
+//! empty array is refused here first, with its place, and any other panic inside the parser
+//! is caught and turned into a parse error, so one bad line never ends a run.
 
 pub use fhirbolt::model::r4::Resource;
 use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
@@ -19,10 +23,91 @@ fn strict() -> Option<DeserializationConfig> {
     })
 }
 
+thread_local! {
+    /// Set while fhirbolt runs, so the binary's panic hook keeps quiet about a caught panic.
+    pub static IN_PARSER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs a fhirbolt call; a panic in it is a parse error of this input.
+fn guarded<T>(f: impl FnOnce() -> Result<T, FhirError>) -> Result<T, FhirError> {
+    IN_PARSER.with(|c| c.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_PARSER.with(|c| c.set(false));
+    r.unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(FhirError::Parse(format!(
+            "the FHIR parser failed on this input ({})",
+            crate::fhir::client::truncate_chars(&msg, 200)
+        )))
+    })
+}
+
+/// FHIR JSON forbids empty arrays; fhirbolt panics on some. The path of the first one, if any.
+/// Cheap: only a line holding `[` then `]` with nothing but space between is looked at twice.
+pub fn empty_array(bytes: &[u8]) -> Option<String> {
+    let candidate = memchr::memchr_iter(b']', bytes)
+        .any(|i| bytes[..i].iter().rev().find(|c| !c.is_ascii_whitespace()) == Some(&b'['));
+    if !candidate {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    empty_array_in(&v)
+}
+
+/// The path of the first empty array in a JSON value, if any.
+pub fn empty_array_in(v: &serde_json::Value) -> Option<String> {
+    fn walk(v: &serde_json::Value, path: &mut Vec<String>) -> Option<String> {
+        match v {
+            serde_json::Value::Array(a) if a.is_empty() => Some(path.join(".")),
+            serde_json::Value::Array(a) => a.iter().enumerate().find_map(|(i, x)| {
+                if let Some(last) = path.last_mut() {
+                    let saved = last.clone();
+                    *last = format!("{saved}[{i}]");
+                    let r = walk(x, path);
+                    if let Some(l) = path.last_mut() {
+                        *l = saved;
+                    }
+                    r
+                } else {
+                    walk(x, path)
+                }
+            }),
+            serde_json::Value::Object(m) => m.iter().find_map(|(k, x)| {
+                path.push(k.clone());
+                let r = walk(x, path);
+                path.pop();
+                r
+            }),
+            _ => None,
+        }
+    }
+    let root = v["resourceType"]
+        .as_str()
+        .unwrap_or("(resource)")
+        .to_owned();
+    walk(v, &mut vec![root])
+}
+
+fn refuse_empty_arrays(at: Option<String>) -> Result<(), FhirError> {
+    match at {
+        Some(at) => Err(FhirError::Parse(format!(
+            "{at}: an empty array (FHIR JSON leaves an element out rather than empty)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Parses one resource strictly: unknown elements are an error, never silently dropped.
 pub fn parse(bytes: &[u8]) -> Result<Resource, FhirError> {
-    fhirbolt::json::from_slice::<Resource>(bytes, strict())
-        .map_err(|e| FhirError::Parse(e.to_string()))
+    refuse_empty_arrays(empty_array(bytes))?;
+    guarded(|| {
+        fhirbolt::json::from_slice::<Resource>(bytes, strict())
+            .map_err(|e| FhirError::Parse(e.to_string()))
+    })
 }
 
 /// The `resourceType` of one NDJSON line without parsing it: the first `"resourceType"` key,
@@ -87,13 +172,16 @@ pub fn parse_line(bytes: &[u8]) -> Result<Resource, FhirError> {
 /// go through the enum.
 pub fn parse_as(type_name: &str, bytes: &[u8]) -> Result<Resource, FhirError> {
     use fhirbolt::model::r4::resources as r;
+    refuse_empty_arrays(empty_array(bytes))?;
     fn one<'a, T: fhirbolt::serde::DeserializeResource<'a>>(
         bytes: &'a [u8],
         wrap: fn(Box<T>) -> Resource,
     ) -> Result<Resource, FhirError> {
-        fhirbolt::json::from_slice::<T>(bytes, strict())
-            .map(|r| wrap(Box::new(r)))
-            .map_err(|e| FhirError::Parse(e.to_string()))
+        guarded(|| {
+            fhirbolt::json::from_slice::<T>(bytes, strict())
+                .map(|r| wrap(Box::new(r)))
+                .map_err(|e| FhirError::Parse(e.to_string()))
+        })
     }
     match type_name {
         "CareTeam" => one::<r::CareTeam>(bytes, Resource::CareTeam),
@@ -112,8 +200,11 @@ pub fn parse_as(type_name: &str, bytes: &[u8]) -> Result<Resource, FhirError> {
 }
 
 pub fn parse_value(value: serde_json::Value) -> Result<Resource, FhirError> {
-    fhirbolt::json::from_json_value::<Resource>(value, strict())
-        .map_err(|e| FhirError::Parse(e.to_string()))
+    refuse_empty_arrays(empty_array_in(&value))?;
+    guarded(|| {
+        fhirbolt::json::from_json_value::<Resource>(value, strict())
+            .map_err(|e| FhirError::Parse(e.to_string()))
+    })
 }
 
 pub fn to_vec(resource: &Resource) -> Result<Vec<u8>, FhirError> {

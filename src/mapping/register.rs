@@ -16,6 +16,82 @@ pub struct Format {
     pub list_separator: String,
     pub yes: String,
     pub no: String,
+    /// `utf-8` (default), `windows-1252` or `iso-8859-1`; a byte-order mark overrides it.
+    #[serde(default = "default_encoding")]
+    pub encoding: String,
+    /// A record (one row, quoted newlines included) longer than this is rejected unread.
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: usize,
+    /// A field longer than this is a problem of its row.
+    #[serde(default = "default_max_field_bytes")]
+    pub max_field_bytes: usize,
+}
+
+fn default_encoding() -> String {
+    "utf-8".into()
+}
+fn default_max_record_bytes() -> usize {
+    64 * 1024
+}
+fn default_max_field_bytes() -> usize {
+    4096
+}
+
+/// The character encodings a register export may come in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextEncoding {
+    Utf8,
+    /// Windows-1252 (a superset of Latin-1's printable range; what older Swedish exports use).
+    Windows1252,
+    /// ISO-8859-1 proper: every byte is the code point of the same number.
+    Latin1,
+}
+
+impl TextEncoding {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().replace('_', "-").as_str() {
+            "utf-8" | "utf8" => Some(TextEncoding::Utf8),
+            "windows-1252" | "cp1252" => Some(TextEncoding::Windows1252),
+            "iso-8859-1" | "latin1" | "latin-1" => Some(TextEncoding::Latin1),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            TextEncoding::Utf8 => "utf-8",
+            TextEncoding::Windows1252 => "windows-1252",
+            TextEncoding::Latin1 => "iso-8859-1",
+        }
+    }
+    /// Bytes of this encoding as text; None if they are not valid (only UTF-8 can fail).
+    pub fn decode(self, bytes: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            TextEncoding::Utf8 => std::str::from_utf8(bytes).ok().map(Into::into),
+            TextEncoding::Windows1252 => Some(
+                encoding_rs::WINDOWS_1252
+                    .decode_without_bom_handling(bytes)
+                    .0,
+            ),
+            TextEncoding::Latin1 => {
+                Some(bytes.iter().map(|&b| b as char).collect::<String>().into())
+            }
+        }
+    }
+    /// Text in this encoding (for a quarantine file written in the export's own encoding); a
+    /// character it cannot hold becomes `?`.
+    pub fn encode(self, text: &str) -> Vec<u8> {
+        match self {
+            TextEncoding::Utf8 => text.as_bytes().to_vec(),
+            TextEncoding::Windows1252 => {
+                let (b, _, _) = encoding_rs::WINDOWS_1252.encode(text);
+                b.into_owned()
+            }
+            TextEncoding::Latin1 => text
+                .chars()
+                .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+                .collect(),
+        }
+    }
 }
 
 /// Header names of each column the product reads.
@@ -94,6 +170,12 @@ pub struct RegisterMapping {
     pub delimiter: u8,
     #[serde(skip)]
     pub timezone: Option<chrono_tz::Tz>,
+    #[serde(skip, default = "utf8")]
+    pub encoding: TextEncoding,
+}
+
+fn utf8() -> TextEncoding {
+    TextEncoding::Utf8
 }
 
 impl RegisterMapping {
@@ -113,6 +195,17 @@ impl RegisterMapping {
                 )))
             }
         };
+        m.encoding = TextEncoding::parse(&m.format.encoding).ok_or_else(|| {
+            invalid(format!(
+                "format.encoding {:?} is not one of utf-8, windows-1252, iso-8859-1",
+                m.format.encoding
+            ))
+        })?;
+        if m.format.max_record_bytes < 1024 || m.format.max_field_bytes < 64 {
+            return Err(invalid(
+                "format.max_record_bytes must be at least 1024 and format.max_field_bytes at least 64".into(),
+            ));
+        }
         m.timezone = Some(m.format.timezone.parse().map_err(|_| {
             invalid(format!(
                 "format.timezone {:?} is not an IANA time zone",

@@ -1,8 +1,10 @@
 //! Source: a FHIR server's data for reconcile, written to NDJSON files first so one streamed
 //! read serves servers and files alike: Bulk Data `$export` when the server offers it, else
 //! paged searches, a few resource types at a time (bounded concurrency, one page in memory).
+//! The folder is the product's alone (created 0700, refused if it holds anything); file names
+//! are made here, never taken from the server; credentials follow the client's origin rules.
 
-use crate::fhir::client::{ClientError, FhirClient};
+use crate::fhir::client::{display_url, truncate_chars, ClientError, FhirClient};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,21 +62,32 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> FetchError + '_ {
     }
 }
 
-/// Fetches everything reconcile reads into `dir`. `export`: use `$export` when offered.
+/// Fetches everything reconcile reads into `dir`, which must be empty or absent (every file
+/// in it is then read as the EHR). `export`: use `$export` when offered.
 pub async fn fetch(
     client: Arc<FhirClient>,
     dir: &Path,
     export: bool,
     concurrency: usize,
 ) -> Result<Fetched, FetchError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    if dir.is_dir() && std::fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
+        return Err(FetchError::Io {
+            path: dir.into(),
+            source: std::io::Error::other(
+                "the folder for fetched EHR files must be empty or absent: every file in it is read as the EHR, and nothing of yours is overwritten",
+            ),
+        });
+    }
+    crate::sinks::private::create_dir(dir).map_err(io(dir))?;
     if export && client.operations().await?.iter().any(|o| o == "export") {
-        match bulk_export(&client, dir).await {
+        let mut written = Vec::new();
+        match bulk_export(&client, dir, &mut written).await {
             Ok(f) => return Ok(f),
             Err(e) => {
                 tracing::warn!(error = %e, "Bulk Data export failed; reading by paged search instead");
-                for f in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
-                    let _ = std::fs::remove_file(f.path());
+                // Only what the export wrote is removed.
+                for f in written {
+                    let _ = std::fs::remove_file(f);
                 }
             }
         }
@@ -94,7 +107,7 @@ async fn paged_search(
         let path = dir.join(format!("{t}.ndjson"));
         tasks.spawn(async move {
             let _permit = gate.acquire_owned().await;
-            let file = std::fs::File::create(&path).map_err(io(&path))?;
+            let file = crate::sinks::private::create_file(&path).map_err(io(&path))?;
             let mut out = std::io::BufWriter::new(file);
             let mut failed: Option<std::io::Error> = None;
             let mut bytes = 0u64;
@@ -130,12 +143,23 @@ async fn paged_search(
     })
 }
 
+/// A resource type name as a file name part: letters only, as FHIR's type names are.
+fn safe_type(t: &str) -> Option<&str> {
+    (!t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphabetic())).then_some(t)
+}
+
 /// Bulk Data system export: kick-off, poll the status URL, stream each output file to disk.
-async fn bulk_export(client: &FhirClient, dir: &Path) -> Result<Fetched, FetchError> {
+/// `written` collects the files made, so a failure removes those and nothing else.
+async fn bulk_export(
+    client: &FhirClient,
+    dir: &Path,
+    written: &mut Vec<PathBuf>,
+) -> Result<Fetched, FetchError> {
     let kick = client
         .get_raw(
             &format!("$export?_type={}", TYPES.join(",")),
             "application/fhir+json",
+            true,
             true,
         )
         .await?;
@@ -151,11 +175,18 @@ async fn bulk_export(client: &FhirClient, dir: &Path) -> Result<Fetched, FetchEr
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .ok_or_else(|| FetchError::Export("kick-off gave no Content-Location".into()))?;
+    // The status URL is the server's own: polling it elsewhere would carry the credentials.
+    if !client.same_origin(&client.url(&status_url)) {
+        return Err(FetchError::Export(format!(
+            "the status URL {} is not on the EHR's origin; not polled",
+            display_url(&status_url)
+        )));
+    }
     let deadline = std::time::Instant::now() + Duration::from_secs(3600);
     let mut polls = 0u32;
     let manifest: serde_json::Value = loop {
         let r = client
-            .get_raw(&status_url, "application/json", false)
+            .get_raw(&status_url, "application/json", false, true)
             .await?;
         match r.status().as_u16() {
             200 => {
@@ -187,20 +218,43 @@ async fn bulk_export(client: &FhirClient, dir: &Path) -> Result<Fetched, FetchEr
                 let body = r.text().await.unwrap_or_default();
                 return Err(FetchError::Export(format!(
                     "status answered {s}: {}",
-                    &body[..body.len().min(300)]
+                    truncate_chars(&body, 300)
                 )));
             }
         }
     };
+    // The export's own errors (OperationOutcomes per type) make the read incomplete.
+    let errors = manifest["error"].as_array().map_or(0, Vec::len);
+    if errors > 0 {
+        return Err(FetchError::Export(format!(
+            "the server reported {errors} error file(s) in the export manifest; the export is incomplete"
+        )));
+    }
+    // Per the Bulk Data spec the files need the token only when the manifest says so.
+    let token = manifest["requiresAccessToken"].as_bool().unwrap_or(true);
     let outputs = manifest["output"].as_array().cloned().unwrap_or_default();
     let mut bytes = 0u64;
     for (n, o) in outputs.iter().enumerate() {
         let (Some(t), Some(url)) = (o["type"].as_str(), o["url"].as_str()) else {
-            continue;
+            return Err(FetchError::Export(format!(
+                "manifest output {n} has no type or url"
+            )));
         };
-        let path = dir.join(format!("{t}-{n}.ndjson"));
+        let Some(t) = safe_type(t) else {
+            return Err(FetchError::Export(format!(
+                "manifest output {n} has the type {:?}, which is not a FHIR resource type name",
+                truncate_chars(t, 80)
+            )));
+        };
+        if token && !client.may_authenticate(&client.url(url)) {
+            return Err(FetchError::Export(format!(
+                "output {} is on another origin and needs the access token; allow that origin (auth_allow_origin) to send it there",
+                display_url(url)
+            )));
+        }
+        let path = dir.join(format!("{n:04}-{t}.ndjson"));
         let mut resp = client
-            .get_raw(url, "application/fhir+ndjson", false)
+            .get_raw(url, "application/fhir+ndjson", false, token)
             .await?;
         if !resp.status().is_success() {
             return Err(FetchError::Export(format!(
@@ -208,11 +262,13 @@ async fn bulk_export(client: &FhirClient, dir: &Path) -> Result<Fetched, FetchEr
                 resp.status()
             )));
         }
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io(&path))?);
+        let file = crate::sinks::private::create_file(&path).map_err(io(&path))?;
+        written.push(path.clone());
+        let mut out = std::io::BufWriter::new(file);
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| FetchError::Export(format!("downloading {t}: {e}")))?
+            .map_err(|e| FetchError::Export(format!("downloading {t}: {}", e.without_url())))?
         {
             bytes += chunk.len() as u64;
             out.write_all(&chunk).map_err(io(&path))?;
@@ -222,7 +278,8 @@ async fn bulk_export(client: &FhirClient, dir: &Path) -> Result<Fetched, FetchEr
     if outputs.is_empty() {
         // An empty EHR exports no file; an empty one says the read was complete.
         let path = dir.join("empty.ndjson");
-        std::fs::write(&path, b"").map_err(io(&path))?;
+        crate::sinks::private::write_file(&path, b"").map_err(io(&path))?;
+        written.push(path);
     }
     Ok(Fetched {
         how: How::BulkExport,

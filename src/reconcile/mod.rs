@@ -264,7 +264,9 @@ fn plan_partition(
     let not_ending = Held {
         rows: &no_held.0,
         patients: &no_held.1,
+        unreadable_rows: 0,
     };
+    let mut unreadable_rows = 0;
     for item in RegisterReader::open(register, &m.register, &m.terminology)? {
         let (line, c) = match item? {
             RegisterItem::Rejected(row) => {
@@ -274,6 +276,7 @@ fn plan_partition(
                 if let Some(p) = row.patient {
                     held_patients.insert(p);
                 }
+                unreadable_rows += u64::from(row.identity_unknown);
                 continue;
             }
             RegisterItem::Contact { line, contact } => (line, contact),
@@ -341,6 +344,7 @@ fn plan_partition(
     let held = Held {
         rows: &held_rows,
         patients: &held_patients,
+        unreadable_rows,
     };
     let mut gone: Vec<(String, Value)> = actual.into_iter().collect();
     gone.sort_unstable_by(|a, b| a.0.cmp(&b.0));

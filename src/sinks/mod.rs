@@ -2,6 +2,7 @@
 //! They take domain types and plans; none decides anything.
 
 pub mod findings;
+pub mod private;
 pub mod quarantine;
 pub mod register_csv;
 pub mod report;

@@ -1,6 +1,8 @@
 //! The quarantine file: rejected register rows as they were, plus a column with the reasons,
-//! so they can be fixed and fed again (the extra column is ignored on input).
+//! so they can be fixed and fed again (the extra column is ignored on input). The rows' bytes
+//! are copied exactly, in the export's own encoding; the file is readable by its owner only.
 
+use crate::mapping::register::TextEncoding;
 use crate::sources::register::RejectedRow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,19 +10,22 @@ use std::path::{Path, PathBuf};
 pub struct Quarantine {
     path: PathBuf,
     out: Option<std::io::BufWriter<std::fs::File>>,
-    header: String,
-    delimiter: char,
+    header: Vec<u8>,
+    delimiter: u8,
+    encoding: TextEncoding,
     pub count: u64,
 }
 
 impl Quarantine {
-    /// Nothing is created until the first rejected row.
-    pub fn new(path: PathBuf, header: String, delimiter: u8) -> Self {
+    /// Nothing is created until the first rejected row. `header` is the export's header row as
+    /// its bytes were; the reasons are written in `encoding`, the export's.
+    pub fn new(path: PathBuf, header: Vec<u8>, delimiter: u8, encoding: TextEncoding) -> Self {
         Quarantine {
             path,
             out: None,
             header,
-            delimiter: delimiter as char,
+            delimiter,
+            encoding,
             count: 0,
         }
     }
@@ -40,8 +45,10 @@ impl Quarantine {
 
     pub fn write(&mut self, row: &RejectedRow) -> std::io::Result<()> {
         if self.out.is_none() {
-            let mut f = std::io::BufWriter::new(std::fs::File::create(&self.path)?);
-            writeln!(f, "{}{}Fel", self.header, self.delimiter)?;
+            let mut f = std::io::BufWriter::new(super::private::create_file(&self.path)?);
+            f.write_all(&self.header)?;
+            f.write_all(&[self.delimiter])?;
+            f.write_all(b"Fel\n")?;
             self.out = Some(f);
         }
         let reasons: Vec<String> = row
@@ -51,7 +58,10 @@ impl Quarantine {
             .collect();
         let reason = reasons.join(" | ").replace('"', "\"\"");
         if let Some(f) = self.out.as_mut() {
-            writeln!(f, "{}{}\"{}\"", row.raw, self.delimiter, reason)?;
+            f.write_all(&row.raw)?;
+            f.write_all(&[self.delimiter, b'"'])?;
+            f.write_all(&self.encoding.encode(&reason))?;
+            f.write_all(b"\"\n")?;
         }
         self.count += 1;
         Ok(())

@@ -133,17 +133,13 @@ pub fn write(
             source,
         }
     };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    #[cfg(unix)]
-    {
-        // The folder holds personal identity numbers: only its owner may read it.
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    }
+    // The folder holds personal identity numbers: created for its owner only, from the start
+    // (an existing folder keeps the mode its owner gave it).
+    super::private::create_dir(dir).map_err(io(dir))?;
     let mut written = Vec::new();
     let create = |name: &str| -> Result<(PathBuf, std::io::BufWriter<std::fs::File>), ReportError> {
         let p = dir.join(name);
-        let f = std::fs::File::create(&p).map_err(io(&p))?;
+        let f = super::private::create_file(&p).map_err(io(&p))?;
         Ok((p, std::io::BufWriter::with_capacity(1 << 20, f)))
     };
 
@@ -178,12 +174,24 @@ pub fn write(
     Ok(written)
 }
 
-/// JSON made safe inside a `<script>` element.
+/// JSON made safe inside a `<script>` element: `<`, `>` and `&` as JSON escapes, so no text
+/// in the data (`</script>`, `<!--`) can end or change the element, and the JSON stays valid.
 fn script_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v)
         .unwrap_or_else(|_| "null".into())
-        .replace("</", "<\\/")
-        .replace("<!--", "<\\!--")
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+/// The CSP source that allows exactly the report's one script and no other.
+fn script_hash() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(SCRIPT.as_bytes()))
+    )
 }
 
 fn esc(s: &str) -> String {
@@ -235,7 +243,7 @@ pub fn html(
         r#"<!doctype html>
 <html lang="sv"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src {script_hash}; img-src data:">
 <title>fastkontakt reconcile: {profile}, {as_of}</title>
 <style>
 body{{font:14px/1.4 system-ui,sans-serif;margin:0 2rem 3rem;color:#1d2329}}
@@ -253,6 +261,7 @@ td.basis,td.src{{font-size:12px;color:#5b6670}} .pager{{margin:.6rem 0;display:f
 </style></head><body>
 <h1>Avstämning register ↔ journal</h1>
 <div class="muted">Profil <b>{profile}</b> · per {as_of} · register {register} · journal {ehr}{fetched} · {secs:.1} s{parts}</div>"#,
+        script_hash = script_hash(),
         profile = esc(&report.profile),
         as_of = report.as_of,
         register = esc(&facts.register),

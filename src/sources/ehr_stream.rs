@@ -3,9 +3,11 @@
 //! Two passes: the directory and Patients first (kept, small), then the patient-scoped rest.
 
 use crate::fhir::model::{self, Resource};
-use crate::sources::fhir_files::{BadResource, FhirFileError};
+use crate::sources::fhir_files::{
+    short_reason, BadResource, FhirFileError, MAX_JSON_FILE_BYTES, MAX_LINE_BYTES,
+};
+use crate::sources::lines::read_line_capped;
 use rayon::prelude::*;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 /// Types read in the first pass: what the patient-scoped resources point at, and CarePlans
@@ -81,7 +83,8 @@ impl EhrStream {
     }
 
     /// Hands every resource of the pass to `on_batch`, a batch at a time, in file order.
-    /// Bad lines are reported in the patient-scoped pass only, so each is reported once.
+    /// A bad line is reported once: by the pass that wants its (peeked) type, or by the
+    /// patient-scoped pass when its type cannot be peeked. A line over the cap is bad.
     /// `on_bytes` is told how many bytes were consumed (for a progress bar).
     pub fn read(
         &self,
@@ -99,11 +102,13 @@ impl EhrStream {
                 let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
                 let mut line_no = 0u64;
                 loop {
-                    let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(self.batch_lines);
+                    let mut batch: Vec<(u64, bool, Vec<u8>)> = Vec::with_capacity(self.batch_lines);
                     let mut consumed = 0u64;
+                    let mut too_long = Vec::new();
                     while batch.len() < self.batch_lines {
                         let mut buf = Vec::new();
-                        let n = reader.read_until(b'\n', &mut buf).map_err(io)?;
+                        let (n, cut) =
+                            read_line_capped(&mut reader, &mut buf, MAX_LINE_BYTES).map_err(io)?;
                         if n == 0 {
                             break;
                         }
@@ -112,29 +117,46 @@ impl EhrStream {
                         if buf.iter().all(u8::is_ascii_whitespace) {
                             continue;
                         }
+                        let peeked = model::peek_type(&buf).map(str::to_owned);
+                        if cut {
+                            if peeked
+                                .as_deref()
+                                .map_or(pass == Pass::PatientScoped, |t| pass.wants(t))
+                            {
+                                too_long.push(BadResource {
+                                    path: path.clone(),
+                                    line: line_no,
+                                    reason: format!(
+                                        "the line is {n} bytes, over the cap of {MAX_LINE_BYTES}; not read"
+                                    ),
+                                });
+                            }
+                            continue;
+                        }
                         // A line whose type cannot be peeked is parsed in both passes and
                         // kept by the pass that wants its type.
-                        let wanted = model::peek_type(&buf).is_none_or(|t| pass.wants(t));
-                        if wanted {
-                            batch.push((line_no, buf));
+                        if peeked.as_deref().is_none_or(|t| pass.wants(t)) {
+                            batch.push((line_no, peeked.is_some(), buf));
                         }
                     }
                     let last = consumed == 0;
-                    if !batch.is_empty() {
-                        let parsed: Vec<Parsed> = batch
+                    if !batch.is_empty() || !too_long.is_empty() {
+                        let mut parsed: Vec<Parsed> = batch
                             .into_par_iter()
-                            .filter_map(|(line, bytes)| match model::parse_line(&bytes) {
+                            .filter_map(|(line, peeked, bytes)| match model::parse_line(&bytes) {
                                 Ok(r) => pass.wants(model::type_name(&r)).then_some(Ok((None, r))),
-                                // Reported once, by the pass that reports bad lines.
-                                Err(e) => (pass == Pass::PatientScoped).then(|| {
+                                // Reported once: by this pass if it wants the line's type,
+                                // else (type unknown) by the patient-scoped pass.
+                                Err(e) => (peeked || pass == Pass::PatientScoped).then(|| {
                                     Err(BadResource {
                                         path: path.clone(),
                                         line,
-                                        reason: e.to_string(),
+                                        reason: short_reason(&e.to_string()),
                                     })
                                 }),
                             })
                             .collect();
+                        parsed.extend(too_long.into_iter().map(Err));
                         on_batch(parsed);
                     }
                     on_bytes(consumed);
@@ -143,6 +165,18 @@ impl EhrStream {
                     }
                 }
             } else {
+                let size = std::fs::metadata(path).map_err(io)?.len();
+                if size > MAX_JSON_FILE_BYTES {
+                    if pass == Pass::PatientScoped {
+                        on_batch(vec![Err(BadResource {
+                            path: path.clone(),
+                            line: 1,
+                            reason: format!("the file is {size} bytes, over the cap of {MAX_JSON_FILE_BYTES} for one JSON document; write large exports as NDJSON"),
+                        })]);
+                    }
+                    on_bytes(size);
+                    continue;
+                }
                 let bytes = std::fs::read(path).map_err(io)?;
                 on_bytes(bytes.len() as u64);
                 match model::parse(&bytes) {
@@ -166,7 +200,7 @@ impl EhrStream {
                     Err(e) if pass == Pass::PatientScoped => on_batch(vec![Err(BadResource {
                         path: path.clone(),
                         line: 1,
-                        reason: e.to_string(),
+                        reason: short_reason(&e.to_string()),
                     })]),
                     Err(_) => {}
                 }

@@ -3,7 +3,7 @@
 //! rest go on.
 
 use crate::fhir::model::{self, Resource};
-use std::io::BufRead;
+use crate::sources::lines::read_line_capped;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +15,22 @@ pub enum FhirFileError {
     },
     #[error("{path}: no .json or .ndjson files in this folder")]
     EmptyDir { path: PathBuf },
+}
+
+/// The longest NDJSON line read: one resource of this domain is kilobytes; a longer line is
+/// reported as bad, not held in memory.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+/// The largest single JSON document (a Bundle) read whole.
+pub const MAX_JSON_FILE_BYTES: u64 = 512 << 20;
+
+/// A parser's message cut to a length fit for a report (it may quote the input).
+pub fn short_reason(reason: &str) -> String {
+    let cut = crate::fhir::client::truncate_chars(reason, 500);
+    if cut.len() < reason.len() {
+        format!("{cut}…")
+    } else {
+        cut.to_owned()
+    }
 }
 
 /// A resource that could not be read, with where it was.
@@ -71,29 +87,54 @@ impl FhirFiles {
         };
         let is_ndjson = path.extension().is_some_and(|x| x == "ndjson");
         if !is_ndjson {
+            let size = std::fs::metadata(path).map_err(io)?.len();
+            if size > MAX_JSON_FILE_BYTES {
+                self.bad.push(BadResource {
+                    path: path.into(),
+                    line: 1,
+                    reason: format!("the file is {size} bytes, over the cap of {MAX_JSON_FILE_BYTES} for one JSON document; write large exports as NDJSON"),
+                });
+                return Ok(());
+            }
             let bytes = std::fs::read(path).map_err(io)?;
             match model::parse(&bytes) {
                 Ok(r) => self.push(r),
                 Err(e) => self.bad.push(BadResource {
                     path: path.into(),
                     line: 1,
-                    reason: e.to_string(),
+                    reason: short_reason(&e.to_string()),
                 }),
             }
             return Ok(());
         }
-        let reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
-        for (i, line) in reader.split(b'\n').enumerate() {
-            let line = line.map_err(io)?;
+        let mut reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+        let mut line_no = 0u64;
+        loop {
+            let mut line = Vec::new();
+            let (n, cut) = read_line_capped(&mut reader, &mut line, MAX_LINE_BYTES).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            line_no += 1;
             if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            if cut {
+                self.bad.push(BadResource {
+                    path: path.into(),
+                    line: line_no,
+                    reason: format!(
+                        "the line is {n} bytes, over the cap of {MAX_LINE_BYTES}; not read"
+                    ),
+                });
                 continue;
             }
             match model::parse_line(&line) {
                 Ok(r) => self.push(r),
                 Err(e) => self.bad.push(BadResource {
                     path: path.into(),
-                    line: i as u64 + 1,
-                    reason: e.to_string(),
+                    line: line_no,
+                    reason: short_reason(&e.to_string()),
                 }),
             }
         }

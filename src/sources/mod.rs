@@ -3,4 +3,5 @@
 
 pub mod ehr_stream;
 pub mod fhir_files;
+pub mod lines;
 pub mod register;

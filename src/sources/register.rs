@@ -11,8 +11,9 @@ use crate::domain::contact::{
 use crate::domain::identity::{HsaId, PatientId};
 use crate::domain::staff::{Licence, Profession, Staff};
 use crate::domain::unit::{CareUnit, UnitKind};
-use crate::mapping::register::RegisterMapping;
+use crate::mapping::register::{RegisterMapping, TextEncoding};
 use crate::mapping::Terminology;
+use crate::sources::lines::read_line_capped;
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -29,6 +30,8 @@ pub enum RegisterError {
     },
     #[error("{path}: the file is empty (no header row)")]
     Empty { path: PathBuf },
+    #[error("{path}: {message}")]
+    Encoding { path: PathBuf, message: String },
     #[error("{path}:1: required columns missing from the header: {missing} (mapping {mapping}); the header has: {found}")]
     MissingColumns {
         path: PathBuf,
@@ -53,11 +56,16 @@ pub struct RowProblem {
 pub struct RejectedRow {
     /// Physical line where the record starts (the header is line 1).
     pub line: u64,
+    /// The record's bytes exactly as the file had them (for the quarantine file).
     #[serde(skip)]
-    pub raw: String,
+    pub raw: Vec<u8>,
     pub row_id: Option<RowId>,
     #[serde(skip)]
     pub patient: Option<PatientId>,
+    /// The record could not be read far enough to know which patients it speaks of (its
+    /// patient is unreadable, or an open quote swallowed following lines): a sync then ends
+    /// nothing at all this run.
+    pub identity_unknown: bool,
     pub problems: Vec<RowProblem>,
 }
 
@@ -94,9 +102,17 @@ pub enum RegisterItem {
 struct ColumnIndex {
     idx: [Option<usize>; 19],
     names: [String; 19],
+    /// Every header name by position (for problems in columns the mapping does not read).
+    header: Vec<String>,
 }
 
 impl ColumnIndex {
+    fn header_name(&self, i: usize) -> String {
+        self.header
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("(field {})", i + 1))
+    }
     fn get<'r>(&self, field: Field, rec: &'r Record) -> &'r str {
         self.idx[field as usize]
             .and_then(|i| rec.field(i))
@@ -136,20 +152,33 @@ enum Field {
 struct Record {
     buf: Vec<u8>,
     ends: Vec<usize>,
-    utf8_ok: bool,
 }
 
 impl Record {
-    fn field(&self, i: usize) -> Option<&str> {
-        if !self.utf8_ok || i >= self.ends.len() {
-            return None;
-        }
+    fn bytes(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)?;
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        std::str::from_utf8(&self.buf[start..self.ends[i]]).ok()
+        Some(&self.buf[start..end])
+    }
+    /// The field as text; None if absent or not valid UTF-8.
+    fn field(&self, i: usize) -> Option<&str> {
+        std::str::from_utf8(self.bytes(i)?).ok()
     }
     fn len(&self) -> usize {
         self.ends.len()
     }
+}
+
+/// How a record came out of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Whole,
+    /// A quote was opened and never closed; `lines` physical lines were taken into it.
+    OpenQuote {
+        lines: u64,
+    },
+    /// Longer than `format.max_record_bytes`; only the start was kept.
+    TooLong,
 }
 
 /// Splits one assembled record by RFC 4180 (csv-core does the quoting rules).
@@ -192,12 +221,9 @@ impl Splitter {
                 csv_core::ReadRecordResult::Record | csv_core::ReadRecordResult::End => break,
             }
         }
-        let buf = self.out[..out_pos].to_vec();
-        let utf8_ok = std::str::from_utf8(&buf).is_ok();
         Record {
-            buf,
+            buf: self.out[..out_pos].to_vec(),
             ends: self.ends[..end_pos].to_vec(),
-            utf8_ok,
         }
     }
 }
@@ -226,11 +252,16 @@ pub struct RegisterReader<'m, R: BufRead> {
     n_header: usize,
     /// Header names the mapping does not use (reported once by the caller).
     pub unknown_columns: Vec<String>,
-    /// The header row as it was (BOM and line end removed), for a quarantine file.
-    pub header_line: String,
+    /// The header row's bytes as they were (BOM and line end removed), for a quarantine file.
+    pub header_line: Vec<u8>,
+    /// The encoding the file is read in (the mapping's, or what its byte-order mark says).
+    pub encoding: TextEncoding,
+    /// Rows that were not valid in the file's encoding (for one summary message).
+    pub undecodable_rows: u64,
     line: u64,
-    pending: Option<(u64, Vec<u8>)>,
-    queue: std::collections::VecDeque<(u64, Vec<u8>, bool)>,
+    /// A record whose quote is open: (first line, bytes, physical lines taken).
+    pending: Option<(u64, Vec<u8>, u64)>,
+    queue: std::collections::VecDeque<(u64, Vec<u8>, Shape)>,
     splitter: Splitter,
     seen_row_ids: HashSet<u64>,
     done: bool,
@@ -262,22 +293,56 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
         mapping: &'m RegisterMapping,
         terminology: &'m Terminology,
     ) -> Result<Self, RegisterError> {
+        let io = |source| RegisterError::Io {
+            path: path.into(),
+            source,
+        };
+        let encoding_error = |message: String| RegisterError::Encoding {
+            path: path.into(),
+            message,
+        };
+        // UTF-16 is refused before a line is read: its newlines are two bytes.
+        let start = input.fill_buf().map_err(io)?;
+        if start.starts_with(b"\xFF\xFE") || start.starts_with(b"\xFE\xFF") {
+            return Err(encoding_error(format!(
+                "the file is UTF-16 ({} byte-order mark); the product reads utf-8, windows-1252 or iso-8859-1: save the export as UTF-8 (mapping {} says {})",
+                if start[0] == 0xFF { "little-endian" } else { "big-endian" },
+                mapping.path.display(),
+                mapping.encoding.name()
+            )));
+        }
         let mut header = Vec::new();
-        let n = input
-            .read_until(b'\n', &mut header)
-            .map_err(|source| RegisterError::Io {
-                path: path.into(),
-                source,
-            })?;
+        let (n, cut) = read_line_capped(&mut input, &mut header, mapping.format.max_record_bytes)
+            .map_err(io)?;
         if n == 0 {
             return Err(RegisterError::Empty { path: path.into() });
         }
+        if cut {
+            return Err(encoding_error(format!(
+                "the header row is over {} bytes (format.max_record_bytes); is this a register export?",
+                mapping.format.max_record_bytes
+            )));
+        }
         trim_eol(&mut header);
+        let mut encoding = mapping.encoding;
         if header.starts_with(b"\xEF\xBB\xBF") {
             header.drain(..3);
+            encoding = TextEncoding::Utf8; // the mark says so, whatever the mapping says
         }
+        if header.contains(&0) {
+            return Err(encoding_error(
+                "the header row holds NUL bytes: the file looks like UTF-16 without a byte-order mark; save the export as UTF-8".into(),
+            ));
+        }
+        let header_text = encoding.decode(&header).ok_or_else(|| {
+            encoding_error(format!(
+                "line 1 (the header) is not valid {}{}",
+                encoding.name(),
+                encoding_hint(&header, mapping)
+            ))
+        })?;
         let mut splitter = Splitter::new(mapping.delimiter);
-        let rec = splitter.split(&header);
+        let rec = splitter.split(header_text.as_bytes());
         let names: Vec<String> = (0..rec.len())
             .map(|i| rec.field(i).unwrap_or("").trim().to_owned())
             .collect();
@@ -315,13 +380,16 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
             path: path.into(),
             mapping,
             terminology,
+            n_header: names.len(),
             columns: ColumnIndex {
                 idx,
                 names: col_names,
+                header: names,
             },
-            n_header: names.len(),
             unknown_columns,
-            header_line: String::from_utf8_lossy(&header).into_owned(),
+            header_line: header,
+            encoding,
+            undecodable_rows: 0,
             line: 1,
             pending: None,
             queue: Default::default(),
@@ -335,8 +403,11 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
         &self.path
     }
 
-    /// Next logical record: (first line, bytes, quote left open?).
-    fn next_record(&mut self) -> Result<Option<(u64, Vec<u8>, bool)>, RegisterError> {
+    /// Next logical record: (first line, bytes, how it came out). Each physical line is
+    /// scanned once, so an open quote costs linear time, and no record outgrows the cap.
+    fn next_record(&mut self) -> Result<Option<(u64, Vec<u8>, Shape)>, RegisterError> {
+        let cap = self.mapping.format.max_record_bytes;
+        let d = self.mapping.delimiter;
         loop {
             if let Some(r) = self.queue.pop_front() {
                 return Ok(Some(r));
@@ -345,52 +416,75 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
                 return Ok(None);
             }
             let mut line = Vec::new();
-            let n =
-                self.input
-                    .read_until(b'\n', &mut line)
-                    .map_err(|source| RegisterError::Io {
+            // Two bytes more than the cap for the line end, which is trimmed.
+            let (n, cut) =
+                read_line_capped(&mut self.input, &mut line, cap + 2).map_err(|source| {
+                    RegisterError::Io {
                         path: self.path.clone(),
                         source,
-                    })?;
+                    }
+                })?;
             if n == 0 {
                 self.done = true;
-                if let Some((start, buf)) = self.pending.take() {
-                    self.queue.push_back((start, buf, true));
+                if let Some((start, buf, lines)) = self.pending.take() {
+                    self.queue
+                        .push_back((start, buf, Shape::OpenQuote { lines }));
                 }
                 continue;
             }
             self.line += 1;
             trim_eol(&mut line);
-            match self.pending.take() {
-                None => {
-                    if line.iter().all(|b| b.is_ascii_whitespace()) {
-                        continue; // blank lines carry nothing
-                    }
-                    let (open, _) = scan(&line, self.mapping.delimiter);
-                    if open {
-                        self.pending = Some((self.line, line));
-                    } else {
-                        return Ok(Some((self.line, line, false)));
-                    }
+            if cut {
+                if let Some((start, buf, lines)) = self.pending.take() {
+                    self.queue
+                        .push_back((start, buf, Shape::OpenQuote { lines }));
                 }
-                Some((start, mut buf)) => {
-                    let (open_alone, fields_alone) = scan(&line, self.mapping.delimiter);
-                    if !open_alone && fields_alone == self.n_header {
-                        // A complete row of its own: the pending record's quote was left open.
-                        self.queue.push_back((start, buf, true));
-                        self.queue.push_back((self.line, line, false));
-                        continue;
-                    }
+                self.queue.push_back((self.line, line, Shape::TooLong));
+                continue;
+            }
+            if let Some((start, mut buf, lines)) = self.pending.take() {
+                let (open_alone, fields_alone) = scan(&line, d);
+                let complete_alone = !open_alone && fields_alone == self.n_header;
+                if complete_alone || buf.len() + 1 + line.len() > cap {
+                    // The pending record's quote was left open: it ends here, and this line
+                    // starts afresh.
+                    self.queue
+                        .push_back((start, buf, Shape::OpenQuote { lines }));
+                } else {
+                    // The joined record's quotes balance when this line has an odd number.
+                    let odd = line.iter().filter(|&&b| b == b'"').count() % 2 == 1;
                     buf.push(b'\n');
                     buf.extend_from_slice(&line);
-                    if scan(&buf, self.mapping.delimiter).0 {
-                        self.pending = Some((start, buf));
+                    if odd {
+                        self.queue.push_back((start, buf, Shape::Whole));
                     } else {
-                        return Ok(Some((start, buf, false)));
+                        self.pending = Some((start, buf, lines + 1));
                     }
+                    continue;
                 }
             }
+            if line.iter().all(|b| b.is_ascii_whitespace()) {
+                continue; // blank lines carry nothing
+            }
+            if scan(&line, d).0 {
+                self.pending = Some((self.line, line, 1));
+            } else {
+                self.queue.push_back((self.line, line, Shape::Whole));
+            }
         }
+    }
+
+    /// The row id and patient of a record that cannot be read as a whole, from its raw bytes
+    /// (decoded leniently), so that a sync can hold that patient's relations.
+    fn recover_identity(&mut self, raw: &[u8]) -> (Option<RowId>, Option<PatientId>) {
+        let text = match self.encoding.decode(raw) {
+            Some(t) => t.into_owned(),
+            None => String::from_utf8_lossy(raw).into_owned(),
+        };
+        let rec = self.splitter.split(text.as_bytes());
+        let row_id = RowId::new(self.columns.get(Field::RowId, &rec));
+        let patient = PatientId::parse(self.columns.get(Field::Patient, &rec)).ok();
+        (row_id, patient)
     }
 
     fn reject(
@@ -403,24 +497,94 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
     ) -> RegisterItem {
         RegisterItem::Rejected(RejectedRow {
             line,
-            raw: String::from_utf8_lossy(raw).into_owned(),
+            raw: raw.to_vec(),
+            identity_unknown: false,
             row_id,
             patient,
             problems,
         })
     }
 
-    fn convert(&mut self, line: u64, raw: &[u8]) -> RegisterItem {
-        let rec = self.splitter.split(raw);
-        if !rec.utf8_ok {
-            let p = RowProblem {
-                column: "(row)".into(),
-                value: String::new(),
-                reason: "not valid UTF-8".into(),
-            };
-            return self.reject(line, raw, vec![p], None, None);
+    /// A record that could not be split as a row: rejected, its identity recovered if it can
+    /// be.
+    fn reject_unreadable(&mut self, line: u64, raw: &[u8], shape: Shape) -> RegisterItem {
+        let (row_id, patient) = self.recover_identity(raw);
+        let (reason, swallowed) = match shape {
+            Shape::OpenQuote { lines } => (
+                format!(
+                    "a quote (\") is opened and never closed; the record was read up to the next complete row ({lines} line{})",
+                    if lines == 1 { "" } else { "s" }
+                ),
+                lines > 1,
+            ),
+            _ => (
+                format!(
+                    "the row is over {} bytes (format.max_record_bytes in {}); the rest of it was not read",
+                    self.mapping.format.max_record_bytes,
+                    self.mapping.path.display()
+                ),
+                false,
+            ),
+        };
+        let p = RowProblem {
+            column: "(row)".into(),
+            value: String::new(),
+            reason,
+        };
+        let unknown = swallowed || patient.is_none();
+        let mut item = self.reject(line, raw, vec![p], row_id, patient);
+        if let RegisterItem::Rejected(r) = &mut item {
+            r.identity_unknown = unknown;
         }
+        item
+    }
+
+    fn convert(&mut self, line: u64, raw: &[u8]) -> RegisterItem {
+        let decoded = self.encoding.decode(raw).map(|t| t.into_owned());
+        let rec = self
+            .splitter
+            .split(decoded.as_deref().map_or(raw, str::as_bytes));
         let mut problems = Vec::new();
+        // Fields not valid in the file's encoding, and fields over the cap: problems of their
+        // own columns; the row is rejected, its identity taken from the fields that read.
+        for i in 0..rec.len() {
+            let bytes = rec.bytes(i).unwrap_or_default();
+            if std::str::from_utf8(bytes).is_err() {
+                problems.push(RowProblem {
+                    column: self.columns.header_name(i),
+                    value: String::from_utf8_lossy(bytes).chars().take(40).collect(),
+                    reason: format!(
+                        "not valid {}{}",
+                        self.encoding.name(),
+                        encoding_hint(bytes, self.mapping)
+                    ),
+                });
+            } else if bytes.len() > self.mapping.format.max_field_bytes {
+                problems.push(RowProblem {
+                    column: self.columns.header_name(i),
+                    value: String::new(),
+                    reason: format!(
+                        "the value is {} bytes; the cap is {} (format.max_field_bytes)",
+                        bytes.len(),
+                        self.mapping.format.max_field_bytes
+                    ),
+                });
+            }
+        }
+        if !problems.is_empty() {
+            if decoded.is_none() {
+                self.undecodable_rows += 1;
+            }
+            let row_id = RowId::new(self.columns.get(Field::RowId, &rec));
+            let patient = PatientId::parse(self.columns.get(Field::Patient, &rec)).ok();
+            // An undecodable row whose patient does not read could be anyone's.
+            let unknown = decoded.is_none() && patient.is_none();
+            let mut item = self.reject(line, raw, problems, row_id, patient);
+            if let RegisterItem::Rejected(r) = &mut item {
+                r.identity_unknown = unknown;
+            }
+            return item;
+        }
         if rec.len() != self.n_header {
             problems.push(RowProblem {
                 column: "(row)".into(),
@@ -432,10 +596,11 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
         let m = self.mapping;
         let t = self.terminology;
         let mut problem = |field: Field, value: &str, reason: String| {
+            // A patient number is masked wherever it stands (a shifted row puts it anywhere).
             let value = if matches!(field, Field::Patient) {
                 mask(value)
             } else {
-                value.to_owned()
+                mask_identity_numbers(&shorten(value))
             };
             problems.push(RowProblem {
                 column: c.name(field).to_owned(),
@@ -806,20 +971,15 @@ impl<R: BufRead> Iterator for RegisterReader<'_, R> {
     type Item = Result<RegisterItem, RegisterError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (line, raw, open) = match self.next_record() {
+        let (line, raw, shape) = match self.next_record() {
             Ok(Some(r)) => r,
             Ok(None) => return None,
             Err(e) => return Some(Err(e)),
         };
-        if open {
-            let p = RowProblem {
-                column: "(row)".into(),
-                value: String::new(),
-                reason: "a quote (\") is opened and never closed; the row was read up to the next complete row".into(),
-            };
-            return Some(Ok(self.reject(line, &raw, vec![p], None, None)));
+        match shape {
+            Shape::Whole => Some(Ok(self.convert(line, &raw))),
+            broken => Some(Ok(self.reject_unreadable(line, &raw, broken))),
         }
-        Some(Ok(self.convert(line, &raw)))
     }
 }
 
@@ -827,6 +987,55 @@ fn trim_eol(line: &mut Vec<u8>) {
     while matches!(line.last(), Some(b'\n' | b'\r')) {
         line.pop();
     }
+}
+
+/// Why bytes may not be valid UTF-8: bytes of a Swedish letter in Windows-1252 say so.
+fn encoding_hint(bytes: &[u8], m: &RegisterMapping) -> String {
+    if m.encoding != TextEncoding::Utf8 {
+        return String::new();
+    }
+    let latin = bytes
+        .iter()
+        .any(|b| matches!(b, 0xC4 | 0xC5 | 0xD6 | 0xE4 | 0xE5 | 0xF6 | 0xC9 | 0xE9));
+    format!(
+        "; the file looks like {}: set format.encoding = \"windows-1252\" in {} (or a copy of it, --register-mapping)",
+        if latin { "Windows-1252 or ISO-8859-1" } else { "another encoding" },
+        m.path.display()
+    )
+}
+
+/// A long value cut for a message.
+fn shorten(s: &str) -> String {
+    if s.len() <= 80 {
+        return s.to_owned();
+    }
+    let head: String = s.chars().take(60).collect();
+    format!("{head}… ({} bytes)", s.len())
+}
+
+/// Masks every run that could be an identity number (ten or more digits, a `-` or `+` among
+/// them) in a text meant for a person or a log.
+pub fn mask_identity_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.chars().filter(char::is_ascii_digit).count() >= 10 {
+            out.push_str(&mask(run));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() || ((c == '-' || c == '+') && !run.is_empty()) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 fn non_empty(s: &str) -> Option<String> {

@@ -110,6 +110,15 @@ pub struct SyncPlan {
     /// be applied; `sync` or `reconcile --ehr URL` plan against the live server.
     #[serde(default)]
     pub review_only: bool,
+    /// Relations the register no longer lists that were left as they are, because rows were
+    /// rejected this run (their row, or their patient, or, when a row could not be read far
+    /// enough to name its patient, every relation).
+    #[serde(default)]
+    pub ends_held: u64,
+    /// Rows that could not be read far enough to know whose they are: while there is one, the
+    /// run ends nothing at all.
+    #[serde(default)]
+    pub unreadable_rows: u64,
 }
 
 /// The end-of-run summary a cron job reads (`--summary FILE`).
@@ -124,6 +133,8 @@ pub struct Summary {
     pub conflicts: u64,
     pub errors: u64,
     pub rejected_rows: u64,
+    /// Relations the register no longer lists, left as they are this run (see messages).
+    pub ends_held: u64,
     pub references_created: u64,
     pub writes: u64,
     pub requests: u64,
@@ -164,17 +175,14 @@ pub fn row_key(resource_type: &str, row: &str) -> String {
 }
 
 /// A keyed hash of a patient for the state file: `history` can look a patient up, the file
-/// does not list personnummer.
-pub fn patient_hash(ns: &uuid::Uuid, p: &PatientId) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(
-        format!("{ns}|{}", p.expose()).as_bytes(),
-    ))
+/// does not list personnummer, and without the operator's key nobody can test a guess.
+pub fn patient_hash(key: &super::state::StateKey, p: &PatientId) -> String {
+    key.hash(&p.expose())
 }
 
-fn facts_of(c: &FixedContact, ns: &uuid::Uuid) -> Facts {
+fn facts_of(c: &FixedContact, key: &super::state::StateKey) -> Facts {
     Facts {
-        patient_hash: patient_hash(ns, &c.patient),
+        patient_hash: patient_hash(key, &c.patient),
         kind: c.kind.to_string(),
         staff: c.staff().map(|s| s.hsa.to_string()),
         unit: c.unit.hsa.to_string(),
@@ -220,6 +228,8 @@ pub struct Desired {
     pub rejected: Vec<RejectedRow>,
     pub held_rows: HashSet<String>,
     pub held_patients: HashSet<PatientId>,
+    /// Rejected rows whose patient could not be read: no End at all this run.
+    pub unreadable_rows: u64,
     pub sha256: String,
 }
 
@@ -234,6 +244,7 @@ pub fn desired(
     let mut refs = ResourceSet::default();
     let mut rejected = Vec::new();
     let (mut held_rows, mut held_patients) = (HashSet::new(), HashSet::new());
+    let mut unreadable_rows = 0;
     let mut patients: BTreeMap<PatientId, PatientFacts> = BTreeMap::new();
     for item in RegisterReader::open(path, &m.register, &m.terminology)? {
         match item? {
@@ -245,6 +256,7 @@ pub fn desired(
                 if let Some(p) = &row.patient {
                     held_patients.insert(p.clone());
                 }
+                unreadable_rows += u64::from(row.identity_unknown);
                 rejected.push(row);
             }
             RegisterItem::Contact { line, contact } => {
@@ -287,6 +299,7 @@ pub fn desired(
         rejected,
         held_rows,
         held_patients,
+        unreadable_rows,
         sha256,
     })
 }
@@ -319,11 +332,12 @@ async fn resolve_references(
                     ))
                 })
                 .collect();
+            // POST _search: the identifiers (personnummer among them) stay out of every URL.
             let found = client
-                .search_all(&format!(
-                    "{t}?identifier={}&_count=200",
-                    encode(&ids.join(","))
-                ))
+                .search_post(
+                    &t,
+                    &[("identifier", ids.join(",")), ("_count", "200".into())],
+                )
                 .await?;
             let mut existing: HashMap<String, String> = HashMap::new();
             for f in &found {
@@ -428,6 +442,7 @@ pub async fn plan(
     let held = Held {
         rows: &d.held_rows,
         patients: &d.held_patients,
+        unreadable_rows: d.unreadable_rows,
     };
     let mut keys: Vec<&String> = d.relations.keys().chain(actual.keys()).collect();
     keys.sort();
@@ -446,10 +461,12 @@ pub async fn plan(
 }
 
 /// Register rows and patients that had a rejected row this time: what the register says of
-/// them is unknown, so nothing of theirs is ended.
+/// them is unknown, so nothing of theirs is ended. A relation is ended only when the register
+/// positively no longer lists it: with a row whose patient could not be read, nothing is.
 pub struct Held<'a> {
     pub rows: &'a HashSet<String>,
     pub patients: &'a HashSet<PatientId>,
+    pub unreadable_rows: u64,
 }
 
 /// What the register wants of one relation; the body is built only when it is needed.
@@ -584,7 +601,7 @@ impl<'a> Planner<'a> {
                     body,
                     register_row: Some(w.source.to_owned()),
                     reason: "in the register, not in the EHR".into(),
-                    facts: Some(facts_of(w.contact, &self.ns)),
+                    facts: Some(facts_of(w.contact, self.state.key())),
                     before: None,
                 });
             }
@@ -648,22 +665,23 @@ impl<'a> Planner<'a> {
                     body: merged,
                     register_row: Some(w.source.to_owned()),
                     reason: "the register changed".into(),
-                    facts: Some(facts_of(w.contact, &self.ns)),
+                    facts: Some(facts_of(w.contact, self.state.key())),
                     before: Some(have),
                 });
             }
             (None, Some(a)) => {
-                if held.rows.contains(row) {
-                    return Ok(()); // its row was rejected this time: leave it as it is
-                }
                 if a["status"] != "active" || t != "CareTeam" {
                     return Ok(()); // already ended, or a declined offer (nothing to end)
                 }
                 let id = a["id"].as_str().unwrap_or("").to_owned();
-                let patient_held = held.patients.iter().any(|hp| {
-                    a["subject"]["identifier"]["value"].as_str() == Some(hp.expose().as_str())
-                });
-                if patient_held {
+                let subject = a["subject"]["identifier"]["value"]
+                    .as_str()
+                    .and_then(|v| PatientId::parse(v).ok());
+                let patient_held = subject.is_some_and(|s| held.patients.contains(&s));
+                if held.unreadable_rows > 0 || held.rows.contains(row) || patient_held {
+                    // What the register says of it is unknown this run: leave it as it is.
+                    self.plan.ends_held += 1;
+                    self.plan.unreadable_rows = held.unreadable_rows;
                     return Ok(());
                 }
                 let have = own.owned(a);
@@ -871,8 +889,16 @@ impl<'a> Applier<'a> {
             status: f.status,
             valid_from: f.valid_from,
             valid_to: f.valid_to,
-            before: i.before.as_ref().map(Value::to_string),
-            after: Some(self.own.owned(&i.body).to_string()),
+            before: i
+                .before
+                .as_ref()
+                .map(|b| self.state.key().redact(b).to_string()),
+            after: Some(
+                self.state
+                    .key()
+                    .redact(&self.own.owned(&i.body))
+                    .to_string(),
+            ),
         };
         (
             i.seq,

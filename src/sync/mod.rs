@@ -10,7 +10,7 @@ pub use engine::{Action, OnConflict, Options, Summary, SyncPlan};
 
 use crate::fhir::client::FhirClient;
 use crate::mapping::Mappings;
-use crate::sources::register::RejectedRow;
+use crate::sources::register::{mask_identity_numbers, RejectedRow};
 use engine::{Applier, SyncError};
 use ownership::Ownership;
 use state::State;
@@ -21,6 +21,7 @@ use std::time::Instant;
 pub struct Job<'a> {
     pub register: &'a Path,
     pub state: &'a Path,
+    pub state_key: state::StateKey,
     pub dry_run: bool,
     pub options: Options,
     pub chunk_size: usize,
@@ -39,7 +40,7 @@ pub async fn run(
     on_reject: &mut dyn FnMut(&Path, &RejectedRow),
 ) -> Result<(SyncPlan, Summary), SyncError> {
     let t0 = Instant::now();
-    let mut state = State::open(job.state)?;
+    let mut state = State::open(job.state, job.state_key)?;
     let desired = engine::desired(job.register, m, on_reject)?;
     let name = job.register.display().to_string();
     let run = state.start_run(&name, &desired.sha256, client.base(), job.dry_run)?;
@@ -47,7 +48,7 @@ pub async fn run(
     let plan = match engine::plan(client, m, own, &state, &desired, &job.options, &name).await {
         Ok(p) => p,
         Err(e) => {
-            state.finish_run(run, "failed", &e.to_string())?;
+            state.finish_run(run, "failed", &mask_identity_numbers(&e.to_string()))?;
             return Err(e);
         }
     };
@@ -75,6 +76,18 @@ pub async fn run(
     summary.conflicts += plan.conflicts.len() as u64;
     summary.errors += plan.errors.len() as u64;
     summary.rejected_rows = plan.rejected_rows;
+    summary.ends_held = plan.ends_held;
+    if plan.unreadable_rows > 0 {
+        summary.messages.push(format!(
+            "{} register row(s) could not be read far enough to know whose they are: no relation is ended this run ({} left as they are); fix the rows in the quarantine file and run again",
+            plan.unreadable_rows, plan.ends_held
+        ));
+    } else if plan.ends_held > 0 {
+        summary.messages.push(format!(
+            "{} relation(s) the register no longer lists were left as they are: their row or patient had a rejected row this run",
+            plan.ends_held
+        ));
+    }
     summary.messages.extend(
         plan.conflicts
             .iter()
@@ -106,9 +119,17 @@ pub async fn apply_plan(
     own: &Ownership,
     plan: &SyncPlan,
     state_path: &Path,
+    state_key: state::StateKey,
     chunk_size: usize,
 ) -> Result<Summary, SyncError> {
     let t0 = Instant::now();
+    if plan.base.trim_end_matches('/') != client.base().trim_end_matches('/') {
+        return Err(SyncError::Refused(format!(
+            "this plan was made against {}, not {}; nothing applied (plan again against this EHR)",
+            plan.base,
+            client.base()
+        )));
+    }
     if plan.review_only {
         return Err(SyncError::Refused(
             "this plan was made from EHR files for review and holds no bodies for its creates; plan against the server (sync, or reconcile --ehr URL) to apply".into(),
@@ -138,7 +159,7 @@ pub async fn apply_plan(
             changed.join(", ")
         )));
     }
-    let mut state = State::open(state_path)?;
+    let mut state = State::open(state_path, state_key)?;
     let run = state.start_run(&plan.register, &plan.register_sha256, client.base(), false)?;
     let caps = client.capabilities().await?;
     let mut a = Applier::new(

@@ -1,6 +1,7 @@
 //! The product's own state, one SQLite file: runs, plan items and their outcomes, the last-applied
 //! owned state of every relation (the third side of the diff), the id cross-reference, and an
-//! append-only ledger of every applied change. Patients are stored as keyed hashes, not numbers.
+//! append-only ledger of every applied change. Patients are stored as HMACs keyed by the
+//! operator's secret (`StateKey`), never as numbers, in the ledger's columns and its JSON alike.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
@@ -12,6 +13,90 @@ pub enum StateError {
         path: String,
         source: rusqlite::Error,
     },
+    #[error("state key: {0}")]
+    Key(String),
+}
+
+/// The operator's secret that keys every patient hash in the state file (HMAC-SHA256), so
+/// that the file cannot be turned back into personnummer by trying every birth date.
+#[derive(Clone)]
+pub struct StateKey(Vec<u8>);
+
+impl std::fmt::Debug for StateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateKey(***)")
+    }
+}
+
+/// The id namespace shipped in `mappings/target/default.toml`: public, so never a key.
+const SHIPPED_NAMESPACE: &str = "3b1f6c1e-52a4-4c38-9a7e-6b0d2f1c9a11";
+
+impl StateKey {
+    /// At least 16 bytes, and not the public namespace the product ships.
+    pub fn new(secret: &[u8]) -> Result<Self, StateError> {
+        let trimmed = secret.trim_ascii();
+        if trimmed.len() < 16 {
+            return Err(StateError::Key(
+                "the state key must be at least 16 bytes (make one: head -c 32 /dev/urandom | base64 > state.key; chmod 600 state.key)".into(),
+            ));
+        }
+        if trimmed == SHIPPED_NAMESPACE.as_bytes() {
+            return Err(StateError::Key(
+                "the state key is the id namespace the product ships, which anyone can read; make a secret one (head -c 32 /dev/urandom | base64)".into(),
+            ));
+        }
+        Ok(StateKey(trimmed.to_vec()))
+    }
+
+    /// A key for a state that lives in memory only (a plan made from files).
+    pub fn ephemeral() -> Self {
+        use rand::RngCore;
+        let mut k = vec![0u8; 32];
+        rand::thread_rng().fill_bytes(&mut k);
+        StateKey(k)
+    }
+
+    /// HMAC-SHA256 of the text under the key, hex.
+    pub fn hash(&self, text: &str) -> String {
+        use hmac::{KeyInit, Mac};
+        // Any key length is valid for HMAC, so this cannot fail.
+        let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.0)
+            .expect("HMAC takes a key of any length");
+        m.update(text.as_bytes());
+        hex::encode(m.finalize().into_bytes())
+    }
+
+    /// The hash a state file keeps to know it is opened with the key it was made with.
+    fn fingerprint(&self) -> String {
+        self.hash("fastkontakt state key fingerprint v1")
+    }
+
+    /// A copy of the JSON with every identity number (an identifier whose value is a
+    /// personnummer, samordningsnummer or reservnummer) replaced by its keyed hash.
+    pub fn redact(&self, v: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        let mut v = v.clone();
+        fn walk(k: &StateKey, v: &mut Value) {
+            match v {
+                Value::Object(m) => {
+                    let is_id = m.contains_key("system")
+                        && m.get("value")
+                            .and_then(Value::as_str)
+                            .is_some_and(|s| crate::domain::PatientId::parse(s).is_ok());
+                    if is_id {
+                        if let Some(Value::String(s)) = m.get_mut("value") {
+                            *s = format!("hmac:{}", k.hash(s));
+                        }
+                    }
+                    m.values_mut().for_each(|x| walk(k, x));
+                }
+                Value::Array(a) => a.iter_mut().for_each(|x| walk(k, x)),
+                _ => {}
+            }
+        }
+        walk(self, &mut v);
+        v
+    }
 }
 
 /// (seq, key, action, resource, expected version, desired owned hash) of an intent.
@@ -22,6 +107,7 @@ pub type Done = (i64, String, Applied, LedgerEntry, String);
 pub struct State {
     conn: Connection,
     path: String,
+    key: StateKey,
 }
 
 /// What was last applied for one relation.
@@ -65,6 +151,7 @@ CREATE TABLE IF NOT EXISTS plan_items (
 CREATE INDEX IF NOT EXISTS plan_items_pending ON plan_items (outcome, desired_hash);
 CREATE TABLE IF NOT EXISTS applied (
   key TEXT PRIMARY KEY, resource TEXT NOT NULL, version TEXT, owned_hash TEXT NOT NULL, run INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS xref (identifier TEXT PRIMARY KEY, resource TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ledger (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, run INTEGER NOT NULL, key TEXT NOT NULL,
@@ -77,18 +164,61 @@ CREATE TRIGGER IF NOT EXISTS ledger_append_only_d BEFORE DELETE ON ledger BEGIN 
 ";
 
 impl State {
-    pub fn open(path: &Path) -> Result<Self, StateError> {
+    /// Opens (or creates, readable by its owner only) the state file. A file made with
+    /// another key, or before states were keyed, is refused: its hashes would not match.
+    pub fn open(path: &Path, key: StateKey) -> Result<Self, StateError> {
         let p = path.display().to_string();
         let db = |source| StateError::Db {
             path: p.clone(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = std::fs::create_dir_all(dir);
+        let in_memory = path.as_os_str() == ":memory:";
+        if !in_memory {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                let _ = crate::sinks::private::create_dir(dir);
+            }
+            if !path.exists() {
+                // Created 0600 before SQLite writes a byte to it.
+                crate::sinks::private::create_file(path).map_err(|e| StateError::Db {
+                    path: p.clone(),
+                    source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+                })?;
+            }
         }
         let conn = Connection::open(path).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
-        Ok(State { conn, path: p })
+        let stored: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE name = 'key'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(db)?;
+        match stored {
+            Some(f) if f == key.fingerprint() => {}
+            Some(_) => return Err(StateError::Key(format!(
+                "{p} was made with another state key; give the key it was made with (--state-key)"
+            ))),
+            None => {
+                let ledger: i64 = conn
+                    .query_row("SELECT count(*) FROM ledger", [], |r| r.get(0))
+                    .map_err(db)?;
+                if ledger > 0 {
+                    return Err(StateError::Key(format!(
+                        "{p} holds a ledger hashed with the public namespace (made before state keys); start a new state file with --state-key, and keep the old one for its history"
+                    )));
+                }
+                conn.execute(
+                    "INSERT INTO meta (name, value) VALUES ('key', ?1)",
+                    [key.fingerprint()],
+                )
+                .map_err(db)?;
+            }
+        }
+        Ok(State { conn, path: p, key })
+    }
+
+    pub fn key(&self) -> &StateKey {
+        &self.key
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
@@ -118,7 +248,12 @@ impl State {
         self.conn
             .execute(
                 "UPDATE runs SET finished = ?1, status = ?2, summary = ?3 WHERE id = ?4",
-                params![chrono::Utc::now().to_rfc3339(), status, summary, run],
+                params![
+                    chrono::Utc::now().to_rfc3339(),
+                    status,
+                    crate::sources::register::mask_identity_numbers(summary),
+                    run
+                ],
             )
             .map_err(self.err())?;
         Ok(())
@@ -215,7 +350,12 @@ impl State {
         self.conn
             .execute(
                 "UPDATE plan_items SET outcome = ?1, detail = ?2 WHERE run = ?3 AND seq = ?4",
-                params![outcome, detail, run, seq],
+                params![
+                    outcome,
+                    crate::sources::register::mask_identity_numbers(detail),
+                    run,
+                    seq
+                ],
             )
             .map_err(self.err())?;
         Ok(())

@@ -1,13 +1,59 @@
 //! Test harness: one real FHIR server (hfs, see shared/fhir-test-server.md) per test binary on
 //! 127.0.0.1, a tenant per test for isolation, and a fault-injecting, write-counting proxy.
+//!
+//! The server lives in a static, whose destructor never runs; so it is started from a thread
+//! that lives as long as the test process, with PR_SET_PDEATHSIG: when the process ends (all
+//! tests done, a panic, a kill -9), the kernel sends hfs SIGTERM. Nothing is left running.
 #![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+/// The key the tests give the state file (through the environment, as an operator would).
+pub const STATE_KEY: &str = "test-state-key-not-for-production-0123456789";
+
+/// The product's binary, with a state key in its environment.
+pub fn fastkontakt() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fastkontakt"));
+    c.env("FK_TEST_STATE_KEY", STATE_KEY)
+        .env("FASTKONTAKT_STATE_KEY", "env:FK_TEST_STATE_KEY");
+    c
+}
+
+/// Spawns a command that the kernel stops (SIGTERM) when this test process ends, however it
+/// ends. The spawning thread is parked for the life of the process, since the signal follows
+/// the death of the thread that forked, not of the process.
+pub fn spawn_tied_to_process(mut cmd: Command) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: prctl and getppid are async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before prctl: then stop now.
+            if libc::getppid() as u32 != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(cmd.spawn());
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv()
+        .unwrap_or_else(|_| Err(std::io::Error::other("spawner thread died")))
+}
 
 pub struct Server {
     pub base: String,
@@ -52,26 +98,26 @@ pub fn server() -> &'static Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
-        let child = Command::new("hfs")
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--database-url",
-            ])
-            .arg(dir.path().join("fhir.db"))
-            .arg("--data-dir")
-            .arg(data_dir())
-            .current_dir(dir.path())
-            .env("HFS_BASE_URL", &base)
-            .env("HFS_VALIDATION_MODE", "enforce")
-            .env("HFS_UI_ENABLED", "false")
-            .env("HFS_NL_SEARCH_ENABLED", "false")
-            .env("HFS_LOG_LEVEL", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+        let mut cmd = Command::new("hfs");
+        cmd.args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--database-url",
+        ])
+        .arg(dir.path().join("fhir.db"))
+        .arg("--data-dir")
+        .arg(data_dir())
+        .current_dir(dir.path())
+        .env("HFS_BASE_URL", &base)
+        .env("HFS_VALIDATION_MODE", "enforce")
+        .env("HFS_UI_ENABLED", "false")
+        .env("HFS_NL_SEARCH_ENABLED", "false")
+        .env("HFS_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let child = spawn_tied_to_process(cmd)
             .expect("hfs 0.2.7 on PATH: run ./scripts/install-test-deps.sh");
         let start = Instant::now();
         loop {
