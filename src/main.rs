@@ -169,6 +169,10 @@ struct SyncArgs {
     /// file server; by default only the --ehr URL's own origin does. Repeatable.
     #[arg(long, global = true, value_name = "ORIGIN")]
     auth_allow_origin: Vec<String>,
+    /// Most seconds one request may wait between retries, Retry-After included (default 120);
+    /// past it the run fails rather than hang.
+    #[arg(long, global = true, value_name = "SECONDS")]
+    max_retry_wait: Option<u64>,
     /// Plan and print, write nothing.
     #[arg(long, global = true)]
     dry_run: bool,
@@ -353,7 +357,12 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // A server's or a file's text may quote an identity number: never in full here.
+            let text = format!("{e:#}");
+            eprintln!(
+                "error: {}",
+                fastkontakt::sources::register::mask_identity_numbers(&text)
+            );
             ExitCode::from(2)
         }
     }
@@ -729,6 +738,7 @@ fn merge_sync_args(args: &SyncArgs) -> anyhow::Result<SyncArgs> {
         client_cert,
         ca_cert,
         tenant,
+        max_retry_wait,
         as_of
     );
     if !args.auth_allow_origin.is_empty() {
@@ -801,6 +811,9 @@ fn client_from(args: &SyncArgs) -> anyhow::Result<fastkontakt::fhir::client::Fhi
     };
     cfg.tenant = args.tenant.clone();
     cfg.auth_origins = args.auth_allow_origin.clone();
+    if let Some(s) = args.max_retry_wait {
+        cfg.max_retry_wait = std::time::Duration::from_secs(s);
+    }
     Ok(FhirClient::new(cfg)?)
 }
 

@@ -71,6 +71,8 @@ pub struct EhrDirectory {
         Option<String>,
         std::sync::Arc<crate::fhir::inbound::PatientStub>,
     )>,
+    /// Lines of directory types that could not be read.
+    problems: Vec<String>,
 }
 
 impl EhrDirectory {
@@ -84,7 +86,15 @@ impl EhrDirectory {
             crate::sources::ehr_stream::Pass::Directory,
             on_bytes,
             &mut |batch| {
-                for (url, r) in batch.into_iter().flatten() {
+                for item in batch {
+                    let (url, r) = match item {
+                        Ok(x) => x,
+                        // A bad directory line is reported once, with the first partition.
+                        Err(bad) => {
+                            dir.problems.push(bad.to_string());
+                            continue;
+                        }
+                    };
                     match r {
                         crate::fhir::Resource::Patient(p) => {
                             let id = p.id.as_ref().and_then(|i| i.value.clone());
@@ -227,7 +237,11 @@ impl EhrSide {
         facts.availability.ehr_contacts = true;
         // The directory pass's facts hold for all patients; keep only this partition's.
         facts.contexts.retain(|p, _| part.holds(p));
-        let mut problems = Vec::new();
+        let mut problems = if part.is_first() {
+            dir.problems.clone()
+        } else {
+            Vec::new()
+        };
         let mut invalid = Vec::new();
         let plan_teams = dir.care_plan_teams();
         let mut kept_teams: Vec<crate::fhir::Resource> = Vec::new();

@@ -290,8 +290,13 @@ pub struct FhirClient {
     pub retries: AtomicU64,
 }
 
-/// The OperationOutcome's issue texts, or the start of the body.
+/// The OperationOutcome's issue texts, or the start of the body, with any identity number a
+/// server echoed masked (this text reaches the terminal, the logs and the state file).
 fn outcome_message(body: &[u8]) -> String {
+    crate::sources::register::mask_identity_numbers(&outcome_text(body))
+}
+
+fn outcome_text(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         if v["resourceType"] == "OperationOutcome" {
             let issues: Vec<String> = v["issue"]

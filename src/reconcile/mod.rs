@@ -346,6 +346,7 @@ fn plan_partition(
         patients: &held_patients,
         unreadable_rows,
     };
+    planner.plan.unreadable_rows += unreadable_rows;
     let mut gone: Vec<(String, Value)> = actual.into_iter().collect();
     gone.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for (key, a) in gone {

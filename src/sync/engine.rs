@@ -435,6 +435,7 @@ pub async fn plan(
     let actual = actual(client, m, &mut errors).await?;
     let mut planner = Planner::new(m, own, state, opts, client.base(), register_name, &d.sha256);
     planner.plan.rejected_rows = d.rejected.len() as u64;
+    planner.plan.unreadable_rows = d.unreadable_rows;
     planner.plan.errors.extend(errors);
     planner.rewrite = rewrite;
     planner.active_owned = actual.values().filter(|a| a["status"] == "active").count();
@@ -681,7 +682,6 @@ impl<'a> Planner<'a> {
                 if held.unreadable_rows > 0 || held.rows.contains(row) || patient_held {
                     // What the register says of it is unknown this run: leave it as it is.
                     self.plan.ends_held += 1;
-                    self.plan.unreadable_rows = held.unreadable_rows;
                     return Ok(());
                 }
                 let have = own.owned(a);

@@ -175,6 +175,8 @@ pub struct Proxy {
     pub base: String,
     pub writes: Arc<AtomicU64>,
     pub faults_injected: Arc<AtomicU64>,
+    /// Every request's method, path and query, as a server's access log would keep them.
+    pub access_log: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// A proxy in front of the server that counts writes (non-GET) and injects faults.
@@ -184,6 +186,7 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
     use axum::http::{Request, Response, StatusCode};
     let writes = Arc::new(AtomicU64::new(0));
     let injected = Arc::new(AtomicU64::new(0));
+    let access_log = Arc::new(std::sync::Mutex::new(Vec::new()));
     let counter = Arc::new(AtomicU64::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -196,6 +199,7 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
         writes: Arc<AtomicU64>,
         injected: Arc<AtomicU64>,
         counter: Arc<AtomicU64>,
+        access_log: Arc<std::sync::Mutex<Vec<String>>>,
     }
     let st = St {
         up: upstream.to_owned(),
@@ -204,9 +208,13 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
         writes: writes.clone(),
         injected: injected.clone(),
         counter,
+        access_log: access_log.clone(),
     };
     async fn handle(State(st): State<St>, req: Request<Body>) -> Response<Body> {
         let (parts, body) = req.into_parts();
+        if let Ok(mut log) = st.access_log.lock() {
+            log.push(format!("{} {}", parts.method, parts.uri));
+        }
         if parts.method != axum::http::Method::GET {
             st.writes.fetch_add(1, Ordering::Relaxed);
         }
@@ -290,5 +298,6 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
         base,
         writes,
         faults_injected: injected,
+        access_log,
     }
 }
