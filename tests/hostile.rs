@@ -218,6 +218,25 @@ fn register_with(dir: &Path, edit: impl Fn(&str) -> Option<Vec<u8>>) -> PathBuf 
     p
 }
 
+/// `translate REG -o DIR/NAME.json --quarantine DIR/NAME.quarantine.csv`, with extra leading
+/// options (a register mapping); returns the output and the bundle and quarantine paths.
+fn translate(dir: &Path, name: &str, reg: &Path, before: &[&str]) -> (Output, PathBuf, PathBuf) {
+    let (b, q) = (
+        dir.join(format!("{name}.json")),
+        dir.join(format!("{name}.quarantine.csv")),
+    );
+    let mut args: Vec<&str> = before.to_vec();
+    args.extend([
+        "translate",
+        reg.to_str().unwrap(),
+        "-o",
+        b.to_str().unwrap(),
+        "--quarantine",
+        q.to_str().unwrap(),
+    ]);
+    (run(&args), b, q)
+}
+
 fn latin1(s: &str) -> Vec<u8> {
     s.chars()
         .map(|c| u8::try_from(u32::from(c)).unwrap())
@@ -308,7 +327,11 @@ fn unreadable_rows_hold_their_relations_and_an_unreadable_patient_holds_every_en
     assert!(plan_ends(&plan).is_empty(), "{}", text(&o));
     let p: Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
     assert_eq!(p["unreadable_rows"], 1);
-    assert!(text(&o).contains("no relation is ended this run"), "{}", text(&o));
+    assert!(
+        text(&o).contains("no relation is ended this run"),
+        "{}",
+        text(&o)
+    );
 }
 
 fn mapping_with(dir: &Path, replace: &[(&str, &str)]) -> PathBuf {
@@ -334,21 +357,18 @@ fn a_windows_1252_export_reads_with_its_encoding_and_the_quarantine_keeps_its_by
         dir.path(),
         &[("encoding = \"utf-8\"", "encoding = \"windows-1252\"")],
     );
-    let out = dir.path().join("out.csv");
-    let q = dir.path().join("q.csv");
-    let o = run(&[
-        "--register-mapping",
-        mapping.to_str().unwrap(),
-        "translate",
-        reg.to_str().unwrap(),
-        "-o",
-        dir.path().join("b.json").to_str().unwrap(),
-        "--quarantine",
-        q.to_str().unwrap(),
-    ]);
+    let (o, b, q) = translate(
+        dir.path(),
+        "b",
+        &reg,
+        &["--register-mapping", mapping.to_str().unwrap()],
+    );
     assert_eq!(code(&o), 1, "{}", text(&o)); // the sample's one bad row, by design
-    let bundle = std::fs::read_to_string(dir.path().join("b.json")).unwrap();
-    assert!(bundle.contains("Maria Sjöberg"), "names decoded from Windows-1252");
+    let bundle = std::fs::read_to_string(b).unwrap();
+    assert!(
+        bundle.contains("Maria Sjöberg"),
+        "names decoded from Windows-1252"
+    );
     assert!(bundle.contains("Vårdcentralen Norr"));
     // The quarantine keeps the row as the file had it: the same Windows-1252 bytes.
     let qbytes = std::fs::read(&q).unwrap();
@@ -360,25 +380,20 @@ fn a_windows_1252_export_reads_with_its_encoding_and_the_quarantine_keeps_its_by
         qbytes.windows(bad_row.len()).any(|w| w == bad_row),
         "quarantine lost the row's bytes"
     );
-    assert!(std::str::from_utf8(&qbytes).is_err(), "written in the export's encoding");
-    let _ = out;
+    assert!(
+        std::str::from_utf8(&qbytes).is_err(),
+        "written in the export's encoding"
+    );
 
     // The same file read as UTF-8: the rows with Swedish letters are rejected, each naming its
     // column and the encoding to set; none is lost.
-    let o = run(&[
-        "translate",
-        reg.to_str().unwrap(),
-        "-o",
-        dir.path().join("c.json").to_str().unwrap(),
-        "--quarantine",
-        dir.path().join("q2.csv").to_str().unwrap(),
-    ]);
+    let (o, _, q2) = translate(dir.path(), "c", &reg, &[]);
     assert_eq!(code(&o), 1);
     let t = text(&o);
     assert!(t.contains("not valid utf-8"), "{t}");
     assert!(t.contains("set format.encoding = \"windows-1252\""), "{t}");
     assert!(t.contains("column 'Enhet namn'"), "{t}");
-    let q2 = std::fs::read(dir.path().join("q2.csv")).unwrap();
+    let q2 = std::fs::read(q2).unwrap();
     assert!(q2.windows(bad_row.len()).any(|w| w == bad_row));
 }
 
@@ -414,15 +429,7 @@ fn an_open_quote_takes_at_most_the_record_cap_and_the_rest_is_read() {
     s.push('\n');
     let reg = dir.path().join("export.csv");
     std::fs::write(&reg, s).unwrap();
-    let q = dir.path().join("q.csv");
-    let o = run(&[
-        "translate",
-        reg.to_str().unwrap(),
-        "-o",
-        dir.path().join("b.json").to_str().unwrap(),
-        "--quarantine",
-        q.to_str().unwrap(),
-    ]);
+    let (o, b, _) = translate(dir.path(), "b", &reg, &[]);
     assert_eq!(code(&o), 1);
     let t = text(&o);
     assert!(t.contains("never closed"), "{}", &t[..t.len().min(2000)]);
@@ -436,8 +443,11 @@ fn an_open_quote_takes_at_most_the_record_cap_and_the_rest_is_read() {
         .unwrap();
     assert!(taken < 40_000, "{first}");
     // The last row, after all of it, is read as a good row.
-    let bundle = std::fs::read_to_string(dir.path().join("b.json")).unwrap();
-    assert!(bundle.contains("ok-all-2"), "the row after the broken part is lost");
+    let bundle = std::fs::read_to_string(b).unwrap();
+    assert!(
+        bundle.contains("ok-all-2"),
+        "the row after the broken part is lost"
+    );
 }
 
 #[test]
@@ -454,24 +464,18 @@ fn a_huge_field_is_refused_at_the_cap_and_not_copied_into_reports() {
     );
     let reg = dir.path().join("export.csv");
     std::fs::write(&reg, s).unwrap();
-    let q = dir.path().join("q.csv");
-    let o = run(&[
-        "translate",
-        reg.to_str().unwrap(),
-        "-o",
-        dir.path().join("b.json").to_str().unwrap(),
-        "--quarantine",
-        q.to_str().unwrap(),
-    ]);
+    let (o, b, q) = translate(dir.path(), "b", &reg, &[]);
     assert_eq!(code(&o), 1);
     let t = text(&o);
     assert!(t.contains("over 65536 bytes"), "{}", &t[..t.len().min(500)]);
     assert!(t.contains("the cap is 4096"), "{t}");
-    assert!(o.stderr.len() < 20_000, "{} bytes of messages", o.stderr.len());
+    assert!(
+        o.stderr.len() < 20_000,
+        "{} bytes of messages",
+        o.stderr.len()
+    );
     assert!(std::fs::metadata(&q).unwrap().len() < 200_000);
-    assert!(std::fs::read_to_string(dir.path().join("b.json"))
-        .unwrap()
-        .contains("ok-all-3"));
+    assert!(std::fs::read_to_string(b).unwrap().contains("ok-all-3"));
 }
 
 #[test]
@@ -481,12 +485,7 @@ fn a_personnummer_in_the_wrong_column_is_masked_in_messages() {
         l.starts_with("ok-all-1;")
             .then(|| l.replace("SE2321000016-L001", "19310304-1004").into_bytes())
     });
-    let o = run(&[
-        "translate",
-        reg.to_str().unwrap(),
-        "-o",
-        dir.path().join("b.json").to_str().unwrap(),
-    ]);
+    let (o, _, _) = translate(dir.path(), "b", &reg, &[]);
     assert_eq!(code(&o), 1);
     let t = text(&o);
     assert!(t.contains("column 'Medarbetare HSA-id'"), "{t}");
@@ -557,15 +556,17 @@ fn an_ndjson_line_over_the_cap_is_reported_not_read() {
 
 #[test]
 fn credentials_never_follow_a_next_link_to_another_origin() {
-    let other = serve(listener("127.0.0.2"), |_| {
-        (200, vec![fhir()], bundle(None))
-    });
+    let other = serve(listener("127.0.0.2"), |_| (200, vec![fhir()], bundle(None)));
     let other_base = other.base.clone();
     let home = serve(listener("127.0.0.1"), move |s| {
         if s.uri.starts_with("/metadata") {
             (200, vec![fhir()], metadata(false))
         } else {
-            (200, vec![fhir()], bundle(Some(&format!("{other_base}/Patient?page=2"))))
+            (
+                200,
+                vec![fhir()],
+                bundle(Some(&format!("{other_base}/Patient?page=2"))),
+            )
         }
     });
     let dir = tempfile::tempdir().unwrap();
@@ -624,12 +625,16 @@ fn bulk_export_urls_elsewhere_get_no_token_and_manifest_types_make_no_paths() {
             (202, vec![("content-location", loc)], String::new())
         } else if u.starts_with("/status") {
             let m = json!({"transactionTime": "2026-01-01T00:00:00Z", "request": "x",
-                "requiresAccessToken": true, "error": [],
-                "output": [
-                    {"type": "../../PWNED", "url": format!("{hb}/file1")},
-                    {"type": "Patient", "url": format!("{ob}/file2")}
-                ]});
-            (200, vec![("content-type", "application/json".into())], m.to_string())
+            "requiresAccessToken": true, "error": [],
+            "output": [
+                {"type": "../../PWNED", "url": format!("{hb}/file1")},
+                {"type": "Patient", "url": format!("{ob}/file2")}
+            ]});
+            (
+                200,
+                vec![("content-type", "application/json".into())],
+                m.to_string(),
+            )
         } else if u.starts_with("/file") {
             (200, vec![], String::new())
         } else {
@@ -641,7 +646,11 @@ fn bulk_export_urls_elsewhere_get_no_token_and_manifest_types_make_no_paths() {
     let o = reconcile_against(&home.base, &report, &["--bearer", "env:FK_TOKEN"]);
     // The export is refused (a type that is no type name), and paged search reads the EHR.
     assert!(code(&o) <= 1, "{}", text(&o));
-    assert!(text(&o).contains("not a FHIR resource type name"), "{}", text(&o));
+    assert!(
+        text(&o).contains("not a FHIR resource type name"),
+        "{}",
+        text(&o)
+    );
     assert!(other.seen().is_empty(), "{:?}", other.seen());
     let mut names = Vec::new();
     for e in walk(dir.path()) {
@@ -660,13 +669,21 @@ fn an_export_status_url_on_another_origin_is_not_polled() {
         if u.starts_with("/metadata") {
             (200, vec![fhir()], metadata(true))
         } else if u.starts_with("/$export") {
-            (202, vec![("content-location", format!("{ob}/status"))], String::new())
+            (
+                202,
+                vec![("content-location", format!("{ob}/status"))],
+                String::new(),
+            )
         } else {
             (200, vec![fhir()], bundle(None))
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let o = reconcile_against(&home.base, &dir.path().join("r"), &["--bearer", "env:FK_TOKEN"]);
+    let o = reconcile_against(
+        &home.base,
+        &dir.path().join("r"),
+        &["--bearer", "env:FK_TOKEN"],
+    );
     assert!(code(&o) <= 1, "{}", text(&o));
     assert!(text(&o).contains("not on the EHR's origin"), "{}", text(&o));
     assert!(other.seen().is_empty(), "{:?}", other.seen());
@@ -699,7 +716,11 @@ fn a_bulk_output_on_another_origin_is_fetched_without_the_token_only_when_the_ma
         if u.starts_with("/metadata") {
             (200, vec![fhir()], metadata(true))
         } else if u.starts_with("/$export") {
-            (202, vec![("content-location", format!("{hb2}/status"))], String::new())
+            (
+                202,
+                vec![("content-location", format!("{hb2}/status"))],
+                String::new(),
+            )
         } else if u.starts_with("/status") {
             let m = json!({"transactionTime": "2026-01-01T00:00:00Z", "request": "x",
                 "requiresAccessToken": false, "error": [],
@@ -744,7 +765,10 @@ fn keep_fetched_refuses_a_folder_that_holds_files_and_deletes_nothing() {
     );
     assert_eq!(code(&o), 2, "{}", text(&o));
     assert!(text(&o).contains("must be empty or absent"), "{}", text(&o));
-    assert_eq!(std::fs::read_to_string(keep.join("mine.txt")).unwrap(), "my notes");
+    assert_eq!(
+        std::fs::read_to_string(keep.join("mine.txt")).unwrap(),
+        "my notes"
+    );
     // An empty folder is used, and a failed export removes only what it wrote.
     let keep2 = dir.path().join("keep2");
     let o = reconcile_against(
@@ -763,7 +787,11 @@ fn an_error_body_cut_mid_character_does_not_panic() {
         if u.starts_with("/metadata") {
             (200, vec![fhir()], metadata(true))
         } else if u.starts_with("/$export") {
-            (202, vec![("content-location", "/status".into())], String::new())
+            (
+                202,
+                vec![("content-location", "/status".into())],
+                String::new(),
+            )
         } else if u.starts_with("/status") {
             (500, vec![], format!("{}åäö", "x".repeat(299)))
         } else {
@@ -806,11 +834,19 @@ fn a_token_answer_that_never_expires_does_not_crash() {
         if u.starts_with("/token") {
             let t = json!({"access_token": "tok", "token_type": "bearer",
                 "expires_in": u64::MAX});
-            (200, vec![("content-type", "application/json".into())], t.to_string())
+            (
+                200,
+                vec![("content-type", "application/json".into())],
+                t.to_string(),
+            )
         } else if u.starts_with("/metadata") {
             (200, vec![fhir()], metadata(false))
         } else {
-            (200, vec![fhir()], json!({"resourceType": "Bundle", "type": "searchset"}).to_string())
+            (
+                200,
+                vec![fhir()],
+                json!({"resourceType": "Bundle", "type": "searchset"}).to_string(),
+            )
         }
     });
     let dir = tempfile::tempdir().unwrap();
@@ -890,7 +926,9 @@ fn client_certificate_settings_in_a_config_file_are_used() {
 
 #[test]
 fn a_plan_applies_only_to_the_ehr_it_was_made_against() {
-    let home = serve(listener("127.0.0.1"), |_| (200, vec![fhir()], metadata(false)));
+    let home = serve(listener("127.0.0.1"), |_| {
+        (200, vec![fhir()], metadata(false))
+    });
     let dir = tempfile::tempdir().unwrap();
     let plan = dir.path().join("plan.json");
     std::fs::write(
@@ -911,7 +949,11 @@ fn a_plan_applies_only_to_the_ehr_it_was_made_against() {
         plan.to_str().unwrap(),
     ]);
     assert_eq!(code(&o), 2, "{}", text(&o));
-    assert!(text(&o).contains("was made against http://127.0.0.1:1"), "{}", text(&o));
+    assert!(
+        text(&o).contains("was made against http://127.0.0.1:1"),
+        "{}",
+        text(&o)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -923,8 +965,11 @@ fn the_report_survives_markup_in_names_and_runs_only_its_own_script() {
     let reg = register_with(dir.path(), |l| {
         // The FVK of a patient with two FVKs (a finding), named with markup.
         l.starts_with("r01-two-fvk-1;").then(|| {
-            l.replace("Erik Berg", "Erik <!-- </script><script>alert(1)</script> Berg")
-                .into_bytes()
+            l.replace(
+                "Erik Berg",
+                "Erik <!-- </script><script>alert(1)</script> Berg",
+            )
+            .into_bytes()
         })
     });
     let report = dir.path().join("report");
@@ -943,11 +988,16 @@ fn the_report_survives_markup_in_names_and_runs_only_its_own_script() {
     ]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let html = std::fs::read_to_string(report.join("report.html")).unwrap();
-    let start = html.find(r#"<script type="application/json" id="data">"#).unwrap();
+    let start = html
+        .find(r#"<script type="application/json" id="data">"#)
+        .unwrap();
     let body = &html[start..];
     let body = &body[body.find('>').unwrap() + 1..];
     let data = &body[..body.find("</script>").unwrap()];
-    assert!(data.contains("\\u003c!--"), "the name is in the data, escaped");
+    assert!(
+        data.contains("\\u003c!--"),
+        "the name is in the data, escaped"
+    );
     let rows: Value = serde_json::from_str(data).expect("the embedded data is valid JSON");
     let findings: Value =
         serde_json::from_slice(&std::fs::read(report.join("findings.json")).unwrap()).unwrap();
@@ -955,7 +1005,11 @@ fn the_report_survives_markup_in_names_and_runs_only_its_own_script() {
         rows.as_array().unwrap().len(),
         findings["findings"].as_array().unwrap().len()
     );
-    assert_eq!(html.matches("<script>").count(), 1, "one script element, the report's own");
+    assert_eq!(
+        html.matches("<script>").count(),
+        1,
+        "one script element, the report's own"
+    );
     let csp = html
         .lines()
         .find(|l| l.contains("Content-Security-Policy"))
@@ -1002,7 +1056,11 @@ fn files_holding_identity_numbers_are_private_and_an_existing_folder_keeps_its_m
         "never",
     ]);
     assert_eq!(code(&o), 0, "{}", text(&o));
-    assert_eq!(mode(&existing), 0o750, "the owner's folder mode was changed");
+    assert_eq!(
+        mode(&existing),
+        0o750,
+        "the owner's folder mode was changed"
+    );
     assert_eq!(mode(&existing.join("findings.csv")), 0o600);
 }
 
@@ -1049,7 +1107,10 @@ fn no_identity_number_in_urls_logs_errors_or_the_state_file() {
     let db = std::fs::read(&state).unwrap();
     assert_no_identity_number("the state file", &db);
     let db_text = String::from_utf8_lossy(&db);
-    assert!(db_text.contains("hmac:"), "the ledger's identifiers are hashed");
+    assert!(
+        db_text.contains("hmac:"),
+        "the ledger's identifiers are hashed"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -1073,7 +1134,11 @@ fn no_identity_number_in_urls_logs_errors_or_the_state_file() {
         .output()
         .unwrap();
     assert_eq!(code(&other), 2);
-    assert!(text(&other).contains("another state key"), "{}", text(&other));
+    assert!(
+        text(&other).contains("another state key"),
+        "{}",
+        text(&other)
+    );
     // The shipped namespace is no key.
     let shipped = common::fastkontakt()
         .current_dir(root())
@@ -1083,7 +1148,11 @@ fn no_identity_number_in_urls_logs_errors_or_the_state_file() {
         .output()
         .unwrap();
     assert_eq!(code(&shipped), 2);
-    assert!(text(&shipped).contains("anyone can read"), "{}", text(&shipped));
+    assert!(
+        text(&shipped).contains("anyone can read"),
+        "{}",
+        text(&shipped)
+    );
     // A plan written for review is private too.
     let o = common::fastkontakt()
         .current_dir(root())
@@ -1115,7 +1184,11 @@ fn a_failing_lookup_prints_no_identity_number() {
                 "code": "invalid", "diagnostics": "unknown identifier urn:oid:1.2.752.129.2.1.3.1|193103041004"}]});
             (400, vec![fhir()], oo.to_string())
         } else {
-            (200, vec![fhir()], json!({"resourceType": "Bundle", "type": "searchset"}).to_string())
+            (
+                200,
+                vec![fhir()],
+                json!({"resourceType": "Bundle", "type": "searchset"}).to_string(),
+            )
         }
     });
     let dir = tempfile::tempdir().unwrap();

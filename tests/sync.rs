@@ -181,8 +181,8 @@ async fn dry_run_and_plan_write_nothing() {
         "the server received no write"
     );
     assert!(by_row(&client(&s.base, &t)).await.is_empty());
-    // The reviewed plan applies while the EHR is unchanged …
-    let o = apply(&s.base, &t, &state, &plan);
+    // The reviewed plan applies while the EHR is unchanged (to the EHR it was made against) …
+    let o = apply(&p.base, &t, &state, &plan);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -191,7 +191,7 @@ async fn dry_run_and_plan_write_nothing() {
     );
     assert_eq!(by_row(&client(&s.base, &t)).await.len(), 46);
     // … and is refused once it has changed.
-    let o = apply(&s.base, &t, &state, &plan);
+    let o = apply(&p.base, &t, &state, &plan);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("the EHR changed since the plan was made"));
 }

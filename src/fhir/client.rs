@@ -632,7 +632,8 @@ impl FhirClient {
         loop {
             attempts += 1;
             self.requests.fetch_add(1, Ordering::Relaxed);
-            if method != Method::GET {
+            let searching = method == Method::GET || full.ends_with("/_search");
+            if !searching {
                 self.writes.fetch_add(1, Ordering::Relaxed);
             }
             let mut req = self
@@ -648,7 +649,6 @@ impl FhirClient {
             if let Some(t) = &self.cfg.tenant {
                 req = req.header("X-Tenant-ID", t);
             }
-            let searching = method == Method::GET || full.ends_with("/_search");
             if self.cfg.strict_search && searching {
                 req = req.header("Prefer", "handling=strict");
             }

@@ -123,17 +123,17 @@ pub async fn apply_plan(
     chunk_size: usize,
 ) -> Result<Summary, SyncError> {
     let t0 = Instant::now();
+    if plan.review_only {
+        return Err(SyncError::Refused(
+            "this plan was made from EHR files for review and holds no bodies for its creates; plan against the server (sync, or reconcile --ehr URL) to apply".into(),
+        ));
+    }
     if plan.base.trim_end_matches('/') != client.base().trim_end_matches('/') {
         return Err(SyncError::Refused(format!(
             "this plan was made against {}, not {}; nothing applied (plan again against this EHR)",
             plan.base,
             client.base()
         )));
-    }
-    if plan.review_only {
-        return Err(SyncError::Refused(
-            "this plan was made from EHR files for review and holds no bodies for its creates; plan against the server (sync, or reconcile --ehr URL) to apply".into(),
-        ));
     }
     let mut changed = Vec::new();
     for i in &plan.items {

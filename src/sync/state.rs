@@ -195,9 +195,11 @@ impl State {
             .map_err(db)?;
         match stored {
             Some(f) if f == key.fingerprint() => {}
-            Some(_) => return Err(StateError::Key(format!(
+            Some(_) => {
+                return Err(StateError::Key(format!(
                 "{p} was made with another state key; give the key it was made with (--state-key)"
-            ))),
+            )))
+            }
             None => {
                 let ledger: i64 = conn
                     .query_row("SELECT count(*) FROM ledger", [], |r| r.get(0))

@@ -215,7 +215,8 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
         if let Ok(mut log) = st.access_log.lock() {
             log.push(format!("{} {}", parts.method, parts.uri));
         }
-        if parts.method != axum::http::Method::GET {
+        // A POST to [type]/_search is a search (FHIR's form for long or private parameters).
+        if parts.method != axum::http::Method::GET && !parts.uri.path().ends_with("/_search") {
             st.writes.fetch_add(1, Ordering::Relaxed);
         }
         // A deterministic pseudo-random draw per request (splitmix64).
