@@ -1025,18 +1025,34 @@ fn files_holding_identity_numbers_are_private_and_an_existing_folder_keeps_its_m
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     let dir = tempfile::tempdir().unwrap();
     let fresh = dir.path().join("new/report");
-    let o = run(&[
-        "reconcile",
+    let o = common::fastkontakt()
+        .current_dir(root())
+        .env("FASTKONTAKT_LOG", "fastkontakt=trace")
+        .args([
+            "reconcile",
+            "--register",
+            "samples/handwritten/register.csv",
+            "--ehr",
+            "samples/handwritten/ehr",
+            "--report",
+            fresh.to_str().unwrap(),
+            "--fail-on",
+            "never",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_no_identity_number("reconcile's terminal output and trace log", text(&o).as_bytes());
+    let c = run(&[
+        "check",
         "--register",
         "samples/handwritten/register.csv",
         "--ehr",
         "samples/handwritten/ehr",
-        "--report",
-        fresh.to_str().unwrap(),
         "--fail-on",
         "never",
     ]);
-    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_no_identity_number("check's text output", text(&c).as_bytes());
     assert_eq!(mode(&fresh), 0o700);
     for f in std::fs::read_dir(&fresh).unwrap().flatten() {
         assert_eq!(mode(&f.path()), 0o600, "{}", f.path().display());

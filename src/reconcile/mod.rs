@@ -17,7 +17,7 @@ use crate::mapping::Mappings;
 use crate::progress::Progress;
 use crate::sources::fhir_files::FhirFileError;
 use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
-use crate::sync::engine::{row_key, Held, Planner, SyncError, Want};
+use crate::sync::engine::{product_relations, row_key, Held, Planner, SyncError, Want};
 use crate::sync::ownership::Ownership;
 use crate::sync::spill::SpilledItems;
 use crate::sync::state::State;
@@ -125,36 +125,6 @@ impl Existing {
         }
         e
     }
-}
-
-/// The product's relations among the EHR data, by plan key; a row held twice is an error.
-pub fn product_relations(
-    m: &Mappings,
-    resources: Vec<Value>,
-    errors: &mut Vec<String>,
-) -> HashMap<String, Value> {
-    let mut out: HashMap<String, Value> = HashMap::new();
-    for r in resources {
-        let t = r["resourceType"].as_str().unwrap_or("").to_owned();
-        let row = r["identifier"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|i| i["system"] == m.target.row_id_system.as_str())
-            .and_then(|i| i["value"].as_str())
-            .map(str::to_owned);
-        let Some(row) = row else { continue };
-        let key = row_key(&t, &row);
-        if let Some(prev) = out.get(&key) {
-            errors.push(format!(
-                "{t} row {row} is held by more than one resource ({} and {}); not touched",
-                prev["id"], r["id"]
-            ));
-            continue;
-        }
-        out.insert(key, r);
-    }
-    out
 }
 
 /// Runs the rules and (unless `job.plan` is off) plans, one partition at a time.

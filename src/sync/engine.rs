@@ -4,7 +4,7 @@
 //! records every change in the ledger. Nothing is ever deleted: a vanished row is ended.
 
 use super::ownership::{hash, Ownership};
-use super::state::{Applied, LedgerEntry, State, StateError};
+use super::state::{Applied, Done, LedgerEntry, Pending, State, StateError};
 use crate::domain::{ContactStatus, FixedContact, PatientId};
 use crate::fhir::client::{ClientError, FhirClient};
 use crate::fhir::model;
@@ -393,31 +393,45 @@ async fn actual(
     errors: &mut Vec<String>,
 ) -> Result<HashMap<String, Value>, SyncError> {
     let tag = format!("{}|{}", m.target.tag_system, m.target.tag_code);
-    let mut out: HashMap<String, Value> = HashMap::new();
+    let mut found = Vec::new();
     for t in ["CareTeam", "Task"] {
-        for r in client
-            .search_all(&format!("{t}?_tag={}&_count=500", encode(&tag)))
-            .await?
-        {
-            let row = r["identifier"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|i| i["system"] == m.target.row_id_system.as_str())
-                .and_then(|i| i["value"].as_str());
-            let Some(row) = row else { continue };
-            let key = row_key(t, row);
-            if let Some(prev) = out.get(&key) {
-                errors.push(format!(
-                    "{t} row {row} is held by more than one resource ({} and {}); not touched",
-                    prev["id"], r["id"]
-                ));
-                continue;
-            }
-            out.insert(key, r);
-        }
+        found.extend(
+            client
+                .search_all(&format!("{t}?_tag={}&_count=500", encode(&tag)))
+                .await?,
+        );
     }
-    Ok(out)
+    Ok(product_relations(m, found, errors))
+}
+
+/// The product's relations among the EHR data, by plan key; a row held twice is an error.
+pub fn product_relations(
+    m: &Mappings,
+    resources: Vec<Value>,
+    errors: &mut Vec<String>,
+) -> HashMap<String, Value> {
+    let mut out: HashMap<String, Value> = HashMap::new();
+    for r in resources {
+        let t = r["resourceType"].as_str().unwrap_or("").to_owned();
+        let row = r["identifier"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["system"] == m.target.row_id_system.as_str())
+            .and_then(|i| i["value"].as_str())
+            .map(str::to_owned);
+        let Some(row) = row else { continue };
+        let key = row_key(&t, &row);
+        if let Some(prev) = out.get(&key) {
+            errors.push(format!(
+                "{t} row {row} is held by more than one resource ({} and {}); not touched",
+                prev["id"], r["id"]
+            ));
+            continue;
+        }
+        out.insert(key, r);
+    }
+    out
 }
 
 /// Builds the plan from a live server. Reads only.
@@ -864,7 +878,7 @@ impl<'a> Applier<'a> {
         &self,
         i: &PlanItem,
         version: Option<String>,
-    ) -> (i64, String, Applied, LedgerEntry, String) {
+    ) -> Done {
         let f = i.facts.clone().unwrap_or(Facts {
             patient_hash: String::new(),
             kind: i.resource_type.clone(),
@@ -900,17 +914,17 @@ impl<'a> Applier<'a> {
                     .to_string(),
             ),
         };
-        (
-            i.seq,
-            i.key.clone(),
-            Applied {
+        Done {
+            seq: i.seq,
+            key: i.key.clone(),
+            applied: Applied {
                 resource,
                 version,
                 owned_hash: i.owned_hash.clone(),
             },
-            l,
-            f.patient_hash,
-        )
+            ledger: l,
+            patient_hash: f.patient_hash,
+        }
     }
 
     /// Applies every item: transaction chunks, falling back to one item at a time when a chunk
@@ -939,17 +953,15 @@ impl<'a> Applier<'a> {
             .partition(|i| i.action == Action::CreateReference);
         for group in [refs, rels] {
             for chunk in group.chunks(chunk_size.max(1)) {
-                let pending: Vec<_> = chunk
+                let pending: Vec<Pending> = chunk
                     .iter()
-                    .map(|i| {
-                        (
-                            i.seq,
-                            i.key.clone(),
-                            format!("{:?}", i.action),
-                            format!("{}/{}", i.resource_type, i.id),
-                            i.expected_version.clone(),
-                            i.owned_hash.clone(),
-                        )
+                    .map(|i| Pending {
+                        seq: i.seq,
+                        key: i.key.clone(),
+                        action: format!("{:?}", i.action),
+                        resource: format!("{}/{}", i.resource_type, i.id),
+                        expected_version: i.expected_version.clone(),
+                        desired_hash: i.owned_hash.clone(),
                     })
                     .collect();
                 self.state.record_pending(self.run, &pending)?;
@@ -1015,7 +1027,7 @@ impl<'a> Applier<'a> {
                 if have_h == item.owned_hash || (item.action == Action::CreateReference) {
                     // Already as wanted (another sync, or an earlier attempt that did land).
                     let l = self.ledger(&item, version_of(cur));
-                    self.state.adopt(&item.key, &l.2, self.run)?;
+                    self.state.adopt(&item.key, &l.applied, self.run)?;
                     self.state.mark(self.run, item.seq, "already-applied", "")?;
                     return Ok(());
                 }

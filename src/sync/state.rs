@@ -99,10 +99,23 @@ impl StateKey {
     }
 }
 
-/// (seq, key, action, resource, expected version, desired owned hash) of an intent.
-pub type Pending = (i64, String, String, String, Option<String>, String);
-/// (seq, key, new last-applied state, ledger line, patient hash) of a done write.
-pub type Done = (i64, String, Applied, LedgerEntry, String);
+/// An intent, recorded before its write is sent (a killed run is recognised by it).
+pub struct Pending {
+    pub seq: i64,
+    pub key: String,
+    pub action: String,
+    pub resource: String,
+    pub expected_version: Option<String>,
+    pub desired_hash: String,
+}
+/// A write that landed: the new last-applied state and its ledger line.
+pub struct Done {
+    pub seq: i64,
+    pub key: String,
+    pub applied: Applied,
+    pub ledger: LedgerEntry,
+    pub patient_hash: String,
+}
 
 pub struct State {
     conn: Connection,
@@ -298,10 +311,10 @@ impl State {
             source,
         };
         let tx = self.conn.transaction().map_err(db)?;
-        for (seq, key, action, resource, expected, hash) in items {
+        for p in items {
             tx.execute(
                 "INSERT OR REPLACE INTO plan_items (run, seq, key, action, resource, expected_version, desired_hash, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending')",
-                params![run, seq, key, action, resource, expected, hash],
+                params![run, p.seq, p.key, p.action, p.resource, p.expected_version, p.desired_hash],
             )
             .map_err(db)?;
         }
@@ -316,7 +329,14 @@ impl State {
             source,
         };
         let tx = self.conn.transaction().map_err(db)?;
-        for (seq, key, applied, l, patient_hash) in done {
+        for Done {
+            seq,
+            key,
+            applied,
+            ledger: l,
+            patient_hash,
+        } in done
+        {
             tx.execute(
                 "UPDATE plan_items SET outcome = 'applied' WHERE run = ?1 AND seq = ?2",
                 params![run, seq],
