@@ -1042,7 +1042,10 @@ fn files_holding_identity_numbers_are_private_and_an_existing_folder_keeps_its_m
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", text(&o));
-    assert_no_identity_number("reconcile's terminal output and trace log", text(&o).as_bytes());
+    assert_no_identity_number(
+        "reconcile's terminal output and trace log",
+        text(&o).as_bytes(),
+    );
     let c = run(&[
         "check",
         "--register",

@@ -8,5 +8,6 @@ pub mod inbound;
 pub mod model;
 pub mod outbound;
 pub mod systems;
+pub mod transaction;
 
 pub use model::{FhirError, Resource};

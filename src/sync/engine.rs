@@ -9,6 +9,7 @@ use crate::domain::{ContactStatus, FixedContact, PatientId};
 use crate::fhir::client::{ClientError, FhirClient};
 use crate::fhir::model;
 use crate::fhir::outbound::{type_and_id, Outbound, ResourceSet};
+use crate::fhir::transaction;
 use crate::mapping::Mappings;
 use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
 use reqwest::Method;
@@ -780,17 +781,8 @@ fn state_facts(state: &State, key: &str) -> Result<Option<Facts>, SyncError> {
     ))
 }
 
-fn parse_version(entry: &Value) -> Option<String> {
-    let resp = &entry["response"];
-    if let Some(e) = resp["etag"].as_str() {
-        return Some(e.trim_start_matches("W/").trim_matches('"').to_owned());
-    }
-    resp["location"]
-        .as_str()
-        .and_then(|l| l.split("/_history/").nth(1))
-        .map(|v| v.split('/').next().unwrap_or(v).to_owned())
-}
-
+/// The Provenance of one transaction: its id is derived from what it records, so a resent
+/// transaction writes the same Provenance.
 fn provenance(m: &Mappings, items: &[&PlanItem], register: &str, sha: &str) -> Value {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
@@ -799,32 +791,31 @@ fn provenance(m: &Mappings, items: &[&PlanItem], register: &str, sha: &str) -> V
     }
     let id = uuid::Uuid::new_v5(&m.target.id_namespace, hex::encode(h.finalize()).as_bytes())
         .to_string();
-    let rows: Vec<&str> = items
-        .iter()
-        .filter_map(|i| i.register_row.as_deref())
-        .map(|r| r.rsplit(' ').next().unwrap_or(r))
-        .collect();
-    json!({
-        "resourceType": "Provenance",
-        "id": id,
-        "meta": {"tag": [{"system": m.target.tag_system, "code": m.target.tag_code}]},
-        "target": items.iter().map(|i| json!({"reference": format!("{}/{}", i.resource_type, i.id)})).collect::<Vec<_>>(),
-        "recorded": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "UPDATE"}]},
-        "agent": [{
-            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "assembler"}]},
-            "who": {"display": concat!("fastkontakt ", env!("CARGO_PKG_VERSION"))}
-        }],
-        "entity": [{"role": "source", "what": {"display": format!("befolkningsregistret export {register} (sha256 {sha}); rows {}", rows.join(", "))}}]
+    transaction::provenance(&transaction::ProvenanceFacts {
+        id: &id,
+        tag_system: &m.target.tag_system,
+        tag_code: &m.target.tag_code,
+        targets: items
+            .iter()
+            .map(|i| format!("{}/{}", i.resource_type, i.id))
+            .collect(),
+        register,
+        register_sha256: sha,
+        rows: items
+            .iter()
+            .filter_map(|i| i.register_row.as_deref())
+            .map(|r| r.rsplit(' ').next().unwrap_or(r))
+            .collect(),
     })
 }
 
-fn entry(i: &PlanItem) -> Value {
-    let mut req = json!({"method": "PUT", "url": format!("{}/{}", i.resource_type, i.id)});
-    if let Some(v) = &i.expected_version {
-        req["ifMatch"] = json!(format!("W/\"{v}\""));
+fn write_of(i: &PlanItem) -> transaction::Write<'_> {
+    transaction::Write {
+        resource_type: &i.resource_type,
+        id: &i.id,
+        body: &i.body,
+        expected_version: i.expected_version.as_deref(),
     }
-    json!({"fullUrl": format!("urn:uuid:{}", i.id), "resource": i.body, "request": req})
 }
 
 pub struct Applier<'a> {
@@ -874,11 +865,7 @@ impl<'a> Applier<'a> {
         }
     }
 
-    fn ledger(
-        &self,
-        i: &PlanItem,
-        version: Option<String>,
-    ) -> Done {
+    fn ledger(&self, i: &PlanItem, version: Option<String>) -> Done {
         let f = i.facts.clone().unwrap_or(Facts {
             patient_hash: String::new(),
             kind: i.resource_type.clone(),
@@ -977,11 +964,9 @@ impl<'a> Applier<'a> {
     }
 
     async fn transaction(&mut self, chunk: &[&PlanItem]) -> Result<bool, SyncError> {
-        let mut entries: Vec<Value> = chunk.iter().map(|i| entry(i)).collect();
+        let writes: Vec<transaction::Write> = chunk.iter().map(|i| write_of(i)).collect();
         let prov = provenance(self.m, chunk, &self.register, &self.sha);
-        let prov_id = prov["id"].as_str().unwrap_or("").to_owned();
-        entries.push(json!({"fullUrl": format!("urn:uuid:{prov_id}"), "resource": prov, "request": {"method": "PUT", "url": format!("Provenance/{prov_id}")}}));
-        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+        let bundle = transaction::transaction(&writes, prov);
         match self
             .client
             .send(Method::POST, "", Some(&bundle), None)
@@ -991,7 +976,7 @@ impl<'a> Applier<'a> {
                 let answers = resp.body["entry"].as_array().cloned().unwrap_or_default();
                 let mut done = Vec::new();
                 for (n, i) in chunk.iter().enumerate() {
-                    let v = answers.get(n).and_then(parse_version);
+                    let v = answers.get(n).and_then(transaction::entry_version);
                     done.push(self.ledger(i, v));
                     self.written.push((
                         i.resource_type.clone(),

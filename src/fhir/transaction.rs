@@ -1,0 +1,125 @@
+//! Sink side of FHIR: the JSON of what sync writes (transaction Bundles, their entries, the
+//! Provenance each carries), built from plain values, and the versions read from the answer.
+
+use serde_json::{json, Value};
+
+/// One write of a transaction: a PUT to `type/id`, with If-Match on the planned version.
+pub struct Write<'a> {
+    pub resource_type: &'a str,
+    pub id: &'a str,
+    pub body: &'a Value,
+    pub expected_version: Option<&'a str>,
+}
+
+/// What a Provenance says of one transaction: who wrote what, from which export.
+pub struct ProvenanceFacts<'a> {
+    pub id: &'a str,
+    pub tag_system: &'a str,
+    pub tag_code: &'a str,
+    /// `Type/id` of every resource written.
+    pub targets: Vec<String>,
+    pub register: &'a str,
+    pub register_sha256: &'a str,
+    /// Register row ids behind the writes.
+    pub rows: Vec<&'a str>,
+}
+
+pub fn provenance(p: &ProvenanceFacts) -> Value {
+    json!({
+        "resourceType": "Provenance",
+        "id": p.id,
+        "meta": {"tag": [{"system": p.tag_system, "code": p.tag_code}]},
+        "target": p.targets.iter().map(|t| json!({"reference": t})).collect::<Vec<_>>(),
+        "recorded": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "UPDATE"}]},
+        "agent": [{
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "assembler"}]},
+            "who": {"display": concat!("fastkontakt ", env!("CARGO_PKG_VERSION"))}
+        }],
+        "entity": [{"role": "source", "what": {"display": format!(
+            "befolkningsregistret export {} (sha256 {}); rows {}",
+            p.register, p.register_sha256, p.rows.join(", ")
+        )}}]
+    })
+}
+
+/// A transaction entry: PUT to a fixed id, so a resend of a lost answer changes nothing.
+pub fn entry(w: &Write) -> Value {
+    let mut req = json!({"method": "PUT", "url": format!("{}/{}", w.resource_type, w.id)});
+    if let Some(v) = w.expected_version {
+        req["ifMatch"] = json!(format!("W/\"{v}\""));
+    }
+    json!({"fullUrl": format!("urn:uuid:{}", w.id), "resource": w.body, "request": req})
+}
+
+/// A transaction Bundle of the writes, with their Provenance as the last entry.
+pub fn transaction(writes: &[Write], provenance: Value) -> Value {
+    let id = provenance["id"].as_str().unwrap_or("").to_owned();
+    let mut entries: Vec<Value> = writes.iter().map(entry).collect();
+    entries.push(json!({
+        "fullUrl": format!("urn:uuid:{id}"),
+        "resource": provenance,
+        "request": {"method": "PUT", "url": format!("Provenance/{id}")}
+    }));
+    json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+}
+
+/// The version a transaction-response entry reports (its ETag, else its Location).
+pub fn entry_version(entry: &Value) -> Option<String> {
+    let resp = &entry["response"];
+    if let Some(e) = resp["etag"].as_str() {
+        return Some(e.trim_start_matches("W/").trim_matches('"').to_owned());
+    }
+    resp["location"]
+        .as_str()
+        .and_then(|l| l.split("/_history/").nth(1))
+        .map(|v| v.split('/').next().unwrap_or(v).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transaction_puts_each_write_with_if_match_and_ends_with_its_provenance() {
+        let body = json!({"resourceType": "CareTeam", "id": "a"});
+        let writes = [
+            Write {
+                resource_type: "CareTeam",
+                id: "a",
+                body: &body,
+                expected_version: Some("3"),
+            },
+            Write {
+                resource_type: "CareTeam",
+                id: "b",
+                body: &body,
+                expected_version: None,
+            },
+        ];
+        let p = provenance(&ProvenanceFacts {
+            id: "p1",
+            tag_system: "s",
+            tag_code: "c",
+            targets: vec!["CareTeam/a".into(), "CareTeam/b".into()],
+            register: "r.csv",
+            register_sha256: "ab",
+            rows: vec!["row-1"],
+        });
+        let t = transaction(&writes, p);
+        let e = t["entry"].as_array().unwrap();
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[0]["request"]["ifMatch"], "W/\"3\"");
+        assert!(e[1]["request"].get("ifMatch").is_none());
+        assert_eq!(e[2]["request"]["url"], "Provenance/p1");
+        assert_eq!(e[2]["resource"]["target"][1]["reference"], "CareTeam/b");
+        assert_eq!(
+            entry_version(&json!({"response": {"etag": "W/\"7\""}})),
+            Some("7".into())
+        );
+        assert_eq!(
+            entry_version(&json!({"response": {"location": "CareTeam/a/_history/4"}})),
+            Some("4".into())
+        );
+    }
+}
