@@ -4,8 +4,8 @@
 use fastkontakt::fhir::inbound::{Inbound, Index};
 use fastkontakt::fhir::model;
 use fastkontakt::mapping::{IdentifierStyle, Mappings};
+use fastkontakt::pipelines::translate;
 use fastkontakt::sources::register::{RegisterItem, RegisterReader};
-use fastkontakt::translate;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

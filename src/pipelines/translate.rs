@@ -1,5 +1,5 @@
-//! `translate`: register CSV → FHIR (transaction Bundle or NDJSON), and FHIR → register CSV.
-//! A straight pipe: source → domain → sink, with bad input reported and the rest carried on.
+//! Pipeline `translate`: register CSV → FHIR (transaction Bundle or NDJSON), and FHIR →
+//! register CSV. A straight pipe: source → domain → sink, bad input reported, the rest carried on.
 
 use crate::domain::{ContactKind, ContactStatus, HsaId, PatientId, Staff};
 use crate::fhir::inbound::{Inbound, Index};
@@ -116,6 +116,42 @@ impl Stream<'_> {
 /// Register CSV → FHIR, streamed: memory holds one row, the references written so far (bounded
 /// by the number of staff and units) and two HSA-ids per patient for the Patient resources.
 /// `on_reject` sees each bad row as it is found (for line-by-line output).
+/// What `translate` is asked to do; the direction follows the input (a `.csv` file is a
+/// register export, anything else is FHIR).
+pub struct Options {
+    pub input: PathBuf,
+    /// FHIR out as NDJSON rather than a transaction Bundle.
+    pub ndjson: bool,
+    /// Where rejected register rows go (default: beside the input).
+    pub quarantine: Option<PathBuf>,
+}
+
+/// Whether a path is a register export rather than FHIR.
+pub fn is_register_csv(p: &Path) -> bool {
+    p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv"))
+}
+
+/// Translates in the direction the input says, writing to `out`.
+pub fn run(
+    o: &Options,
+    mappings: &Mappings,
+    out: &mut dyn Write,
+    on_reject: &mut dyn FnMut(&Path, &RejectedRow),
+) -> Result<TranslateSummary, TranslateError> {
+    if is_register_csv(&o.input) {
+        register_to_fhir(
+            &o.input,
+            mappings,
+            out,
+            o.ndjson,
+            o.quarantine.clone(),
+            on_reject,
+        )
+    } else {
+        fhir_to_register(&o.input, mappings, out)
+    }
+}
+
 pub fn register_to_fhir(
     input: &Path,
     mappings: &Mappings,

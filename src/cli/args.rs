@@ -1,0 +1,335 @@
+//! The command line's shape: clap types for every command, and the settings a scheduled sync
+//! job's TOML file holds (the same names as the flags).
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "fastkontakt",
+    version,
+    about = "Fixed care contacts (fast vårdkontakt, fast läkarkontakt, behandlande roller) between a Swedish population register and an EHR's FHIR R4 API",
+    long_about = "fastkontakt reads the population register's contact export, translates it to and from FHIR R4 \
+(one CareTeam per patient–contact relation, Inera's \"fast kontakt\" model), checks it against the guideline \
+rules FK-R01..FK-R20 and syncs it into an EHR.\n\n\
+Exit codes: 0 done; 1 done, but rows were rejected or findings reached --fail-on; 2 the run failed.",
+    after_help = "Examples:\n  fastkontakt translate samples/region/register.csv -o out/bundle.json\n  \
+fastkontakt translate out/bundle.json -o out/register.csv\n  \
+fastkontakt samples generate --patients 10000 --seed 7 -o out/region"
+)]
+pub(crate) struct Cli {
+    /// Folder of mapping files (fhir/, register/, target/, profiles/).
+    #[arg(long, global = true, env = "FASTKONTAKT_MAPPINGS", value_name = "DIR")]
+    pub(crate) mappings: Option<PathBuf>,
+    /// Register column mapping, for an export that differs from format v1.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) register_mapping: Option<PathBuf>,
+    /// Target settings (identifier style, id namespace).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) target: Option<PathBuf>,
+    /// More log output (-v info, -vv debug). Logs go to stderr and never hold a full personnummer.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Log lines as JSON, for a log collector.
+    #[arg(long, global = true)]
+    pub(crate) log_json: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Translate register CSV → FHIR (transaction Bundle, or NDJSON), or FHIR → register CSV.
+    ///
+    /// The direction follows INPUT: a .csv file is a register export; a .json Bundle, an
+    /// .ndjson file or a folder of them is FHIR. Bad rows are reported line by line on stderr
+    /// and written to a quarantine file beside the input; the good rows still come out.
+    Translate {
+        /// Register export (.csv), or FHIR (Bundle .json, .ndjson, or a folder).
+        input: PathBuf,
+        /// Where to write (default: standard output).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Write FHIR as NDJSON (one resource a line) instead of a transaction Bundle.
+        #[arg(long)]
+        ndjson: bool,
+        /// Quarantine file for rejected rows (default: INPUT with .quarantine.csv).
+        #[arg(long, value_name = "FILE")]
+        quarantine: Option<PathBuf>,
+    },
+    /// Check register and/or EHR data against the guideline rules FK-R01..FK-R20.
+    ///
+    /// Rules that need EHR-only facts (life-threatening condition, municipal care, discharge,
+    /// plans, …) read them from the EHR data; a rule whose data is absent from the input is
+    /// listed as "not evaluated", never passed. See `fastkontakt rules` for the list.
+    Check {
+        /// Register export (.csv).
+        #[arg(long, value_name = "FILE")]
+        register: Option<PathBuf>,
+        /// EHR data: a FHIR server's base URL, a Bundle (.json), NDJSON, or a folder of them.
+        #[arg(long, value_name = "PATH")]
+        ehr: Option<PathBuf>,
+        /// Region profile: a name in mappings/profiles/ (gavleborg, orebro) or a TOML file.
+        #[arg(long, default_value = "gavleborg", value_name = "NAME|PATH")]
+        profile: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Write the report here instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Exit 1 when a finding is at or above this severity.
+        #[arg(long, value_enum, default_value_t = FailOn::Error)]
+        fail_on: FailOn,
+        /// Judge "active" as of this day (default: today in Europe/Stockholm).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<chrono::NaiveDate>,
+        /// Quarantine file for rejected register rows (default: none written).
+        #[arg(long, value_name = "FILE")]
+        quarantine: Option<PathBuf>,
+    },
+    /// Sync the register's contacts into an EHR over FHIR R4: plan (three-way diff), then apply.
+    ///
+    /// Creates, updates and ends relations (never deletes); a person's change in the EHR to a
+    /// register-owned element is a conflict, reported and kept unless --on-conflict
+    /// register-wins. A re-run on an unchanged export writes nothing. Settings may come from
+    /// --config FILE (TOML, same names with underscores); flags win.
+    /// Exit: 0 done, 1 done with conflicts or rejected rows, 2 failed.
+    Sync(Box<SyncArgs>),
+    /// Reconcile a whole region: register against EHR, every rule, and what a sync would do.
+    ///
+    /// Read-only unless --apply. The EHR is a FHIR server (read by Bulk Data $export when it
+    /// offers it, else by paged searches a few types at a time) or export files: NDJSON, a
+    /// Bundle, or a folder of them, streamed so memory stays bounded. Writes a report folder:
+    /// report.html (open it in a browser: summary, chart per unit, filterable table),
+    /// findings.csv, findings.json (as `check --format json`) and plan.json. The folder holds
+    /// patient identities and is made readable by its owner only.
+    /// Exit: 0 no finding at or above --fail-on, 1 findings (or an apply with conflicts),
+    /// 2 failed.
+    ///
+    /// Example: fastkontakt reconcile --register export.csv --ehr ehr-export/ --report out/
+    Reconcile(Box<ReconcileArgs>),
+    /// Who was this patient's FLK, FVK or treating role, and which sync run set it.
+    History {
+        /// The patient's personnummer or samordningsnummer.
+        patient: String,
+        /// Only relations valid on this day.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        at: Option<chrono::NaiveDate>,
+        /// The sync state file.
+        #[arg(long, default_value = "fastkontakt-state.sqlite", value_name = "PATH")]
+        state: PathBuf,
+        /// The state file's key: file:PATH or env:NAME (see sync --help).
+        #[arg(long, env = "FASTKONTAKT_STATE_KEY", value_name = "SECRET")]
+        state_key: Option<String>,
+    },
+    /// List the rules with their basis, or explain one (`fastkontakt rules FK-R03`).
+    Rules {
+        /// A rule id, e.g. FK-R03.
+        id: Option<String>,
+    },
+    /// Sample data: a synthetic region for tests and benchmarks.
+    Samples {
+        #[command(subcommand)]
+        command: SamplesCommand,
+    },
+}
+
+#[derive(clap::Args, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SyncArgs {
+    /// Settings file (TOML) for scheduled jobs; command-line flags override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    #[serde(skip)]
+    pub(crate) config: Option<PathBuf>,
+    /// Register export (.csv).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) register: Option<PathBuf>,
+    /// The EHR's FHIR base URL.
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) ehr: Option<String>,
+    /// State file (SQLite): last-applied state, runs, ledger.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) state: Option<PathBuf>,
+    /// The secret that keys every patient hash in the state file: file:PATH or env:NAME, at
+    /// least 16 bytes (make one: head -c 32 /dev/urandom | base64 > state.key). Required; a
+    /// state file opened with another key is refused.
+    #[arg(
+        long,
+        global = true,
+        env = "FASTKONTAKT_STATE_KEY",
+        value_name = "SECRET"
+    )]
+    pub(crate) state_key: Option<String>,
+    /// Other origins (scheme://host:port) that may receive the credentials, e.g. a Bulk Data
+    /// file server; by default only the --ehr URL's own origin does. Repeatable.
+    #[arg(long, global = true, value_name = "ORIGIN")]
+    pub(crate) auth_allow_origin: Vec<String>,
+    /// Most seconds one request may wait between retries, Retry-After included (default 120);
+    /// past it the run fails rather than hang.
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub(crate) max_retry_wait: Option<u64>,
+    /// Plan and print, write nothing.
+    #[arg(long, global = true)]
+    pub(crate) dry_run: bool,
+    /// Write the run summary as JSON here.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) summary: Option<PathBuf>,
+    /// What to do when a person changed a register-owned element in the EHR.
+    #[arg(long, global = true, value_enum)]
+    pub(crate) on_conflict: Option<fastkontakt::sync::OnConflict>,
+    /// Entries per transaction Bundle.
+    #[arg(long, global = true)]
+    pub(crate) chunk_size: Option<usize>,
+    /// Refuse to end more than this share of the active relations in one run (0..1).
+    #[arg(long, global = true)]
+    pub(crate) max_end_share: Option<f64>,
+    /// Bearer token: file:PATH or env:NAME.
+    #[arg(long, global = true, value_name = "SECRET")]
+    pub(crate) bearer: Option<String>,
+    /// OAuth2 token endpoint (client credentials).
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) token_url: Option<String>,
+    #[arg(long, global = true)]
+    pub(crate) client_id: Option<String>,
+    /// OAuth2 client secret: file:PATH or env:NAME.
+    #[arg(long, global = true, value_name = "SECRET")]
+    pub(crate) client_secret: Option<String>,
+    #[arg(long, global = true)]
+    pub(crate) scope: Option<String>,
+    /// SMART Backend Services: the client's private key (PEM) for private_key_jwt: file:PATH or env:NAME.
+    #[arg(long, global = true, value_name = "SECRET")]
+    pub(crate) client_key: Option<String>,
+    /// Signing algorithm for --client-key: ES384 (default) or RS384.
+    #[arg(long, global = true)]
+    pub(crate) client_key_alg: Option<String>,
+    /// Key id (kid) the token endpoint knows --client-key by.
+    #[arg(long, global = true)]
+    pub(crate) client_key_id: Option<String>,
+    /// Client certificate as PKCS#12 (e.g. a SITHS export) instead of --client-cert.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) client_p12: Option<PathBuf>,
+    /// Password of --client-p12: file:PATH or env:NAME.
+    #[arg(long, global = true, value_name = "SECRET")]
+    pub(crate) client_p12_password: Option<String>,
+    /// Client certificate and key (PEM, one file) for mutual TLS, e.g. SITHS.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) client_cert: Option<PathBuf>,
+    /// A private CA (PEM) to trust for the EHR's certificate.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) ca_cert: Option<PathBuf>,
+    /// Sent as X-Tenant-ID.
+    #[arg(long, global = true)]
+    pub(crate) tenant: Option<String>,
+    /// Day used for end dates (default today, Europe/Stockholm).
+    #[arg(long, global = true, value_name = "YYYY-MM-DD")]
+    pub(crate) as_of: Option<chrono::NaiveDate>,
+    #[command(subcommand)]
+    #[serde(skip)]
+    pub(crate) action: Option<SyncAction>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ReconcileArgs {
+    /// Register export (.csv).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) register: PathBuf,
+    /// The EHR: a FHIR base URL, or export files (NDJSON, a Bundle, or a folder of them).
+    #[arg(long, value_name = "URL|FILE|DIR")]
+    pub(crate) ehr: String,
+    /// Region profile: a name in mappings/profiles/ (gavleborg, orebro) or a TOML file.
+    #[arg(long, default_value = "gavleborg", value_name = "NAME|PATH")]
+    pub(crate) profile: String,
+    /// The report folder (created; files in it are replaced).
+    #[arg(long, default_value = "reconcile-report", value_name = "DIR")]
+    pub(crate) report: PathBuf,
+    /// Judge "active" as of this day (default: today in Europe/Stockholm).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub(crate) as_of: Option<chrono::NaiveDate>,
+    /// Exit 1 when a finding is at or above this severity.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub(crate) fail_on: FailOn,
+    /// Carry out the plan through sync's apply path (If-Match, Provenance, ledger). Needs --ehr URL.
+    #[arg(long)]
+    pub(crate) apply: bool,
+    /// Sync state file (SQLite): what was applied before decides updates and conflicts.
+    #[arg(long, default_value = "fastkontakt-state.sqlite", value_name = "PATH")]
+    pub(crate) state: PathBuf,
+    /// The state file's key: file:PATH or env:NAME (see sync --help); needed with a state file.
+    #[arg(long, env = "FASTKONTAKT_STATE_KEY", value_name = "SECRET")]
+    pub(crate) state_key: Option<String>,
+    /// Passes over the EHR data, each holding one slice of the patients in memory
+    /// (default: one per 2 GB of EHR files).
+    #[arg(long, value_name = "N")]
+    pub(crate) partitions: Option<u32>,
+    /// Read the server by paged search even when it offers Bulk Data $export.
+    #[arg(long)]
+    pub(crate) no_export: bool,
+    /// Resource types searched at once when reading a server by paged search.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub(crate) concurrency: usize,
+    /// Keep the files fetched from the server in this folder (default: removed after the run).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) keep_fetched: Option<PathBuf>,
+    /// Quarantine file for rejected register rows (default: in the report folder).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) quarantine: Option<PathBuf>,
+    /// What --apply does when a person changed a register-owned element in the EHR.
+    #[arg(long, value_enum, default_value_t = fastkontakt::sync::OnConflict::Report)]
+    pub(crate) on_conflict: fastkontakt::sync::OnConflict,
+    /// Refuse a plan that ends more than this share of the active relations (0..1).
+    #[arg(long, default_value_t = 0.2)]
+    pub(crate) max_end_share: f64,
+    /// Server connection settings as for sync (TOML: bearer, token_url, client_cert, …).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Sent as X-Tenant-ID.
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// Bearer token: file:PATH or env:NAME.
+    #[arg(long, value_name = "SECRET")]
+    pub(crate) bearer: Option<String>,
+}
+
+#[derive(Subcommand, Clone)]
+pub(crate) enum SyncAction {
+    /// Write the plan to a file for review; writes nothing to the EHR.
+    Plan {
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Apply a reviewed plan, only if the EHR has not changed since it was planned.
+    Apply { plan: PathBuf },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    Text,
+    Json,
+    Csv,
+    OperationOutcome,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum FailOn {
+    Error,
+    Warning,
+    Never,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SamplesCommand {
+    /// Generate a synthetic region: register.csv, the EHR side as NDJSON, and manifest.json
+    /// listing every injected inconsistency. Deterministic by seed; identity numbers are made up.
+    Generate {
+        #[arg(long, default_value_t = 1000)]
+        patients: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Share of patients given an injected inconsistency (0..1).
+        #[arg(long, default_value_t = 0.05)]
+        inconsistency_share: f64,
+        #[arg(short, long, value_name = "DIR")]
+        output: PathBuf,
+    },
+}
