@@ -35,7 +35,7 @@ pub enum PipelineError {
     #[error("reading the EHR from {ehr}: {source}")]
     Fetch {
         ehr: String,
-        source: crate::reconcile::fetch::FetchError,
+        source: crate::sources::ehr::fetch::FetchError,
     },
     #[error("{path}: {source}")]
     Io {

@@ -8,7 +8,7 @@ use crate::fhir::outbound::Outbound;
 use crate::mapping::Mappings;
 use crate::sinks::quarantine::Quarantine;
 use crate::sinks::register_csv::{RegisterCsvWriter, RegisterWriteError};
-use crate::sources::fhir_files::{FhirFileError, FhirFiles};
+use crate::sources::ehr::files::{FhirFileError, FhirFiles};
 use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
 use std::collections::HashMap;
 use std::io::Write;

@@ -2,8 +2,6 @@
 //! files first), partition by partition: every rule, and the plan a sync would make.
 //! Flow: sources (register, EHR stream) → checks and plan per partition → `report` (sinks).
 
-pub mod fetch;
-
 use crate::checks::run::{
     run_streamed, CheckError, CheckReport, EhrDirectory, Partition, Streamed,
 };
@@ -15,7 +13,7 @@ use crate::fhir::outbound::relation_type;
 use crate::fhir::Resource;
 use crate::mapping::Mappings;
 use crate::progress::Progress;
-use crate::sources::fhir_files::FhirFileError;
+use crate::sources::ehr::files::FhirFileError;
 use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
 use crate::sync::engine::{product_relations, row_key, Held, Planner, SyncError, Want};
 use crate::sync::ownership::Ownership;

@@ -3,7 +3,7 @@
 //! Two passes: the directory and Patients first (kept, small), then the patient-scoped rest.
 
 use crate::fhir::model::{self, Resource};
-use crate::sources::fhir_files::{
+use crate::sources::ehr::files::{
     short_reason, BadResource, FhirFileError, MAX_JSON_FILE_BYTES, MAX_LINE_BYTES,
 };
 use crate::sources::lines::read_line_capped;

@@ -1,0 +1,8 @@
+//! Source: reading an EHR, whatever it is. FHIR files (`files`: a Bundle, NDJSON, a folder),
+//! streamed in batches and passes (`stream`), fetched from a server to files first (`fetch`:
+//! Bulk Data `$export` or paged search), and joined by patient, a partition at a time (`side`).
+
+pub mod fetch;
+pub mod files;
+pub mod side;
+pub mod stream;
