@@ -15,7 +15,9 @@ use crate::mapping::Mappings;
 use crate::progress::Progress;
 use crate::sources::ehr::files::FhirFileError;
 use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
-use crate::sync::engine::{product_relations, row_key, Held, Planner, SyncError, Want};
+use crate::sync::engine::{
+    product_relations, row_key, Bodies, Held, PlanBasis, Planner, SyncError, Want,
+};
 use crate::sync::ownership::Ownership;
 use crate::sync::spill::SpilledItems;
 use crate::sync::state::State;
@@ -138,8 +140,18 @@ pub fn run(
         String::new()
     };
     let name = job.register.display().to_string();
-    let mut planner = Planner::new(m, job.own, job.state, job.options, &job.base, &name, &sha);
-    planner.bodies = false;
+    let mut planner = Planner::new(
+        m,
+        job.own,
+        job.state,
+        job.options,
+        PlanBasis {
+            base: &job.base,
+            register: &name,
+            sha256: &sha,
+        },
+        Bodies::ReviewOnly,
+    );
     let mut planned_refs: HashSet<String> = HashSet::new();
     let mut existing: Option<Existing> = None;
     let mut failed: Option<ReconcileError> = None;
@@ -167,8 +179,7 @@ pub fn run(
             let existing = existing.get_or_insert_with(|| Existing::new(dir, idx));
             let mut errors = Vec::new();
             let actual = product_relations(m, product, &mut errors);
-            planner.plan.errors.extend(errors);
-            planner.active_owned += actual.values().filter(|a| a["status"] == "active").count();
+            planner.found(&actual, errors);
             match plan_partition(
                 &mut planner,
                 job.register,
@@ -194,7 +205,6 @@ pub fn run(
     let plan = if job.plan {
         let mut p = planner.finish()?;
         p.rejected_rows = report.rejected_rows;
-        p.review_only = true;
         Some(p)
     } else {
         None
@@ -261,7 +271,7 @@ fn plan_partition(
             let key = format!("{t}/{det}");
             match found {
                 Some(id) if *id != det => {
-                    planner.rewrite.insert(key, format!("{t}/{id}"));
+                    planner.resolved(key, format!("{t}/{id}"));
                 }
                 Some(_) => {}
                 None => {
@@ -303,10 +313,8 @@ fn plan_partition(
         let a = actual.remove(&key);
         // Held rows matter only for ends, which come after the whole register is read.
         planner.relation(&key, Some(want), a.as_ref(), &not_ending)?;
-        if planner.plan.items.len() >= SPILL_EVERY {
-            spill
-                .take(&mut planner.plan.items)
-                .map_err(ReconcileError::Spill)?;
+        if planner.items().len() >= SPILL_EVERY {
+            spill.take(planner.items()).map_err(ReconcileError::Spill)?;
         }
     }
     let held = Held {
@@ -314,14 +322,12 @@ fn plan_partition(
         patients: &held_patients,
         unreadable_rows,
     };
-    planner.plan.unreadable_rows += unreadable_rows;
+    planner.rejected(0, unreadable_rows);
     let mut gone: Vec<(String, Value)> = actual.into_iter().collect();
     gone.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for (key, a) in gone {
         planner.relation(&key, None, Some(&a), &held)?;
     }
-    spill
-        .take(&mut planner.plan.items)
-        .map_err(ReconcileError::Spill)?;
+    spill.take(planner.items()).map_err(ReconcileError::Spill)?;
     Ok(())
 }

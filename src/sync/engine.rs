@@ -448,12 +448,23 @@ pub async fn plan(
     let (rewrite, creates) = resolve_references(client, &d.references).await?;
     let mut errors = Vec::new();
     let actual = actual(client, m, &mut errors).await?;
-    let mut planner = Planner::new(m, own, state, opts, client.base(), register_name, &d.sha256);
-    planner.plan.rejected_rows = d.rejected.len() as u64;
-    planner.plan.unreadable_rows = d.unreadable_rows;
-    planner.plan.errors.extend(errors);
-    planner.rewrite = rewrite;
-    planner.active_owned = actual.values().filter(|a| a["status"] == "active").count();
+    let mut planner = Planner::new(
+        m,
+        own,
+        state,
+        opts,
+        PlanBasis {
+            base: client.base(),
+            register: register_name,
+            sha256: &d.sha256,
+        },
+        Bodies::Kept,
+    );
+    planner.rejected(d.rejected.len() as u64, d.unreadable_rows);
+    planner.found(&actual, errors);
+    for (det, existing) in rewrite {
+        planner.resolved(det, existing);
+    }
     planner.reference_creates(creates);
     let held = Held {
         rows: &d.held_rows,
@@ -492,20 +503,39 @@ pub struct Want<'a> {
     pub body: &'a dyn Fn() -> Value,
 }
 
-/// Decides, relation by relation, what a sync does: the three-way diff. The same decisions
-/// serve `sync` (from a server) and `reconcile` (from a server or from files).
+/// What a plan is made against and from: the EHR's base URL (or the files), the export and
+/// its SHA-256.
+pub struct PlanBasis<'b> {
+    pub base: &'b str,
+    pub register: &'b str,
+    pub sha256: &'b str,
+}
+
+/// Whether a plan's creates carry their bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bodies {
+    /// A live plan, to apply.
+    Kept,
+    /// A plan made from files, for review: creates carry no body (a region's bodies would not
+    /// fit in memory, and the files are not the live EHR to apply against).
+    ReviewOnly,
+}
+
+/// Decides, relation by relation, what a sync does: the three-way diff. The one planner of
+/// every caller: `sync` and `reconcile` against a server feed it what they searched,
+/// `reconcile` from files what the files hold, a partition at a time; what differs is told
+/// through `found`, `resolved` and `Bodies`.
 pub struct Planner<'a> {
-    pub plan: SyncPlan,
+    plan: SyncPlan,
     own: &'a Ownership,
     opts: &'a Options,
     state: &'a State,
     ns: uuid::Uuid,
     /// Deterministic reference → the id the EHR uses.
-    pub rewrite: HashMap<String, String>,
+    rewrite: HashMap<String, String>,
     /// The product's active relations in the EHR (for the end-share guard).
-    pub active_owned: usize,
-    /// False for a review-only plan: creates carry no body (built at apply time by `sync`).
-    pub bodies: bool,
+    active_owned: usize,
+    bodies: Bodies,
     seq: i64,
     ends: usize,
 }
@@ -516,16 +546,16 @@ impl<'a> Planner<'a> {
         own: &'a Ownership,
         state: &'a State,
         opts: &'a Options,
-        base: &str,
-        register: &str,
-        sha256: &str,
+        basis: PlanBasis,
+        bodies: Bodies,
     ) -> Self {
         Planner {
             plan: SyncPlan {
-                base: base.to_owned(),
-                register: register.to_owned(),
-                register_sha256: sha256.to_owned(),
+                base: basis.base.to_owned(),
+                register: basis.register.to_owned(),
+                register_sha256: basis.sha256.to_owned(),
                 created: chrono::Utc::now().to_rfc3339(),
+                review_only: bodies == Bodies::ReviewOnly,
                 ..Default::default()
             },
             own,
@@ -534,10 +564,34 @@ impl<'a> Planner<'a> {
             ns: m.target.id_namespace,
             rewrite: HashMap::new(),
             active_owned: 0,
-            bodies: true,
+            bodies,
             seq: 0,
             ends: 0,
         }
+    }
+
+    /// The product's relations found in the EHR (all, or a partition's): the end-share guard
+    /// counts the active ones; a row held twice is an error of the plan.
+    pub fn found(&mut self, actual: &HashMap<String, Value>, errors: Vec<String>) {
+        self.active_owned += actual.values().filter(|a| a["status"] == "active").count();
+        self.plan.errors.extend(errors);
+    }
+
+    /// A referenced resource the EHR already has, under its own id.
+    pub fn resolved(&mut self, deterministic: String, existing: String) {
+        self.rewrite.insert(deterministic, existing);
+    }
+
+    /// Rows the register reader rejected; `unreadable` of them could not be read far enough to
+    /// know whose they are.
+    pub fn rejected(&mut self, rows: u64, unreadable: u64) {
+        self.plan.rejected_rows += rows;
+        self.plan.unreadable_rows += unreadable;
+    }
+
+    /// The items planned so far (a caller moves them to disk as it goes).
+    pub fn items(&mut self) -> &mut Vec<PlanItem> {
+        &mut self.plan.items
     }
 
     fn next(&mut self) -> i64 {
@@ -598,7 +652,7 @@ impl<'a> Planner<'a> {
                         return Ok(());
                     }
                 }
-                let (body, owned_hash) = if self.bodies {
+                let (body, owned_hash) = if self.bodies == Bodies::Kept {
                     let body = self.body(&w);
                     let h = hash(&own.owned(&body));
                     (body, h)
