@@ -100,3 +100,55 @@ pub const RULES: &[Rule] = &[
 pub fn find(id: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.id.eq_ignore_ascii_case(id))
 }
+
+/// A rule as the code names it: a typo is a compile error, not a panic at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RuleId {
+    R01,
+    R02,
+    R03,
+    R04,
+    R05,
+    R06,
+    R07,
+    R08,
+    R09,
+    R10,
+    R11,
+    R12,
+    R13,
+    R14,
+    R15,
+    R16,
+    R17,
+    R18,
+    R19,
+    R20,
+}
+
+impl RuleId {
+    /// The rule's entry in `RULES` (in id order; a test keeps them in step).
+    pub fn rule(self) -> &'static Rule {
+        &RULES[self as usize]
+    }
+    /// `FK-R01` …
+    pub fn as_str(self) -> &'static str {
+        self.rule().id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_id_names_its_own_entry() {
+        assert_eq!(RULES.len(), 20);
+        for (i, r) in RULES.iter().enumerate() {
+            assert_eq!(r.id, format!("FK-R{:02}", i + 1));
+        }
+        assert_eq!(RuleId::R01.as_str(), "FK-R01");
+        assert_eq!(RuleId::R16.as_str(), "FK-R16");
+        assert_eq!(RuleId::R20.as_str(), "FK-R20");
+    }
+}

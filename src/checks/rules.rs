@@ -1,7 +1,7 @@
 //! The rules' logic, one patient at a time: given the register's and the EHR's contacts and the
 //! EHR-only facts, emit findings. A rule without its data records "not evaluated" once per run.
 
-use super::catalogue;
+use super::catalogue::RuleId;
 use super::matching::{compare, Discrepancy};
 use super::profile::{NeededContact, Profile, Requirement};
 use super::{Finding, NotEvaluated, Severity};
@@ -92,10 +92,10 @@ impl<'p> Engine<'p> {
     }
 
     /// Records that a rule could not run; true when it can.
-    fn needs(&mut self, rule: &'static str, available: bool, what: &str) -> bool {
-        if !available && self.profile.enabled(rule) {
+    fn needs(&mut self, rule: RuleId, available: bool, what: &str) -> bool {
+        if !available && self.profile.enabled(rule.as_str()) {
             self.not_evaluated.insert(NotEvaluated {
-                rule,
+                rule: rule.as_str(),
                 reason: format!("no data: {what}"),
             });
         }
@@ -105,20 +105,20 @@ impl<'p> Engine<'p> {
     fn emit(
         &self,
         out: &mut Vec<Finding>,
-        rule: &'static str,
+        rule: RuleId,
         severity: Option<Severity>,
         patient: &PatientId,
         message: String,
         x: Extra,
     ) {
-        if !self.profile.enabled(rule) {
+        if !self.profile.enabled(rule.as_str()) {
             return;
         }
-        let r = catalogue::find(rule).expect("rule ids are from the catalogue");
+        let r = rule.rule();
         let severity = self
             .profile
             .severity
-            .get(rule)
+            .get(r.id)
             .copied()
             .or(severity)
             .unwrap_or(r.severity);
@@ -220,7 +220,7 @@ impl<'p> Engine<'p> {
             if counted.len() > max {
                 self.emit(
                     out,
-                    "FK-R01",
+                    RuleId::R01,
                     None,
                     p,
                     format!(
@@ -244,7 +244,7 @@ impl<'p> Engine<'p> {
                     x.unit = Some(u.clone());
                     self.emit(
                         out,
-                        "FK-R01",
+                        RuleId::R01,
                         None,
                         p,
                         format!(
@@ -275,7 +275,7 @@ impl<'p> Engine<'p> {
                 if coordinating == 0 {
                     self.emit(
                         out,
-                        "FK-R02",
+                        RuleId::R02,
                         Some(Severity::Warning),
                         p,
                         format!("active FVKs in {} units and none coordinates", units.len()),
@@ -284,7 +284,7 @@ impl<'p> Engine<'p> {
                 } else if coordinating > 1 {
                     self.emit(
                         out,
-                        "FK-R02",
+                        RuleId::R02,
                         Some(Severity::Error),
                         p,
                         format!(
@@ -297,7 +297,7 @@ impl<'p> Engine<'p> {
         }
         // FK-R03
         if self.needs(
-            "FK-R03",
+            RuleId::R03,
             a.life_threatening,
             "life-threatening condition (Flag/Condition)",
         ) && ctx.life_threatening
@@ -312,7 +312,7 @@ impl<'p> Engine<'p> {
                 } else {
                     "life-threatening condition, but no FVK is a licensed physician".to_owned()
                 };
-                self.emit(out, "FK-R03", None, p, msg, side(&fvks));
+                self.emit(out, RuleId::R03, None, p, msg, side(&fvks));
             }
         }
         // FK-R04, FK-R05
@@ -340,7 +340,7 @@ impl<'p> Engine<'p> {
                         };
                         self.emit(
                             out,
-                            "FK-R05",
+                            RuleId::R05,
                             None,
                             p,
                             format!(
@@ -352,14 +352,14 @@ impl<'p> Engine<'p> {
                 }
                 Some(other) => self.emit(
                     out,
-                    "FK-R04",
+                    RuleId::R04,
                     None,
                     p,
                     format!("the FLK is {}, not a physician", other.code()),
                     side(&one),
                 ),
                 None => {
-                    self.needs("FK-R04", false, "profession of some FLKs");
+                    self.needs(RuleId::R04, false, "profession of some FLKs");
                 }
             }
             match c.unit.kind {
@@ -369,7 +369,7 @@ impl<'p> Engine<'p> {
                     x.unit = Some(c.unit.hsa.clone());
                     self.emit(
                         out,
-                        "FK-R04",
+                        RuleId::R04,
                         None,
                         p,
                         format!(
@@ -380,13 +380,13 @@ impl<'p> Engine<'p> {
                     );
                 }
                 None => {
-                    self.needs("FK-R04", false, "unit kind of some FLKs");
+                    self.needs(RuleId::R04, false, "unit kind of some FLKs");
                 }
             }
         }
         // FK-R06
         if self.needs(
-            "FK-R06",
+            RuleId::R06,
             a.municipal_care,
             "municipal care (Observation/EpisodeOfCare)",
         ) && !ctx.municipal_care.is_empty()
@@ -398,7 +398,7 @@ impl<'p> Engine<'p> {
                 let forms: Vec<&str> = ctx.municipal_care.iter().map(|f| f.code()).collect();
                 self.emit(
                     out,
-                    "FK-R06",
+                    RuleId::R06,
                     None,
                     p,
                     format!(
@@ -411,7 +411,7 @@ impl<'p> Engine<'p> {
         }
         // FK-R07: the EHR's FVKs count too, since a discharge FVK need not be in the register.
         if self.needs(
-            "FK-R07",
+            RuleId::R07,
             a.discharge,
             "inpatient encounters with discharge decided",
         ) && ctx.discharge_pending
@@ -440,16 +440,16 @@ impl<'p> Engine<'p> {
                 } else {
                     "an FVK"
                 };
-                self.emit(out, "FK-R07", None, p, format!("discharge from inpatient care is decided, but there is no {need} in the region's outpatient care"), side(&candidates));
+                self.emit(out, RuleId::R07, None, p, format!("discharge from inpatient care is decided, but there is no {need} in the region's outpatient care"), side(&candidates));
             }
         }
         // FK-R08, FK-R09, FK-R12
         if self.needs(
-            "FK-R08",
+            RuleId::R08,
             a.register && a.ehr_contacts,
             "both register and EHR contacts",
         ) {
-            self.needs("FK-R09", true, "");
+            self.needs(RuleId::R09, true, "");
             let reg: Vec<&FixedContact> = d.register.iter().map(|(c, _)| *c).collect();
             let ehr: Vec<&FixedContact> = d.ehr.iter().map(|(c, _)| *c).collect();
             let source_of = |c: &FixedContact, v: &[Sourced]| {
@@ -471,7 +471,7 @@ impl<'p> Engine<'p> {
                 match disc {
                     Discrepancy::MissingInEhr(r) => self.emit(
                         out,
-                        "FK-R08",
+                        RuleId::R08,
                         None,
                         p,
                         format!("the EHR lacks the register's {}", r.kind),
@@ -486,7 +486,7 @@ impl<'p> Engine<'p> {
                         let x = pair(register, ehr);
                         self.emit(
                             out,
-                            "FK-R08",
+                            RuleId::R08,
                             None,
                             p,
                             format!("the EHR names another person as {}", register.kind),
@@ -496,7 +496,7 @@ impl<'p> Engine<'p> {
                     Discrepancy::ExtraInEhr(_) if d.held => {}
                     Discrepancy::ExtraInEhr(e) => self.emit(
                         out,
-                        "FK-R08",
+                        RuleId::R08,
                         None,
                         p,
                         format!("the EHR has a {} the register lacks", e.kind),
@@ -516,7 +516,7 @@ impl<'p> Engine<'p> {
                         let x = pair(register, ehr);
                         self.emit(
                             out,
-                            "FK-R08",
+                            RuleId::R08,
                             None,
                             p,
                             format!("{} differs: {what}", register.kind),
@@ -528,7 +528,7 @@ impl<'p> Engine<'p> {
                         x.expression = Some("CareTeam.status".into());
                         self.emit(
                             out,
-                            "FK-R09",
+                            RuleId::R09,
                             None,
                             p,
                             format!(
@@ -543,7 +543,7 @@ impl<'p> Engine<'p> {
                         x.expression = Some("CareTeam.status".into());
                         self.emit(
                             out,
-                            "FK-R09",
+                            RuleId::R09,
                             None,
                             p,
                             format!(
@@ -555,7 +555,7 @@ impl<'p> Engine<'p> {
                     }
                     Discrepancy::DeclinedNotInEhr(r) => self.emit(
                         out,
-                        "FK-R12",
+                        RuleId::R12,
                         None,
                         p,
                         format!(
@@ -572,12 +572,12 @@ impl<'p> Engine<'p> {
                 }
             }
         } else {
-            self.needs("FK-R09", false, "both register and EHR contacts");
-            self.needs("FK-R12", false, "both register and EHR contacts");
+            self.needs(RuleId::R09, false, "both register and EHR contacts");
+            self.needs(RuleId::R12, false, "both register and EHR contacts");
         }
         // FK-R10
         if self.needs(
-            "FK-R10",
+            RuleId::R10,
             a.staff_directory,
             "the EHR's staff directory (PractitionerRole)",
         ) {
@@ -591,7 +591,7 @@ impl<'p> Engine<'p> {
                         x.unit = Some(c.unit.hsa.clone());
                         self.emit(
                             out,
-                            "FK-R10",
+                            RuleId::R10,
                             None,
                             p,
                             format!(
@@ -616,7 +616,7 @@ impl<'p> Engine<'p> {
                 {
                     self.emit(
                         out,
-                        "FK-R11",
+                        RuleId::R11,
                         None,
                         p,
                         "the FVK is administrative staff; the profile requires health-care staff"
@@ -627,11 +627,11 @@ impl<'p> Engine<'p> {
             }
         }
         // FK-R13..R15
-        if self.needs("FK-R13", a.plans, "plans (CarePlan)") {
+        if self.needs(RuleId::R13, a.plans, "plans (CarePlan)") {
             self.plans(ctx, p, &fvks, &flks, &view, out);
         } else {
-            self.needs("FK-R14", false, "plans (CarePlan)");
-            self.needs("FK-R15", false, "plans (CarePlan)");
+            self.needs(RuleId::R14, false, "plans (CarePlan)");
+            self.needs(RuleId::R15, false, "plans (CarePlan)");
         }
         // FK-R17
         let live: Vec<Sourced> = view
@@ -651,7 +651,7 @@ impl<'p> Engine<'p> {
                 {
                     self.emit(
                         out,
-                        "FK-R17",
+                        RuleId::R17,
                         None,
                         p,
                         format!(
@@ -665,7 +665,7 @@ impl<'p> Engine<'p> {
         }
         // FK-R18
         if self.needs(
-            "FK-R18",
+            RuleId::R18,
             a.patient_groups || a.large_care_needs,
             "patient group or large-care-needs data",
         ) {
@@ -708,7 +708,7 @@ impl<'p> Engine<'p> {
                 if !missing.is_empty() {
                     self.emit(
                         out,
-                        "FK-R18",
+                        RuleId::R18,
                         None,
                         p,
                         format!("{why}: lacks {}", missing.join(", ")),
@@ -721,7 +721,7 @@ impl<'p> Engine<'p> {
         if flks.len() > 1 {
             self.emit(
                 out,
-                "FK-R19",
+                RuleId::R19,
                 None,
                 p,
                 format!("{} active FLKs; a patient has one", flks.len()),
@@ -736,7 +736,7 @@ impl<'p> Engine<'p> {
                     x.unit = Some(c.unit.hsa.clone());
                     self.emit(
                         out,
-                        "FK-R19",
+                        RuleId::R19,
                         None,
                         p,
                         format!(
@@ -748,13 +748,17 @@ impl<'p> Engine<'p> {
                 }
                 Some(_) => {}
                 None => {
-                    self.needs("FK-R19", false, "listing unit of some patients with an FLK");
+                    self.needs(
+                        RuleId::R19,
+                        false,
+                        "listing unit of some patients with an FLK",
+                    );
                 }
             }
         }
         // FK-R20
         if self.needs(
-            "FK-R20",
+            RuleId::R20,
             a.deceased_or_moved,
             "death or moving out (Patient.deceased, Flag)",
         ) && (ctx.deceased || ctx.moved_out)
@@ -767,7 +771,7 @@ impl<'p> Engine<'p> {
             };
             self.emit(
                 out,
-                "FK-R20",
+                RuleId::R20,
                 None,
                 p,
                 format!(
@@ -797,9 +801,9 @@ impl<'p> Engine<'p> {
             };
             let mut missing: Vec<String> = Vec::new();
             let (rule, name) = match &plan.body {
-                PlanBody::Sip(_) => ("FK-R13", "the SIP"),
-                PlanBody::MedicalCarePlan(_) => ("FK-R14", "the medical care plan"),
-                PlanBody::DocumentedAgreement(_) => ("FK-R15", "the documented agreement"),
+                PlanBody::Sip(_) => (RuleId::R13, "the SIP"),
+                PlanBody::MedicalCarePlan(_) => (RuleId::R14, "the medical care plan"),
+                PlanBody::DocumentedAgreement(_) => (RuleId::R15, "the documented agreement"),
             };
             match &plan.body {
                 PlanBody::Sip(s) => {

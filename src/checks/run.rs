@@ -338,7 +338,7 @@ fn r16_finding(
     message: String,
     sources: Vec<String>,
 ) -> Option<Finding> {
-    let rule = super::catalogue::find("FK-R16").expect("FK-R16 is in the catalogue");
+    let rule = super::catalogue::RuleId::R16.rule();
     profile.enabled(rule.id).then(|| Finding {
         rule: rule.id,
         severity: profile
