@@ -4,7 +4,7 @@
 //! records every change in the ledger. Nothing is ever deleted: a vanished row is ended.
 
 use super::ownership::{hash, Ownership};
-use super::state::{Applied, Done, LedgerEntry, Pending, State, StateError};
+use super::state::{Applied, Done, ItemOutcome, LedgerEntry, Pending, State, StateError};
 use crate::domain::{ContactStatus, FixedContact, PatientId};
 use crate::fhir::client::{ClientError, FhirClient};
 use crate::fhir::model;
@@ -1067,7 +1067,8 @@ impl<'a> Applier<'a> {
                     // Already as wanted (another sync, or an earlier attempt that did land).
                     let l = self.ledger(&item, version_of(cur));
                     self.state.adopt(&item.key, &l.applied, self.run)?;
-                    self.state.mark(self.run, item.seq, "already-applied", "")?;
+                    self.state
+                        .mark(self.run, item.seq, ItemOutcome::AlreadyApplied, "")?;
                     return Ok(());
                 }
                 let last = self.state.applied(&item.key)?;
@@ -1080,7 +1081,8 @@ impl<'a> Applier<'a> {
                         "{}/{} changed in the EHR while the sync ran",
                         item.resource_type, item.id
                     );
-                    self.state.mark(self.run, item.seq, "conflict", &msg)?;
+                    self.state
+                        .mark(self.run, item.seq, ItemOutcome::Conflict, &msg)?;
                     self.summary.conflicts += 1;
                     self.summary.messages.push(format!("conflict: {msg}"));
                     return Ok(());
@@ -1093,7 +1095,8 @@ impl<'a> Applier<'a> {
                     "{}/{} no longer exists in the EHR",
                     item.resource_type, item.id
                 );
-                self.state.mark(self.run, item.seq, "conflict", &msg)?;
+                self.state
+                    .mark(self.run, item.seq, ItemOutcome::Conflict, &msg)?;
                 self.summary.conflicts += 1;
                 self.summary.messages.push(format!("conflict: {msg}"));
                 return Ok(());
@@ -1138,7 +1141,11 @@ impl<'a> Applier<'a> {
                     self.state.mark(
                         self.run,
                         item.seq,
-                        if conflict { "conflict" } else { "error" },
+                        if conflict {
+                            ItemOutcome::Conflict
+                        } else {
+                            ItemOutcome::Error
+                        },
                         &msg,
                     )?;
                     if conflict {

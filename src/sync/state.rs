@@ -99,6 +99,28 @@ impl StateKey {
     }
 }
 
+/// What became of a plan item that was not simply applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemOutcome {
+    /// The EHR already held what the item would write (another run, or a lost answer).
+    AlreadyApplied,
+    /// A person or another writer changed it: kept, reported.
+    Conflict,
+    /// The server refused the write.
+    Error,
+}
+
+impl ItemOutcome {
+    /// As the state file's `plan_items.outcome` column spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemOutcome::AlreadyApplied => "already-applied",
+            ItemOutcome::Conflict => "conflict",
+            ItemOutcome::Error => "error",
+        }
+    }
+}
+
 /// An intent, recorded before its write is sent (a killed run is recognised by it).
 pub struct Pending {
     pub seq: i64,
@@ -368,12 +390,18 @@ impl State {
         Ok(())
     }
 
-    pub fn mark(&self, run: i64, seq: i64, outcome: &str, detail: &str) -> Result<(), StateError> {
+    pub fn mark(
+        &self,
+        run: i64,
+        seq: i64,
+        outcome: ItemOutcome,
+        detail: &str,
+    ) -> Result<(), StateError> {
         self.conn
             .execute(
                 "UPDATE plan_items SET outcome = ?1, detail = ?2 WHERE run = ?3 AND seq = ?4",
                 params![
-                    outcome,
+                    outcome.as_str(),
                     crate::sources::register::mask_identity_numbers(detail),
                     run,
                     seq
