@@ -539,14 +539,10 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
         item
     }
 
-    fn convert(&mut self, line: u64, raw: &[u8]) -> RegisterItem {
-        let decoded = self.encoding.decode(raw).map(|t| t.into_owned());
-        let rec = self
-            .splitter
-            .split(decoded.as_deref().map_or(raw, str::as_bytes));
+    /// Fields not valid in the file's encoding, and fields over the cap: problems of their own
+    /// columns.
+    fn unreadable_fields(&self, rec: &Record) -> Vec<RowProblem> {
         let mut problems = Vec::new();
-        // Fields not valid in the file's encoding, and fields over the cap: problems of their
-        // own columns; the row is rejected, its identity taken from the fields that read.
         for i in 0..rec.len() {
             let bytes = rec.bytes(i).unwrap_or_default();
             if std::str::from_utf8(bytes).is_err() {
@@ -571,7 +567,28 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
                 });
             }
         }
-        if !problems.is_empty() {
+        problems
+    }
+
+    /// A row id seen before in this file is a problem of the row.
+    fn repeated_row_id(&mut self, id: &RowId) -> Option<RowProblem> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.as_str().hash(&mut h);
+        (!self.seen_row_ids.insert(h.finish())).then(|| RowProblem {
+            column: self.columns.name(Field::RowId).to_owned(),
+            value: id.to_string(),
+            reason: "this row id appeared earlier in the file".into(),
+        })
+    }
+
+    fn convert(&mut self, line: u64, raw: &[u8]) -> RegisterItem {
+        let decoded = self.encoding.decode(raw).map(|t| t.into_owned());
+        let rec = self
+            .splitter
+            .split(decoded.as_deref().map_or(raw, str::as_bytes));
+        let unreadable = self.unreadable_fields(&rec);
+        if !unreadable.is_empty() {
+            // The row is rejected, its identity taken from the fields that read.
             if decoded.is_none() {
                 self.undecodable_rows += 1;
             }
@@ -579,345 +596,49 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
             let patient = PatientId::parse(self.columns.get(Field::Patient, &rec)).ok();
             // An undecodable row whose patient does not read could be anyone's.
             let unknown = decoded.is_none() && patient.is_none();
-            let mut item = self.reject(line, raw, problems, row_id, patient);
+            let mut item = self.reject(line, raw, unreadable, row_id, patient);
             if let RegisterItem::Rejected(r) = &mut item {
                 r.identity_unknown = unknown;
             }
             return item;
         }
+        let mut row = RowParser {
+            c: &self.columns,
+            m: self.mapping,
+            t: self.terminology,
+            rec: &rec,
+            problems: Vec::new(),
+        };
         if rec.len() != self.n_header {
-            problems.push(RowProblem {
+            row.problems.push(RowProblem {
                 column: "(row)".into(),
                 value: String::new(),
                 reason: format!("has {} fields, the header has {}", rec.len(), self.n_header),
             });
         }
-        let c = &self.columns;
-        let m = self.mapping;
-        let t = self.terminology;
-        let mut problem = |field: Field, value: &str, reason: String| {
-            // A patient number is masked wherever it stands (a shifted row puts it anywhere).
-            let value = if matches!(field, Field::Patient) {
-                mask(value)
-            } else {
-                mask_identity_numbers(&shorten(value))
-            };
-            problems.push(RowProblem {
-                column: c.name(field).to_owned(),
-                value,
-                reason,
-            });
-        };
-        let code = |url: &str, word: &str| {
-            t.map_by_url(url)
-                .and_then(|cm| cm.translate(word))
-                .map(str::to_owned)
-        };
-        let accepted = |url: &str| {
-            t.map_by_url(url)
-                .map(|cm| cm.source_codes().join(", "))
-                .unwrap_or_default()
-        };
-
-        let row_id_text = c.get(Field::RowId, &rec);
-        let row_id = RowId::new(row_id_text);
-        if row_id.is_none() {
-            problem(Field::RowId, "", "required, empty".into());
-        }
-        let patient_text = c.get(Field::Patient, &rec);
-        let patient = if patient_text.is_empty() {
-            problem(Field::Patient, "", "required, empty".into());
-            None
-        } else {
-            PatientId::parse(patient_text)
-                .map_err(|e| problem(Field::Patient, patient_text, e.to_string()))
-                .ok()
-        };
-        let kind_word = c.get(Field::Kind, &rec);
-        let kind_code = code(&m.code_maps.kind, kind_word);
-        if kind_code.is_none() {
-            problem(
-                Field::Kind,
-                kind_word,
-                format!(
-                    "unknown code; expected one of {}",
-                    accepted(&m.code_maps.kind)
-                ),
-            );
-        }
-        let yes_no = |field: Field,
-                      text: &str,
-                      problem: &mut dyn FnMut(Field, &str, String)|
-         -> Option<bool> {
-            if text.is_empty() {
-                None
-            } else if text == m.format.yes {
-                Some(true)
-            } else if text == m.format.no {
-                Some(false)
-            } else {
-                problem(
-                    field,
-                    text,
-                    format!("expected {} or {}", m.format.yes, m.format.no),
-                );
-                None
-            }
-        };
-        let coordinating_text = c.get(Field::Coordinating, &rec);
-        let coordinating =
-            yes_no(Field::Coordinating, coordinating_text, &mut problem).unwrap_or(false);
-        let role_word = c.get(Field::Role, &rec);
-        let kind = match kind_code.as_deref() {
-            Some("flk") => Some(ContactKind::Flk),
-            Some("fvk") => Some(ContactKind::Fvk {
-                coordinating,
-                at_discharge: false,
-            }),
-            Some("behandlande-roll") => {
-                if role_word.is_empty() {
-                    problem(
-                        Field::Role,
-                        "",
-                        format!("required when {} is {kind_word}", c.name(Field::Kind)),
-                    );
-                    None
-                } else {
-                    match code(&m.code_maps.role, role_word)
-                        .and_then(|r| TreatingRole::from_code(&r))
-                    {
-                        Some(r) => Some(ContactKind::TreatingRole(r)),
-                        None => {
-                            problem(
-                                Field::Role,
-                                role_word,
-                                format!(
-                                    "unknown code; expected one of {}",
-                                    accepted(&m.code_maps.role)
-                                ),
-                            );
-                            None
-                        }
-                    }
-                }
-            }
-            Some(other) => {
-                problem(
-                    Field::Kind,
-                    kind_word,
-                    format!("maps to '{other}', which the product does not know"),
-                );
-                None
-            }
-            None => None,
-        };
-        if let Some(k) = kind {
-            if !matches!(k, ContactKind::TreatingRole(_)) && !role_word.is_empty() {
-                problem(
-                    Field::Role,
-                    role_word,
-                    format!("only a treating role has a role code, this row is {k}"),
-                );
-            }
-            if coordinating && !k.is_fvk() {
-                problem(
-                    Field::Coordinating,
-                    coordinating_text,
-                    format!("only an FVK coordinates, this row is {k}"),
-                );
-            }
-        }
-        let status_word = c.get(Field::Status, &rec);
-        let status =
-            code(&m.code_maps.status, status_word).and_then(|s| ContactStatus::from_code(&s));
-        if status.is_none() {
-            problem(
-                Field::Status,
-                status_word,
-                format!(
-                    "unknown code; expected one of {}",
-                    accepted(&m.code_maps.status)
-                ),
-            );
-        }
-        let date = |field: Field,
-                    text: &str,
-                    problem: &mut dyn FnMut(Field, &str, String)|
-         -> Option<NaiveDate> {
-            NaiveDate::parse_from_str(text, &m.format.date_format)
-                .map_err(|e| {
-                    problem(
-                        field,
-                        text,
-                        format!("not a date in the form {} ({e})", m.format.date_format),
-                    )
-                })
-                .ok()
-        };
-        let start_text = c.get(Field::Start, &rec);
-        let start = if start_text.is_empty() {
-            problem(Field::Start, "", "required, empty".into());
-            None
-        } else {
-            date(Field::Start, start_text, &mut problem)
-        };
-        let end_text = c.get(Field::End, &rec);
-        let end = if end_text.is_empty() {
-            None
-        } else {
-            date(Field::End, end_text, &mut problem)
-        };
-        let period = match start {
-            Some(s) if end.is_some() || end_text.is_empty() => Period::new(s, end)
-                .map_err(|e| problem(Field::End, end_text, e.to_string()))
-                .ok(),
-            _ => None,
-        };
-        let hsa = |field: Field,
-                   text: &str,
-                   problem: &mut dyn FnMut(Field, &str, String)|
-         -> Option<HsaId> {
-            if text.is_empty() {
-                None
-            } else {
-                HsaId::parse(text)
-                    .map_err(|e| problem(field, text, e.to_string()))
-                    .ok()
-            }
-        };
-        let staff_text = c.get(Field::StaffHsa, &rec);
-        let staff_hsa = hsa(Field::StaffHsa, staff_text, &mut problem);
-        if staff_text.is_empty() && status.is_some_and(|s| s != ContactStatus::Declined) {
-            problem(
-                Field::StaffHsa,
-                "",
-                format!("required unless {} is declined", c.name(Field::Status)),
-            );
-        }
-        let profession_word = c.get(Field::Profession, &rec);
-        let profession = if profession_word.is_empty() {
-            None
-        } else {
-            let p = code(&m.code_maps.profession, profession_word)
-                .and_then(|p| Profession::from_code(&p));
-            if p.is_none() {
-                problem(
-                    Field::Profession,
-                    profession_word,
-                    format!(
-                        "unknown code; expected one of {}",
-                        accepted(&m.code_maps.profession)
-                    ),
-                );
-            }
-            p
-        };
-        let licence = match yes_no(Field::Licensed, c.get(Field::Licensed, &rec), &mut problem) {
-            Some(true) => Licence::Licensed,
-            Some(false) => Licence::NotLicensed,
-            None => Licence::Unknown,
-        };
-        let mut specialties = Vec::new();
-        let spec_text = c.get(Field::Specialties, &rec);
-        if !spec_text.is_empty() {
-            for word in spec_text
-                .split(m.format.list_separator.as_str())
-                .map(str::trim)
-                .filter(|w| !w.is_empty())
-            {
-                match code(&m.code_maps.specialties, word).and_then(|s| t.specialty(&s)) {
-                    Some(s) => specialties.push(s),
-                    None => problem(
-                        Field::Specialties,
-                        word,
-                        format!(
-                            "unknown code; expected one of {}",
-                            accepted(&m.code_maps.specialties)
-                        ),
-                    ),
-                }
-            }
-        }
-        let unit_text = c.get(Field::UnitHsa, &rec);
-        if unit_text.is_empty() {
-            problem(Field::UnitHsa, "", "required, empty".into());
-        }
-        let unit_hsa = hsa(Field::UnitHsa, unit_text, &mut problem);
-        let unit_kind_word = c.get(Field::UnitKind, &rec);
-        let unit_kind = if unit_kind_word.is_empty() {
-            None
-        } else {
-            let k =
-                code(&m.code_maps.unit_kind, unit_kind_word).and_then(|k| UnitKind::from_code(&k));
-            if k.is_none() {
-                problem(
-                    Field::UnitKind,
-                    unit_kind_word,
-                    format!(
-                        "unknown code; expected one of {}",
-                        accepted(&m.code_maps.unit_kind)
-                    ),
-                );
-            }
-            k
-        };
-        let listing_unit = hsa(
-            Field::ListingUnit,
-            c.get(Field::ListingUnit, &rec),
-            &mut problem,
-        );
-        let reg_at_text = c.get(Field::RegisteredAt, &rec);
-        let reg_at = if reg_at_text.is_empty() {
-            None
-        } else {
-            match NaiveDateTime::parse_from_str(reg_at_text, &m.format.timestamp_format) {
-                Err(e) => {
-                    problem(
-                        Field::RegisteredAt,
-                        reg_at_text,
-                        format!(
-                            "not a timestamp in the form {} ({e})",
-                            m.format.timestamp_format
-                        ),
-                    );
-                    None
-                }
-                // The earlier of an ambiguous autumn hour; a spring-gap time does not exist.
-                Ok(local) => match m.tz().from_local_datetime(&local).earliest() {
-                    Some(t) => Some(t.fixed_offset()),
-                    None => {
-                        problem(
-                            Field::RegisteredAt,
-                            reg_at_text,
-                            format!("does not exist in {} (daylight-saving gap)", m.tz()),
-                        );
-                        None
-                    }
-                },
-            }
-        };
-        let reg_by = hsa(
-            Field::RegisteredBy,
-            c.get(Field::RegisteredBy, &rec),
-            &mut problem,
-        );
-
-        if let Some(id) = &row_id {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            id.as_str().hash(&mut h);
-            if !self.seen_row_ids.insert(h.finish()) {
-                problems.push(RowProblem {
-                    column: self.columns.name(Field::RowId).to_owned(),
-                    value: id.to_string(),
-                    reason: "this row id appeared earlier in the file".into(),
-                });
-            }
+        let parsed = row.parse();
+        let mut problems = row.problems;
+        if let Some(p) = parsed
+            .row_id
+            .as_ref()
+            .and_then(|id| self.repeated_row_id(id))
+        {
+            problems.push(p);
         }
         if !problems.is_empty() {
-            return self.reject(line, raw, problems, row_id, patient);
+            return self.reject(line, raw, problems, parsed.row_id, parsed.patient);
         }
-        let (Some(row_id), Some(patient), Some(kind), Some(status), Some(period), Some(unit_hsa)) =
-            (row_id, patient, kind, status, period, unit_hsa)
+        let Parsed {
+            row_id: Some(row_id),
+            patient: Some(patient),
+            kind: Some(kind),
+            status: Some(status),
+            period: Some(period),
+            staff,
+            unit: Some(unit),
+            listing_unit,
+            registration,
+        } = parsed
         else {
             // Every None above recorded a problem, so this is unreachable with an empty list.
             let p = RowProblem {
@@ -927,22 +648,6 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
             };
             return self.reject(line, raw, vec![p], None, None);
         };
-        let staff = staff_hsa.map(|hsa| Staff {
-            hsa,
-            name: non_empty(c.get(Field::StaffName, &rec)),
-            profession,
-            licence,
-            specialties,
-        });
-        let unit = CareUnit {
-            hsa: unit_hsa,
-            name: non_empty(c.get(Field::UnitName, &rec)),
-            kind: unit_kind,
-        };
-        let registration = (reg_at.is_some() || reg_by.is_some()).then_some(Registration {
-            at: reg_at,
-            by: reg_by,
-        });
         match FixedContact::new(
             row_id.clone(),
             patient.clone(),
@@ -964,6 +669,336 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
                 self.reject(line, raw, vec![p], Some(row_id), Some(patient))
             }
         }
+    }
+}
+
+/// A row's fields as read; None where a problem was recorded.
+struct Parsed {
+    row_id: Option<RowId>,
+    patient: Option<PatientId>,
+    kind: Option<ContactKind>,
+    status: Option<ContactStatus>,
+    period: Option<Period>,
+    staff: Option<Staff>,
+    unit: Option<CareUnit>,
+    listing_unit: Option<HsaId>,
+    registration: Option<Registration>,
+}
+
+/// Reads one split row field by field, recording every problem (a row reports all of them at
+/// once, each naming its column).
+struct RowParser<'r> {
+    c: &'r ColumnIndex,
+    m: &'r RegisterMapping,
+    t: &'r Terminology,
+    rec: &'r Record,
+    problems: Vec<RowProblem>,
+}
+
+impl RowParser<'_> {
+    fn get(&self, field: Field) -> &str {
+        self.c.get(field, self.rec)
+    }
+
+    fn problem(&mut self, field: Field, value: &str, reason: String) {
+        // A patient number is masked wherever it stands (a shifted row puts it anywhere).
+        let value = if matches!(field, Field::Patient) {
+            mask(value)
+        } else {
+            mask_identity_numbers(&shorten(value))
+        };
+        self.problems.push(RowProblem {
+            column: self.c.name(field).to_owned(),
+            value,
+            reason,
+        });
+    }
+
+    fn code(&self, url: &str, word: &str) -> Option<String> {
+        self.t
+            .map_by_url(url)
+            .and_then(|cm| cm.translate(word))
+            .map(str::to_owned)
+    }
+
+    fn unknown_code(&mut self, field: Field, word: &str, url: &str) {
+        let accepted = self
+            .t
+            .map_by_url(url)
+            .map(|cm| cm.source_codes().join(", "))
+            .unwrap_or_default();
+        self.problem(
+            field,
+            word,
+            format!("unknown code; expected one of {accepted}"),
+        );
+    }
+
+    /// An optional coded field through its ConceptMap and the domain's parser.
+    fn optional_code<T>(
+        &mut self,
+        field: Field,
+        url: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Option<T> {
+        let word = self.get(field).to_owned();
+        if word.is_empty() {
+            return None;
+        }
+        let v = self.code(url, &word).and_then(|c| parse(&c));
+        if v.is_none() {
+            self.unknown_code(field, &word, url);
+        }
+        v
+    }
+
+    fn yes_no(&mut self, field: Field) -> Option<bool> {
+        let text = self.get(field).to_owned();
+        let f = &self.m.format;
+        if text.is_empty() {
+            None
+        } else if text == f.yes {
+            Some(true)
+        } else if text == f.no {
+            Some(false)
+        } else {
+            let reason = format!("expected {} or {}", f.yes, f.no);
+            self.problem(field, &text, reason);
+            None
+        }
+    }
+
+    fn date(&mut self, field: Field) -> Option<NaiveDate> {
+        let text = self.get(field).to_owned();
+        let format = &self.m.format.date_format;
+        match NaiveDate::parse_from_str(&text, format) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                let reason = format!("not a date in the form {format} ({e})");
+                self.problem(field, &text, reason);
+                None
+            }
+        }
+    }
+
+    fn hsa(&mut self, field: Field) -> Option<HsaId> {
+        let text = self.get(field).to_owned();
+        if text.is_empty() {
+            return None;
+        }
+        HsaId::parse(&text)
+            .map_err(|e| self.problem(field, &text, e.to_string()))
+            .ok()
+    }
+
+    fn parse(&mut self) -> Parsed {
+        let row_id = RowId::new(self.get(Field::RowId));
+        if row_id.is_none() {
+            self.problem(Field::RowId, "", "required, empty".into());
+        }
+        let patient = self.patient();
+        let kind = self.kind();
+        let status = self.status();
+        let period = self.period();
+        let staff = self.staff(status);
+        let unit = self.unit();
+        let listing_unit = self.hsa(Field::ListingUnit);
+        let registration = self.registration();
+        Parsed {
+            row_id,
+            patient,
+            kind,
+            status,
+            period,
+            staff,
+            unit,
+            listing_unit,
+            registration,
+        }
+    }
+
+    fn patient(&mut self) -> Option<PatientId> {
+        let text = self.get(Field::Patient).to_owned();
+        if text.is_empty() {
+            self.problem(Field::Patient, "", "required, empty".into());
+            return None;
+        }
+        PatientId::parse(&text)
+            .map_err(|e| self.problem(Field::Patient, &text, e.to_string()))
+            .ok()
+    }
+
+    fn kind(&mut self) -> Option<ContactKind> {
+        let m = self.m;
+        let kind_word = self.get(Field::Kind).to_owned();
+        let kind_code = self.code(&m.code_maps.kind, &kind_word);
+        if kind_code.is_none() {
+            self.unknown_code(Field::Kind, &kind_word, &m.code_maps.kind);
+        }
+        let coordinating_text = self.get(Field::Coordinating).to_owned();
+        let coordinating = self.yes_no(Field::Coordinating).unwrap_or(false);
+        let role_word = self.get(Field::Role).to_owned();
+        let kind = match kind_code.as_deref() {
+            Some("flk") => Some(ContactKind::Flk),
+            Some("fvk") => Some(ContactKind::Fvk {
+                coordinating,
+                at_discharge: false,
+            }),
+            Some("behandlande-roll") if role_word.is_empty() => {
+                let reason = format!("required when {} is {kind_word}", self.c.name(Field::Kind));
+                self.problem(Field::Role, "", reason);
+                None
+            }
+            Some("behandlande-roll") => {
+                let role = self
+                    .code(&m.code_maps.role, &role_word)
+                    .and_then(|r| TreatingRole::from_code(&r));
+                if role.is_none() {
+                    self.unknown_code(Field::Role, &role_word, &m.code_maps.role);
+                }
+                role.map(ContactKind::TreatingRole)
+            }
+            Some(other) => {
+                let reason = format!("maps to '{other}', which the product does not know");
+                self.problem(Field::Kind, &kind_word, reason);
+                None
+            }
+            None => None,
+        };
+        if let Some(k) = kind {
+            if !matches!(k, ContactKind::TreatingRole(_)) && !role_word.is_empty() {
+                let reason = format!("only a treating role has a role code, this row is {k}");
+                self.problem(Field::Role, &role_word, reason);
+            }
+            if coordinating && !k.is_fvk() {
+                let reason = format!("only an FVK coordinates, this row is {k}");
+                self.problem(Field::Coordinating, &coordinating_text, reason);
+            }
+        }
+        kind
+    }
+
+    fn status(&mut self) -> Option<ContactStatus> {
+        let url = &self.m.code_maps.status;
+        let word = self.get(Field::Status).to_owned();
+        let status = self
+            .code(url, &word)
+            .and_then(|s| ContactStatus::from_code(&s));
+        if status.is_none() {
+            self.unknown_code(Field::Status, &word, url);
+        }
+        status
+    }
+
+    fn period(&mut self) -> Option<Period> {
+        let start = if self.get(Field::Start).is_empty() {
+            self.problem(Field::Start, "", "required, empty".into());
+            None
+        } else {
+            self.date(Field::Start)
+        };
+        let end_text = self.get(Field::End).to_owned();
+        let end = if end_text.is_empty() {
+            None
+        } else {
+            self.date(Field::End)
+        };
+        match start {
+            Some(s) if end.is_some() || end_text.is_empty() => Period::new(s, end)
+                .map_err(|e| self.problem(Field::End, &end_text, e.to_string()))
+                .ok(),
+            _ => None,
+        }
+    }
+
+    fn staff(&mut self, status: Option<ContactStatus>) -> Option<Staff> {
+        let m = self.m;
+        let staff_hsa = self.hsa(Field::StaffHsa);
+        if self.get(Field::StaffHsa).is_empty()
+            && status.is_some_and(|s| s != ContactStatus::Declined)
+        {
+            let reason = format!("required unless {} is declined", self.c.name(Field::Status));
+            self.problem(Field::StaffHsa, "", reason);
+        }
+        let profession = self.optional_code(
+            Field::Profession,
+            &m.code_maps.profession,
+            Profession::from_code,
+        );
+        let licence = match self.yes_no(Field::Licensed) {
+            Some(true) => Licence::Licensed,
+            Some(false) => Licence::NotLicensed,
+            None => Licence::Unknown,
+        };
+        let mut specialties = Vec::new();
+        let spec_text = self.get(Field::Specialties).to_owned();
+        for word in spec_text
+            .split(m.format.list_separator.as_str())
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+        {
+            match self
+                .code(&m.code_maps.specialties, word)
+                .and_then(|s| self.t.specialty(&s))
+            {
+                Some(s) => specialties.push(s),
+                None => self.unknown_code(Field::Specialties, word, &m.code_maps.specialties),
+            }
+        }
+        staff_hsa.map(|hsa| Staff {
+            hsa,
+            name: non_empty(self.get(Field::StaffName)),
+            profession,
+            licence,
+            specialties,
+        })
+    }
+
+    fn unit(&mut self) -> Option<CareUnit> {
+        if self.get(Field::UnitHsa).is_empty() {
+            self.problem(Field::UnitHsa, "", "required, empty".into());
+        }
+        let hsa = self.hsa(Field::UnitHsa);
+        let kind = self.optional_code(
+            Field::UnitKind,
+            &self.m.code_maps.unit_kind,
+            UnitKind::from_code,
+        );
+        hsa.map(|hsa| CareUnit {
+            hsa,
+            name: non_empty(self.get(Field::UnitName)),
+            kind,
+        })
+    }
+
+    fn registration(&mut self) -> Option<Registration> {
+        let m = self.m;
+        let text = self.get(Field::RegisteredAt).to_owned();
+        let at = if text.is_empty() {
+            None
+        } else {
+            match NaiveDateTime::parse_from_str(&text, &m.format.timestamp_format) {
+                Err(e) => {
+                    let reason = format!(
+                        "not a timestamp in the form {} ({e})",
+                        m.format.timestamp_format
+                    );
+                    self.problem(Field::RegisteredAt, &text, reason);
+                    None
+                }
+                // The earlier of an ambiguous autumn hour; a spring-gap time does not exist.
+                Ok(local) => match m.tz().from_local_datetime(&local).earliest() {
+                    Some(t) => Some(t.fixed_offset()),
+                    None => {
+                        let reason = format!("does not exist in {} (daylight-saving gap)", m.tz());
+                        self.problem(Field::RegisteredAt, &text, reason);
+                        None
+                    }
+                },
+            }
+        };
+        let by = self.hsa(Field::RegisteredBy);
+        (at.is_some() || by.is_some()).then_some(Registration { at, by })
     }
 }
 
