@@ -11,6 +11,9 @@ pub mod mapping;
 pub mod pipelines;
 pub mod progress;
 pub mod reconcile;
+/// The synthetic-region generator behind `fastkontakt samples generate` (tests, benchmarks):
+/// a command, not part of the library's face.
+#[doc(hidden)]
 pub mod samples;
 pub mod sinks;
 pub mod sources;
