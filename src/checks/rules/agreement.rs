@@ -1,0 +1,144 @@
+//! Agreement between the systems: register and EHR hold the same contacts (FK-R08), ended
+//! ones end in both (FK-R09), and a declined offer is documented in the EHR (FK-R12).
+
+use super::{describe, Engine, Extra, PatientData, Sourced, View};
+use crate::checks::catalogue::RuleId;
+use crate::checks::matching::{compare, Discrepancy};
+use crate::checks::Finding;
+use crate::domain::FixedContact;
+
+pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Finding>) {
+    let View { p, a, .. } = v;
+    // FK-R08, FK-R09, FK-R12
+    if e.needs(
+        RuleId::R08,
+        a.register && a.ehr_contacts,
+        "both register and EHR contacts",
+    ) {
+        e.needs(RuleId::R09, true, "");
+        let reg: Vec<&FixedContact> = d.register.iter().map(|(c, _)| *c).collect();
+        let ehr: Vec<&FixedContact> = d.ehr.iter().map(|(c, _)| *c).collect();
+        let source_of = |c: &FixedContact, v: &[Sourced]| {
+            v.iter()
+                .find(|(x, _)| std::ptr::eq(*x, c))
+                .map(|(_, s)| s.to_string())
+        };
+        for disc in compare(&reg, &ehr) {
+            let pair = |r: &FixedContact, e: &FixedContact| Extra {
+                register: Some(describe(r)),
+                ehr: Some(describe(e)),
+                unit: Some(r.unit.hsa.clone()),
+                sources: [source_of(r, &d.register), source_of(e, &d.ehr)]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+                expression: Some("CareTeam.participant[0].member".into()),
+            };
+            match disc {
+                Discrepancy::MissingInEhr(r) => e.emit(
+                    out,
+                    RuleId::R08,
+                    None,
+                    p,
+                    format!("the EHR lacks the register's {}", r.kind),
+                    Extra {
+                        register: Some(describe(r)),
+                        unit: Some(r.unit.hsa.clone()),
+                        sources: source_of(r, &d.register).into_iter().collect(),
+                        ..Default::default()
+                    },
+                ),
+                Discrepancy::OtherPerson { register, ehr } => {
+                    let x = pair(register, ehr);
+                    e.emit(
+                        out,
+                        RuleId::R08,
+                        None,
+                        p,
+                        format!("the EHR names another person as {}", register.kind),
+                        x,
+                    )
+                }
+                Discrepancy::ExtraInEhr(_) if d.held => {}
+                Discrepancy::ExtraInEhr(x) => e.emit(
+                    out,
+                    RuleId::R08,
+                    None,
+                    p,
+                    format!("the EHR has a {} the register lacks", x.kind),
+                    Extra {
+                        ehr: Some(describe(x)),
+                        unit: Some(x.unit.hsa.clone()),
+                        sources: source_of(x, &d.ehr).into_iter().collect(),
+                        expression: Some("CareTeam".into()),
+                        ..Default::default()
+                    },
+                ),
+                Discrepancy::Differs {
+                    register,
+                    ehr,
+                    what,
+                } => {
+                    let x = pair(register, ehr);
+                    e.emit(
+                        out,
+                        RuleId::R08,
+                        None,
+                        p,
+                        format!("{} differs: {what}", register.kind),
+                        x,
+                    )
+                }
+                Discrepancy::EndedOnlyInRegister { register, ehr } => {
+                    let mut x = pair(register, ehr);
+                    x.expression = Some("CareTeam.status".into());
+                    e.emit(
+                        out,
+                        RuleId::R09,
+                        None,
+                        p,
+                        format!(
+                            "the register ended the {}, the EHR still has it active",
+                            register.kind
+                        ),
+                        x,
+                    )
+                }
+                Discrepancy::EndedOnlyInEhr { register, ehr } => {
+                    let mut x = pair(register, ehr);
+                    x.expression = Some("CareTeam.status".into());
+                    e.emit(
+                        out,
+                        RuleId::R09,
+                        None,
+                        p,
+                        format!(
+                            "the EHR ended the {}, the register still has it active",
+                            register.kind
+                        ),
+                        x,
+                    )
+                }
+                Discrepancy::DeclinedNotInEhr(r) => e.emit(
+                    out,
+                    RuleId::R12,
+                    None,
+                    p,
+                    format!(
+                        "the patient declined an {} offer; the EHR does not record it",
+                        r.kind
+                    ),
+                    Extra {
+                        register: Some(describe(r)),
+                        unit: Some(r.unit.hsa.clone()),
+                        sources: source_of(r, &d.register).into_iter().collect(),
+                        ..Default::default()
+                    },
+                ),
+            }
+        }
+    } else {
+        e.needs(RuleId::R09, false, "both register and EHR contacts");
+        e.needs(RuleId::R12, false, "both register and EHR contacts");
+    }
+}

@@ -1,0 +1,147 @@
+//! The FLK rules: a physician at a primary-care unit (FK-R04) with general-practice competence
+//! (FK-R05), an FLK in municipal care (FK-R06), and the FLK at the listing unit (FK-R19).
+
+use super::{Engine, PatientData, Sourced, View};
+use crate::checks::catalogue::RuleId;
+use crate::checks::Finding;
+use crate::domain::{Profession, UnitKind};
+
+pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
+    let View {
+        p, ctx, a, flks, ..
+    } = v;
+    let side = |x: &[Sourced]| v.side(x);
+    // FK-R04, FK-R05
+    for (c, s) in flks.iter() {
+        let staff = c.staff();
+        let one = [(*c, *s)];
+        match staff.and_then(|s| s.profession) {
+            Some(Profession::Lakare) => {
+                let spec = staff.map(|s| &s.specialties[..]).unwrap_or_default();
+                let qualifies = spec.iter().any(|x| {
+                    e.profile
+                        .flk
+                        .qualifying_specialties
+                        .iter()
+                        .any(|q| q == x.as_str())
+                });
+                if !qualifies {
+                    let has = if spec.is_empty() {
+                        "none recorded".to_owned()
+                    } else {
+                        spec.iter()
+                            .map(|x| x.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    e.emit(
+                        out,
+                        RuleId::R05,
+                        None,
+                        p,
+                        format!(
+                            "the FLK's specialties ({has}) are not general-practice competence"
+                        ),
+                        side(&one),
+                    );
+                }
+            }
+            Some(other) => e.emit(
+                out,
+                RuleId::R04,
+                None,
+                p,
+                format!("the FLK is {}, not a physician", other.code()),
+                side(&one),
+            ),
+            None => {
+                e.needs(RuleId::R04, false, "profession of some FLKs");
+            }
+        }
+        match c.unit.kind {
+            Some(UnitKind::PrimaryCareCentre) => {}
+            Some(k) => {
+                let mut x = side(&one);
+                x.unit = Some(c.unit.hsa.clone());
+                e.emit(
+                    out,
+                    RuleId::R04,
+                    None,
+                    p,
+                    format!(
+                        "the FLK works at a {} unit, not a primary-care centre",
+                        k.code()
+                    ),
+                    x,
+                );
+            }
+            None => {
+                e.needs(RuleId::R04, false, "unit kind of some FLKs");
+            }
+        }
+    }
+    // FK-R06
+    if e.needs(
+        RuleId::R06,
+        a.municipal_care,
+        "municipal care (Observation/EpisodeOfCare)",
+    ) && !ctx.municipal_care.is_empty()
+    {
+        let ok = flks
+            .iter()
+            .any(|(c, _)| c.unit.kind == Some(UnitKind::PrimaryCareCentre));
+        if !ok {
+            let forms: Vec<&str> = ctx.municipal_care.iter().map(|f| f.code()).collect();
+            e.emit(
+                out,
+                RuleId::R06,
+                None,
+                p,
+                format!(
+                    "municipal care ({}) but no FLK at a primary-care centre",
+                    forms.join(", ")
+                ),
+                side(flks),
+            );
+        }
+    }
+    // FK-R19
+    if flks.len() > 1 {
+        e.emit(
+            out,
+            RuleId::R19,
+            None,
+            p,
+            format!("{} active FLKs; a patient has one", flks.len()),
+            side(flks),
+        );
+    }
+    for (c, s) in flks.iter() {
+        let listing = ctx.listing.as_ref().or(c.listing_unit.as_ref());
+        match listing {
+            Some(l) if *l != c.unit.hsa => {
+                let mut x = side(&[(*c, *s)]);
+                x.unit = Some(c.unit.hsa.clone());
+                e.emit(
+                    out,
+                    RuleId::R19,
+                    None,
+                    p,
+                    format!(
+                        "the FLK works at {} but the patient is listed at {l}",
+                        c.unit.hsa
+                    ),
+                    x,
+                );
+            }
+            Some(_) => {}
+            None => {
+                e.needs(
+                    RuleId::R19,
+                    false,
+                    "listing unit of some patients with an FLK",
+                );
+            }
+        }
+    }
+}

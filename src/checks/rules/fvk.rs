@@ -1,0 +1,180 @@
+//! The FVK rules: how many (FK-R01), coordination (FK-R02), a physician at a life-threatening
+//! condition (FK-R03), discharge (FK-R07), and who may be FVK (FK-R11).
+
+use super::{Engine, PatientData, Sourced, View};
+use crate::checks::catalogue::RuleId;
+use crate::checks::{Finding, Severity};
+use crate::domain::{ContactKind, HsaId, UnitKind};
+use std::collections::BTreeSet;
+
+pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Finding>) {
+    let View {
+        p, ctx, a, fvks, ..
+    } = v;
+    let side = |x: &[Sourced]| v.side(x);
+    // FK-R01
+    let max = e.profile.fvk.max_active_per_patient;
+    if let Some(max) = max {
+        let counted: Vec<Sourced> = fvks
+            .iter()
+            .filter(|(c, _)| {
+                !matches!(
+                    c.kind,
+                    ContactKind::Fvk {
+                        at_discharge: true,
+                        ..
+                    }
+                )
+            })
+            .copied()
+            .collect();
+        if counted.len() > max {
+            e.emit(
+                out,
+                RuleId::R01,
+                None,
+                p,
+                format!(
+                    "{} active FVKs; the profile allows {max} per patient",
+                    counted.len()
+                ),
+                side(&counted),
+            );
+        }
+    }
+    if let Some(max) = e.profile.fvk.max_active_per_unit {
+        let units: BTreeSet<&HsaId> = fvks.iter().map(|(c, _)| &c.unit.hsa).collect();
+        for u in units {
+            let here: Vec<Sourced> = fvks
+                .iter()
+                .filter(|(c, _)| &c.unit.hsa == u)
+                .copied()
+                .collect();
+            if here.len() > max {
+                let mut x = side(&here);
+                x.unit = Some(u.clone());
+                e.emit(
+                    out,
+                    RuleId::R01,
+                    None,
+                    p,
+                    format!(
+                        "{} active FVKs at unit {u}; the profile allows {max} per unit",
+                        here.len()
+                    ),
+                    x,
+                );
+            }
+        }
+    }
+    // FK-R02
+    if e.profile.fvk.coordinator_across_units {
+        let units: BTreeSet<&HsaId> = fvks.iter().map(|(c, _)| &c.unit.hsa).collect();
+        if units.len() > 1 {
+            let coordinating = fvks
+                .iter()
+                .filter(|(c, _)| {
+                    matches!(
+                        c.kind,
+                        ContactKind::Fvk {
+                            coordinating: true,
+                            ..
+                        }
+                    )
+                })
+                .count();
+            if coordinating == 0 {
+                e.emit(
+                    out,
+                    RuleId::R02,
+                    Some(Severity::Warning),
+                    p,
+                    format!("active FVKs in {} units and none coordinates", units.len()),
+                    side(fvks),
+                );
+            } else if coordinating > 1 {
+                e.emit(
+                    out,
+                    RuleId::R02,
+                    Some(Severity::Error),
+                    p,
+                    format!("{coordinating} FVKs are marked coordinating; exactly one should be"),
+                    side(fvks),
+                );
+            }
+        }
+    }
+    // FK-R03
+    if e.needs(
+        RuleId::R03,
+        a.life_threatening,
+        "life-threatening condition (Flag/Condition)",
+    ) && ctx.life_threatening
+    {
+        let physician = fvks
+            .iter()
+            .any(|(c, _)| c.staff().and_then(|s| s.is_licensed_physician()) == Some(true));
+        if !physician {
+            let msg = if fvks.is_empty() {
+                "life-threatening condition and no active FVK; a licensed physician must be FVK"
+                    .to_owned()
+            } else {
+                "life-threatening condition, but no FVK is a licensed physician".to_owned()
+            };
+            e.emit(out, RuleId::R03, None, p, msg, side(fvks));
+        }
+    }
+    // FK-R07: the EHR's FVKs count too, since a discharge FVK need not be in the register.
+    if e.needs(
+        RuleId::R07,
+        a.discharge,
+        "inpatient encounters with discharge decided",
+    ) && ctx.discharge_pending
+    {
+        let mut candidates = fvks.to_vec();
+        candidates.extend(
+            e.active(&d.ehr)
+                .into_iter()
+                .filter(|(c, _)| c.kind.is_fvk()),
+        );
+        let must_coordinate = e.profile.fvk.discharge_fvk_must_coordinate;
+        let ok = candidates.iter().any(|(c, _)| {
+            c.unit.kind.is_some_and(UnitKind::is_region_outpatient)
+                && (!must_coordinate
+                    || matches!(
+                        c.kind,
+                        ContactKind::Fvk {
+                            coordinating: true,
+                            ..
+                        }
+                    ))
+        });
+        if !ok {
+            let need = if must_coordinate {
+                "a coordinating FVK"
+            } else {
+                "an FVK"
+            };
+            e.emit(out, RuleId::R07, None, p, format!("discharge from inpatient care is decided, but there is no {need} in the region's outpatient care"), side(&candidates));
+        }
+    }
+    // FK-R11
+    if e.profile.fvk.health_care_staff_only {
+        for (c, s) in fvks.iter() {
+            if c.staff()
+                .and_then(|s| s.profession)
+                .is_some_and(|p| !p.is_health_care_staff())
+            {
+                e.emit(
+                    out,
+                    RuleId::R11,
+                    None,
+                    p,
+                    "the FVK is administrative staff; the profile requires health-care staff"
+                        .into(),
+                    side(&[(*c, *s)]),
+                );
+            }
+        }
+    }
+}

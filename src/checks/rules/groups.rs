@@ -1,0 +1,73 @@
+//! Patient groups: who needs an FVK, by the profile's table (FK-R18).
+
+use super::{Engine, PatientData, Sourced, View};
+use crate::checks::catalogue::RuleId;
+use crate::checks::profile::{NeededContact, Requirement};
+use crate::checks::Finding;
+
+pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
+    let View {
+        p,
+        ctx,
+        a,
+        active,
+        fvks,
+        flks,
+        ..
+    } = v;
+    let side = |x: &[Sourced]| v.side(x);
+    // FK-R18
+    if e.needs(
+        RuleId::R18,
+        a.patient_groups || a.large_care_needs,
+        "patient group or large-care-needs data",
+    ) {
+        let mut needs: Vec<(String, &Requirement)> = ctx
+            .groups
+            .iter()
+            .filter_map(|g| {
+                e.profile
+                    .patient_groups
+                    .get(g)
+                    .map(|n| (format!("patient group {}", g.code()), n))
+            })
+            .collect();
+        if ctx.large_care_needs {
+            needs.push(("large care needs".into(), &e.profile.large_care_needs));
+        }
+        for (why, (contacts, plans)) in needs {
+            let mut missing = Vec::new();
+            for n in contacts {
+                let has = match n {
+                    NeededContact::Fvk => !fvks.is_empty(),
+                    NeededContact::Flk => !flks.is_empty(),
+                };
+                if !has {
+                    missing.push(match n {
+                        NeededContact::Fvk => "an FVK".to_owned(),
+                        NeededContact::Flk => "an FLK".to_owned(),
+                    });
+                }
+            }
+            for k in plans {
+                if !ctx
+                    .plans
+                    .iter()
+                    .any(|pl| pl.kind() == *k && pl.is_in_force())
+                {
+                    missing.push(format!("a {}", k.code()));
+                }
+            }
+            if !missing.is_empty() {
+                e.emit(
+                    out,
+                    RuleId::R18,
+                    None,
+                    p,
+                    format!("{why}: lacks {}", missing.join(", ")),
+                    side(active),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Life events: no active contacts after death or moving out (FK-R20).
+
+use super::{Engine, PatientData, Sourced, View};
+use crate::checks::catalogue::RuleId;
+use crate::checks::Finding;
+
+pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
+    let View {
+        p, ctx, a, active, ..
+    } = v;
+    let side = |x: &[Sourced]| v.side(x);
+    // FK-R20
+    if e.needs(
+        RuleId::R20,
+        a.deceased_or_moved,
+        "death or moving out (Patient.deceased, Flag)",
+    ) && (ctx.deceased || ctx.moved_out)
+        && !active.is_empty()
+    {
+        let why = if ctx.deceased {
+            "deceased"
+        } else {
+            "moved out of the region"
+        };
+        e.emit(
+            out,
+            RuleId::R20,
+            None,
+            p,
+            format!(
+                "the patient is {why} but has {} active contacts",
+                active.len()
+            ),
+            side(active),
+        );
+    }
+}
