@@ -145,3 +145,51 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{findings, has, row, rows};
+    use crate::domain::PatientContext;
+
+    fn flk(prof: &str, spec: &str, unit_kind: &str) -> String {
+        row(
+            "a",
+            "FLK",
+            "",
+            "",
+            "SE2321000016-L001",
+            prof,
+            "J",
+            spec,
+            "SE2321000016-V0001",
+            unit_kind,
+        )
+    }
+
+    #[test]
+    fn fk_r04_an_flk_is_a_physician_at_a_primary_care_unit() {
+        let ctx = PatientContext::default();
+        for profile in ["gavleborg", "orebro"] {
+            let nurse = rows(&[&flk("Sjuksköterska", "", "Vårdcentral")]);
+            assert!(has(&findings(profile, &nurse, &ctx), "FK-R04"), "{profile}");
+            let clinic = rows(&[&flk("Läkare", "Allmänmedicin", "Specialistmottagning")]);
+            assert!(
+                has(&findings(profile, &clinic, &ctx), "FK-R04"),
+                "{profile}"
+            );
+            let gp = rows(&[&flk("Läkare", "Allmänmedicin", "Vårdcentral")]);
+            assert!(!has(&findings(profile, &gp, &ctx), "FK-R04"), "{profile}");
+        }
+    }
+
+    #[test]
+    fn fk_r05_an_flk_has_general_practice_competence_an_st_counts() {
+        let ctx = PatientContext::default();
+        let internist = rows(&[&flk("Läkare", "Internmedicin", "Vårdcentral")]);
+        assert!(has(&findings("orebro", &internist, &ctx), "FK-R05"));
+        let st = rows(&[&flk("Läkare", "ST Allmänmedicin", "Vårdcentral")]);
+        assert!(!has(&findings("orebro", &st, &ctx), "FK-R05"));
+        let gp = rows(&[&flk("Läkare", "Allmänmedicin", "Vårdcentral")]);
+        assert!(!has(&findings("orebro", &gp, &ctx), "FK-R05"));
+    }
+}

@@ -178,3 +178,101 @@ pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Fin
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{findings, has, row, rows};
+    use crate::domain::PatientContext;
+
+    const VC: &str = "SE2321000016-V0001";
+    const SPEC: &str = "SE2321000016-S0001";
+
+    fn fvk(id: &str, coordinating: &str, staff: &str, prof: &str, lic: &str, unit: &str) -> String {
+        let kind = if unit == VC {
+            "Vårdcentral"
+        } else {
+            "Specialistmottagning"
+        };
+        row(
+            id,
+            "FVK",
+            "",
+            coordinating,
+            staff,
+            prof,
+            lic,
+            "",
+            unit,
+            kind,
+        )
+    }
+
+    #[test]
+    fn fk_r01_two_fvks_under_gavleborg_one_is_fine_and_orebro_sets_no_cap() {
+        let ctx = PatientContext::default();
+        let two = rows(&[
+            &fvk("a", "", "SE2321000016-N001", "Sjuksköterska", "J", VC),
+            &fvk("b", "", "SE2321000016-N002", "Sjuksköterska", "J", VC),
+        ]);
+        assert!(has(&findings("gavleborg", &two, &ctx), "FK-R01"));
+        assert!(!has(&findings("orebro", &two, &ctx), "FK-R01"));
+        let one = rows(&[&fvk("a", "", "SE2321000016-N001", "Sjuksköterska", "J", VC)]);
+        assert!(!has(&findings("gavleborg", &one, &ctx), "FK-R01"));
+    }
+
+    #[test]
+    fn fk_r02_fvks_in_two_units_need_exactly_one_coordinator_under_orebro() {
+        let ctx = PatientContext::default();
+        let none = rows(&[
+            &fvk("a", "", "SE2321000016-N001", "Sjuksköterska", "J", VC),
+            &fvk("b", "", "SE2321000016-N002", "Sjuksköterska", "J", SPEC),
+        ]);
+        assert!(has(&findings("orebro", &none, &ctx), "FK-R02"));
+        let both = rows(&[
+            &fvk("a", "J", "SE2321000016-N001", "Sjuksköterska", "J", VC),
+            &fvk("b", "J", "SE2321000016-N002", "Sjuksköterska", "J", SPEC),
+        ]);
+        assert!(has(&findings("orebro", &both, &ctx), "FK-R02"));
+        let one = rows(&[
+            &fvk("a", "J", "SE2321000016-N001", "Sjuksköterska", "J", VC),
+            &fvk("b", "", "SE2321000016-N002", "Sjuksköterska", "J", SPEC),
+        ]);
+        assert!(!has(&findings("orebro", &one, &ctx), "FK-R02"));
+        // A single unit needs no coordinator.
+        let same = rows(&[
+            &fvk("a", "", "SE2321000016-N001", "Sjuksköterska", "J", VC),
+            &fvk("b", "", "SE2321000016-N002", "Sjuksköterska", "J", VC),
+        ]);
+        assert!(!has(&findings("orebro", &same, &ctx), "FK-R02"));
+    }
+
+    #[test]
+    fn fk_r03_a_life_threatening_condition_needs_a_licensed_physician_as_fvk() {
+        let ctx = PatientContext {
+            life_threatening: true,
+            ..Default::default()
+        };
+        let nurse = rows(&[&fvk("a", "", "SE2321000016-N001", "Sjuksköterska", "J", VC)]);
+        let physician = rows(&[&fvk("a", "", "SE2321000016-L001", "Läkare", "J", VC)]);
+        for profile in ["gavleborg", "orebro"] {
+            assert!(has(&findings(profile, &nurse, &ctx), "FK-R03"), "{profile}");
+            assert!(
+                !has(&findings(profile, &physician, &ctx), "FK-R03"),
+                "{profile}"
+            );
+        }
+        // Without the condition a nurse is fine.
+        let calm = PatientContext::default();
+        assert!(!has(&findings("orebro", &nurse, &calm), "FK-R03"));
+    }
+
+    #[test]
+    fn fk_r11_administrative_staff_as_fvk_only_where_the_region_forbids_it() {
+        let ctx = PatientContext::default();
+        let admin = rows(&[&fvk("a", "", "SE2321000016-A001", "Administratör", "N", VC)]);
+        assert!(has(&findings("orebro", &admin, &ctx), "FK-R11"));
+        assert!(!has(&findings("gavleborg", &admin, &ctx), "FK-R11"));
+        let nurse = rows(&[&fvk("a", "", "SE2321000016-N001", "Sjuksköterska", "J", VC)]);
+        assert!(!has(&findings("orebro", &nurse, &ctx), "FK-R11"));
+    }
+}

@@ -35,3 +35,39 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{findings, has, row, rows};
+    use crate::domain::PatientContext;
+
+    #[test]
+    fn fk_r20_no_active_contact_after_death_or_moving_out() {
+        let contact = rows(&[&row(
+            "a",
+            "FLK",
+            "",
+            "",
+            "SE2321000016-L001",
+            "Läkare",
+            "J",
+            "Allmänmedicin",
+            "SE2321000016-V0001",
+            "Vårdcentral",
+        )]);
+        for profile in ["gavleborg", "orebro"] {
+            let dead = PatientContext {
+                deceased: true,
+                ..Default::default()
+            };
+            assert!(has(&findings(profile, &contact, &dead), "FK-R20"));
+            let moved = PatientContext {
+                moved_out: true,
+                ..Default::default()
+            };
+            assert!(has(&findings(profile, &contact, &moved), "FK-R20"));
+            let alive = PatientContext::default();
+            assert!(!has(&findings(profile, &contact, &alive), "FK-R20"));
+        }
+    }
+}

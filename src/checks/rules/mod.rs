@@ -242,3 +242,104 @@ impl View<'_> {
         }
     }
 }
+
+/// For the rules' unit tests: contacts written as register rows (read by the real reader), a
+/// patient's context, and the findings one profile gives for them.
+#[cfg(test)]
+pub(super) mod testkit {
+    use super::{Engine, PatientData, Sourced};
+    use crate::checks::Profile;
+    use crate::domain::{Availability, FixedContact, HsaId, PatientContext};
+    use crate::mapping::Mappings;
+    use crate::sources::register::{RegisterItem, RegisterReader};
+    use std::collections::HashSet;
+    use std::sync::OnceLock;
+
+    pub const AS_OF: &str = "2026-06-01";
+
+    fn mappings() -> &'static Mappings {
+        static M: OnceLock<Mappings> = OnceLock::new();
+        M.get_or_init(|| Mappings::load_default().expect("the shipped mappings load"))
+    }
+
+    /// Register rows after the export's header; each must read as a contact.
+    pub fn rows(lines: &[&str]) -> Vec<FixedContact> {
+        let m = mappings();
+        let header: Vec<&str> = m
+            .register
+            .columns
+            .all()
+            .iter()
+            .map(|(_, h, _)| *h)
+            .collect();
+        let text = format!("{}\n{}\n", header.join(";"), lines.join("\n"));
+        let path = std::path::Path::new("test.csv");
+        RegisterReader::new(text.as_bytes(), path, &m.register, &m.terminology)
+            .expect("header")
+            .map(|i| match i.expect("read") {
+                RegisterItem::Contact { contact, .. } => contact,
+                RegisterItem::Rejected(r) => panic!("test row rejected: {:?}", r.problems),
+            })
+            .collect()
+    }
+
+    /// A row: id, patient, kind (FLK/FVK/BR), role code, coordinating (J/N/empty), start, staff
+    /// HSA-id, profession word, licensed, specialty, unit HSA-id, unit kind word.
+    #[allow(clippy::too_many_arguments)]
+    pub fn row(
+        id: &str,
+        kind: &str,
+        role: &str,
+        coordinating: &str,
+        staff: &str,
+        profession: &str,
+        licensed: &str,
+        specialty: &str,
+        unit: &str,
+        unit_kind: &str,
+    ) -> String {
+        format!(
+            "{id};19310304-1004;{kind};{role};{coordinating};Aktiv;2024-01-01;;{staff};Namn;{profession};{licensed};{specialty};{unit};Enhet;{unit_kind};;;"
+        )
+    }
+
+    /// Rule ids of the findings the profile gives (sorted), every fact-kind available.
+    pub fn findings(profile: &str, contacts: &[FixedContact], ctx: &PatientContext) -> Vec<String> {
+        let m = mappings();
+        let dir = crate::mapping::default_dir();
+        let profile = Profile::load(profile, &dir, &m.terminology).expect("profile");
+        let all = Availability {
+            ehr_contacts: false,
+            register: true,
+            life_threatening: true,
+            municipal_care: true,
+            discharge: true,
+            deceased_or_moved: true,
+            patient_groups: true,
+            large_care_needs: true,
+            plans: true,
+            staff_directory: false,
+        };
+        let directory: HashSet<(HsaId, HsaId)> = HashSet::new();
+        let as_of = AS_OF.parse().expect("date");
+        let mut e = Engine::new(&profile, all, &directory, as_of);
+        let register: Vec<Sourced> = contacts.iter().map(|c| (c, "test.csv:2")).collect();
+        let d = PatientData {
+            patient: &contacts[0].patient,
+            register,
+            ehr: Vec::new(),
+            context: Some(ctx),
+            held: false,
+        };
+        let mut out = Vec::new();
+        e.check(&d, &mut out);
+        let mut ids: Vec<String> = out.iter().map(|f| f.rule.to_owned()).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    pub fn has(ids: &[String], rule: &str) -> bool {
+        ids.iter().any(|i| i == rule)
+    }
+}

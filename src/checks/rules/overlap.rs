@@ -40,3 +40,30 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{findings, has, rows};
+    use crate::domain::PatientContext;
+
+    fn br(id: &str, start: &str, end: &str, status: &str) -> String {
+        format!("{id};19310304-1004;BR;KSSK;;{status};{start};{end};SE2321000016-N003;Lena Nordin;Sjuksköterska;J;;SE2321000016-S0001;Onkologen;Specialistmottagning;;;")
+    }
+
+    #[test]
+    fn fk_r17_one_person_in_one_role_once_at_a_time() {
+        let ctx = PatientContext::default();
+        for profile in ["gavleborg", "orebro"] {
+            let overlapping = rows(&[
+                &br("a", "2023-01-10", "", "Aktiv"),
+                &br("b", "2024-01-01", "", "Aktiv"),
+            ]);
+            assert!(has(&findings(profile, &overlapping, &ctx), "FK-R17"));
+            let consecutive = rows(&[
+                &br("a", "2022-01-10", "2023-12-31", "Avslutad"),
+                &br("b", "2024-01-01", "", "Aktiv"),
+            ]);
+            assert!(!has(&findings(profile, &consecutive, &ctx), "FK-R17"));
+        }
+    }
+}
