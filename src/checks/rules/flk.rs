@@ -183,6 +183,38 @@ mod tests {
     }
 
     #[test]
+    fn fk_r06_municipal_care_needs_an_flk_at_a_primary_care_centre_under_orebro() {
+        use crate::domain::context::MunicipalCareForm;
+        let home = PatientContext {
+            municipal_care: vec![MunicipalCareForm::HomeHealthCare],
+            ..Default::default()
+        };
+        let at_clinic = rows(&[&flk("Läkare", "Allmänmedicin", "Specialistmottagning")]);
+        assert!(has(&findings("orebro", &at_clinic, &home), "FK-R06"));
+        let gp = rows(&[&flk("Läkare", "Allmänmedicin", "Vårdcentral")]);
+        assert!(!has(&findings("orebro", &gp, &home), "FK-R06"));
+    }
+
+    #[test]
+    fn fk_r19_one_flk_at_the_listing_unit() {
+        use crate::domain::HsaId;
+        for profile in ["gavleborg", "orebro"] {
+            let mut listed_elsewhere = PatientContext::default();
+            listed_elsewhere.listing = HsaId::parse("SE2321000016-V0009").ok();
+            let gp = rows(&[&flk("Läkare", "Allmänmedicin", "Vårdcentral")]);
+            assert!(has(&findings(profile, &gp, &listed_elsewhere), "FK-R19"));
+            let mut listed_here = PatientContext::default();
+            listed_here.listing = HsaId::parse("SE2321000016-V0001").ok();
+            assert!(!has(&findings(profile, &gp, &listed_here), "FK-R19"));
+            let two = rows(&[
+                &flk("Läkare", "Allmänmedicin", "Vårdcentral"),
+                &flk("Läkare", "Allmänmedicin", "Vårdcentral").replacen("a;", "b;", 1),
+            ]);
+            assert!(has(&findings(profile, &two, &listed_here), "FK-R19"));
+        }
+    }
+
+    #[test]
     fn fk_r05_an_flk_has_general_practice_competence_an_st_counts() {
         let ctx = PatientContext::default();
         let internist = rows(&[&flk("Läkare", "Internmedicin", "Vårdcentral")]);

@@ -71,3 +71,50 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{findings, has, row, rows};
+    use crate::domain::context::PatientGroup;
+    use crate::domain::PatientContext;
+
+    #[test]
+    fn fk_r18_a_complex_patient_needs_an_fvk_by_orebro_s_table() {
+        let complex = PatientContext {
+            groups: vec![PatientGroup::Komplicerat],
+            ..Default::default()
+        };
+        let flk_only = rows(&[&row(
+            "a",
+            "FLK",
+            "",
+            "",
+            "SE2321000016-L001",
+            "Läkare",
+            "J",
+            "Allmänmedicin",
+            "SE2321000016-V0001",
+            "Vårdcentral",
+        )]);
+        assert!(has(&findings("orebro", &flk_only, &complex), "FK-R18"));
+        let with_fvk = rows(&[&row(
+            "b",
+            "FVK",
+            "",
+            "",
+            "SE2321000016-N001",
+            "Sjuksköterska",
+            "J",
+            "",
+            "SE2321000016-V0001",
+            "Vårdcentral",
+        )]);
+        assert!(!has(&findings("orebro", &with_fvk, &complex), "FK-R18"));
+        // A simple patient needs nothing of the kind.
+        let simple = PatientContext {
+            groups: vec![PatientGroup::Enkelt],
+            ..Default::default()
+        };
+        assert!(!has(&findings("orebro", &flk_only, &simple), "FK-R18"));
+    }
+}
