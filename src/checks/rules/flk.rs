@@ -199,12 +199,16 @@ mod tests {
     fn fk_r19_one_flk_at_the_listing_unit() {
         use crate::domain::HsaId;
         for profile in ["gavleborg", "orebro"] {
-            let mut listed_elsewhere = PatientContext::default();
-            listed_elsewhere.listing = HsaId::parse("SE2321000016-V0009").ok();
+            let listed_elsewhere = PatientContext {
+                listing: HsaId::parse("SE2321000016-V0009").ok(),
+                ..Default::default()
+            };
             let gp = rows(&[&flk("Läkare", "Allmänmedicin", "Vårdcentral")]);
             assert!(has(&findings(profile, &gp, &listed_elsewhere), "FK-R19"));
-            let mut listed_here = PatientContext::default();
-            listed_here.listing = HsaId::parse("SE2321000016-V0001").ok();
+            let listed_here = PatientContext {
+                listing: HsaId::parse("SE2321000016-V0001").ok(),
+                ..Default::default()
+            };
             assert!(!has(&findings(profile, &gp, &listed_here), "FK-R19"));
             let two = rows(&[
                 &flk("Läkare", "Allmänmedicin", "Vårdcentral"),
