@@ -142,3 +142,67 @@ pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Fin
         e.needs(RuleId::R12, false, "both register and EHR contacts");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{findings_with, has, rows};
+    use crate::domain::PatientContext;
+
+    fn flk(id: &str, status: &str, end: &str) -> String {
+        format!("{id};19310304-1004;FLK;;;{status};2022-02-01;{end};SE2321000016-L001;Anna Lind;Läkare;J;Allmänmedicin;SE2321000016-V0001;Vårdcentralen Norr;Vårdcentral;;;")
+    }
+
+    fn declined(id: &str) -> String {
+        format!("{id};19310304-1004;FVK;;;Avböjd;2024-03-01;;;;;;;SE2321000016-V0001;Vårdcentralen Norr;Vårdcentral;;;")
+    }
+
+    #[test]
+    fn fk_r08_register_and_ehr_hold_the_same_active_contacts() {
+        let ctx = PatientContext::default();
+        let reg = rows(&[&flk("a", "Aktiv", "")]);
+        for profile in ["gavleborg", "orebro"] {
+            let none: Vec<_> = Vec::new();
+            let ids = findings_with(profile, &reg, Some(&none), &ctx, None);
+            assert!(has(&ids, "FK-R08"), "{profile}: missing in the EHR");
+            let same = rows(&[&flk("x", "Aktiv", "")]);
+            let ids = findings_with(profile, &reg, Some(&same), &ctx, None);
+            assert!(!has(&ids, "FK-R08"), "{profile}: {ids:?}");
+        }
+    }
+
+    #[test]
+    fn fk_r09_a_contact_ended_in_the_register_is_ended_in_the_ehr() {
+        let ctx = PatientContext::default();
+        let reg = rows(&[&flk("a", "Avslutad", "2024-01-31")]);
+        let live = rows(&[&flk("x", "Aktiv", "")]);
+        let ended = rows(&[&flk("x", "Avslutad", "2024-01-31")]);
+        for profile in ["gavleborg", "orebro"] {
+            assert!(has(
+                &findings_with(profile, &reg, Some(&live), &ctx, None),
+                "FK-R09"
+            ));
+            assert!(!has(
+                &findings_with(profile, &reg, Some(&ended), &ctx, None),
+                "FK-R09"
+            ));
+        }
+    }
+
+    #[test]
+    fn fk_r12_a_declined_offer_is_documented_in_the_ehr() {
+        let ctx = PatientContext::default();
+        let reg = rows(&[&flk("a", "Aktiv", ""), &declined("d")]);
+        let without = rows(&[&flk("x", "Aktiv", "")]);
+        let with = rows(&[&flk("x", "Aktiv", ""), &declined("y")]);
+        for profile in ["gavleborg", "orebro"] {
+            assert!(has(
+                &findings_with(profile, &reg, Some(&without), &ctx, None),
+                "FK-R12"
+            ));
+            assert!(!has(
+                &findings_with(profile, &reg, Some(&with), &ctx, None),
+                "FK-R12"
+            ));
+        }
+    }
+}

@@ -40,3 +40,34 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{findings_with, has, row, rows};
+    use crate::domain::PatientContext;
+
+    #[test]
+    fn fk_r10_the_staff_member_can_be_chosen_at_the_unit() {
+        let ctx = PatientContext::default();
+        let c = rows(&[&row(
+            "a",
+            "FVK",
+            "",
+            "",
+            "SE2321000016-N001",
+            "Sjuksköterska",
+            "J",
+            "",
+            "SE2321000016-V0001",
+            "Vårdcentral",
+        )]);
+        for profile in ["gavleborg", "orebro"] {
+            let elsewhere = [("SE2321000016-N001", "SE2321000016-V0002")];
+            let ids = findings_with(profile, &c, None, &ctx, Some(&elsewhere));
+            assert!(has(&ids, "FK-R10"), "{profile}");
+            let here = [("SE2321000016-N001", "SE2321000016-V0001")];
+            let ids = findings_with(profile, &c, None, &ctx, Some(&here));
+            assert!(!has(&ids, "FK-R10"), "{profile}");
+        }
+    }
+}

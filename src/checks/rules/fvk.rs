@@ -267,6 +267,55 @@ mod tests {
     }
 
     #[test]
+    fn fk_r07_before_discharge_an_fvk_in_the_region_s_outpatient_care() {
+        let discharge = PatientContext {
+            discharge_pending: true,
+            ..Default::default()
+        };
+        let ward = rows(&[&row(
+            "a",
+            "FVK",
+            "",
+            "J",
+            "SE2321000016-N001",
+            "Sjuksköterska",
+            "J",
+            "",
+            "SE2321000016-W0001",
+            "Slutenvård",
+        )]);
+        let outpatient = rows(&[&fvk("a", "", "SE2321000016-N001", "Sjuksköterska", "J", VC)]);
+        let coordinating = rows(&[&fvk(
+            "a",
+            "J",
+            "SE2321000016-N001",
+            "Sjuksköterska",
+            "J",
+            VC,
+        )]);
+        for profile in ["gavleborg", "orebro"] {
+            assert!(
+                has(&findings(profile, &ward, &discharge), "FK-R07"),
+                "{profile}"
+            );
+            assert!(
+                !has(&findings(profile, &coordinating, &discharge), "FK-R07"),
+                "{profile}"
+            );
+        }
+        // Gävleborg §2.6 asks for an FVK in outpatient care, coordinating or not.
+        assert!(!has(
+            &findings("gavleborg", &outpatient, &discharge),
+            "FK-R07"
+        ));
+        // No discharge under way, no duty.
+        assert!(!has(
+            &findings("gavleborg", &ward, &PatientContext::default()),
+            "FK-R07"
+        ));
+    }
+
+    #[test]
     fn fk_r11_administrative_staff_as_fvk_only_where_the_region_forbids_it() {
         let ctx = PatientContext::default();
         let admin = rows(&[&fvk("a", "", "SE2321000016-A001", "Administratör", "N", VC)]);

@@ -247,7 +247,8 @@ impl View<'_> {
 /// patient's context, and the findings one profile gives for them.
 #[cfg(test)]
 pub(super) mod testkit {
-    use super::{Engine, PatientData, Sourced};
+    use super::Engine;
+    use super::PatientData;
     use crate::checks::Profile;
     use crate::domain::{Availability, FixedContact, HsaId, PatientContext};
     use crate::mapping::Mappings;
@@ -303,13 +304,26 @@ pub(super) mod testkit {
         )
     }
 
-    /// Rule ids of the findings the profile gives (sorted), every fact-kind available.
+    /// Rule ids of the findings the profile gives (sorted), every fact-kind available but the
+    /// EHR's contacts and its staff directory.
     pub fn findings(profile: &str, contacts: &[FixedContact], ctx: &PatientContext) -> Vec<String> {
+        findings_with(profile, contacts, None, ctx, None)
+    }
+
+    /// As `findings`, with the EHR's contacts and its staff directory ((staff, unit) pairs)
+    /// when given.
+    pub fn findings_with(
+        profile: &str,
+        register: &[FixedContact],
+        ehr: Option<&[FixedContact]>,
+        ctx: &PatientContext,
+        directory: Option<&[(&str, &str)]>,
+    ) -> Vec<String> {
         let m = mappings();
         let dir = crate::mapping::default_dir();
         let profile = Profile::load(profile, &dir, &m.terminology).expect("profile");
         let all = Availability {
-            ehr_contacts: false,
+            ehr_contacts: ehr.is_some(),
             register: true,
             life_threatening: true,
             municipal_care: true,
@@ -318,16 +332,29 @@ pub(super) mod testkit {
             patient_groups: true,
             large_care_needs: true,
             plans: true,
-            staff_directory: false,
+            staff_directory: directory.is_some(),
         };
-        let directory: HashSet<(HsaId, HsaId)> = HashSet::new();
+        let directory: HashSet<(HsaId, HsaId)> = directory
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(s, u)| Some((HsaId::parse(s).ok()?, HsaId::parse(u).ok()?)))
+            .collect();
         let as_of = AS_OF.parse().expect("date");
         let mut e = Engine::new(&profile, all, &directory, as_of);
-        let register: Vec<Sourced> = contacts.iter().map(|c| (c, "test.csv:2")).collect();
+        let patient = register
+            .first()
+            .or(ehr.and_then(|x| x.first()))
+            .expect("a contact")
+            .patient
+            .clone();
         let d = PatientData {
-            patient: &contacts[0].patient,
-            register,
-            ehr: Vec::new(),
+            patient: &patient,
+            register: register.iter().map(|c| (c, "test.csv:2")).collect(),
+            ehr: ehr
+                .unwrap_or_default()
+                .iter()
+                .map(|c| (c, "CareTeam/x"))
+                .collect(),
             context: Some(ctx),
             held: false,
         };
