@@ -148,3 +148,137 @@ pub(super) fn plans(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{findings, has, row, rows};
+    use crate::domain::plan::{
+        CarePlanRecord, Consent, DocumentedAgreement, FollowUp, Intervention, MedicalCarePlan,
+        PlanBody, PlanStatus, Principal, Sip,
+    };
+    use crate::domain::{FixedContact, HsaId, PatientContext};
+
+    const GP: &str = "SE2321000016-L001";
+
+    fn team() -> Vec<FixedContact> {
+        rows(&[
+            &row(
+                "a",
+                "FLK",
+                "",
+                "",
+                GP,
+                "Läkare",
+                "J",
+                "Allmänmedicin",
+                "SE2321000016-V0001",
+                "Vårdcentral",
+            ),
+            &row(
+                "b",
+                "FVK",
+                "",
+                "",
+                "SE2321000016-N001",
+                "Sjuksköterska",
+                "J",
+                "",
+                "SE2321000016-V0001",
+                "Vårdcentral",
+            ),
+        ])
+    }
+
+    fn with(body: PlanBody, c: &[FixedContact]) -> PatientContext {
+        PatientContext {
+            plans: vec![CarePlanRecord {
+                source_id: "CarePlan/p".into(),
+                patient: c[0].patient.clone(),
+                status: PlanStatus::Active,
+                created: None,
+                body,
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn hsa(s: &str) -> HsaId {
+        HsaId::parse(s).expect("hsa")
+    }
+
+    #[test]
+    fn fk_r13_a_sip_has_consent_interventions_and_who_answers_for_what() {
+        let c = team();
+        let whole = Sip {
+            consent: Some(Consent {
+                id: "c".into(),
+                active: true,
+                date: None,
+            }),
+            interventions: vec![Intervention {
+                description: "hemtjänst".into(),
+                responsible: Some(Principal::Municipality),
+            }],
+            measures_by_others: Vec::new(),
+            overall_responsibility: Some(Principal::Region),
+        };
+        let ok = with(PlanBody::Sip(whole.clone()), &c);
+        assert!(!has(&findings("orebro", &c, &ok), "FK-R13"));
+        let no_consent = with(
+            PlanBody::Sip(Sip {
+                consent: None,
+                ..whole
+            }),
+            &c,
+        );
+        assert!(has(&findings("orebro", &c, &no_consent), "FK-R13"));
+    }
+
+    #[test]
+    fn fk_r14_a_medical_care_plan_has_its_parts_and_the_flk_as_author() {
+        let c = team();
+        let whole = MedicalCarePlan {
+            prognosis: Some("god".into()),
+            care_level_on_deterioration: Some("vårdcentral".into()),
+            direct_contact: Some("telefon".into()),
+            action_plan_on_deterioration: Some("ring".into()),
+            follow_up: Some(FollowUp {
+                when: "2026-09-01".parse().ok(),
+                by: Some(hsa(GP)),
+            }),
+            treatment_limitations: None,
+            author: Some(hsa(GP)),
+        };
+        let ok = with(PlanBody::MedicalCarePlan(whole.clone()), &c);
+        assert!(!has(&findings("orebro", &c, &ok), "FK-R14"));
+        let no_prognosis = with(
+            PlanBody::MedicalCarePlan(MedicalCarePlan {
+                prognosis: None,
+                ..whole
+            }),
+            &c,
+        );
+        assert!(has(&findings("orebro", &c, &no_prognosis), "FK-R14"));
+    }
+
+    #[test]
+    fn fk_r15_a_documented_agreement_names_the_contacts_and_the_next_contact() {
+        let c = team();
+        let whole = DocumentedAgreement {
+            patient_commitments: vec!["promenader".into()],
+            care_commitments: vec!["kontroll".into()],
+            named_contacts: vec![hsa(GP), hsa("SE2321000016-N001")],
+            next_contact: "2026-07-01".parse().ok(),
+        };
+        let ok = with(PlanBody::DocumentedAgreement(whole.clone()), &c);
+        assert!(!has(&findings("orebro", &c, &ok), "FK-R15"));
+        let no_next = with(
+            PlanBody::DocumentedAgreement(DocumentedAgreement {
+                next_contact: None,
+                ..whole
+            }),
+            &c,
+        );
+        assert!(has(&findings("orebro", &c, &no_next), "FK-R15"));
+    }
+}
