@@ -8,9 +8,15 @@ use crate::domain::{ContactKind, HsaId, UnitKind};
 use std::collections::BTreeSet;
 
 pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Finding>) {
-    let View {
-        p, ctx, a, fvks, ..
-    } = v;
+    count(e, v, d, out);
+    coordination(e, v, d, out);
+    life_threatening(e, v, d, out);
+    discharge(e, v, d, out);
+    health_care_staff(e, v, d, out);
+}
+
+fn count(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
+    let View { p, fvks, .. } = v;
     let side = |x: &[Sourced]| v.side(x);
     // FK-R01
     let max = e.profile.fvk.max_active_per_patient;
@@ -67,6 +73,11 @@ pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Fin
             }
         }
     }
+}
+
+fn coordination(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
+    let View { p, fvks, .. } = v;
+    let side = |x: &[Sourced]| v.side(x);
     // FK-R02
     if e.profile.fvk.coordinator_across_units {
         let units: BTreeSet<&HsaId> = fvks.iter().map(|(c, _)| &c.unit.hsa).collect();
@@ -104,6 +115,13 @@ pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Fin
             }
         }
     }
+}
+
+fn life_threatening(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
+    let View {
+        p, ctx, a, fvks, ..
+    } = v;
+    let side = |x: &[Sourced]| v.side(x);
     // FK-R03
     if e.needs(
         RuleId::R03,
@@ -124,6 +142,13 @@ pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Fin
             e.emit(out, RuleId::R03, None, p, msg, side(fvks));
         }
     }
+}
+
+fn discharge(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Finding>) {
+    let View {
+        p, ctx, a, fvks, ..
+    } = v;
+    let side = |x: &[Sourced]| v.side(x);
     // FK-R07: the EHR's FVKs count too, since a discharge FVK need not be in the register.
     if e.needs(
         RuleId::R07,
@@ -158,6 +183,11 @@ pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Fin
             e.emit(out, RuleId::R07, None, p, format!("discharge from inpatient care is decided, but there is no {need} in the region's outpatient care"), side(&candidates));
         }
     }
+}
+
+fn health_care_staff(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
+    let View { p, fvks, .. } = v;
+    let side = |x: &[Sourced]| v.side(x);
     // FK-R11
     if e.profile.fvk.health_care_staff_only {
         for (c, s) in fvks.iter() {
