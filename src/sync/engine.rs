@@ -632,170 +632,199 @@ impl<'a> Planner<'a> {
         a: Option<&Value>,
         held: &Held,
     ) -> Result<(), SyncError> {
-        let (own, opts) = (self.own, self.opts);
         let last = self.state.applied(key)?;
         let (t, row) = key.split_once('|').unwrap_or(("", ""));
         match (desired, a) {
-            (Some(w), None) => {
-                let id = crate::fhir::ids::IdMaker::new(self.ns).relation(t, &w.contact.row_id);
-                if last.is_some() {
-                    // It was written before and is gone: someone removed it in the EHR.
-                    let body = self.body(&w);
-                    self.plan.conflicts.push(Conflict {
-                        key: key.to_owned(),
-                        resource: format!("{t}/{id}"),
-                        reason: "removed from the EHR since the last sync".into(),
-                        register: Some(own.owned(&body)),
-                        ehr: None,
-                    });
-                    if opts.on_conflict == OnConflict::Report {
-                        return Ok(());
-                    }
-                }
-                let (body, owned_hash) = if self.bodies == Bodies::Kept {
-                    let body = self.body(&w);
-                    let h = hash(&own.owned(&body));
-                    (body, h)
-                } else {
-                    (Value::Null, String::new())
-                };
-                let seq = self.next();
-                self.plan.items.push(PlanItem {
-                    seq,
-                    key: key.to_owned(),
-                    action: Action::Create,
-                    resource_type: t.to_owned(),
-                    id,
-                    expected_version: None,
-                    owned_hash,
-                    body,
-                    register_row: Some(w.source.to_owned()),
-                    reason: "in the register, not in the EHR".into(),
-                    facts: Some(facts_of(w.contact, self.state.key())),
-                    before: None,
-                });
-            }
-            (Some(w), Some(a)) => {
-                let body = self.body(&w);
-                let want = own.owned(&body);
-                let have = own.owned(a);
-                let (want_h, have_h) = (hash(&want), hash(&have));
-                let id = a["id"].as_str().unwrap_or("").to_owned();
-                if want_h == have_h {
-                    self.plan.unchanged += 1;
-                    if last
-                        .as_ref()
-                        .is_none_or(|l| l.owned_hash != have_h || l.version != version_of(a))
-                    {
-                        self.plan.adopt.push((
-                            key.to_owned(),
-                            format!("{t}/{id}"),
-                            version_of(a),
-                            have_h,
-                        ));
-                    }
-                    return Ok(());
-                }
-                if let Err(e) = model::parse_value(a.clone()) {
-                    self.plan.errors.push(format!(
-                        "{t}/{id} is not strict FHIR R4, so it is not edited: {e}"
-                    ));
-                    return Ok(());
-                }
-                let ours = match &last {
-                    Some(l) => l.owned_hash == have_h,
-                    None => self.state.was_pending(key, &have_h)?,
-                };
-                if !ours {
-                    self.plan.conflicts.push(Conflict {
-                        key: key.to_owned(),
-                        resource: format!("{t}/{id}"),
-                        reason: if last.is_some() {
-                            "a person changed register-owned elements in the EHR since the last sync".into()
-                        } else {
-                            "the EHR's version differs and there is no record of the product writing it".into()
-                        },
-                        register: Some(want.clone()),
-                        ehr: Some(have.clone()),
-                    });
-                    if opts.on_conflict == OnConflict::Report {
-                        return Ok(());
-                    }
-                }
-                let merged = own.merge(a, &body);
-                let seq = self.next();
-                self.plan.items.push(PlanItem {
-                    seq,
-                    key: key.to_owned(),
-                    action: Action::Update,
-                    resource_type: t.to_owned(),
-                    id,
-                    expected_version: version_of(a),
-                    owned_hash: want_h,
-                    body: merged,
-                    register_row: Some(w.source.to_owned()),
-                    reason: "the register changed".into(),
-                    facts: Some(facts_of(w.contact, self.state.key())),
-                    before: Some(have),
-                });
-            }
-            (None, Some(a)) => {
-                if a["status"] != "active" || t != "CareTeam" {
-                    return Ok(()); // already ended, or a declined offer (nothing to end)
-                }
-                let id = a["id"].as_str().unwrap_or("").to_owned();
-                let subject = a["subject"]["identifier"]["value"]
-                    .as_str()
-                    .and_then(|v| PatientId::parse(v).ok());
-                let patient_held = subject.is_some_and(|s| held.patients.contains(&s));
-                if held.unreadable_rows > 0 || held.rows.contains(row) || patient_held {
-                    // What the register says of it is unknown this run: leave it as it is.
-                    self.plan.ends_held += 1;
-                    return Ok(());
-                }
-                let have = own.owned(a);
-                let have_h = hash(&have);
-                if let Some(l) = &last {
-                    if l.owned_hash != have_h {
-                        self.plan.conflicts.push(Conflict { key: key.to_owned(), resource: format!("{t}/{id}"), reason: "the register no longer lists this relation, and a person changed it in the EHR".into(), register: None, ehr: Some(have.clone()) });
-                        if opts.on_conflict == OnConflict::Report {
-                            return Ok(());
-                        }
-                    }
-                }
-                let mut ended = a.clone();
-                ended["status"] = json!("inactive");
-                let end = opts.as_of.to_string();
-                let keep_end = a["period"]["end"]
-                    .as_str()
-                    .is_some_and(|e| e <= end.as_str());
-                if !keep_end {
-                    ended["period"]["end"] = json!(end);
-                }
-                let facts = state_facts(self.state, key)?;
-                self.ends += 1;
-                let seq = self.next();
-                self.plan.items.push(PlanItem {
-                    seq,
-                    key: key.to_owned(),
-                    action: Action::End,
-                    resource_type: t.to_owned(),
-                    id,
-                    expected_version: version_of(a),
-                    owned_hash: hash(&own.owned(&ended)),
-                    body: ended,
-                    register_row: None,
-                    reason: "no longer in the register: ended, not deleted".into(),
-                    facts: facts.map(|mut f| {
-                        f.status = "avslutad".into();
-                        f.valid_to = Some(opts.as_of.to_string());
-                        f
-                    }),
-                    before: Some(have),
-                });
-            }
+            (Some(w), None) => self.create(key, t, w, last),
+            (Some(w), Some(a)) => self.update(key, t, w, a, last)?,
+            (None, Some(a)) => self.end(key, t, row, a, last, held)?,
             (None, None) => {}
         }
+        Ok(())
+    }
+
+    /// In the register, not in the EHR: a create (a conflict if the product wrote it before and
+    /// someone removed it).
+    fn create(&mut self, key: &str, t: &str, w: Want, last: Option<Applied>) {
+        let (own, opts) = (self.own, self.opts);
+        let id = crate::fhir::ids::IdMaker::new(self.ns).relation(t, &w.contact.row_id);
+        if last.is_some() {
+            // It was written before and is gone: someone removed it in the EHR.
+            let body = self.body(&w);
+            self.plan.conflicts.push(Conflict {
+                key: key.to_owned(),
+                resource: format!("{t}/{id}"),
+                reason: "removed from the EHR since the last sync".into(),
+                register: Some(own.owned(&body)),
+                ehr: None,
+            });
+            if opts.on_conflict == OnConflict::Report {
+                return;
+            }
+        }
+        let (body, owned_hash) = if self.bodies == Bodies::Kept {
+            let body = self.body(&w);
+            let h = hash(&own.owned(&body));
+            (body, h)
+        } else {
+            (Value::Null, String::new())
+        };
+        let seq = self.next();
+        self.plan.items.push(PlanItem {
+            seq,
+            key: key.to_owned(),
+            action: Action::Create,
+            resource_type: t.to_owned(),
+            id,
+            expected_version: None,
+            owned_hash,
+            body,
+            register_row: Some(w.source.to_owned()),
+            reason: "in the register, not in the EHR".into(),
+            facts: Some(facts_of(w.contact, self.state.key())),
+            before: None,
+        });
+    }
+
+    /// In both: unchanged (adopted into the state if unrecorded), an update, or a conflict when
+    /// a person changed what the register owns.
+    fn update(
+        &mut self,
+        key: &str,
+        t: &str,
+        w: Want,
+        a: &Value,
+        last: Option<Applied>,
+    ) -> Result<(), SyncError> {
+        let (own, opts) = (self.own, self.opts);
+        let body = self.body(&w);
+        let want = own.owned(&body);
+        let have = own.owned(a);
+        let (want_h, have_h) = (hash(&want), hash(&have));
+        let id = a["id"].as_str().unwrap_or("").to_owned();
+        if want_h == have_h {
+            self.plan.unchanged += 1;
+            if last
+                .as_ref()
+                .is_none_or(|l| l.owned_hash != have_h || l.version != version_of(a))
+            {
+                self.plan
+                    .adopt
+                    .push((key.to_owned(), format!("{t}/{id}"), version_of(a), have_h));
+            }
+            return Ok(());
+        }
+        if let Err(e) = model::parse_value(a.clone()) {
+            self.plan.errors.push(format!(
+                "{t}/{id} is not strict FHIR R4, so it is not edited: {e}"
+            ));
+            return Ok(());
+        }
+        let ours = match &last {
+            Some(l) => l.owned_hash == have_h,
+            None => self.state.was_pending(key, &have_h)?,
+        };
+        if !ours {
+            self.plan.conflicts.push(Conflict {
+                key: key.to_owned(),
+                resource: format!("{t}/{id}"),
+                reason: if last.is_some() {
+                    "a person changed register-owned elements in the EHR since the last sync".into()
+                } else {
+                    "the EHR's version differs and there is no record of the product writing it"
+                        .into()
+                },
+                register: Some(want.clone()),
+                ehr: Some(have.clone()),
+            });
+            if opts.on_conflict == OnConflict::Report {
+                return Ok(());
+            }
+        }
+        let merged = own.merge(a, &body);
+        let seq = self.next();
+        self.plan.items.push(PlanItem {
+            seq,
+            key: key.to_owned(),
+            action: Action::Update,
+            resource_type: t.to_owned(),
+            id,
+            expected_version: version_of(a),
+            owned_hash: want_h,
+            body: merged,
+            register_row: Some(w.source.to_owned()),
+            reason: "the register changed".into(),
+            facts: Some(facts_of(w.contact, self.state.key())),
+            before: Some(have),
+        });
+        Ok(())
+    }
+
+    /// In the EHR, no longer in the register: ended (never deleted), unless what the register
+    /// says of it is unknown this run.
+    fn end(
+        &mut self,
+        key: &str,
+        t: &str,
+        row: &str,
+        a: &Value,
+        last: Option<Applied>,
+        held: &Held,
+    ) -> Result<(), SyncError> {
+        let (own, opts) = (self.own, self.opts);
+        if a["status"] != "active" || t != "CareTeam" {
+            return Ok(()); // already ended, or a declined offer (nothing to end)
+        }
+        let id = a["id"].as_str().unwrap_or("").to_owned();
+        let subject = a["subject"]["identifier"]["value"]
+            .as_str()
+            .and_then(|v| PatientId::parse(v).ok());
+        let patient_held = subject.is_some_and(|s| held.patients.contains(&s));
+        if held.unreadable_rows > 0 || held.rows.contains(row) || patient_held {
+            // What the register says of it is unknown this run: leave it as it is.
+            self.plan.ends_held += 1;
+            return Ok(());
+        }
+        let have = own.owned(a);
+        let have_h = hash(&have);
+        if let Some(l) = &last {
+            if l.owned_hash != have_h {
+                self.plan.conflicts.push(Conflict { key: key.to_owned(), resource: format!("{t}/{id}"), reason: "the register no longer lists this relation, and a person changed it in the EHR".into(), register: None, ehr: Some(have.clone()) });
+                if opts.on_conflict == OnConflict::Report {
+                    return Ok(());
+                }
+            }
+        }
+        let mut ended = a.clone();
+        ended["status"] = json!("inactive");
+        let end = opts.as_of.to_string();
+        let keep_end = a["period"]["end"]
+            .as_str()
+            .is_some_and(|e| e <= end.as_str());
+        if !keep_end {
+            ended["period"]["end"] = json!(end);
+        }
+        let facts = state_facts(self.state, key)?;
+        self.ends += 1;
+        let seq = self.next();
+        self.plan.items.push(PlanItem {
+            seq,
+            key: key.to_owned(),
+            action: Action::End,
+            resource_type: t.to_owned(),
+            id,
+            expected_version: version_of(a),
+            owned_hash: hash(&own.owned(&ended)),
+            body: ended,
+            register_row: None,
+            reason: "no longer in the register: ended, not deleted".into(),
+            facts: facts.map(|mut f| {
+                f.status = "avslutad".into();
+                f.valid_to = Some(opts.as_of.to_string());
+                f
+            }),
+            before: Some(have),
+        });
         Ok(())
     }
 
