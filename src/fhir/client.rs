@@ -333,6 +333,35 @@ fn token_lifetime(expires_in: Option<u64>) -> Duration {
     Duration::from_secs(expires_in.unwrap_or(300).min(86_400).saturating_sub(30))
 }
 
+/// A successful answer: its JSON body (none is `Null`), ETag and Location.
+fn success(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    bytes: &[u8],
+    url: &str,
+) -> Result<Response, ClientError> {
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(bytes).map_err(|e| ClientError::Json {
+            url: url.to_owned(),
+            message: e.to_string(),
+        })?
+    };
+    let h = |n: reqwest::header::HeaderName| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    Ok(Response {
+        status,
+        etag: h(reqwest::header::ETAG),
+        location: h(reqwest::header::LOCATION),
+        body,
+    })
+}
+
 fn retryable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || matches!(status.as_u16(), 500 | 502 | 503 | 504)
 }
@@ -683,26 +712,7 @@ impl FhirClient {
                         }
                     };
                     if status.is_success() {
-                        let body = if bytes.is_empty() {
-                            Value::Null
-                        } else {
-                            serde_json::from_slice(&bytes).map_err(|e| ClientError::Json {
-                                url: url.clone(),
-                                message: e.to_string(),
-                            })?
-                        };
-                        let h = |n: reqwest::header::HeaderName| {
-                            headers
-                                .get(n)
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_owned)
-                        };
-                        return Ok(Response {
-                            status,
-                            etag: h(reqwest::header::ETAG),
-                            location: h(reqwest::header::LOCATION),
-                            body,
-                        });
+                        return success(status, &headers, &bytes, &url);
                     }
                     if !retryable(status) {
                         return Err(ClientError::Http {
