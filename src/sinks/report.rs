@@ -201,6 +201,89 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The findings per rule, with each rule's basis.
+fn rule_table(
+    by_rule: &BTreeMap<&str, (Severity, u64)>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        r#"<div class="two"><section><h2>Per regel</h2><table id="rules"><thead><tr><th>Regel</th><th>Allvarlighet</th><th>Antal</th><th>Grund</th></tr></thead><tbody>"#
+    )?;
+    for (rule, (sev, n)) in by_rule {
+        let basis = catalogue::find(rule).map(|r| r.basis).unwrap_or("");
+        writeln!(
+            out,
+            r#"<tr><td>{rule}</td><td class="sev-{sev}">{sev}</td><td>{n}</td><td class="basis">{}</td></tr>"#,
+            esc(basis)
+        )?;
+    }
+    writeln!(out, "</tbody></table></section>")?;
+    Ok(())
+}
+
+/// The units with most findings as a bar chart, stacked by severity (inline SVG).
+fn unit_chart(by_unit: &BTreeMap<String, [u64; 3]>, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut units: Vec<(&String, &[u64; 3])> = by_unit.iter().collect();
+    units.sort_by(|a, b| {
+        b.1.iter()
+            .sum::<u64>()
+            .cmp(&a.1.iter().sum::<u64>())
+            .then(a.0.cmp(b.0))
+    });
+    let shown = units.len().min(25);
+    let max = units
+        .first()
+        .map(|u| u.1.iter().sum::<u64>())
+        .unwrap_or(1)
+        .max(1);
+    let (bar_h, label_w, width) = (18u64, 190u64, 620u64);
+    let height = shown as u64 * (bar_h + 4) + 24;
+    writeln!(
+        out,
+        r#"<section><h2>Avvikelser per enhet{}</h2><svg id="unit-chart" role="img" aria-label="Avvikelser per enhet" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-size="11">"#,
+        if units.len() > shown {
+            format!(" (de {shown} med flest av {})", units.len())
+        } else {
+            String::new()
+        }
+    )?;
+    let colours = ["#3b5f8a", "#d29922", "#b3261e"];
+    for (i, (unit, counts)) in units.iter().take(shown).enumerate() {
+        let y = i as u64 * (bar_h + 4);
+        writeln!(
+            out,
+            r#"<text x="0" y="{}" >{}</text>"#,
+            y + bar_h - 5,
+            esc(unit)
+        )?;
+        let mut x = label_w;
+        for sev in [Severity::Error, Severity::Warning, Severity::Info] {
+            let n = counts[sev as usize];
+            if n == 0 {
+                continue;
+            }
+            let w = ((width - label_w - 50) * n / max).max(1);
+            writeln!(
+                out,
+                r#"<rect class="bar" x="{x}" y="{y}" width="{w}" height="{bar_h}" fill="{}"><title>{} {sev}: {n}</title></rect>"#,
+                colours[sev as usize],
+                esc(unit)
+            )?;
+            x += w;
+        }
+        writeln!(
+            out,
+            r#"<text x="{}" y="{}">{}</text>"#,
+            x + 4,
+            y + bar_h - 5,
+            counts.iter().sum::<u64>()
+        )?;
+    }
+    writeln!(out, "</svg></section></div>")?;
+    Ok(())
+}
+
 /// The page: summary, per-rule and per-unit counts, a bar chart of findings per unit (inline
 /// SVG), and the findings table (filtered, sorted and paged by a small inline script).
 pub fn html(
@@ -324,78 +407,9 @@ td.basis,td.src{{font-size:12px;color:#5b6670}} .pager{{margin:.6rem 0;display:f
         writeln!(out, "</ul>")?;
     }
 
-    writeln!(
-        out,
-        r#"<div class="two"><section><h2>Per regel</h2><table id="rules"><thead><tr><th>Regel</th><th>Allvarlighet</th><th>Antal</th><th>Grund</th></tr></thead><tbody>"#
-    )?;
-    for (rule, (sev, n)) in &by_rule {
-        let basis = catalogue::find(rule).map(|r| r.basis).unwrap_or("");
-        writeln!(
-            out,
-            r#"<tr><td>{rule}</td><td class="sev-{sev}">{sev}</td><td>{n}</td><td class="basis">{}</td></tr>"#,
-            esc(basis)
-        )?;
-    }
-    writeln!(out, "</tbody></table></section>")?;
+    rule_table(&by_rule, out)?;
 
-    // Chart: the units with most findings, stacked by severity.
-    let mut units: Vec<(&String, &[u64; 3])> = by_unit.iter().collect();
-    units.sort_by(|a, b| {
-        b.1.iter()
-            .sum::<u64>()
-            .cmp(&a.1.iter().sum::<u64>())
-            .then(a.0.cmp(b.0))
-    });
-    let shown = units.len().min(25);
-    let max = units
-        .first()
-        .map(|u| u.1.iter().sum::<u64>())
-        .unwrap_or(1)
-        .max(1);
-    let (bar_h, label_w, width) = (18u64, 190u64, 620u64);
-    let height = shown as u64 * (bar_h + 4) + 24;
-    writeln!(
-        out,
-        r#"<section><h2>Avvikelser per enhet{}</h2><svg id="unit-chart" role="img" aria-label="Avvikelser per enhet" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-size="11">"#,
-        if units.len() > shown {
-            format!(" (de {shown} med flest av {})", units.len())
-        } else {
-            String::new()
-        }
-    )?;
-    let colours = ["#3b5f8a", "#d29922", "#b3261e"];
-    for (i, (unit, counts)) in units.iter().take(shown).enumerate() {
-        let y = i as u64 * (bar_h + 4);
-        writeln!(
-            out,
-            r#"<text x="0" y="{}" >{}</text>"#,
-            y + bar_h - 5,
-            esc(unit)
-        )?;
-        let mut x = label_w;
-        for sev in [Severity::Error, Severity::Warning, Severity::Info] {
-            let n = counts[sev as usize];
-            if n == 0 {
-                continue;
-            }
-            let w = ((width - label_w - 50) * n / max).max(1);
-            writeln!(
-                out,
-                r#"<rect class="bar" x="{x}" y="{y}" width="{w}" height="{bar_h}" fill="{}"><title>{} {sev}: {n}</title></rect>"#,
-                colours[sev as usize],
-                esc(unit)
-            )?;
-            x += w;
-        }
-        writeln!(
-            out,
-            r#"<text x="{}" y="{}">{}</text>"#,
-            x + 4,
-            y + bar_h - 5,
-            counts.iter().sum::<u64>()
-        )?;
-    }
-    writeln!(out, "</svg></section></div>")?;
+    unit_chart(&by_unit, out)?;
 
     let options = |values: Vec<String>| -> String {
         values
