@@ -47,6 +47,29 @@ impl std::fmt::Display for BadResource {
     }
 }
 
+/// A file, or every `.json`/`.ndjson` file of a folder, sorted by name; an empty folder is an
+/// error (an export that wrote nothing must not read as an empty EHR).
+pub fn list(path: &Path) -> Result<Vec<PathBuf>, FhirFileError> {
+    let io = |source| FhirFileError::Io {
+        path: path.into(),
+        source,
+    };
+    if !path.is_dir() {
+        std::fs::metadata(path).map_err(io)?;
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json" || x == "ndjson"))
+        .collect();
+    if files.is_empty() {
+        return Err(FhirFileError::EmptyDir { path: path.into() });
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// Resources read, each with the fullUrl its Bundle entry gave (for urn:uuid references).
 #[derive(Default)]
 pub struct FhirFiles {
@@ -58,24 +81,8 @@ impl FhirFiles {
     /// Reads a file or every `.json`/`.ndjson` file in a folder (sorted by name).
     pub fn read(path: &Path) -> Result<Self, FhirFileError> {
         let mut out = FhirFiles::default();
-        if path.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|source| FhirFileError::Io {
-                    path: path.into(),
-                    source,
-                })?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json" || x == "ndjson"))
-                .collect();
-            if files.is_empty() {
-                return Err(FhirFileError::EmptyDir { path: path.into() });
-            }
-            files.sort();
-            for f in files {
-                out.read_file(&f)?;
-            }
-        } else {
-            out.read_file(path)?;
+        for f in list(path)? {
+            out.read_file(&f)?;
         }
         Ok(out)
     }

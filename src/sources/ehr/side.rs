@@ -172,23 +172,8 @@ impl EhrSide {
         client: &crate::fhir::client::FhirClient,
         m: &Mappings,
     ) -> Result<Self, crate::fhir::client::ClientError> {
-        const TYPES: &[&str] = &[
-            "Patient",
-            "Practitioner",
-            "PractitionerRole",
-            "Organization",
-            "CareTeam",
-            "Task",
-            "Flag",
-            "Condition",
-            "Observation",
-            "EpisodeOfCare",
-            "Encounter",
-            "CarePlan",
-            "Consent",
-        ];
         let mut values = Vec::new();
-        for t in TYPES {
+        for t in crate::sources::ehr::fetch::TYPES {
             values.extend(client.search_all(&format!("{t}?_count=500")).await?);
         }
         let mut resources = Vec::new();

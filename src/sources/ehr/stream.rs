@@ -51,25 +51,7 @@ pub struct EhrStream {
 impl EhrStream {
     /// A file, or every `.json`/`.ndjson` file of a folder (sorted by name).
     pub fn open(path: &Path) -> Result<Self, FhirFileError> {
-        let io = |source| FhirFileError::Io {
-            path: path.into(),
-            source,
-        };
-        let files = if path.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(io)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json" || x == "ndjson"))
-                .collect();
-            if files.is_empty() {
-                return Err(FhirFileError::EmptyDir { path: path.into() });
-            }
-            files.sort();
-            files
-        } else {
-            std::fs::metadata(path).map_err(io)?;
-            vec![path.to_path_buf()]
-        };
+        let files = crate::sources::ehr::files::list(path)?;
         let bytes = files
             .iter()
             .filter_map(|f| std::fs::metadata(f).ok())
