@@ -1106,29 +1106,13 @@ impl<'a> Applier<'a> {
                     || before_h.as_deref() == Some(have_h.as_str())
                     || self.state.was_pending(&item.key, &have_h)?;
                 if !ours {
-                    let msg = format!(
-                        "{}/{} changed in the EHR while the sync ran",
-                        item.resource_type, item.id
-                    );
-                    self.state
-                        .mark(self.run, item.seq, ItemOutcome::Conflict, &msg)?;
-                    self.summary.conflicts += 1;
-                    self.summary.messages.push(format!("conflict: {msg}"));
-                    return Ok(());
+                    return self.conflict(&item, "changed in the EHR while the sync ran");
                 }
                 let desired_body = item.body.clone();
                 item.body = self.own.merge(cur, &desired_body);
                 item.expected_version = version_of(cur);
             } else if item.action != Action::Create && item.action != Action::CreateReference {
-                let msg = format!(
-                    "{}/{} no longer exists in the EHR",
-                    item.resource_type, item.id
-                );
-                self.state
-                    .mark(self.run, item.seq, ItemOutcome::Conflict, &msg)?;
-                self.summary.conflicts += 1;
-                self.summary.messages.push(format!("conflict: {msg}"));
-                return Ok(());
+                return self.conflict(&item, "no longer exists in the EHR");
             }
             let if_match = item.expected_version.as_ref().map(|v| format!("W/\"{v}\""));
             match self
@@ -1188,6 +1172,16 @@ impl<'a> Applier<'a> {
                 Err(e) => return Err(e.into()),
             }
         }
+        Ok(())
+    }
+
+    /// An item found changed (or gone) at apply time: recorded and reported, not written.
+    fn conflict(&mut self, item: &PlanItem, what: &str) -> Result<(), SyncError> {
+        let msg = format!("{}/{} {what}", item.resource_type, item.id);
+        self.state
+            .mark(self.run, item.seq, ItemOutcome::Conflict, &msg)?;
+        self.summary.conflicts += 1;
+        self.summary.messages.push(format!("conflict: {msg}"));
         Ok(())
     }
 
