@@ -92,6 +92,47 @@ pub fn empty_array_in(v: &serde_json::Value) -> Option<String> {
     walk(v, &mut vec![root])
 }
 
+/// Whether anything but white space follows the first JSON value (fhirbolt reads one value
+/// and stops; `{...} {...}` on one NDJSON line would otherwise read as one resource).
+pub fn trailing_content(bytes: &[u8]) -> bool {
+    let (mut depth, mut in_string, mut escaped, mut started) = (0i32, false, false, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                started = true;
+            }
+            b'}' | b']' => {
+                depth -= 1;
+                if started && depth == 0 {
+                    return bytes[i + 1..].iter().any(|c| !c.is_ascii_whitespace());
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+fn refuse_trailing(bytes: &[u8]) -> Result<(), FhirError> {
+    if trailing_content(bytes) {
+        return Err(FhirError::Parse(
+            "content after the resource: one line or file holds one JSON value".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn refuse_empty_arrays(at: Option<String>) -> Result<(), FhirError> {
     match at {
         Some(at) => Err(FhirError::Parse(format!(
@@ -104,6 +145,7 @@ fn refuse_empty_arrays(at: Option<String>) -> Result<(), FhirError> {
 /// Parses one resource strictly: unknown elements are an error, never silently dropped.
 pub fn parse(bytes: &[u8]) -> Result<Resource, FhirError> {
     refuse_empty_arrays(empty_array(bytes))?;
+    refuse_trailing(bytes)?;
     guarded(|| {
         fhirbolt::json::from_slice::<Resource>(bytes, strict())
             .map_err(|e| FhirError::Parse(e.to_string()))
@@ -134,9 +176,15 @@ pub fn peek_type(line: &[u8]) -> Option<&str> {
     std::str::from_utf8(&rest[..end]).ok()
 }
 
-/// Whether the end of `prefix` is inside the outer JSON object and outside any string.
+/// Whether the end of `prefix` is inside the first, outer JSON object and outside any string.
+/// A prefix that does not open with `{`, or whose outer object closes before the end, is not:
+/// the line is then parsed through the enum, which refuses what is not one resource.
 fn at_top_level(prefix: &[u8]) -> bool {
+    if prefix.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return false;
+    }
     let (mut depth, mut in_string, mut escaped) = (0i32, false, false);
+    let mut opened = false;
     for &b in prefix {
         if in_string {
             match (escaped, b) {
@@ -149,8 +197,16 @@ fn at_top_level(prefix: &[u8]) -> bool {
         }
         match b {
             b'"' => in_string = true,
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => depth -= 1,
+            b'{' | b'[' => {
+                depth += 1;
+                opened = true;
+            }
+            b'}' | b']' => {
+                depth -= 1;
+                if opened && depth == 0 {
+                    return false; // the outer object ended: what follows is not inside it
+                }
+            }
             _ => {}
         }
     }
@@ -173,6 +229,7 @@ pub fn parse_line(bytes: &[u8]) -> Result<Resource, FhirError> {
 pub fn parse_as(type_name: &str, bytes: &[u8]) -> Result<Resource, FhirError> {
     use fhirbolt::model::r4::resources as r;
     refuse_empty_arrays(empty_array(bytes))?;
+    refuse_trailing(bytes)?;
     fn one<'a, T: fhirbolt::serde::DeserializeResource<'a>>(
         bytes: &'a [u8],
         wrap: fn(Box<T>) -> Resource,

@@ -217,6 +217,12 @@ mod tests {
             peek_type(br#"{"text":{"div":"a \"}{ b"},"resourceType":"Patient"}"#),
             Some("Patient")
         );
+        // Found by the fuzzer: an object that closes before the key is not the line's.
+        assert_eq!(
+            peek_type(br#"{},{"use": n"resourceType":"CareTeam","id":"x"}"#),
+            None
+        );
+        assert_eq!(peek_type(br#"[{"resourceType":"CareTeam"}]"#), None);
     }
 
     #[test]
@@ -236,6 +242,15 @@ mod tests {
                 parse_line(line).unwrap_err().to_string(),
                 parse(line).unwrap_err().to_string()
             );
+        }
+        // Trailing content after the resource is refused by both.
+        for line in [
+            &br#"{"resourceType":"Patient","id":"p"} {"x":1}"#[..],
+            br#"{"resourceType":"Patient","id":"p"}xyz"#,
+            br#"{},{"use": n"resourceType":"CareTeam","id":"x"}"#,
+        ] {
+            assert!(parse_line(line).is_err(), "{}", String::from_utf8_lossy(line));
+            assert!(parse(line).is_err(), "{}", String::from_utf8_lossy(line));
         }
         let ok = br#"{"resourceType":"CareTeam","id":"a","status":"active","extension":[{"url":"x","valueDecimal":1.50}]}"#;
         assert_eq!(
