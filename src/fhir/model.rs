@@ -92,9 +92,16 @@ pub fn empty_array_in(v: &serde_json::Value) -> Option<String> {
     walk(v, &mut vec![root])
 }
 
-/// Whether anything but white space follows the first JSON value (fhirbolt reads one value
-/// and stops; `{...} {...}` on one NDJSON line would otherwise read as one resource).
-pub fn trailing_content(bytes: &[u8]) -> bool {
+/// How far the first JSON value of some bytes goes, read outside strings only.
+#[derive(Debug, PartialEq, Eq)]
+enum Extent {
+    /// The first value's closing bracket is at this index.
+    Closed(usize),
+    /// The bytes end inside it, this deep, inside a string or not.
+    Open { depth: i32, in_string: bool },
+}
+
+fn first_value(bytes: &[u8]) -> Extent {
     let (mut depth, mut in_string, mut escaped, mut started) = (0i32, false, false, false);
     for (i, &b) in bytes.iter().enumerate() {
         if in_string {
@@ -115,13 +122,22 @@ pub fn trailing_content(bytes: &[u8]) -> bool {
             b'}' | b']' => {
                 depth -= 1;
                 if started && depth == 0 {
-                    return bytes[i + 1..].iter().any(|c| !c.is_ascii_whitespace());
+                    return Extent::Closed(i);
                 }
             }
             _ => {}
         }
     }
-    false
+    Extent::Open { depth, in_string }
+}
+
+/// Whether anything but white space follows the first JSON value (fhirbolt reads one value
+/// and stops; `{...} {...}` on one NDJSON line would otherwise read as one resource).
+pub fn trailing_content(bytes: &[u8]) -> bool {
+    match first_value(bytes) {
+        Extent::Closed(i) => bytes[i + 1..].iter().any(|c| !c.is_ascii_whitespace()),
+        Extent::Open { .. } => false,
+    }
 }
 
 fn refuse_trailing(bytes: &[u8]) -> Result<(), FhirError> {
@@ -180,37 +196,12 @@ pub fn peek_type(line: &[u8]) -> Option<&str> {
 /// A prefix that does not open with `{`, or whose outer object closes before the end, is not:
 /// the line is then parsed through the enum, which refuses what is not one resource.
 fn at_top_level(prefix: &[u8]) -> bool {
-    if prefix.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return false;
-    }
-    let (mut depth, mut in_string, mut escaped) = (0i32, false, false);
-    let mut opened = false;
-    for &b in prefix {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
+    prefix.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+        && first_value(prefix)
+            == Extent::Open {
+                depth: 1,
+                in_string: false,
             }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                opened = true;
-            }
-            b'}' | b']' => {
-                depth -= 1;
-                if opened && depth == 0 {
-                    return false; // the outer object ended: what follows is not inside it
-                }
-            }
-            _ => {}
-        }
-    }
-    depth == 1 && !in_string
 }
 
 /// Parses one NDJSON line strictly, by its peeked type when it has one.

@@ -249,7 +249,11 @@ mod tests {
             br#"{"resourceType":"Patient","id":"p"}xyz"#,
             br#"{},{"use": n"resourceType":"CareTeam","id":"x"}"#,
         ] {
-            assert!(parse_line(line).is_err(), "{}", String::from_utf8_lossy(line));
+            assert!(
+                parse_line(line).is_err(),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
             assert!(parse(line).is_err(), "{}", String::from_utf8_lossy(line));
         }
         let ok = br#"{"resourceType":"CareTeam","id":"a","status":"active","extension":[{"url":"x","valueDecimal":1.50}]}"#;
