@@ -43,24 +43,13 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{findings_with, has, row, rows};
+    use super::super::testkit::{findings_with, has, nurse_fvk, rows};
     use crate::domain::PatientContext;
 
     #[test]
     fn fk_r10_the_staff_member_can_be_chosen_at_the_unit() {
         let ctx = PatientContext::default();
-        let c = rows(&[&row(
-            "a",
-            "FVK",
-            "",
-            "",
-            "SE2321000016-N001",
-            "Sjuksköterska",
-            "J",
-            "",
-            "SE2321000016-V0001",
-            "Vårdcentral",
-        )]);
+        let c = rows(&[&nurse_fvk("a")]);
         for profile in ["gavleborg", "orebro"] {
             let elsewhere = [("SE2321000016-N001", "SE2321000016-V0002")];
             let ids = findings_with(profile, &c, None, &ctx, Some(&elsewhere));

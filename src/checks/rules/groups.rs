@@ -74,7 +74,7 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{findings, has, row, rows};
+    use super::super::testkit::{findings, gp_flk, has, nurse_fvk, rows};
     use crate::domain::context::PatientGroup;
     use crate::domain::PatientContext;
 
@@ -84,31 +84,9 @@ mod tests {
             groups: vec![PatientGroup::Komplicerat],
             ..Default::default()
         };
-        let flk_only = rows(&[&row(
-            "a",
-            "FLK",
-            "",
-            "",
-            "SE2321000016-L001",
-            "Läkare",
-            "J",
-            "Allmänmedicin",
-            "SE2321000016-V0001",
-            "Vårdcentral",
-        )]);
+        let flk_only = rows(&[&gp_flk("a")]);
         assert!(has(&findings("orebro", &flk_only, &complex), "FK-R18"));
-        let with_fvk = rows(&[&row(
-            "b",
-            "FVK",
-            "",
-            "",
-            "SE2321000016-N001",
-            "Sjuksköterska",
-            "J",
-            "",
-            "SE2321000016-V0001",
-            "Vårdcentral",
-        )]);
+        let with_fvk = rows(&[&nurse_fvk("b")]);
         assert!(!has(&findings("orebro", &with_fvk, &complex), "FK-R18"));
         // A simple patient needs nothing of the kind.
         let simple = PatientContext {

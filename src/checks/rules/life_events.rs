@@ -38,23 +38,12 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{findings, has, row, rows};
+    use super::super::testkit::{findings, gp_flk, has, rows};
     use crate::domain::PatientContext;
 
     #[test]
     fn fk_r20_no_active_contact_after_death_or_moving_out() {
-        let contact = rows(&[&row(
-            "a",
-            "FLK",
-            "",
-            "",
-            "SE2321000016-L001",
-            "Läkare",
-            "J",
-            "Allmänmedicin",
-            "SE2321000016-V0001",
-            "Vårdcentral",
-        )]);
+        let contact = rows(&[&gp_flk("a")]);
         for profile in ["gavleborg", "orebro"] {
             let dead = PatientContext {
                 deceased: true,

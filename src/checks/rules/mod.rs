@@ -304,6 +304,38 @@ pub(super) mod testkit {
         )
     }
 
+    /// A general practitioner as FLK at the primary-care centre SE2321000016-V0001.
+    pub fn gp_flk(id: &str) -> String {
+        row(
+            id,
+            "FLK",
+            "",
+            "",
+            "SE2321000016-L001",
+            "Läkare",
+            "J",
+            "Allmänmedicin",
+            "SE2321000016-V0001",
+            "Vårdcentral",
+        )
+    }
+
+    /// A licensed nurse as FVK (not coordinating) at the same primary-care centre.
+    pub fn nurse_fvk(id: &str) -> String {
+        row(
+            id,
+            "FVK",
+            "",
+            "",
+            "SE2321000016-N001",
+            "Sjuksköterska",
+            "J",
+            "",
+            "SE2321000016-V0001",
+            "Vårdcentral",
+        )
+    }
+
     /// Rule ids of the findings the profile gives (sorted), every fact-kind available but the
     /// EHR's contacts and its staff directory.
     pub fn findings(profile: &str, contacts: &[FixedContact], ctx: &PatientContext) -> Vec<String> {

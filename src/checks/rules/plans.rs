@@ -151,7 +151,7 @@ pub(super) fn plans(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{findings, has, row, rows};
+    use super::super::testkit::{findings, gp_flk, has, nurse_fvk, rows};
     use crate::domain::plan::{
         CarePlanRecord, Consent, DocumentedAgreement, FollowUp, Intervention, MedicalCarePlan,
         PlanBody, PlanStatus, Principal, Sip,
@@ -161,32 +161,7 @@ mod tests {
     const GP: &str = "SE2321000016-L001";
 
     fn team() -> Vec<FixedContact> {
-        rows(&[
-            &row(
-                "a",
-                "FLK",
-                "",
-                "",
-                GP,
-                "Läkare",
-                "J",
-                "Allmänmedicin",
-                "SE2321000016-V0001",
-                "Vårdcentral",
-            ),
-            &row(
-                "b",
-                "FVK",
-                "",
-                "",
-                "SE2321000016-N001",
-                "Sjuksköterska",
-                "J",
-                "",
-                "SE2321000016-V0001",
-                "Vårdcentral",
-            ),
-        ])
+        rows(&[&gp_flk("a"), &nurse_fvk("b")])
     }
 
     fn with(body: PlanBody, c: &[FixedContact]) -> PatientContext {
