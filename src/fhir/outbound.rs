@@ -329,7 +329,7 @@ impl<'m> Outbound<'m> {
         let date = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
         let period = period(Some(date(c.period.start())), c.period.end().map(date));
         let row_identifier = identifier(&self.target.row_id_system, c.row_id.as_str());
-        let relation = if relation_type(c) == "Task" {
+        let relation = if relation_type(c) == Carrier::Task {
             let t = self.term;
             Resource::Task(Box::new(Task {
                 id: Some(self.ids.relation("Task", &c.row_id).into()),
@@ -624,11 +624,39 @@ impl Outbound<'_> {
 }
 
 /// The resource a contact becomes: a declined offer is a Task (the offer), any other a CareTeam.
-pub fn relation_type(c: &FixedContact) -> &'static str {
+pub fn relation_type(c: &FixedContact) -> Carrier {
     if c.status() == ContactStatus::Declined {
-        "Task"
+        Carrier::Task
     } else {
-        "CareTeam"
+        Carrier::CareTeam
+    }
+}
+
+/// The FHIR resource that carries a register relation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Carrier {
+    /// An active or ended fixed contact.
+    CareTeam,
+    /// A declined offer of a fixed contact.
+    Task,
+}
+
+impl Carrier {
+    /// The resource type's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Carrier::CareTeam => "CareTeam",
+            Carrier::Task => "Task",
+        }
+    }
+
+    /// The carrier named by a resource type, if it is one.
+    pub fn from_type_name(t: &str) -> Option<Carrier> {
+        match t {
+            "CareTeam" => Some(Carrier::CareTeam),
+            "Task" => Some(Carrier::Task),
+            _ => None,
+        }
     }
 }
 

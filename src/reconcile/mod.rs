@@ -16,7 +16,7 @@ use crate::progress::Progress;
 use crate::sources::ehr::files::FhirFileError;
 use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
 use crate::sync::engine::{
-    product_relations, row_key, Bodies, Held, PlanBasis, Planner, SyncError, Want,
+    product_relations, Bodies, Held, PlanBasis, Planner, RelationKey, SyncError, Want,
 };
 use crate::sync::ownership::Ownership;
 use crate::sync::spill::SpilledItems;
@@ -230,7 +230,7 @@ fn plan_partition(
     register: &Path,
     m: &Mappings,
     part: Partition,
-    mut actual: HashMap<String, Value>,
+    mut actual: HashMap<RelationKey, Value>,
     existing: &Existing,
     planned_refs: &mut HashSet<String>,
     spill: &mut SpilledItems,
@@ -262,7 +262,7 @@ fn plan_partition(
         if !part.holds(&c.patient) {
             continue;
         }
-        let key = row_key(relation_type(&c), c.row_id.as_str());
+        let key = RelationKey::new(relation_type(&c), c.row_id.as_str());
         let source = format!("{}:{line} {}", register.display(), c.row_id);
         // References: what exists is rewritten to the EHR's id, what is missing is created
         // before the first relation that needs it.
@@ -323,7 +323,7 @@ fn plan_partition(
         unreadable_rows,
     };
     planner.rejected(0, unreadable_rows);
-    let mut gone: Vec<(String, Value)> = actual.into_iter().collect();
+    let mut gone: Vec<(RelationKey, Value)> = actual.into_iter().collect();
     gone.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for (key, a) in gone {
         planner.relation(&key, None, Some(&a), &held)?;

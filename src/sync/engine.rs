@@ -8,7 +8,7 @@ use super::state::{Applied, Done, ItemOutcome, LedgerEntry, Pending, State, Stat
 use crate::domain::{ContactStatus, FixedContact, PatientId};
 use crate::fhir::client::{ClientError, FhirClient};
 use crate::fhir::model;
-use crate::fhir::outbound::{type_and_id, Outbound, ResourceSet};
+use crate::fhir::outbound::{relation_type, Outbound, ResourceSet};
 use crate::fhir::transaction;
 use crate::mapping::Mappings;
 use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
@@ -54,22 +54,25 @@ pub enum Action {
     CreateReference,
 }
 
-/// The facts of a relation, kept in the ledger for `history`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Facts {
-    pub patient_hash: String,
-    pub kind: String,
-    pub staff: Option<String>,
-    pub unit: String,
-    pub status: String,
-    pub valid_from: String,
-    pub valid_to: Option<String>,
+pub use super::key::{Carrier, PlanKey, RelationKey};
+pub use super::state::Facts;
+
+impl Action {
+    /// As the plan, the state file and the ledger spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::End => "end",
+            Action::CreateReference => "create-reference",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanItem {
     pub seq: i64,
-    pub key: String,
+    pub key: PlanKey,
     pub action: Action,
     pub resource_type: String,
     pub id: String,
@@ -86,7 +89,7 @@ pub struct PlanItem {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Conflict {
-    pub key: String,
+    pub key: PlanKey,
     pub resource: String,
     pub reason: String,
     pub register: Option<Value>,
@@ -104,7 +107,7 @@ pub struct SyncPlan {
     pub unchanged: u64,
     /// Relations found on the server as the register wants them, with no record of the write
     /// (a killed run, or another sync): recorded, not written.
-    pub adopt: Vec<(String, String, Option<String>, String)>,
+    pub adopt: Vec<Adoption>,
     pub errors: Vec<String>,
     pub rejected_rows: u64,
     /// Made from files for review (`reconcile --ehr DIR`): creates carry no body, so it cannot
@@ -120,6 +123,17 @@ pub struct SyncPlan {
     /// run ends nothing at all.
     #[serde(default)]
     pub unreadable_rows: u64,
+}
+
+/// A relation found on the server as the register wants it, recorded in the state without a
+/// write.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Adoption {
+    pub key: PlanKey,
+    /// `Type/id` on the server.
+    pub resource: String,
+    pub version: Option<String>,
+    pub owned_hash: String,
 }
 
 /// The end-of-run summary a cron job reads (`--summary FILE`).
@@ -168,11 +182,6 @@ pub struct Options {
 
 fn version_of(r: &Value) -> Option<String> {
     r["meta"]["versionId"].as_str().map(str::to_owned)
-}
-
-/// The plan's and the ledger's key of a relation.
-pub fn row_key(resource_type: &str, row: &str) -> String {
-    format!("{resource_type}|{row}")
 }
 
 /// A keyed hash of a patient for the state file: `history` can look a patient up, the file
@@ -224,7 +233,7 @@ type PatientFacts = (
 /// Register → what the EHR should hold.
 pub struct Desired {
     /// key → (contact, source, relation JSON)
-    pub relations: BTreeMap<String, (FixedContact, String, Value)>,
+    pub relations: BTreeMap<RelationKey, (FixedContact, String, Value)>,
     pub references: Vec<Value>,
     pub rejected: Vec<RejectedRow>,
     pub held_rows: HashSet<String>,
@@ -283,8 +292,7 @@ pub fn desired(
                 if e.1.is_none() {
                     e.1 = contact.listing_unit.clone();
                 }
-                let (t, _) = type_and_id(&r.relation);
-                let key = row_key(t, contact.row_id.as_str());
+                let key = RelationKey::new(relation_type(&contact), contact.row_id.as_str());
                 let source = format!("{}:{line} {}", path.display(), contact.row_id);
                 relations.insert(key, (contact, source, to_json(r.relation)));
             }
@@ -392,7 +400,7 @@ async fn actual(
     client: &FhirClient,
     m: &Mappings,
     errors: &mut Vec<String>,
-) -> Result<HashMap<String, Value>, SyncError> {
+) -> Result<HashMap<RelationKey, Value>, SyncError> {
     let tag = format!("{}|{}", m.target.tag_system, m.target.tag_code);
     let mut found = Vec::new();
     for t in ["CareTeam", "Task"] {
@@ -410,8 +418,8 @@ pub fn product_relations(
     m: &Mappings,
     resources: Vec<Value>,
     errors: &mut Vec<String>,
-) -> HashMap<String, Value> {
-    let mut out: HashMap<String, Value> = HashMap::new();
+) -> HashMap<RelationKey, Value> {
+    let mut out: HashMap<RelationKey, Value> = HashMap::new();
     for r in resources {
         let t = r["resourceType"].as_str().unwrap_or("").to_owned();
         let row = r["identifier"]
@@ -422,7 +430,14 @@ pub fn product_relations(
             .and_then(|i| i["value"].as_str())
             .map(str::to_owned);
         let Some(row) = row else { continue };
-        let key = row_key(&t, &row);
+        let Some(carrier) = Carrier::from_type_name(&t) else {
+            errors.push(format!(
+                "{t}/{} carries a register row id ({row}) but is not a CareTeam or Task; not touched",
+                r["id"].as_str().unwrap_or("")
+            ));
+            continue;
+        };
+        let key = RelationKey::new(carrier, &row);
         if let Some(prev) = out.get(&key) {
             errors.push(format!(
                 "{t} row {row} is held by more than one resource ({} and {}); not touched",
@@ -471,7 +486,7 @@ pub async fn plan(
         patients: &d.held_patients,
         unreadable_rows: d.unreadable_rows,
     };
-    let mut keys: Vec<&String> = d.relations.keys().chain(actual.keys()).collect();
+    let mut keys: Vec<&RelationKey> = d.relations.keys().chain(actual.keys()).collect();
     keys.sort();
     keys.dedup();
     for key in keys {
@@ -572,7 +587,7 @@ impl<'a> Planner<'a> {
 
     /// The product's relations found in the EHR (all, or a partition's): the end-share guard
     /// counts the active ones; a row held twice is an error of the plan.
-    pub fn found(&mut self, actual: &HashMap<String, Value>, errors: Vec<String>) {
+    pub fn found(&mut self, actual: &HashMap<RelationKey, Value>, errors: Vec<String>) {
         self.active_owned += actual.values().filter(|a| a["status"] == "active").count();
         self.plan.errors.extend(errors);
     }
@@ -609,7 +624,10 @@ impl<'a> Planner<'a> {
             let seq = self.next();
             self.plan.items.push(PlanItem {
                 seq,
-                key: format!("{t}/{id}"),
+                key: PlanKey::Reference {
+                    resource_type: t.clone(),
+                    id: id.clone(),
+                },
                 action: Action::CreateReference,
                 resource_type: t,
                 id,
@@ -627,13 +645,14 @@ impl<'a> Planner<'a> {
     /// One relation: what the register wants (if anything) against what the EHR has.
     pub fn relation(
         &mut self,
-        key: &str,
+        relation: &RelationKey,
         desired: Option<Want>,
         a: Option<&Value>,
         held: &Held,
     ) -> Result<(), SyncError> {
+        let key = &PlanKey::from(relation.clone());
         let last = self.state.applied(key)?;
-        let (t, row) = key.split_once('|').unwrap_or(("", ""));
+        let (t, row) = (relation.carrier.as_str(), relation.row.as_str());
         match (desired, a) {
             (Some(w), None) => self.create(key, t, w, last),
             (Some(w), Some(a)) => self.update(key, t, w, a, last)?,
@@ -645,14 +664,14 @@ impl<'a> Planner<'a> {
 
     /// In the register, not in the EHR: a create (a conflict if the product wrote it before and
     /// someone removed it).
-    fn create(&mut self, key: &str, t: &str, w: Want, last: Option<Applied>) {
+    fn create(&mut self, key: &PlanKey, t: &str, w: Want, last: Option<Applied>) {
         let (own, opts) = (self.own, self.opts);
         let id = crate::fhir::ids::IdMaker::new(self.ns).relation(t, &w.contact.row_id);
         if last.is_some() {
             // It was written before and is gone: someone removed it in the EHR.
             let body = self.body(&w);
             self.plan.conflicts.push(Conflict {
-                key: key.to_owned(),
+                key: key.clone(),
                 resource: format!("{t}/{id}"),
                 reason: "removed from the EHR since the last sync".into(),
                 register: Some(own.owned(&body)),
@@ -672,7 +691,7 @@ impl<'a> Planner<'a> {
         let seq = self.next();
         self.plan.items.push(PlanItem {
             seq,
-            key: key.to_owned(),
+            key: key.clone(),
             action: Action::Create,
             resource_type: t.to_owned(),
             id,
@@ -690,7 +709,7 @@ impl<'a> Planner<'a> {
     /// a person changed what the register owns.
     fn update(
         &mut self,
-        key: &str,
+        key: &PlanKey,
         t: &str,
         w: Want,
         a: &Value,
@@ -708,9 +727,12 @@ impl<'a> Planner<'a> {
                 .as_ref()
                 .is_none_or(|l| l.owned_hash != have_h || l.version != version_of(a))
             {
-                self.plan
-                    .adopt
-                    .push((key.to_owned(), format!("{t}/{id}"), version_of(a), have_h));
+                self.plan.adopt.push(Adoption {
+                    key: key.clone(),
+                    resource: format!("{t}/{id}"),
+                    version: version_of(a),
+                    owned_hash: have_h,
+                });
             }
             return Ok(());
         }
@@ -726,7 +748,7 @@ impl<'a> Planner<'a> {
         };
         if !ours {
             self.plan.conflicts.push(Conflict {
-                key: key.to_owned(),
+                key: key.clone(),
                 resource: format!("{t}/{id}"),
                 reason: if last.is_some() {
                     "a person changed register-owned elements in the EHR since the last sync".into()
@@ -745,7 +767,7 @@ impl<'a> Planner<'a> {
         let seq = self.next();
         self.plan.items.push(PlanItem {
             seq,
-            key: key.to_owned(),
+            key: key.clone(),
             action: Action::Update,
             resource_type: t.to_owned(),
             id,
@@ -764,7 +786,7 @@ impl<'a> Planner<'a> {
     /// says of it is unknown this run.
     fn end(
         &mut self,
-        key: &str,
+        key: &PlanKey,
         t: &str,
         row: &str,
         a: &Value,
@@ -789,7 +811,7 @@ impl<'a> Planner<'a> {
         let have_h = hash(&have);
         if let Some(l) = &last {
             if l.owned_hash != have_h {
-                self.plan.conflicts.push(Conflict { key: key.to_owned(), resource: format!("{t}/{id}"), reason: "the register no longer lists this relation, and a person changed it in the EHR".into(), register: None, ehr: Some(have.clone()) });
+                self.plan.conflicts.push(Conflict { key: key.clone(), resource: format!("{t}/{id}"), reason: "the register no longer lists this relation, and a person changed it in the EHR".into(), register: None, ehr: Some(have.clone()) });
                 if opts.on_conflict == OnConflict::Report {
                     return Ok(());
                 }
@@ -804,12 +826,12 @@ impl<'a> Planner<'a> {
         if !keep_end {
             ended["period"]["end"] = json!(end);
         }
-        let facts = state_facts(self.state, key)?;
+        let facts = self.state.last_facts(key)?;
         self.ends += 1;
         let seq = self.next();
         self.plan.items.push(PlanItem {
             seq,
-            key: key.to_owned(),
+            key: key.clone(),
             action: Action::End,
             resource_type: t.to_owned(),
             id,
@@ -847,21 +869,6 @@ impl<'a> Planner<'a> {
         }
         Ok(self.plan)
     }
-}
-
-/// The newest ledger line for the key carries the relation's facts.
-fn state_facts(state: &State, key: &str) -> Result<Option<Facts>, SyncError> {
-    Ok(state.last_facts(key)?.map(
-        |(patient_hash, kind, staff, unit, status, valid_from, valid_to)| Facts {
-            patient_hash,
-            kind,
-            staff,
-            unit,
-            status,
-            valid_from,
-            valid_to,
-        },
-    ))
 }
 
 /// The Provenance of one transaction: its id is derived from what it records, so a resent
@@ -962,10 +969,10 @@ impl<'a> Applier<'a> {
         let l = LedgerEntry {
             at: chrono::Utc::now().to_rfc3339(),
             run: self.run,
-            key: i.key.clone(),
+            key: i.key.to_string(),
             resource: resource.clone(),
             version: version.clone(),
-            action: format!("{:?}", i.action).to_lowercase(),
+            action: i.action.as_str().to_owned(),
             register_row: i.register_row.clone(),
             kind: f.kind,
             staff: f.staff,
@@ -1005,13 +1012,13 @@ impl<'a> Applier<'a> {
         chunk_size: usize,
         transactions: bool,
     ) -> Result<(), SyncError> {
-        for (key, resource, version, h) in &plan.adopt {
+        for a in &plan.adopt {
             self.state.adopt(
-                key,
+                &a.key,
                 &Applied {
-                    resource: resource.clone(),
-                    version: version.clone(),
-                    owned_hash: h.clone(),
+                    resource: a.resource.clone(),
+                    version: a.version.clone(),
+                    owned_hash: a.owned_hash.clone(),
                 },
                 self.run,
             )?;
@@ -1028,7 +1035,7 @@ impl<'a> Applier<'a> {
                     .map(|i| Pending {
                         seq: i.seq,
                         key: i.key.clone(),
-                        action: format!("{:?}", i.action),
+                        action: i.action,
                         resource: format!("{}/{}", i.resource_type, i.id),
                         expected_version: i.expected_version.clone(),
                         desired_hash: i.owned_hash.clone(),

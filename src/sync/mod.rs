@@ -2,6 +2,7 @@
 //! (register, EHR, last applied); apply is If-Match-guarded, provenanced, read back and ledgered.
 
 pub mod engine;
+pub mod key;
 pub mod ownership;
 pub mod spill;
 pub mod state;

@@ -83,7 +83,11 @@ mod tests {
     fn item(seq: i64, action: Action) -> PlanItem {
         PlanItem {
             seq,
-            key: format!("CareTeam|r{seq}"),
+            key: crate::sync::key::RelationKey::new(
+                crate::sync::key::Carrier::CareTeam,
+                &format!("r{seq}"),
+            )
+            .into(),
             action,
             resource_type: "CareTeam".into(),
             id: format!("id{seq}"),

@@ -3,6 +3,8 @@
 //! append-only ledger of every applied change. Patients are stored as HMACs keyed by the
 //! operator's secret (`StateKey`), never as numbers, in the ledger's columns and its JSON alike.
 
+use super::engine::Action;
+use super::key::PlanKey;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
@@ -121,11 +123,23 @@ impl ItemOutcome {
     }
 }
 
+/// The facts of a relation, kept in the ledger for `history`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Facts {
+    pub patient_hash: String,
+    pub kind: String,
+    pub staff: Option<String>,
+    pub unit: String,
+    pub status: String,
+    pub valid_from: String,
+    pub valid_to: Option<String>,
+}
+
 /// An intent, recorded before its write is sent (a killed run is recognised by it).
 pub struct Pending {
     pub seq: i64,
-    pub key: String,
-    pub action: String,
+    pub key: PlanKey,
+    pub action: Action,
     pub resource: String,
     pub expected_version: Option<String>,
     pub desired_hash: String,
@@ -133,7 +147,7 @@ pub struct Pending {
 /// A write that landed: the new last-applied state and its ledger line.
 pub struct Done {
     pub seq: i64,
-    pub key: String,
+    pub key: PlanKey,
     pub applied: Applied,
     pub ledger: LedgerEntry,
     pub patient_hash: String,
@@ -296,12 +310,12 @@ impl State {
         Ok(())
     }
 
-    pub fn applied(&self, key: &str) -> Result<Option<Applied>, StateError> {
+    pub fn applied(&self, key: &PlanKey) -> Result<Option<Applied>, StateError> {
         // Cached: a region's plan asks once per relation.
         self.conn
             .prepare_cached("SELECT resource, version, owned_hash FROM applied WHERE key = ?1")
             .map_err(self.err())?
-            .query_row([key], |r| {
+            .query_row([key.to_string()], |r| {
                 Ok(Applied {
                     resource: r.get(0)?,
                     version: r.get(1)?,
@@ -313,11 +327,11 @@ impl State {
     }
 
     /// Was this owned state the intent of a write that may not have been recorded (a killed run)?
-    pub fn was_pending(&self, key: &str, owned_hash: &str) -> Result<bool, StateError> {
+    pub fn was_pending(&self, key: &PlanKey, owned_hash: &str) -> Result<bool, StateError> {
         self.conn
             .query_row(
                 "SELECT 1 FROM plan_items WHERE key = ?1 AND desired_hash = ?2 AND outcome IN ('pending', 'applied') LIMIT 1",
-                params![key, owned_hash],
+                params![key.to_string(), owned_hash],
                 |_| Ok(()),
             )
             .optional()
@@ -336,7 +350,7 @@ impl State {
         for p in items {
             tx.execute(
                 "INSERT OR REPLACE INTO plan_items (run, seq, key, action, resource, expected_version, desired_hash, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending')",
-                params![run, p.seq, p.key, p.action, p.resource, p.expected_version, p.desired_hash],
+                params![run, p.seq, p.key.to_string(), p.action.as_str(), p.resource, p.expected_version, p.desired_hash],
             )
             .map_err(db)?;
         }
@@ -366,13 +380,13 @@ impl State {
             .map_err(db)?;
             tx.execute(
                 "INSERT OR REPLACE INTO applied (key, resource, version, owned_hash, run) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![key, applied.resource, applied.version, applied.owned_hash, run],
+                params![key.to_string(), applied.resource, applied.version, applied.owned_hash, run],
             )
             .map_err(db)?;
             tx.execute(
                 "INSERT INTO ledger (at, run, key, resource, version, action, register_row, patient, kind, staff, unit, status, valid_from, valid_to, before, after)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                params![l.at, run, key, l.resource, l.version, l.action, l.register_row, patient_hash, l.kind, l.staff, l.unit, l.status, l.valid_from, l.valid_to, l.before, l.after],
+                params![l.at, run, key.to_string(), l.resource, l.version, l.action, l.register_row, patient_hash, l.kind, l.staff, l.unit, l.status, l.valid_from, l.valid_to, l.before, l.after],
             )
             .map_err(db)?;
         }
@@ -380,11 +394,11 @@ impl State {
     }
 
     /// Adopts a state found on the server (equal to what the register wants) without a write.
-    pub fn adopt(&self, key: &str, applied: &Applied, run: i64) -> Result<(), StateError> {
+    pub fn adopt(&self, key: &PlanKey, applied: &Applied, run: i64) -> Result<(), StateError> {
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO applied (key, resource, version, owned_hash, run) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![key, applied.resource, applied.version, applied.owned_hash, run],
+                params![key.to_string(), applied.resource, applied.version, applied.owned_hash, run],
             )
             .map_err(self.err())?;
         Ok(())
@@ -411,28 +425,23 @@ impl State {
         Ok(())
     }
 
-    /// The newest facts recorded for a relation: (patient, kind, staff, unit, status, from, to).
-    #[allow(clippy::type_complexity)]
-    pub fn last_facts(
-        &self,
-        key: &str,
-    ) -> Result<
-        Option<(
-            String,
-            String,
-            Option<String>,
-            String,
-            String,
-            String,
-            Option<String>,
-        )>,
-        StateError,
-    > {
+    /// The newest ledger line of a relation carries its facts.
+    pub fn last_facts(&self, key: &PlanKey) -> Result<Option<Facts>, StateError> {
         self.conn
             .query_row(
                 "SELECT patient, kind, staff, unit, status, valid_from, valid_to FROM ledger WHERE key = ?1 ORDER BY seq DESC LIMIT 1",
-                [key],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+                [key.to_string()],
+                |r| {
+                    Ok(Facts {
+                        patient_hash: r.get(0)?,
+                        kind: r.get(1)?,
+                        staff: r.get(2)?,
+                        unit: r.get(3)?,
+                        status: r.get(4)?,
+                        valid_from: r.get(5)?,
+                        valid_to: r.get(6)?,
+                    })
+                },
             )
             .optional()
             .map_err(self.err())
