@@ -34,17 +34,17 @@ impl Progress {
         }
     }
 
-    pub fn stage(&self, what: impl Into<String>) {
+    pub(crate) fn stage(&self, what: impl Into<String>) {
         let what = what.into();
         tracing::info!(stage = %what, "reconcile");
         self.bar.set_message(what);
     }
 
-    pub fn add(&self, n: u64) {
+    pub(crate) fn add(&self, n: u64) {
         self.bar.inc(n);
     }
 
-    pub fn grow(&self, n: u64) {
+    pub(crate) fn grow(&self, n: u64) {
         self.bar.inc_length(n);
     }
 

@@ -19,7 +19,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// All generated dates lie before this day, so findings do not change with the clock.
-pub const REFERENCE_DAY: (i32, u32, u32) = (2026, 6, 1);
+pub(crate) const REFERENCE_DAY: (i32, u32, u32) = (2026, 6, 1);
 const ORG: &str = "2321000016";
 
 pub struct Spec {
@@ -33,16 +33,16 @@ pub struct Spec {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Injection {
     /// 12 digits.
-    pub patient: String,
-    pub anomaly: Anomaly,
+    pub(crate) patient: String,
+    pub(crate) anomaly: Anomaly,
     /// Rules expected to report it, per profile (`*` = every profile).
-    pub expect: Vec<(String, String)>,
-    pub row_id: Option<String>,
+    pub(crate) expect: Vec<(String, String)>,
+    pub(crate) row_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Anomaly {
+pub(crate) enum Anomaly {
     /// A second active FVK in another unit, neither coordinating.
     SecondFvk,
     /// The FLK is a nurse.
@@ -88,11 +88,11 @@ impl Anomaly {
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Manifest {
-    pub seed: u64,
+    pub(crate) seed: u64,
     pub patients: u64,
     pub register_rows: u64,
     pub ehr_resources: u64,
-    pub reference_day: String,
+    pub(crate) reference_day: String,
     pub injected: Vec<Injection>,
 }
 

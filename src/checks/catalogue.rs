@@ -103,7 +103,7 @@ pub fn find(id: &str) -> Option<&'static Rule> {
 
 /// A rule as the code names it: a typo is a compile error, not a panic at run time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RuleId {
+pub(crate) enum RuleId {
     R01,
     R02,
     R03,
@@ -128,11 +128,11 @@ pub enum RuleId {
 
 impl RuleId {
     /// The rule's entry in `RULES` (in id order; a test keeps them in step).
-    pub fn rule(self) -> &'static Rule {
+    pub(crate) fn rule(self) -> &'static Rule {
         &RULES[self as usize]
     }
     /// `FK-R01` …
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         self.rule().id
     }
 }

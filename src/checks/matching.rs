@@ -4,7 +4,7 @@
 use crate::domain::{ContactKind, ContactStatus, FixedContact};
 
 #[derive(Debug)]
-pub enum Discrepancy<'a> {
+pub(crate) enum Discrepancy<'a> {
     /// An active register contact the EHR lacks.
     MissingInEhr(&'a FixedContact),
     /// The EHR names another person for the register's contact.
@@ -48,7 +48,7 @@ fn same_person_and_place(a: &FixedContact, b: &FixedContact) -> bool {
         && a.staff().map(|s| &s.hsa) == b.staff().map(|s| &s.hsa)
 }
 
-pub fn compare<'a>(
+pub(crate) fn compare<'a>(
     register: &[&'a FixedContact],
     ehr: &[&'a FixedContact],
 ) -> Vec<Discrepancy<'a>> {

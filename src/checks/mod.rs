@@ -2,8 +2,8 @@
 //! facts) → findings. Reads domain types only; sinks turn findings into reports.
 
 pub mod catalogue;
-pub mod matching;
-pub mod profile;
+pub(crate) mod matching;
+pub(crate) mod profile;
 pub mod rules;
 pub mod run;
 
@@ -51,16 +51,16 @@ pub struct Finding {
     /// failed its check (FK-R16) it is the text as found.
     pub patient: String,
     pub message: String,
-    pub basis: &'static str,
+    pub(crate) basis: &'static str,
     /// What the register says, when it bears on the finding.
-    pub register: Option<String>,
+    pub(crate) register: Option<String>,
     /// What the EHR says.
     pub ehr: Option<String>,
-    pub unit: Option<HsaId>,
+    pub(crate) unit: Option<HsaId>,
     /// Register rows (`FILE:LINE Rad-id`) and FHIR resources (`Type/id`) concerned.
     pub sources: Vec<String>,
     /// FHIRPath to the element, for OperationOutcome.
-    pub expression: Option<String>,
+    pub(crate) expression: Option<String>,
 }
 
 /// A rule that could not run for lack of data, said once per run.

@@ -10,46 +10,46 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FvkSettings {
+pub(crate) struct FvkSettings {
     /// FK-R01: most active FVKs per patient (Gävleborg §2.2: 1); absent = no limit.
-    pub max_active_per_patient: Option<usize>,
+    pub(crate) max_active_per_patient: Option<usize>,
     /// FK-R01: most active FVKs per unit; absent = no limit.
-    pub max_active_per_unit: Option<usize>,
+    pub(crate) max_active_per_unit: Option<usize>,
     /// FK-R02: FVKs in several units need exactly one coordinating FVK (Örebro §7.5).
-    pub coordinator_across_units: bool,
+    pub(crate) coordinator_across_units: bool,
     /// FK-R11: an FVK must be health-care staff (Örebro §7.2), not administrative.
-    pub health_care_staff_only: bool,
+    pub(crate) health_care_staff_only: bool,
     /// FK-R07: the discharge FVK must be the coordinating one (Örebro §7.5).
-    pub discharge_fvk_must_coordinate: bool,
+    pub(crate) discharge_fvk_must_coordinate: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FlkSettings {
+pub(crate) struct FlkSettings {
     /// FK-R05: specialities (codes of CodeSystem `specialitet`) that count as general-practice
     /// competence, "or equivalent" (Örebro §8.2).
-    pub qualifying_specialties: Vec<String>,
+    pub(crate) qualifying_specialties: Vec<String>,
 }
 
 /// What a group of patients should have (FK-R18).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Needs {
+pub(crate) struct Needs {
     #[serde(default)]
-    pub contacts: Vec<NeededContact>,
+    pub(crate) contacts: Vec<NeededContact>,
     #[serde(default)]
-    pub plans: Vec<String>,
+    pub(crate) plans: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum NeededContact {
+pub(crate) enum NeededContact {
     Fvk,
     Flk,
 }
 
 /// The contacts and plans a group of patients should have.
-pub type Requirement = (Vec<NeededContact>, Vec<PlanKind>);
+pub(crate) type Requirement = (Vec<NeededContact>, Vec<PlanKind>);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,15 +70,15 @@ struct RawProfile {
 
 #[derive(Debug, Clone)]
 pub struct Profile {
-    pub name: String,
+    pub(crate) name: String,
+    /// What the profile is, in the words of its file.
     pub description: String,
-    pub path: PathBuf,
-    pub fvk: FvkSettings,
-    pub flk: FlkSettings,
-    pub severity: BTreeMap<String, Severity>,
-    pub disabled: Vec<String>,
-    pub patient_groups: BTreeMap<PatientGroup, Requirement>,
-    pub large_care_needs: Requirement,
+    pub(crate) fvk: FvkSettings,
+    pub(crate) flk: FlkSettings,
+    pub(crate) severity: BTreeMap<String, Severity>,
+    pub(crate) disabled: Vec<String>,
+    pub(crate) patient_groups: BTreeMap<PatientGroup, Requirement>,
+    pub(crate) large_care_needs: Requirement,
 }
 
 impl Profile {
@@ -136,7 +136,6 @@ impl Profile {
         Ok(Profile {
             name: raw.name,
             description: raw.description,
-            path,
             fvk: raw.fvk,
             flk: raw.flk,
             severity: raw
@@ -154,7 +153,7 @@ impl Profile {
         })
     }
 
-    pub fn enabled(&self, rule: &str) -> bool {
+    pub(crate) fn enabled(&self, rule: &str) -> bool {
         !self.disabled.iter().any(|d| d == rule)
     }
 }

@@ -27,8 +27,8 @@ pub enum CheckError {
 
 #[derive(Debug, serde::Serialize)]
 pub struct CheckReport {
-    pub profile: String,
-    pub as_of: NaiveDate,
+    pub(crate) profile: String,
+    pub(crate) as_of: NaiveDate,
     pub patients: u64,
     pub register_rows: u64,
     pub ehr_contacts: usize,
@@ -37,12 +37,12 @@ pub struct CheckReport {
     /// Register rows that could not be read (their identifier problems are FK-R16 findings).
     pub rejected_rows: u64,
     pub quarantine: Option<PathBuf>,
-    pub ehr_problems: Vec<String>,
+    pub(crate) ehr_problems: Vec<String>,
 }
 
 impl CheckReport {
     /// Adds another partition's report to this one.
-    pub fn absorb(&mut self, o: CheckReport) {
+    pub(crate) fn absorb(&mut self, o: CheckReport) {
         self.patients += o.patients;
         self.register_rows += o.register_rows;
         self.ehr_contacts += o.ehr_contacts;
@@ -58,7 +58,7 @@ impl CheckReport {
     }
 
     /// Most severe first, then by rule and patient: the order every output uses.
-    pub fn sort(&mut self) {
+    pub(crate) fn sort(&mut self) {
         self.findings.sort_by(|a, b| {
             b.severity
                 .cmp(&a.severity)
@@ -132,7 +132,7 @@ impl Run<'_> {
 
 /// EHR files per partition pass: memory holds about one partition's EHR data (≈0.3 × its
 /// file size), so a region larger than this is read in several passes.
-pub const PARTITION_BYTES: u64 = 2_000_000_000;
+pub(crate) const PARTITION_BYTES: u64 = 2_000_000_000;
 
 /// A check whose EHR side is read from files, streamed and partitioned.
 pub struct Streamed<'a> {
@@ -151,7 +151,7 @@ pub struct Streamed<'a> {
 /// What each partition's pass hands a caller (reconcile plans here), with the product's own
 /// CareTeams and Tasks taken out of the EHR side. It runs while the rules run on another
 /// thread; returning false stops the run after this partition.
-pub type OnPartition<'h> =
+pub(crate) type OnPartition<'h> =
     dyn FnMut(Partition, &EhrDirectory, &Index, Vec<serde_json::Value>) -> bool + 'h;
 
 /// Runs every rule over a register and EHR files, one partition at a time: the directory and
@@ -499,7 +499,7 @@ fn group_in_memory(
 }
 
 /// Masks a finding's patient for terminal output.
-pub fn masked(patient: &str) -> String {
+pub(crate) fn masked(patient: &str) -> String {
     match PatientId::parse(patient) {
         Ok(p) => p.to_string(),
         Err(_) => mask(patient),

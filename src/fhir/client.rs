@@ -107,7 +107,7 @@ pub fn client_assertion(
 
 /// A PKCS#12 file (a SITHS export, say) as the PEM identity reqwest takes: the private key and
 /// its certificate chain.
-pub fn pkcs12_to_pem(data: &[u8], password: &Secret) -> Result<Vec<u8>, ClientError> {
+pub(crate) fn pkcs12_to_pem(data: &[u8], password: &Secret) -> Result<Vec<u8>, ClientError> {
     let ks = p12_keystore::KeyStore::from_pkcs12(
         data,
         password.expose(),
@@ -138,25 +138,25 @@ pub struct Tls {
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    pub base: String,
+    pub(crate) base: String,
     /// Longest silence while reading an answer (not a cap on the whole download).
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Origins (`https://files.example:443`) other than the base's that may receive the
     /// credentials, such as a Bulk Data file server.
     pub auth_origins: Vec<String>,
     /// Most pages one search follows.
-    pub max_pages: usize,
+    pub(crate) max_pages: usize,
     /// Most time one request may spend waiting between its retries, Retry-After included.
     pub max_retry_wait: Duration,
-    pub max_retries: usize,
+    pub(crate) max_retries: usize,
     pub auth: Auth,
     pub tls: Tls,
     /// Sent as `X-Tenant-ID` (test isolation on servers that support it).
     pub tenant: Option<String>,
     /// `Prefer: handling=strict`: a misspelt search parameter is an error, not ignored.
-    pub strict_search: bool,
+    pub(crate) strict_search: bool,
     /// First backoff delay (doubles each retry, with full jitter).
-    pub min_delay: Duration,
+    pub(crate) min_delay: Duration,
 }
 
 impl ClientConfig {
@@ -205,7 +205,7 @@ pub enum ClientError {
 
 /// A URL as it may be shown: without its query string (searches name patients there), and
 /// without user info.
-pub fn display_url(url: &str) -> String {
+pub(crate) fn display_url(url: &str) -> String {
     match reqwest::Url::parse(url) {
         Ok(mut u) => {
             let had_query = u.query().is_some();
@@ -226,7 +226,7 @@ pub fn display_url(url: &str) -> String {
 }
 
 /// The origin of a URL as `scheme://host:port`.
-pub fn origin(url: &reqwest::Url) -> String {
+pub(crate) fn origin(url: &reqwest::Url) -> String {
     format!(
         "{}://{}:{}",
         url.scheme(),
@@ -246,7 +246,7 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 }
 
 /// At most `n` bytes of a text, cut at a character boundary.
-pub fn truncate_chars(s: &str, n: usize) -> &str {
+pub(crate) fn truncate_chars(s: &str, n: usize) -> &str {
     let mut end = s.len().min(n);
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -254,30 +254,19 @@ pub fn truncate_chars(s: &str, n: usize) -> &str {
     &s[..end]
 }
 
-impl ClientError {
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            ClientError::Http { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-}
-
 /// What the server says it can do.
 #[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Capabilities {
-    pub transaction: bool,
-    pub batch: bool,
-    pub conditional_update: bool,
-    pub versioned_update: bool,
-    pub software: Option<String>,
+pub(crate) struct Capabilities {
+    pub(crate) transaction: bool,
+    pub(crate) batch: bool,
+    pub(crate) conditional_update: bool,
+    pub(crate) versioned_update: bool,
+    pub(crate) software: Option<String>,
 }
 
 pub struct Response {
-    pub status: StatusCode,
-    pub etag: Option<String>,
-    pub location: Option<String>,
-    pub body: Value,
+    pub(crate) etag: Option<String>,
+    pub(crate) body: Value,
 }
 
 pub struct FhirClient {
@@ -285,9 +274,9 @@ pub struct FhirClient {
     cfg: ClientConfig,
     token: Mutex<Option<(String, Instant)>>,
     /// Requests that may change data (anything but GET), counted for the run summary.
-    pub writes: AtomicU64,
-    pub requests: AtomicU64,
-    pub retries: AtomicU64,
+    pub(crate) writes: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) retries: AtomicU64,
 }
 
 /// The OperationOutcome's issue texts, or the start of the body, with any identity number a
@@ -335,7 +324,6 @@ fn token_lifetime(expires_in: Option<u64>) -> Duration {
 
 /// A successful answer: its JSON body (none is `Null`), ETag and Location.
 fn success(
-    status: StatusCode,
     headers: &reqwest::header::HeaderMap,
     bytes: &[u8],
     url: &str,
@@ -355,9 +343,7 @@ fn success(
             .map(str::to_owned)
     };
     Ok(Response {
-        status,
         etag: h(reqwest::header::ETAG),
-        location: h(reqwest::header::LOCATION),
         body,
     })
 }
@@ -450,7 +436,7 @@ impl FhirClient {
         })
     }
 
-    pub fn base(&self) -> &str {
+    pub(crate) fn base(&self) -> &str {
         &self.cfg.base
     }
 
@@ -548,7 +534,7 @@ impl FhirClient {
     }
 
     /// `path` is relative to the base (`CareTeam?_tag=…`) or an absolute URL (a `next` link).
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         if path.starts_with("http://") || path.starts_with("https://") {
             path.to_owned()
         } else {
@@ -557,7 +543,7 @@ impl FhirClient {
     }
 
     /// Whether a URL is on the base URL's own origin.
-    pub fn same_origin(&self, url: &str) -> bool {
+    pub(crate) fn same_origin(&self, url: &str) -> bool {
         match (
             reqwest::Url::parse(&self.cfg.base),
             reqwest::Url::parse(url),
@@ -569,7 +555,7 @@ impl FhirClient {
 
     /// Whether the credentials may go to this URL: the base's origin, or one the operator
     /// allowed.
-    pub fn may_authenticate(&self, url: &str) -> bool {
+    pub(crate) fn may_authenticate(&self, url: &str) -> bool {
         if self.same_origin(url) {
             return true;
         }
@@ -616,7 +602,7 @@ impl FhirClient {
 
     /// A search by POST to `[type]/_search` with the parameters in a form body, so that the
     /// values (identity numbers) appear in no URL, access log or error message.
-    pub async fn search_post(
+    pub(crate) async fn search_post(
         &self,
         resource_type: &str,
         params: &[(&str, String)],
@@ -712,7 +698,7 @@ impl FhirClient {
                         }
                     };
                     if status.is_success() {
-                        return success(status, &headers, &bytes, &url);
+                        return success(&headers, &bytes, &url);
                     }
                     if !retryable(status) {
                         return Err(ClientError::Http {
@@ -775,7 +761,7 @@ impl FhirClient {
         }
     }
 
-    pub async fn capabilities(&self) -> Result<Capabilities, ClientError> {
+    pub(crate) async fn capabilities(&self) -> Result<Capabilities, ClientError> {
         let v = self.send(Method::GET, "metadata", None, None).await?.body;
         let rest = &v["rest"][0];
         let has = |name: &str| {
@@ -805,7 +791,7 @@ impl FhirClient {
     }
 
     /// A search page by page (only one page is held at a time), following `next` links.
-    pub async fn search_pages(
+    pub(crate) async fn search_pages(
         &self,
         path: &str,
         on_page: &mut (dyn FnMut(Vec<Value>) + Send),
@@ -886,7 +872,7 @@ impl FhirClient {
     /// `auth`: whether the request may carry the credentials at all (a Bulk Data manifest
     /// saying `requiresAccessToken: false` means its files are fetched without them); even
     /// then they go only to an allowed origin.
-    pub async fn get_raw(
+    pub(crate) async fn get_raw(
         &self,
         path: &str,
         accept: &str,
@@ -917,7 +903,7 @@ impl FhirClient {
     }
 
     /// The system-level operations the server declares (`export` for Bulk Data).
-    pub async fn operations(&self) -> Result<Vec<String>, ClientError> {
+    pub(crate) async fn operations(&self) -> Result<Vec<String>, ClientError> {
         let v = self.send(Method::GET, "metadata", None, None).await?.body;
         Ok(v["rest"][0]["operation"]
             .as_array()

@@ -46,7 +46,7 @@ pub struct EhrFacts {
     pub contexts: HashMap<PatientId, PatientContext>,
     pub availability: Availability,
     /// (staff, unit) pairs with an active PractitionerRole: the person is selectable there.
-    pub directory: HashSet<(HsaId, HsaId)>,
+    pub(crate) directory: HashSet<(HsaId, HsaId)>,
 }
 
 pub struct ContextReader<'m> {
@@ -247,7 +247,7 @@ impl<'m> ContextReader<'m> {
     }
 
     /// Death and listing from the index's Patients, for those `keep` selects.
-    pub fn patient_facts(
+    pub(crate) fn patient_facts(
         &self,
         idx: &Index,
         keep: &dyn Fn(&PatientId) -> bool,
@@ -271,7 +271,7 @@ impl<'m> ContextReader<'m> {
     }
 
     /// Reads the facts of `resources` into `out` (Patients come from the index instead).
-    pub fn read_into(&self, idx: &Index, resources: &[&Resource], out: &mut EhrFacts) {
+    pub(crate) fn read_into(&self, idx: &Index, resources: &[&Resource], out: &mut EhrFacts) {
         let e = &self.m.ehr;
         for r in resources {
             let a = &mut out.availability;

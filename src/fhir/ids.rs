@@ -16,24 +16,24 @@ impl IdMaker {
     fn make(&self, kind: &str, key: &str) -> String {
         Uuid::new_v5(&self.namespace, format!("{kind}|{key}").as_bytes()).to_string()
     }
-    pub fn patient(&self, p: &PatientId) -> String {
+    pub(crate) fn patient(&self, p: &PatientId) -> String {
         self.make("Patient", &p.expose())
     }
-    pub fn practitioner(&self, hsa: &HsaId) -> String {
+    pub(crate) fn practitioner(&self, hsa: &HsaId) -> String {
         self.make("Practitioner", hsa.as_str())
     }
-    pub fn organization(&self, hsa: &HsaId) -> String {
+    pub(crate) fn organization(&self, hsa: &HsaId) -> String {
         self.make("Organization", hsa.as_str())
     }
-    pub fn practitioner_role(&self, staff: &HsaId, unit: &HsaId) -> String {
+    pub(crate) fn practitioner_role(&self, staff: &HsaId, unit: &HsaId) -> String {
         self.make("PractitionerRole", &format!("{staff}|{unit}"))
     }
     /// The Organization standing for a principal type in plans.
-    pub fn principal(&self, code: &str) -> String {
+    pub(crate) fn principal(&self, code: &str) -> String {
         self.make("Organization", &format!("huvudman|{code}"))
     }
     /// A plan, by the id it has where it came from.
-    pub fn plan(&self, source: &str) -> String {
+    pub(crate) fn plan(&self, source: &str) -> String {
         self.make("CarePlan", source)
     }
     /// CareTeam for a register row (or Task, for a declined offer).

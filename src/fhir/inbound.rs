@@ -28,12 +28,12 @@ const KV_TYP_AV_FAST_KONTAKT_OID: &str = "urn:oid:1.2.752.129.5.1.69";
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InboundProblem {
     /// `Type/id` of the resource.
-    pub resource: String,
+    pub(crate) resource: String,
     /// FHIRPath-like element, e.g. `CareTeam.participant[0].role`.
-    pub element: String,
-    pub reason: String,
+    pub(crate) element: String,
+    pub(crate) reason: String,
     /// The problem is an invalid identifier (FK-R16).
-    pub identifier: bool,
+    pub(crate) identifier: bool,
 }
 
 impl std::fmt::Display for InboundProblem {
@@ -47,10 +47,10 @@ impl std::fmt::Display for InboundProblem {
 pub struct FhirContacts {
     pub contacts: Vec<FixedContact>,
     /// `Type/id` of each contact's resource, parallel to `contacts`.
-    pub sources: Vec<String>,
+    pub(crate) sources: Vec<String>,
     pub problems: Vec<InboundProblem>,
     /// CareTeams of other kinds (not fast kontakt or treating role), or entered in error.
-    pub ignored: usize,
+    pub(crate) ignored: usize,
 }
 
 fn text(s: &Option<fhirbolt::model::r4::types::String>) -> Option<&str> {
@@ -82,16 +82,16 @@ pub struct Index<'r> {
 
 /// What the rest of the data needs of a Patient resource.
 #[derive(Debug, Clone)]
-pub struct PatientStub {
+pub(crate) struct PatientStub {
     /// The identity its identifiers give (an error when an identifier fails its check).
-    pub id: Option<Result<PatientId, String>>,
+    pub(crate) id: Option<Result<PatientId, String>>,
     /// `Patient.generalPractitioner` references (the listing unit is the Organization among them).
-    pub general_practitioner: Vec<Reference>,
-    pub deceased: bool,
+    pub(crate) general_practitioner: Vec<Reference>,
+    pub(crate) deceased: bool,
 }
 
 impl PatientStub {
-    pub fn of(p: &Patient) -> Self {
+    pub(crate) fn of(p: &Patient) -> Self {
         use fhirbolt::model::r4::resources::PatientDeceased;
         PatientStub {
             id: Inbound::patient_id(&p.identifier),
@@ -141,7 +141,7 @@ impl<'r> Index<'r> {
     }
 
     /// Adds a Patient known only by its stub (a streamed read keeps no Patient resources).
-    pub fn add_patient(
+    pub(crate) fn add_patient(
         &mut self,
         full_url: Option<String>,
         id: Option<&str>,
@@ -158,12 +158,12 @@ impl<'r> Index<'r> {
     }
 
     /// Adds a Patient stub under the reference text that names it (e.g. `Patient/x`).
-    pub fn add_patient_ref(&mut self, reference: &str, stub: PatientStub) {
+    pub(crate) fn add_patient_ref(&mut self, reference: &str, stub: PatientStub) {
         self.add_patient(Some(reference.to_owned()), None, stub);
     }
 
     /// Every Patient stub, once each (full URLs and ids can name the same one).
-    pub fn patients(&self) -> impl Iterator<Item = &PatientStub> {
+    pub(crate) fn patients(&self) -> impl Iterator<Item = &PatientStub> {
         self.all_patients.iter().map(|p| &**p)
     }
 
@@ -178,12 +178,12 @@ impl<'r> Index<'r> {
     }
 
     /// Resolves a literal reference: relative, absolute (its last two segments) or urn:uuid.
-    pub fn get(&self, reference: &Reference) -> Option<&'r Resource> {
+    pub(crate) fn get(&self, reference: &Reference) -> Option<&'r Resource> {
         Self::lookup(&self.by_key, reference).copied()
     }
 
     /// Resolves a reference to a Patient.
-    pub fn patient(&self, reference: &Reference) -> Option<&PatientStub> {
+    pub(crate) fn patient(&self, reference: &Reference) -> Option<&PatientStub> {
         Self::lookup(&self.patients, reference).map(|a| &**a)
     }
 }
@@ -230,7 +230,7 @@ impl<'m> Inbound<'m> {
     }
 
     /// A patient identity from identifiers in either style.
-    pub fn patient_id(identifiers: &[Identifier]) -> Option<Result<PatientId, String>> {
+    pub(crate) fn patient_id(identifiers: &[Identifier]) -> Option<Result<PatientId, String>> {
         identifiers.iter().find_map(|i| {
             let sys = i.system.as_ref()?.value.as_deref()?;
             let v = text(&i.value).unwrap_or("");
@@ -280,7 +280,7 @@ impl<'m> Inbound<'m> {
     }
 
     /// The listing unit: the Organization among Patient.generalPractitioner.
-    pub fn listing_of(&self, idx: &Index, p: &PatientStub) -> Option<HsaId> {
+    pub(crate) fn listing_of(&self, idx: &Index, p: &PatientStub) -> Option<HsaId> {
         p.general_practitioner
             .iter()
             .find_map(|r| match idx.get(r) {

@@ -7,7 +7,7 @@ pub mod ids;
 pub mod inbound;
 pub mod model;
 pub mod outbound;
-pub mod systems;
-pub mod transaction;
+pub(crate) mod systems;
+pub(crate) mod transaction;
 
 pub use model::{FhirError, Resource};

@@ -48,7 +48,7 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, FhirError>) -> Result<T, FhirError> 
 
 /// FHIR JSON forbids empty arrays; fhirbolt panics on some. The path of the first one, if any.
 /// Cheap: only a line holding `[` then `]` with nothing but space between is looked at twice.
-pub fn empty_array(bytes: &[u8]) -> Option<String> {
+pub(crate) fn empty_array(bytes: &[u8]) -> Option<String> {
     let candidate = memchr::memchr_iter(b']', bytes)
         .any(|i| bytes[..i].iter().rev().find(|c| !c.is_ascii_whitespace()) == Some(&b'['));
     if !candidate {
@@ -59,7 +59,7 @@ pub fn empty_array(bytes: &[u8]) -> Option<String> {
 }
 
 /// The path of the first empty array in a JSON value, if any.
-pub fn empty_array_in(v: &serde_json::Value) -> Option<String> {
+pub(crate) fn empty_array_in(v: &serde_json::Value) -> Option<String> {
     fn walk(v: &serde_json::Value, path: &mut Vec<String>) -> Option<String> {
         match v {
             serde_json::Value::Array(a) if a.is_empty() => Some(path.join(".")),
@@ -133,7 +133,7 @@ fn first_value(bytes: &[u8]) -> Extent {
 
 /// Whether anything but white space follows the first JSON value (fhirbolt reads one value
 /// and stops; `{...} {...}` on one NDJSON line would otherwise read as one resource).
-pub fn trailing_content(bytes: &[u8]) -> bool {
+pub(crate) fn trailing_content(bytes: &[u8]) -> bool {
     match first_value(bytes) {
         Extent::Closed(i) => bytes[i + 1..].iter().any(|c| !c.is_ascii_whitespace()),
         Extent::Open { .. } => false,
@@ -171,7 +171,7 @@ pub fn parse(bytes: &[u8]) -> Result<Resource, FhirError> {
 /// The `resourceType` of one NDJSON line without parsing it: the first `"resourceType"` key,
 /// if it belongs to the outer object (not a contained resource's). None otherwise; the line is
 /// then fully parsed to find out.
-pub fn peek_type(line: &[u8]) -> Option<&str> {
+pub(crate) fn peek_type(line: &[u8]) -> Option<&str> {
     const KEY: &[u8] = b"\"resourceType\"";
     let at = line.windows(KEY.len()).position(|w| w == KEY)?;
     if !at_top_level(&line[..at]) {
@@ -217,7 +217,7 @@ pub fn parse_line(bytes: &[u8]) -> Result<Resource, FhirError> {
 /// the concrete type is read in one pass, four times faster. Equally strict: unknown elements
 /// fail, and a `resourceType` other than `type_name` fails. Types the product does not read
 /// go through the enum.
-pub fn parse_as(type_name: &str, bytes: &[u8]) -> Result<Resource, FhirError> {
+pub(crate) fn parse_as(type_name: &str, bytes: &[u8]) -> Result<Resource, FhirError> {
     use fhirbolt::model::r4::resources as r;
     refuse_empty_arrays(empty_array(bytes))?;
     refuse_trailing(bytes)?;
@@ -247,7 +247,7 @@ pub fn parse_as(type_name: &str, bytes: &[u8]) -> Result<Resource, FhirError> {
     .or_else(|_| parse(bytes))
 }
 
-pub fn parse_value(value: serde_json::Value) -> Result<Resource, FhirError> {
+pub(crate) fn parse_value(value: serde_json::Value) -> Result<Resource, FhirError> {
     refuse_empty_arrays(empty_array_in(&value))?;
     guarded(|| {
         fhirbolt::json::from_json_value::<Resource>(value, strict())
@@ -259,16 +259,12 @@ pub fn to_vec(resource: &Resource) -> Result<Vec<u8>, FhirError> {
     fhirbolt::json::to_vec(resource, None).map_err(|e| FhirError::Write(e.to_string()))
 }
 
-pub fn to_vec_pretty(resource: &Resource) -> Result<Vec<u8>, FhirError> {
-    fhirbolt::json::to_vec_pretty(resource, None).map_err(|e| FhirError::Write(e.to_string()))
-}
-
-pub fn to_value(resource: Resource) -> Result<serde_json::Value, FhirError> {
+pub(crate) fn to_value(resource: Resource) -> Result<serde_json::Value, FhirError> {
     fhirbolt::json::to_json_value(resource, None).map_err(|e| FhirError::Write(e.to_string()))
 }
 
 /// The resource type's name, for the types the product reads or writes ("Resource" otherwise).
-pub fn type_name(r: &Resource) -> &'static str {
+pub(crate) fn type_name(r: &Resource) -> &'static str {
     match r {
         Resource::CareTeam(_) => "CareTeam",
         Resource::Task(_) => "Task",

@@ -24,11 +24,11 @@ use fhirbolt::model::r4::Resource;
 use std::collections::HashSet;
 
 /// LOINC "Longitudinal care-coordination focused care team", a second category coding.
-pub const LOINC: &str = "http://loinc.org";
-pub const LOINC_LONGITUDINAL_CARE_TEAM: &str = "LA28865-6";
+pub(crate) const LOINC: &str = "http://loinc.org";
+pub(crate) const LOINC_LONGITUDINAL_CARE_TEAM: &str = "LA28865-6";
 /// Extension names under the target's `extension_base`.
-pub const EXT_REGISTER_CHANGE: &str = "befolkningsregister-andring";
-pub const EXT_NOT_LICENSED: &str = "ej-legitimerad";
+pub(crate) const EXT_REGISTER_CHANGE: &str = "befolkningsregister-andring";
+pub(crate) const EXT_NOT_LICENSED: &str = "ej-legitimerad";
 
 pub(crate) fn coding(c: &TermCoding) -> Coding {
     Coding {
@@ -73,21 +73,21 @@ fn period(start: Option<String>, end: Option<String>) -> Option<Box<Period>> {
 }
 
 /// The resources one register row becomes.
-pub struct ContactResources {
+pub(crate) struct ContactResources {
     /// CareTeam, or Task for a declined offer.
-    pub relation: Resource,
-    pub practitioner: Option<Resource>,
-    pub practitioner_role: Option<Resource>,
-    pub organization: Resource,
+    pub(crate) relation: Resource,
+    pub(crate) practitioner: Option<Resource>,
+    pub(crate) practitioner_role: Option<Resource>,
+    pub(crate) organization: Resource,
     /// The listing unit, when the row names one (identifier only unless it is also a row's unit).
-    pub listing_organization: Option<Resource>,
+    pub(crate) listing_organization: Option<Resource>,
 }
 
 /// Builds resources for one target.
 pub struct Outbound<'m> {
     term: &'m Terminology,
     target: &'m TargetConfig,
-    pub ids: IdMaker,
+    pub(crate) ids: IdMaker,
 }
 
 impl<'m> Outbound<'m> {
@@ -117,7 +117,7 @@ impl<'m> Outbound<'m> {
         )
     }
 
-    pub fn patient_identifier(&self, p: &PatientId) -> Identifier {
+    pub(crate) fn patient_identifier(&self, p: &PatientId) -> Identifier {
         let system = match p {
             PatientId::Reserv { system, .. } => system.clone(),
             _ => systems::patient_system(self.target.identifier_style, p.kind()).to_owned(),
@@ -125,7 +125,7 @@ impl<'m> Outbound<'m> {
         identifier(&system, &p.expose())
     }
 
-    pub fn patient_reference(&self, p: &PatientId) -> Reference {
+    pub(crate) fn patient_reference(&self, p: &PatientId) -> Reference {
         Reference {
             identifier: Some(Box::new(self.patient_identifier(p))),
             ..reference("Patient", &self.ids.patient(p), None)
@@ -133,7 +133,7 @@ impl<'m> Outbound<'m> {
     }
 
     /// The role codings of a contact kind: national (or project) code first, SNOMED second.
-    pub fn role_concept(&self, kind: ContactKind) -> CodeableConcept {
+    pub(crate) fn role_concept(&self, kind: ContactKind) -> CodeableConcept {
         let t = self.term;
         let mut codings = Vec::new();
         match kind {
@@ -197,7 +197,7 @@ impl<'m> Outbound<'m> {
         }]
     }
 
-    pub fn organization(&self, unit: &CareUnit) -> Resource {
+    pub(crate) fn organization(&self, unit: &CareUnit) -> Resource {
         let kind = unit
             .kind
             .map(|k| concept(vec![self.term.coding(ids::ENHETSTYP, k.code())]));
@@ -264,7 +264,7 @@ impl<'m> Outbound<'m> {
         }))
     }
 
-    pub fn practitioner_role(&self, s: &Staff, unit: &CareUnit) -> Resource {
+    pub(crate) fn practitioner_role(&self, s: &Staff, unit: &CareUnit) -> Resource {
         let t = self.term;
         let code = s
             .profession
@@ -312,7 +312,7 @@ impl<'m> Outbound<'m> {
     }
 
     /// The resources for one contact.
-    pub fn contact(&self, c: &FixedContact) -> ContactResources {
+    pub(crate) fn contact(&self, c: &FixedContact) -> ContactResources {
         let staff = c.staff();
         let role_ref = staff.map(|s| {
             Box::new(reference(
@@ -406,7 +406,7 @@ impl<'m> Outbound<'m> {
 
     /// The Patient: identifier, and generalPractitioner derived from the active FLK (its
     /// PractitionerRole) and the listing unit (its Organization).
-    pub fn patient(
+    pub(crate) fn patient(
         &self,
         p: &PatientId,
         flk: Option<(&HsaId, &HsaId)>,
@@ -439,7 +439,7 @@ impl<'m> Outbound<'m> {
 
 impl Outbound<'_> {
     /// The Organization that stands for a principal (huvudman) in plans.
-    pub fn principal(&self, p: crate::domain::Principal) -> Resource {
+    pub(crate) fn principal(&self, p: crate::domain::Principal) -> Resource {
         let name = match p {
             crate::domain::Principal::Region => "Regionen",
             crate::domain::Principal::Municipality => "Kommunen",
@@ -624,7 +624,7 @@ impl Outbound<'_> {
 }
 
 /// The resource a contact becomes: a declined offer is a Task (the offer), any other a CareTeam.
-pub fn relation_type(c: &FixedContact) -> Carrier {
+pub(crate) fn relation_type(c: &FixedContact) -> Carrier {
     if c.status() == ContactStatus::Declined {
         Carrier::Task
     } else {
@@ -634,7 +634,7 @@ pub fn relation_type(c: &FixedContact) -> Carrier {
 
 /// The FHIR resource that carries a register relation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Carrier {
+pub(crate) enum Carrier {
     /// An active or ended fixed contact.
     CareTeam,
     /// A declined offer of a fixed contact.
@@ -643,7 +643,7 @@ pub enum Carrier {
 
 impl Carrier {
     /// The resource type's name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Carrier::CareTeam => "CareTeam",
             Carrier::Task => "Task",
@@ -651,7 +651,7 @@ impl Carrier {
     }
 
     /// The carrier named by a resource type, if it is one.
-    pub fn from_type_name(t: &str) -> Option<Carrier> {
+    pub(crate) fn from_type_name(t: &str) -> Option<Carrier> {
         match t {
             "CareTeam" => Some(Carrier::CareTeam),
             "Task" => Some(Carrier::Task),
@@ -661,7 +661,7 @@ impl Carrier {
 }
 
 /// Type and id of a resource this module built.
-pub fn type_and_id(r: &Resource) -> (&'static str, String) {
+pub(crate) fn type_and_id(r: &Resource) -> (&'static str, String) {
     (
         super::model::type_name(r),
         r.id().and_then(|i| i.value.clone()).unwrap_or_default(),
@@ -670,14 +670,14 @@ pub fn type_and_id(r: &Resource) -> (&'static str, String) {
 
 /// Collects resources once each (by type and id), for a transaction Bundle or NDJSON.
 #[derive(Default)]
-pub struct ResourceSet {
+pub(crate) struct ResourceSet {
     seen: HashSet<(&'static str, String)>,
     resources: Vec<Resource>,
 }
 
 impl ResourceSet {
     /// Adds the resource unless one with the same type and id is in already; says whether it was new.
-    pub fn add(&mut self, r: Resource) -> bool {
+    pub(crate) fn add(&mut self, r: Resource) -> bool {
         let key = type_and_id(&r);
         if self.seen.insert(key) {
             self.resources.push(r);
@@ -686,7 +686,7 @@ impl ResourceSet {
             false
         }
     }
-    pub fn into_resources(self) -> Vec<Resource> {
+    pub(crate) fn into_resources(self) -> Vec<Resource> {
         self.resources
     }
 }

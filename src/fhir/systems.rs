@@ -3,21 +3,23 @@
 
 use crate::mapping::IdentifierStyle;
 
-pub const PERSONNUMMER_OID: &str = "urn:oid:1.2.752.129.2.1.3.1";
-pub const PERSONNUMMER_URI: &str = "http://electronichealth.se/identifier/personnummer";
-pub const SAMORDNINGSNUMMER_OID: &str = "urn:oid:1.2.752.129.2.1.3.3";
-pub const SAMORDNINGSNUMMER_URI: &str = "http://electronichealth.se/identifier/samordningsnummer";
-pub const RESERVNUMMER_OID: &str = "urn:oid:1.2.752.74.9.1";
-pub const RESERVNUMMER_URI: &str = "http://electronichealth.se/identifier/nationelltReservnummer";
+pub(crate) const PERSONNUMMER_OID: &str = "urn:oid:1.2.752.129.2.1.3.1";
+pub(crate) const PERSONNUMMER_URI: &str = "http://electronichealth.se/identifier/personnummer";
+pub(crate) const SAMORDNINGSNUMMER_OID: &str = "urn:oid:1.2.752.129.2.1.3.3";
+pub(crate) const SAMORDNINGSNUMMER_URI: &str =
+    "http://electronichealth.se/identifier/samordningsnummer";
+pub(crate) const RESERVNUMMER_OID: &str = "urn:oid:1.2.752.74.9.1";
+pub(crate) const RESERVNUMMER_URI: &str =
+    "http://electronichealth.se/identifier/nationelltReservnummer";
 /// Misspelt in commonprofiles PatientSECommonsLite (research §3.3); read, never written.
-pub const RESERVNUMMER_URI_MISSPELT: &str =
+pub(crate) const RESERVNUMMER_URI_MISSPELT: &str =
     "http://electronichealth.se/identifier/nationelltReservnumer";
-pub const HSA_OID_INERA: &str = "urn:oid:1.2.752.129.2.1.4.1";
-pub const HSA_OID_HL7SE: &str = "urn:oid:1.2.752.29.4.19";
+pub(crate) const HSA_OID_INERA: &str = "urn:oid:1.2.752.129.2.1.4.1";
+pub(crate) const HSA_OID_HL7SE: &str = "urn:oid:1.2.752.29.4.19";
 
 /// What an identifier's system says it is, whichever style it uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdentifierKind {
+pub(crate) enum IdentifierKind {
     Personnummer,
     Samordningsnummer,
     NationalReservnummer,
@@ -25,7 +27,7 @@ pub enum IdentifierKind {
     Other,
 }
 
-pub fn classify(system: &str) -> IdentifierKind {
+pub(crate) fn classify(system: &str) -> IdentifierKind {
     match system {
         PERSONNUMMER_OID | PERSONNUMMER_URI => IdentifierKind::Personnummer,
         SAMORDNINGSNUMMER_OID | SAMORDNINGSNUMMER_URI => IdentifierKind::Samordningsnummer,
@@ -37,14 +39,17 @@ pub fn classify(system: &str) -> IdentifierKind {
     }
 }
 
-pub fn hsa_system(style: IdentifierStyle) -> &'static str {
+pub(crate) fn hsa_system(style: IdentifierStyle) -> &'static str {
     match style {
         IdentifierStyle::Oid => HSA_OID_INERA,
         IdentifierStyle::Hl7se => HSA_OID_HL7SE,
     }
 }
 
-pub fn patient_system(style: IdentifierStyle, kind: crate::domain::PatientIdKind) -> &'static str {
+pub(crate) fn patient_system(
+    style: IdentifierStyle,
+    kind: crate::domain::PatientIdKind,
+) -> &'static str {
     use crate::domain::PatientIdKind as K;
     match (style, kind) {
         (IdentifierStyle::Oid, K::Personnummer) => PERSONNUMMER_OID,

@@ -4,27 +4,27 @@
 use serde_json::{json, Value};
 
 /// One write of a transaction: a PUT to `type/id`, with If-Match on the planned version.
-pub struct Write<'a> {
-    pub resource_type: &'a str,
-    pub id: &'a str,
-    pub body: &'a Value,
-    pub expected_version: Option<&'a str>,
+pub(crate) struct Write<'a> {
+    pub(crate) resource_type: &'a str,
+    pub(crate) id: &'a str,
+    pub(crate) body: &'a Value,
+    pub(crate) expected_version: Option<&'a str>,
 }
 
 /// What a Provenance says of one transaction: who wrote what, from which export.
-pub struct ProvenanceFacts<'a> {
-    pub id: &'a str,
-    pub tag_system: &'a str,
-    pub tag_code: &'a str,
+pub(crate) struct ProvenanceFacts<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) tag_system: &'a str,
+    pub(crate) tag_code: &'a str,
     /// `Type/id` of every resource written.
-    pub targets: Vec<String>,
-    pub register: &'a str,
-    pub register_sha256: &'a str,
+    pub(crate) targets: Vec<String>,
+    pub(crate) register: &'a str,
+    pub(crate) register_sha256: &'a str,
     /// Register row ids behind the writes.
-    pub rows: Vec<&'a str>,
+    pub(crate) rows: Vec<&'a str>,
 }
 
-pub fn provenance(p: &ProvenanceFacts) -> Value {
+pub(crate) fn provenance(p: &ProvenanceFacts) -> Value {
     json!({
         "resourceType": "Provenance",
         "id": p.id,
@@ -44,7 +44,7 @@ pub fn provenance(p: &ProvenanceFacts) -> Value {
 }
 
 /// A transaction entry: PUT to a fixed id, so a resend of a lost answer changes nothing.
-pub fn entry(w: &Write) -> Value {
+pub(crate) fn entry(w: &Write) -> Value {
     let mut req = json!({"method": "PUT", "url": format!("{}/{}", w.resource_type, w.id)});
     if let Some(v) = w.expected_version {
         req["ifMatch"] = json!(format!("W/\"{v}\""));
@@ -53,7 +53,7 @@ pub fn entry(w: &Write) -> Value {
 }
 
 /// A transaction Bundle of the writes, with their Provenance as the last entry.
-pub fn transaction(writes: &[Write], provenance: Value) -> Value {
+pub(crate) fn transaction(writes: &[Write], provenance: Value) -> Value {
     let id = provenance["id"].as_str().unwrap_or("").to_owned();
     let mut entries: Vec<Value> = writes.iter().map(entry).collect();
     entries.push(json!({
@@ -65,7 +65,7 @@ pub fn transaction(writes: &[Write], provenance: Value) -> Value {
 }
 
 /// The version a transaction-response entry reports (its ETag, else its Location).
-pub fn entry_version(entry: &Value) -> Option<String> {
+pub(crate) fn entry_version(entry: &Value) -> Option<String> {
     let resp = &entry["response"];
     if let Some(e) = resp["etag"].as_str() {
         return Some(e.trim_start_matches("W/").trim_matches('"').to_owned());

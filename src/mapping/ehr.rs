@@ -54,26 +54,26 @@ struct RawPlans {
 }
 
 /// A coding to look for: (system URL, code).
-pub type Code = (String, String);
+pub(crate) type Code = (String, String);
 
 #[derive(Debug, Clone)]
-pub struct EhrMapping {
-    pub life_threatening_flag: Code,
-    pub life_threatening_condition: Code,
-    pub municipal_care_observation: Code,
-    pub municipal_care_system: String,
-    pub discharge_class: Code,
-    pub moved_out_flag: Code,
-    pub patient_group_observation: Code,
-    pub patient_group_system: String,
-    pub large_care_needs: Code,
-    pub plan_category_system: String,
-    pub plan_activity_system: String,
-    pub principal_system: String,
+pub(crate) struct EhrMapping {
+    pub(crate) life_threatening_flag: Code,
+    pub(crate) life_threatening_condition: Code,
+    pub(crate) municipal_care_observation: Code,
+    pub(crate) municipal_care_system: String,
+    pub(crate) discharge_class: Code,
+    pub(crate) moved_out_flag: Code,
+    pub(crate) patient_group_observation: Code,
+    pub(crate) patient_group_system: String,
+    pub(crate) large_care_needs: Code,
+    pub(crate) plan_category_system: String,
+    pub(crate) plan_activity_system: String,
+    pub(crate) principal_system: String,
 }
 
 impl EhrMapping {
-    pub fn load(path: &Path, t: &Terminology) -> Result<Self, MappingError> {
+    pub(crate) fn load(path: &Path, t: &Terminology) -> Result<Self, MappingError> {
         let raw: Raw = read_toml(path)?;
         let invalid = |message: String| MappingError::Invalid {
             path: path.into(),

@@ -1,15 +1,15 @@
 //! Mappings kept as data: the files under `mappings/` that say how the register's export reads,
 //! which codes mean what, and how FHIR is written for a target. Loaded once, passed down.
 
-pub mod ehr;
-pub mod register;
-pub mod target;
-pub mod terminology;
+pub(crate) mod ehr;
+pub(crate) mod register;
+pub(crate) mod target;
+pub(crate) mod terminology;
 
-pub use ehr::EhrMapping;
-pub use register::RegisterMapping;
+pub(crate) use ehr::EhrMapping;
+pub(crate) use register::RegisterMapping;
 pub use target::{IdentifierStyle, TargetConfig};
-pub use terminology::{Coding, Terminology};
+pub(crate) use terminology::{Coding, Terminology};
 
 use std::path::{Path, PathBuf};
 
@@ -39,7 +39,7 @@ pub enum MappingError {
     Invalid { path: PathBuf, message: String },
 }
 
-pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, MappingError> {
+pub(crate) fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, MappingError> {
     let text = std::fs::read_to_string(path).map_err(|source| MappingError::Io {
         path: path.into(),
         source,
@@ -57,7 +57,7 @@ pub struct Mappings {
     pub terminology: Terminology,
     pub register: RegisterMapping,
     pub target: TargetConfig,
-    pub ehr: EhrMapping,
+    pub(crate) ehr: EhrMapping,
 }
 
 impl Mappings {
@@ -84,9 +84,5 @@ impl Mappings {
             target,
             ehr,
         })
-    }
-
-    pub fn load_default() -> Result<Self, MappingError> {
-        Self::load(&default_dir(), None, None)
     }
 }

@@ -8,23 +8,23 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Format {
-    pub delimiter: String,
-    pub date_format: String,
-    pub timestamp_format: String,
-    pub timezone: String,
-    pub list_separator: String,
-    pub yes: String,
-    pub no: String,
+pub(crate) struct Format {
+    pub(crate) delimiter: String,
+    pub(crate) date_format: String,
+    pub(crate) timestamp_format: String,
+    pub(crate) timezone: String,
+    pub(crate) list_separator: String,
+    pub(crate) yes: String,
+    pub(crate) no: String,
     /// `utf-8` (default), `windows-1252` or `iso-8859-1`; a byte-order mark overrides it.
     #[serde(default = "default_encoding")]
-    pub encoding: String,
+    pub(crate) encoding: String,
     /// A record (one row, quoted newlines included) longer than this is rejected unread.
     #[serde(default = "default_max_record_bytes")]
-    pub max_record_bytes: usize,
+    pub(crate) max_record_bytes: usize,
     /// A field longer than this is a problem of its row.
     #[serde(default = "default_max_field_bytes")]
-    pub max_field_bytes: usize,
+    pub(crate) max_field_bytes: usize,
 }
 
 fn default_encoding() -> String {
@@ -39,7 +39,7 @@ fn default_max_field_bytes() -> usize {
 
 /// The character encodings a register export may come in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TextEncoding {
+pub(crate) enum TextEncoding {
     Utf8,
     /// Windows-1252 (a superset of Latin-1's printable range; what older Swedish exports use).
     Windows1252,
@@ -56,7 +56,7 @@ impl TextEncoding {
             _ => None,
         }
     }
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             TextEncoding::Utf8 => "utf-8",
             TextEncoding::Windows1252 => "windows-1252",
@@ -64,7 +64,7 @@ impl TextEncoding {
         }
     }
     /// Bytes of this encoding as text; None if they are not valid (only UTF-8 can fail).
-    pub fn decode(self, bytes: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
+    pub(crate) fn decode(self, bytes: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
         match self {
             TextEncoding::Utf8 => std::str::from_utf8(bytes).ok().map(Into::into),
             TextEncoding::Windows1252 => Some(
@@ -79,7 +79,7 @@ impl TextEncoding {
     }
     /// Text in this encoding (for a quarantine file written in the export's own encoding); a
     /// character it cannot hold becomes `?`.
-    pub fn encode(self, text: &str) -> Vec<u8> {
+    pub(crate) fn encode(self, text: &str) -> Vec<u8> {
         match self {
             TextEncoding::Utf8 => text.as_bytes().to_vec(),
             TextEncoding::Windows1252 => {
@@ -97,31 +97,31 @@ impl TextEncoding {
 /// Header names of each column the product reads.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Columns {
-    pub row_id: String,
-    pub patient: String,
-    pub kind: String,
-    pub role: String,
-    pub coordinating: String,
-    pub status: String,
-    pub start: String,
-    pub end: String,
-    pub staff_hsa: String,
-    pub staff_name: String,
-    pub profession: String,
-    pub licensed: String,
-    pub specialties: String,
-    pub unit_hsa: String,
-    pub unit_name: String,
-    pub unit_kind: String,
-    pub listing_unit: String,
-    pub registered_at: String,
-    pub registered_by: String,
+pub(crate) struct Columns {
+    pub(crate) row_id: String,
+    pub(crate) patient: String,
+    pub(crate) kind: String,
+    pub(crate) role: String,
+    pub(crate) coordinating: String,
+    pub(crate) status: String,
+    pub(crate) start: String,
+    pub(crate) end: String,
+    pub(crate) staff_hsa: String,
+    pub(crate) staff_name: String,
+    pub(crate) profession: String,
+    pub(crate) licensed: String,
+    pub(crate) specialties: String,
+    pub(crate) unit_hsa: String,
+    pub(crate) unit_name: String,
+    pub(crate) unit_kind: String,
+    pub(crate) listing_unit: String,
+    pub(crate) registered_at: String,
+    pub(crate) registered_by: String,
 }
 
 impl Columns {
     /// (field, header, required) in export order.
-    pub fn all(&self) -> [(&'static str, &str, bool); 19] {
+    pub(crate) fn all(&self) -> [(&'static str, &str, bool); 19] {
         [
             ("row_id", &self.row_id, true),
             ("patient", &self.patient, true),
@@ -149,29 +149,29 @@ impl Columns {
 /// Canonical URLs of the ConceptMaps for each coded column.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CodeMaps {
-    pub kind: String,
-    pub role: String,
-    pub status: String,
-    pub profession: String,
-    pub specialties: String,
-    pub unit_kind: String,
+pub(crate) struct CodeMaps {
+    pub(crate) kind: String,
+    pub(crate) role: String,
+    pub(crate) status: String,
+    pub(crate) profession: String,
+    pub(crate) specialties: String,
+    pub(crate) unit_kind: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterMapping {
-    pub format: Format,
-    pub columns: Columns,
-    pub code_maps: CodeMaps,
+    pub(crate) format: Format,
+    pub(crate) columns: Columns,
+    pub(crate) code_maps: CodeMaps,
     #[serde(skip)]
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     #[serde(skip)]
-    pub delimiter: u8,
+    pub(crate) delimiter: u8,
     #[serde(skip)]
-    pub timezone: Option<chrono_tz::Tz>,
+    pub(crate) timezone: Option<chrono_tz::Tz>,
     #[serde(skip, default = "utf8")]
-    pub encoding: TextEncoding,
+    pub(crate) encoding: TextEncoding,
 }
 
 fn utf8() -> TextEncoding {
@@ -179,7 +179,7 @@ fn utf8() -> TextEncoding {
 }
 
 impl RegisterMapping {
-    pub fn load(path: &Path, terminology: &Terminology) -> Result<Self, MappingError> {
+    pub(crate) fn load(path: &Path, terminology: &Terminology) -> Result<Self, MappingError> {
         let mut m: RegisterMapping = read_toml(path)?;
         let invalid = |message: String| MappingError::Invalid {
             path: path.into(),
@@ -230,7 +230,7 @@ impl RegisterMapping {
         Ok(m)
     }
 
-    pub fn tz(&self) -> chrono_tz::Tz {
+    pub(crate) fn tz(&self) -> chrono_tz::Tz {
         self.timezone.unwrap_or(chrono_tz::Europe::Stockholm)
     }
 }

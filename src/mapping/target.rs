@@ -19,15 +19,15 @@ pub enum IdentifierStyle {
 pub struct TargetConfig {
     pub identifier_style: IdentifierStyle,
     pub id_namespace: uuid::Uuid,
-    pub row_id_system: String,
-    pub practitioner_role_system: String,
-    pub tag_system: String,
-    pub tag_code: String,
-    pub extension_base: String,
+    pub(crate) row_id_system: String,
+    pub(crate) practitioner_role_system: String,
+    pub(crate) tag_system: String,
+    pub(crate) tag_code: String,
+    pub(crate) extension_base: String,
 }
 
 impl TargetConfig {
-    pub fn load(path: &Path) -> Result<Self, MappingError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, MappingError> {
         read_toml(path)
     }
 }

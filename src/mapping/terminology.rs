@@ -50,7 +50,6 @@ struct RawConcept {
 }
 #[derive(Deserialize)]
 struct RawGroup {
-    source: String,
     target: String,
     element: Vec<RawElement>,
 }
@@ -67,44 +66,40 @@ struct RawTarget {
 }
 
 #[derive(Debug, Clone)]
-pub struct CodeSystem {
-    pub id: String,
-    pub url: String,
+pub(crate) struct CodeSystem {
+    pub(crate) url: String,
     displays: HashMap<String, Option<String>>,
 }
 
 impl CodeSystem {
-    pub fn contains(&self, code: &str) -> bool {
+    pub(crate) fn contains(&self, code: &str) -> bool {
         self.displays.contains_key(code)
     }
-    pub fn display(&self, code: &str) -> Option<&str> {
+    pub(crate) fn display(&self, code: &str) -> Option<&str> {
         self.displays.get(code).and_then(|d| d.as_deref())
     }
 }
 
 /// A coding as the product writes it: system, code, display.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Coding {
-    pub system: String,
-    pub code: String,
-    pub display: Option<String>,
+pub(crate) struct Coding {
+    pub(crate) system: String,
+    pub(crate) code: String,
+    pub(crate) display: Option<String>,
 }
 
 #[derive(Debug, Clone)]
-pub struct ConceptMap {
-    pub id: String,
-    pub url: String,
-    pub source: String,
-    pub target: String,
+pub(crate) struct ConceptMap {
+    pub(crate) target: String,
     forward: HashMap<String, (String, Option<String>)>,
     reverse: HashMap<String, String>,
 }
 
 impl ConceptMap {
-    pub fn translate(&self, code: &str) -> Option<&str> {
+    pub(crate) fn translate(&self, code: &str) -> Option<&str> {
         self.forward.get(code).map(|(c, _)| c.as_str())
     }
-    pub fn target_coding(&self, code: &str) -> Option<Coding> {
+    pub(crate) fn target_coding(&self, code: &str) -> Option<Coding> {
         self.forward.get(code).map(|(c, d)| Coding {
             system: self.target.clone(),
             code: c.clone(),
@@ -112,11 +107,11 @@ impl ConceptMap {
         })
     }
     /// Target code back to the source code (first source that maps to it).
-    pub fn reverse(&self, target_code: &str) -> Option<&str> {
+    pub(crate) fn reverse(&self, target_code: &str) -> Option<&str> {
         self.reverse.get(target_code).map(String::as_str)
     }
     /// Source codes in a stable order, for messages that list what is accepted.
-    pub fn source_codes(&self) -> Vec<&str> {
+    pub(crate) fn source_codes(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.forward.keys().map(String::as_str).collect();
         v.sort_unstable();
         v
@@ -124,26 +119,26 @@ impl ConceptMap {
 }
 
 /// Ids of the conformance resources the product cannot work without.
-pub mod ids {
-    pub const KV_TYP_AV_FAST_KONTAKT: &str = "typ-av-fast-kontakt-cs";
-    pub const TYP_AV_CARETEAM: &str = "typ-av-careteam-cs";
-    pub const KONTAKTTYP: &str = "kontakttyp";
-    pub const CARETEAM_KATEGORI: &str = "careteam-kategori";
-    pub const BEHANDLANDE_ROLL: &str = "behandlande-roll";
-    pub const KONTAKTSTATUS: &str = "kontaktstatus";
-    pub const YRKE: &str = "yrke";
-    pub const SPECIALITET: &str = "specialitet";
-    pub const ENHETSTYP: &str = "enhetstyp";
-    pub const GRUND: &str = "fast-kontakt-grund";
-    pub const AVSLUTSORSAK: &str = "fast-kontakt-avslutsorsak";
-    pub const ERBJUDANDE: &str = "erbjudande";
-    pub const PLANTYP: &str = "plantyp";
-    pub const PLANAKTIVITET: &str = "planaktivitet";
-    pub const HUVUDMAN: &str = "huvudman-typ";
-    pub const KOMMUNAL_VARDFORM: &str = "kommunal-vardform";
-    pub const PATIENTGRUPP: &str = "patientgrupp";
-    pub const PATIENTKONTEXT: &str = "patientkontext";
-    pub const CODE_SYSTEMS: &[&str] = &[
+pub(crate) mod ids {
+    pub(crate) const KV_TYP_AV_FAST_KONTAKT: &str = "typ-av-fast-kontakt-cs";
+    pub(crate) const TYP_AV_CARETEAM: &str = "typ-av-careteam-cs";
+    pub(crate) const KONTAKTTYP: &str = "kontakttyp";
+    pub(crate) const CARETEAM_KATEGORI: &str = "careteam-kategori";
+    pub(crate) const BEHANDLANDE_ROLL: &str = "behandlande-roll";
+    pub(crate) const KONTAKTSTATUS: &str = "kontaktstatus";
+    pub(crate) const YRKE: &str = "yrke";
+    pub(crate) const SPECIALITET: &str = "specialitet";
+    pub(crate) const ENHETSTYP: &str = "enhetstyp";
+    pub(crate) const GRUND: &str = "fast-kontakt-grund";
+    pub(crate) const AVSLUTSORSAK: &str = "fast-kontakt-avslutsorsak";
+    pub(crate) const ERBJUDANDE: &str = "erbjudande";
+    pub(crate) const PLANTYP: &str = "plantyp";
+    pub(crate) const PLANAKTIVITET: &str = "planaktivitet";
+    pub(crate) const HUVUDMAN: &str = "huvudman-typ";
+    pub(crate) const KOMMUNAL_VARDFORM: &str = "kommunal-vardform";
+    pub(crate) const PATIENTGRUPP: &str = "patientgrupp";
+    pub(crate) const PATIENTKONTEXT: &str = "patientkontext";
+    pub(crate) const CODE_SYSTEMS: &[&str] = &[
         KV_TYP_AV_FAST_KONTAKT,
         TYP_AV_CARETEAM,
         KONTAKTTYP,
@@ -163,13 +158,13 @@ pub mod ids {
         PATIENTGRUPP,
         PATIENTKONTEXT,
     ];
-    pub const MAP_KV: &str = "kontakttyp-till-kv-typ-av-fast-kontakt";
-    pub const MAP_KONTAKTTYP_SNOMED: &str = "kontakttyp-till-snomed";
-    pub const MAP_ROLL_SNOMED: &str = "behandlande-roll-till-snomed";
-    pub const MAP_YRKE_SNOMED: &str = "yrke-till-snomed";
-    pub const MAP_YRKE_HOSP: &str = "yrke-till-hosp-legitimation";
-    pub const MAP_SPECIALITET_SNOMED: &str = "specialitet-till-snomed";
-    pub const CONCEPT_MAPS: &[&str] = &[
+    pub(crate) const MAP_KV: &str = "kontakttyp-till-kv-typ-av-fast-kontakt";
+    pub(crate) const MAP_KONTAKTTYP_SNOMED: &str = "kontakttyp-till-snomed";
+    pub(crate) const MAP_ROLL_SNOMED: &str = "behandlande-roll-till-snomed";
+    pub(crate) const MAP_YRKE_SNOMED: &str = "yrke-till-snomed";
+    pub(crate) const MAP_YRKE_HOSP: &str = "yrke-till-hosp-legitimation";
+    pub(crate) const MAP_SPECIALITET_SNOMED: &str = "specialitet-till-snomed";
+    pub(crate) const CONCEPT_MAPS: &[&str] = &[
         MAP_KV,
         MAP_KONTAKTTYP_SNOMED,
         MAP_ROLL_SNOMED,
@@ -190,7 +185,7 @@ pub struct Terminology {
 
 impl Terminology {
     /// Reads every `*.json` in `dir` and checks that what the product needs is there.
-    pub fn load(dir: &Path) -> Result<Self, TerminologyError> {
+    pub(crate) fn load(dir: &Path) -> Result<Self, TerminologyError> {
         let mut t = Terminology {
             code_systems: HashMap::new(),
             concept_maps: HashMap::new(),
@@ -227,7 +222,6 @@ impl Terminology {
                     t.code_systems.insert(
                         raw.url.clone(),
                         CodeSystem {
-                            id: raw.id,
                             url: raw.url,
                             displays,
                         },
@@ -236,9 +230,8 @@ impl Terminology {
                 "ConceptMap" => {
                     let mut forward = HashMap::new();
                     let mut reverse = HashMap::new();
-                    let (mut source, mut target) = (String::new(), String::new());
+                    let mut target = String::new();
                     for g in raw.group {
-                        source = g.source;
                         target = g.target;
                         for e in g.element {
                             if let Some(tgt) = e.target.into_iter().next() {
@@ -253,9 +246,6 @@ impl Terminology {
                     t.concept_maps.insert(
                         raw.url.clone(),
                         ConceptMap {
-                            id: raw.id,
-                            url: raw.url,
-                            source,
                             target,
                             forward,
                             reverse,
@@ -321,38 +311,35 @@ impl Terminology {
 
     /// A CodeSystem by id. Only ids in `ids::CODE_SYSTEMS` are passed here, and `load` checked
     /// they exist, so a miss is a programming error.
-    pub fn cs(&self, id: &str) -> &CodeSystem {
+    pub(crate) fn cs(&self, id: &str) -> &CodeSystem {
         let url = self
             .cs_url_by_id
             .get(id)
             .unwrap_or_else(|| panic!("CodeSystem {id} not loaded"));
         &self.code_systems[url]
     }
-    pub fn cs_by_id(&self, id: &str) -> Option<&CodeSystem> {
+    pub(crate) fn cs_by_id(&self, id: &str) -> Option<&CodeSystem> {
         self.cs_url_by_id
             .get(id)
             .and_then(|u| self.code_systems.get(u))
     }
-    pub fn cs_by_url(&self, url: &str) -> Option<&CodeSystem> {
-        self.code_systems.get(url)
-    }
     /// A ConceptMap by id (see `cs`).
-    pub fn map(&self, id: &str) -> &ConceptMap {
+    pub(crate) fn map(&self, id: &str) -> &ConceptMap {
         let url = self
             .cm_url_by_id
             .get(id)
             .unwrap_or_else(|| panic!("ConceptMap {id} not loaded"));
         &self.concept_maps[url]
     }
-    pub fn map_by_url(&self, url: &str) -> Option<&ConceptMap> {
+    pub(crate) fn map_by_url(&self, url: &str) -> Option<&ConceptMap> {
         self.concept_maps.get(url)
     }
-    pub fn url(&self, cs_id: &str) -> &str {
+    pub(crate) fn url(&self, cs_id: &str) -> &str {
         &self.cs(cs_id).url
     }
 
     /// Coding of `code` in the CodeSystem with id `cs_id`, display from the file.
-    pub fn coding(&self, cs_id: &str, code: &str) -> Coding {
+    pub(crate) fn coding(&self, cs_id: &str, code: &str) -> Coding {
         let cs = self.cs(cs_id);
         Coding {
             system: cs.url.clone(),
@@ -362,7 +349,7 @@ impl Terminology {
     }
 
     /// A specialty code, if the `specialitet` CodeSystem has it.
-    pub fn specialty(&self, code: &str) -> Option<SpecialtyCode> {
+    pub(crate) fn specialty(&self, code: &str) -> Option<SpecialtyCode> {
         self.cs(ids::SPECIALITET)
             .contains(code)
             .then(|| SpecialtyCode::new_unchecked(code))

@@ -40,31 +40,31 @@ pub enum ReconcileError {
     Spill(std::io::Error),
 }
 
-pub struct Job<'a> {
-    pub register: &'a Path,
+pub(crate) struct Job<'a> {
+    pub(crate) register: &'a Path,
     /// EHR files: NDJSON, Bundles, or a folder of them.
-    pub ehr: &'a Path,
-    pub profile: &'a Profile,
-    pub mappings: &'a Mappings,
-    pub own: &'a Ownership,
-    pub state: &'a State,
-    pub options: &'a Options,
-    pub quarantine: Option<PathBuf>,
+    pub(crate) ehr: &'a Path,
+    pub(crate) profile: &'a Profile,
+    pub(crate) mappings: &'a Mappings,
+    pub(crate) own: &'a Ownership,
+    pub(crate) state: &'a State,
+    pub(crate) options: &'a Options,
+    pub(crate) quarantine: Option<PathBuf>,
     /// Passes over the data (default: from the EHR files' size).
-    pub partitions: Option<u32>,
+    pub(crate) partitions: Option<u32>,
     /// Plan from the files (review only: creates carry no body). Off when the plan is made
     /// against the live server instead.
-    pub plan: bool,
+    pub(crate) plan: bool,
     /// What the plan names as its base (the server, or the files).
-    pub base: String,
+    pub(crate) base: String,
 }
 
 pub struct Outcome {
-    pub report: CheckReport,
+    pub(crate) report: CheckReport,
     /// The plan's head; its items are in `items`, on disk.
-    pub plan: Option<SyncPlan>,
-    pub items: Option<SpilledItems>,
-    pub partitions: u32,
+    pub(crate) plan: Option<SyncPlan>,
+    pub(crate) items: Option<SpilledItems>,
+    pub(crate) partitions: u32,
 }
 
 /// What the EHR files already hold that a relation refers to, by business identifier.
@@ -128,7 +128,7 @@ impl Existing {
 }
 
 /// Runs the rules and (unless `job.plan` is off) plans, one partition at a time.
-pub fn run(
+pub(crate) fn run(
     job: Job,
     progress: &Progress,
     on_reject: &mut (dyn FnMut(&Path, &RejectedRow) + Send),

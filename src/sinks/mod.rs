@@ -3,6 +3,6 @@
 
 pub mod findings;
 pub mod private;
-pub mod quarantine;
-pub mod register_csv;
-pub mod report;
+pub(crate) mod quarantine;
+pub(crate) mod register_csv;
+pub(crate) mod report;

@@ -7,13 +7,13 @@ use crate::sources::register::RejectedRow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub struct Quarantine {
+pub(crate) struct Quarantine {
     path: PathBuf,
     out: Option<std::io::BufWriter<std::fs::File>>,
     header: Vec<u8>,
     delimiter: u8,
     encoding: TextEncoding,
-    pub count: u64,
+    pub(crate) count: u64,
 }
 
 impl Quarantine {
@@ -31,7 +31,7 @@ impl Quarantine {
     }
 
     /// `export.csv` → `export.quarantine.csv` beside it.
-    pub fn path_for(input: &Path) -> PathBuf {
+    pub(crate) fn path_for(input: &Path) -> PathBuf {
         let stem = input
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -39,11 +39,11 @@ impl Quarantine {
         input.with_file_name(format!("{stem}.quarantine.csv"))
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn write(&mut self, row: &RejectedRow) -> std::io::Result<()> {
+    pub(crate) fn write(&mut self, row: &RejectedRow) -> std::io::Result<()> {
         if self.out.is_none() {
             let mut f = std::io::BufWriter::new(super::private::create_file(&self.path)?);
             f.write_all(&self.header)?;
@@ -67,7 +67,7 @@ impl Quarantine {
         Ok(())
     }
 
-    pub fn finish(mut self) -> std::io::Result<Option<PathBuf>> {
+    pub(crate) fn finish(mut self) -> std::io::Result<Option<PathBuf>> {
         match self.out.take() {
             Some(mut f) => {
                 f.flush()?;

@@ -19,7 +19,7 @@ pub enum RegisterWriteError {
     },
 }
 
-pub struct RegisterCsvWriter<'m, W: Write> {
+pub(crate) struct RegisterCsvWriter<'m, W: Write> {
     out: csv::Writer<W>,
     mapping: &'m RegisterMapping,
     terminology: &'m Terminology,
@@ -59,19 +59,19 @@ impl<'m, W: Write> RegisterCsvWriter<'m, W> {
             })
     }
 
-    pub fn write(&mut self, c: &FixedContact) -> Result<(), RegisterWriteError> {
+    pub(crate) fn write(&mut self, c: &FixedContact) -> Result<(), RegisterWriteError> {
         let record = self.fields(c)?;
         self.write_fields(&record)
     }
 
     /// Writes fields as they are (the sample generator uses this to write deliberately bad rows).
-    pub fn write_fields(&mut self, fields: &[String]) -> Result<(), RegisterWriteError> {
+    pub(crate) fn write_fields(&mut self, fields: &[String]) -> Result<(), RegisterWriteError> {
         self.out.write_record(fields)?;
         Ok(())
     }
 
     /// A contact's fields in the mapping's column order.
-    pub fn fields(&self, c: &FixedContact) -> Result<Vec<String>, RegisterWriteError> {
+    pub(crate) fn fields(&self, c: &FixedContact) -> Result<Vec<String>, RegisterWriteError> {
         let m = self.mapping;
         let f = &m.format;
         let maps = &m.code_maps;
@@ -146,7 +146,7 @@ impl<'m, W: Write> RegisterCsvWriter<'m, W> {
         ])
     }
 
-    pub fn finish(mut self) -> Result<W, RegisterWriteError> {
+    pub(crate) fn finish(mut self) -> Result<W, RegisterWriteError> {
         self.out.flush().map_err(csv::Error::from)?;
         self.out
             .into_inner()

@@ -19,21 +19,16 @@ pub enum ReportError {
     },
     #[error("{path}: {source}")]
     Csv { path: PathBuf, source: csv::Error },
-    #[error("{path}: {source}")]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
 }
 
 /// What the report says about how the run went, beside the findings.
 #[derive(Debug, Clone, Serialize)]
-pub struct RunFacts {
-    pub register: String,
-    pub ehr: String,
-    pub fetched: Option<String>,
-    pub partitions: u32,
-    pub seconds: f64,
+pub(crate) struct RunFacts {
+    pub(crate) register: String,
+    pub(crate) ehr: String,
+    pub(crate) fetched: Option<String>,
+    pub(crate) partitions: u32,
+    pub(crate) seconds: f64,
 }
 
 /// Plan counts: items by action, and what is not an item.
@@ -43,12 +38,12 @@ pub struct PlanCounts {
     pub actions: ActionCounts,
     pub unchanged: u64,
     pub conflicts: u64,
-    pub errors: u64,
+    pub(crate) errors: u64,
 }
 
 impl PlanCounts {
     /// The plan's counts, with the items already moved to disk (`spilled`).
-    pub fn of(p: &SyncPlan, spilled: Option<&SpilledItems>) -> Self {
+    pub(crate) fn of(p: &SyncPlan, spilled: Option<&SpilledItems>) -> Self {
         PlanCounts {
             actions: ActionCounts::of(&p.items).plus(spilled.map(|s| s.counts).unwrap_or_default()),
             unchanged: p.unchanged,
@@ -119,7 +114,7 @@ struct Row<'a> {
 }
 
 /// Writes the four files; returns the folder's paths.
-pub fn write(
+pub(crate) fn write(
     dir: &Path,
     report: &CheckReport,
     plan: Option<&SyncPlan>,
@@ -286,7 +281,7 @@ fn unit_chart(by_unit: &BTreeMap<String, [u64; 3]>, out: &mut dyn Write) -> std:
 
 /// The page: summary, per-rule and per-unit counts, a bar chart of findings per unit (inline
 /// SVG), and the findings table (filtered, sorted and paged by a small inline script).
-pub fn html(
+pub(crate) fn html(
     report: &CheckReport,
     plan: Option<&PlanCounts>,
     facts: &RunFacts,

@@ -5,7 +5,7 @@ use std::io::BufRead;
 
 /// Reads one line (its `\n` included) but keeps at most `cap` bytes of it; the rest of the
 /// line is consumed unread. Returns (bytes consumed, whether the line was cut).
-pub fn read_line_capped<R: BufRead>(
+pub(crate) fn read_line_capped<R: BufRead>(
     r: &mut R,
     buf: &mut Vec<u8>,
     cap: usize,

@@ -43,30 +43,30 @@ pub enum RegisterError {
 
 /// One thing wrong with a row.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct RowProblem {
+pub(crate) struct RowProblem {
     /// The column's header name as the file spells it.
-    pub column: String,
+    pub(crate) column: String,
     /// The offending value; a patient number is masked.
-    pub value: String,
-    pub reason: String,
+    pub(crate) value: String,
+    pub(crate) reason: String,
 }
 
 /// A row that could not become a contact; it goes to the quarantine file.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RejectedRow {
     /// Physical line where the record starts (the header is line 1).
-    pub line: u64,
+    pub(crate) line: u64,
     /// The record's bytes exactly as the file had them (for the quarantine file).
     #[serde(skip)]
-    pub raw: Vec<u8>,
-    pub row_id: Option<RowId>,
+    pub(crate) raw: Vec<u8>,
+    pub(crate) row_id: Option<RowId>,
     #[serde(skip)]
-    pub patient: Option<PatientId>,
+    pub(crate) patient: Option<PatientId>,
     /// The record could not be read far enough to know which patients it speaks of (its
     /// patient is unreadable, or an open quote swallowed following lines): a sync then ends
     /// nothing at all this run.
-    pub identity_unknown: bool,
-    pub problems: Vec<RowProblem>,
+    pub(crate) identity_unknown: bool,
+    pub(crate) problems: Vec<RowProblem>,
 }
 
 impl RejectedRow {
@@ -251,13 +251,13 @@ pub struct RegisterReader<'m, R: BufRead> {
     columns: ColumnIndex,
     n_header: usize,
     /// Header names the mapping does not use (reported once by the caller).
-    pub unknown_columns: Vec<String>,
+    pub(crate) unknown_columns: Vec<String>,
     /// The header row's bytes as they were (BOM and line end removed), for a quarantine file.
-    pub header_line: Vec<u8>,
+    pub(crate) header_line: Vec<u8>,
     /// The encoding the file is read in (the mapping's, or what its byte-order mark says).
-    pub encoding: TextEncoding,
+    pub(crate) encoding: TextEncoding,
     /// Rows that were not valid in the file's encoding (for one summary message).
-    pub undecodable_rows: u64,
+    pub(crate) undecodable_rows: u64,
     line: u64,
     /// A record whose quote is open: (first line, bytes, physical lines taken).
     pending: Option<(u64, Vec<u8>, u64)>,
@@ -397,10 +397,6 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
             seen_row_ids: HashSet::new(),
             done: false,
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Next logical record: (first line, bytes, how it came out). Each physical line is
@@ -1078,7 +1074,7 @@ fn non_empty(s: &str) -> Option<String> {
 }
 
 /// Masks a possibly invalid patient number for messages: first four and last two characters.
-pub fn mask(text: &str) -> String {
+pub(crate) fn mask(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     if chars.len() <= 6 {
         return "*".repeat(chars.len());
@@ -1089,7 +1085,7 @@ pub fn mask(text: &str) -> String {
 }
 
 /// SHA-256 of a register file, streamed (a plan names the export it was made from).
-pub fn sha256_file(path: &Path) -> Result<String, RegisterError> {
+pub(crate) fn sha256_file(path: &Path) -> Result<String, RegisterError> {
     use sha2::Digest;
     let io = |source| RegisterError::Io {
         path: path.into(),

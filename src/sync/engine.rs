@@ -28,8 +28,6 @@ pub enum SyncError {
     State(#[from] StateError),
     #[error("{0}")]
     Refused(String),
-    #[error("plan file {path}: {message}")]
-    PlanFile { path: String, message: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -54,12 +52,12 @@ pub enum Action {
     CreateReference,
 }
 
-pub use super::key::{Carrier, PlanKey, RelationKey};
-pub use super::state::Facts;
+pub(crate) use super::key::{Carrier, PlanKey, RelationKey};
+pub(crate) use super::state::Facts;
 
 impl Action {
     /// As the plan, the state file and the ledger spell it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Action::Create => "create",
             Action::Update => "update",
@@ -71,69 +69,69 @@ impl Action {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanItem {
-    pub seq: i64,
-    pub key: PlanKey,
+    pub(crate) seq: i64,
+    pub(crate) key: PlanKey,
     pub action: Action,
     pub resource_type: String,
     pub id: String,
     /// The version the item was planned against (`W/"n"` is sent as If-Match).
-    pub expected_version: Option<String>,
-    pub body: Value,
-    pub owned_hash: String,
+    pub(crate) expected_version: Option<String>,
+    pub(crate) body: Value,
+    pub(crate) owned_hash: String,
     pub register_row: Option<String>,
     pub reason: String,
-    pub facts: Option<Facts>,
+    pub(crate) facts: Option<Facts>,
     /// The owned state before, for the ledger.
-    pub before: Option<Value>,
+    pub(crate) before: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Conflict {
-    pub key: PlanKey,
+    pub(crate) key: PlanKey,
     pub resource: String,
     pub reason: String,
-    pub register: Option<Value>,
-    pub ehr: Option<Value>,
+    pub(crate) register: Option<Value>,
+    pub(crate) ehr: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SyncPlan {
-    pub base: String,
-    pub register: String,
-    pub register_sha256: String,
-    pub created: String,
+    pub(crate) base: String,
+    pub(crate) register: String,
+    pub(crate) register_sha256: String,
+    pub(crate) created: String,
     pub items: Vec<PlanItem>,
     pub conflicts: Vec<Conflict>,
-    pub unchanged: u64,
+    pub(crate) unchanged: u64,
     /// Relations found on the server as the register wants them, with no record of the write
     /// (a killed run, or another sync): recorded, not written.
-    pub adopt: Vec<Adoption>,
-    pub errors: Vec<String>,
-    pub rejected_rows: u64,
+    pub(crate) adopt: Vec<Adoption>,
+    pub(crate) errors: Vec<String>,
+    pub(crate) rejected_rows: u64,
     /// Made from files for review (`reconcile --ehr DIR`): creates carry no body, so it cannot
     /// be applied; `sync` or `reconcile --ehr URL` plan against the live server.
     #[serde(default)]
-    pub review_only: bool,
+    pub(crate) review_only: bool,
     /// Relations the register no longer lists that were left as they are, because rows were
     /// rejected this run (their row, or their patient, or, when a row could not be read far
     /// enough to name its patient, every relation).
     #[serde(default)]
-    pub ends_held: u64,
+    pub(crate) ends_held: u64,
     /// Rows that could not be read far enough to know whose they are: while there is one, the
     /// run ends nothing at all.
     #[serde(default)]
-    pub unreadable_rows: u64,
+    pub(crate) unreadable_rows: u64,
 }
 
 /// A relation found on the server as the register wants it, recorded in the state without a
 /// write.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Adoption {
-    pub key: PlanKey,
+pub(crate) struct Adoption {
+    pub(crate) key: PlanKey,
     /// `Type/id` on the server.
-    pub resource: String,
-    pub version: Option<String>,
-    pub owned_hash: String,
+    pub(crate) resource: String,
+    pub(crate) version: Option<String>,
+    pub(crate) owned_hash: String,
 }
 
 /// The end-of-run summary a cron job reads (`--summary FILE`).
@@ -149,10 +147,10 @@ pub struct Summary {
     pub errors: u64,
     pub rejected_rows: u64,
     /// Relations the register no longer lists, left as they are this run (see messages).
-    pub ends_held: u64,
+    pub(crate) ends_held: u64,
     pub references_created: u64,
     pub writes: u64,
-    pub requests: u64,
+    pub(crate) requests: u64,
     pub retries: u64,
     pub duration_seconds: f64,
     pub messages: Vec<String>,
@@ -186,7 +184,7 @@ fn version_of(r: &Value) -> Option<String> {
 
 /// A keyed hash of a patient for the state file: `history` can look a patient up, the file
 /// does not list personnummer, and without the operator's key nobody can test a guess.
-pub fn patient_hash(key: &super::state::StateKey, p: &PatientId) -> String {
+pub(crate) fn patient_hash(key: &super::state::StateKey, p: &PatientId) -> String {
     key.hash(&p.expose())
 }
 
@@ -231,19 +229,19 @@ type PatientFacts = (
 );
 
 /// Register → what the EHR should hold.
-pub struct Desired {
+pub(crate) struct Desired {
     /// key → (contact, source, relation JSON)
-    pub relations: BTreeMap<RelationKey, (FixedContact, String, Value)>,
-    pub references: Vec<Value>,
-    pub rejected: Vec<RejectedRow>,
-    pub held_rows: HashSet<String>,
-    pub held_patients: HashSet<PatientId>,
+    pub(crate) relations: BTreeMap<RelationKey, (FixedContact, String, Value)>,
+    pub(crate) references: Vec<Value>,
+    pub(crate) rejected: Vec<RejectedRow>,
+    pub(crate) held_rows: HashSet<String>,
+    pub(crate) held_patients: HashSet<PatientId>,
     /// Rejected rows whose patient could not be read: no End at all this run.
-    pub unreadable_rows: u64,
-    pub sha256: String,
+    pub(crate) unreadable_rows: u64,
+    pub(crate) sha256: String,
 }
 
-pub fn desired(
+pub(crate) fn desired(
     path: &Path,
     m: &Mappings,
     on_reject: &mut dyn FnMut(&Path, &RejectedRow),
@@ -414,7 +412,7 @@ async fn actual(
 }
 
 /// The product's relations among the EHR data, by plan key; a row held twice is an error.
-pub fn product_relations(
+pub(crate) fn product_relations(
     m: &Mappings,
     resources: Vec<Value>,
     errors: &mut Vec<String>,
@@ -451,7 +449,7 @@ pub fn product_relations(
 }
 
 /// Builds the plan from a live server. Reads only.
-pub async fn plan(
+pub(crate) async fn plan(
     client: &FhirClient,
     m: &Mappings,
     own: &Ownership,
@@ -505,30 +503,30 @@ pub async fn plan(
 /// Register rows and patients that had a rejected row this time: what the register says of
 /// them is unknown, so nothing of theirs is ended. A relation is ended only when the register
 /// positively no longer lists it: with a row whose patient could not be read, nothing is.
-pub struct Held<'a> {
-    pub rows: &'a HashSet<String>,
-    pub patients: &'a HashSet<PatientId>,
-    pub unreadable_rows: u64,
+pub(crate) struct Held<'a> {
+    pub(crate) rows: &'a HashSet<String>,
+    pub(crate) patients: &'a HashSet<PatientId>,
+    pub(crate) unreadable_rows: u64,
 }
 
 /// What the register wants of one relation; the body is built only when it is needed.
-pub struct Want<'a> {
-    pub contact: &'a FixedContact,
-    pub source: &'a str,
-    pub body: &'a dyn Fn() -> Value,
+pub(crate) struct Want<'a> {
+    pub(crate) contact: &'a FixedContact,
+    pub(crate) source: &'a str,
+    pub(crate) body: &'a dyn Fn() -> Value,
 }
 
 /// What a plan is made against and from: the EHR's base URL (or the files), the export and
 /// its SHA-256.
-pub struct PlanBasis<'b> {
-    pub base: &'b str,
-    pub register: &'b str,
-    pub sha256: &'b str,
+pub(crate) struct PlanBasis<'b> {
+    pub(crate) base: &'b str,
+    pub(crate) register: &'b str,
+    pub(crate) sha256: &'b str,
 }
 
 /// Whether a plan's creates carry their bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bodies {
+pub(crate) enum Bodies {
     /// A live plan, to apply.
     Kept,
     /// A plan made from files, for review: creates carry no body (a region's bodies would not
@@ -540,7 +538,7 @@ pub enum Bodies {
 /// every caller: `sync` and `reconcile` against a server feed it what they searched,
 /// `reconcile` from files what the files hold, a partition at a time; what differs is told
 /// through `found`, `resolved` and `Bodies`.
-pub struct Planner<'a> {
+pub(crate) struct Planner<'a> {
     plan: SyncPlan,
     own: &'a Ownership,
     opts: &'a Options,
@@ -587,25 +585,25 @@ impl<'a> Planner<'a> {
 
     /// The product's relations found in the EHR (all, or a partition's): the end-share guard
     /// counts the active ones; a row held twice is an error of the plan.
-    pub fn found(&mut self, actual: &HashMap<RelationKey, Value>, errors: Vec<String>) {
+    pub(crate) fn found(&mut self, actual: &HashMap<RelationKey, Value>, errors: Vec<String>) {
         self.active_owned += actual.values().filter(|a| a["status"] == "active").count();
         self.plan.errors.extend(errors);
     }
 
     /// A referenced resource the EHR already has, under its own id.
-    pub fn resolved(&mut self, deterministic: String, existing: String) {
+    pub(crate) fn resolved(&mut self, deterministic: String, existing: String) {
         self.rewrite.insert(deterministic, existing);
     }
 
     /// Rows the register reader rejected; `unreadable` of them could not be read far enough to
     /// know whose they are.
-    pub fn rejected(&mut self, rows: u64, unreadable: u64) {
+    pub(crate) fn rejected(&mut self, rows: u64, unreadable: u64) {
         self.plan.rejected_rows += rows;
         self.plan.unreadable_rows += unreadable;
     }
 
     /// The items planned so far (a caller moves them to disk as it goes).
-    pub fn items(&mut self) -> &mut Vec<PlanItem> {
+    pub(crate) fn items(&mut self) -> &mut Vec<PlanItem> {
         &mut self.plan.items
     }
 
@@ -615,7 +613,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Referenced resources the EHR lacks.
-    pub fn reference_creates(&mut self, creates: Vec<Value>) {
+    pub(crate) fn reference_creates(&mut self, creates: Vec<Value>) {
         for r in creates {
             let (t, id) = (
                 r["resourceType"].as_str().unwrap_or("").to_owned(),
@@ -643,7 +641,7 @@ impl<'a> Planner<'a> {
     }
 
     /// One relation: what the register wants (if anything) against what the EHR has.
-    pub fn relation(
+    pub(crate) fn relation(
         &mut self,
         relation: &RelationKey,
         desired: Option<Want>,
@@ -858,7 +856,7 @@ impl<'a> Planner<'a> {
 
     /// The plan, unless it ends more than the allowed share of active relations (a truncated
     /// export must not end half a region).
-    pub fn finish(self) -> Result<SyncPlan, SyncError> {
+    pub(crate) fn finish(self) -> Result<SyncPlan, SyncError> {
         let (ends, active) = (self.ends, self.active_owned);
         if active >= 20 && ends as f64 > self.opts.max_end_share * active as f64 {
             return Err(SyncError::Refused(format!(
@@ -908,15 +906,15 @@ fn write_of(i: &PlanItem) -> transaction::Write<'_> {
     }
 }
 
-pub struct Applier<'a> {
-    pub client: &'a FhirClient,
-    pub m: &'a Mappings,
-    pub own: &'a Ownership,
-    pub state: &'a mut State,
-    pub run: i64,
-    pub summary: Summary,
-    pub register: String,
-    pub sha: String,
+pub(crate) struct Applier<'a> {
+    pub(crate) client: &'a FhirClient,
+    pub(crate) m: &'a Mappings,
+    pub(crate) own: &'a Ownership,
+    pub(crate) state: &'a mut State,
+    pub(crate) run: i64,
+    pub(crate) summary: Summary,
+    pub(crate) register: String,
+    pub(crate) sha: String,
     written: Vec<(String, String, String)>,
 }
 
@@ -1006,7 +1004,7 @@ impl<'a> Applier<'a> {
 
     /// Applies every item: transaction chunks, falling back to one item at a time when a chunk
     /// is refused (a version moved under it, or the server has no transactions).
-    pub async fn apply(
+    pub(crate) async fn apply(
         &mut self,
         plan: &SyncPlan,
         chunk_size: usize,

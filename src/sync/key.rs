@@ -1,17 +1,17 @@
 //! Sync, plan model: what a plan item is about. The planner makes these keys, the applier and
 //! the state file use them; on disk (plan.json, the state's tables) a key is one string.
 
-pub use crate::fhir::outbound::Carrier;
+pub(crate) use crate::fhir::outbound::Carrier;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The key of a register row's relation (`CareTeam|R-1`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RelationKey {
+pub(crate) struct RelationKey {
     /// The resource that carries it.
-    pub carrier: Carrier,
+    pub(crate) carrier: Carrier,
     /// The register's row id (Rad-id).
-    pub row: String,
+    pub(crate) row: String,
 }
 
 impl RelationKey {
@@ -27,7 +27,7 @@ impl RelationKey {
 /// The key of a plan item, a conflict and a state row.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
-pub enum PlanKey {
+pub(crate) enum PlanKey {
     /// The relation one register row names.
     Relation(RelationKey),
     /// A Patient, Practitioner, PractitionerRole or Organization the relations reference
@@ -70,7 +70,7 @@ impl From<PlanKey> for String {
 /// A key string that is neither `CareTeam|row`, `Task|row` nor `Type/id`.
 #[derive(Debug, thiserror::Error)]
 #[error("not a plan key: {0:?} (expected CareTeam|ROW, Task|ROW or Type/id)")]
-pub struct BadPlanKey(String);
+pub(crate) struct BadPlanKey(String);
 
 impl TryFrom<String> for PlanKey {
     type Error = BadPlanKey;

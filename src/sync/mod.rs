@@ -1,8 +1,8 @@
 //! Sync: register → plan of changes → the EHR's FHIR API, safely. The plan is a three-way diff
 //! (register, EHR, last applied); apply is If-Match-guarded, provenanced, read back and ledgered.
 
-pub mod engine;
-pub mod key;
+pub(crate) mod engine;
+pub(crate) mod key;
 pub mod ownership;
 pub mod spill;
 pub mod state;
@@ -19,13 +19,13 @@ use std::path::Path;
 use std::time::Instant;
 
 /// What one sync run is asked to do.
-pub struct Job<'a> {
-    pub register: &'a Path,
-    pub state: &'a Path,
-    pub state_key: state::StateKey,
-    pub dry_run: bool,
-    pub options: Options,
-    pub chunk_size: usize,
+pub(crate) struct Job<'a> {
+    pub(crate) register: &'a Path,
+    pub(crate) state: &'a Path,
+    pub(crate) state_key: state::StateKey,
+    pub(crate) dry_run: bool,
+    pub(crate) options: Options,
+    pub(crate) chunk_size: usize,
 }
 
 pub fn ownership(dir: &Path) -> Result<Ownership, crate::mapping::MappingError> {
@@ -33,7 +33,7 @@ pub fn ownership(dir: &Path) -> Result<Ownership, crate::mapping::MappingError> 
 }
 
 /// Plans (and unless dry-run, applies) one sync. Returns the plan and the summary.
-pub async fn run(
+pub(crate) async fn run(
     client: &FhirClient,
     m: &Mappings,
     own: &Ownership,
@@ -114,7 +114,7 @@ pub async fn run(
 
 /// Applies a reviewed plan, only if every resource it touches is still at the version it was
 /// planned against (and every create still absent).
-pub async fn apply_plan(
+pub(crate) async fn apply_plan(
     client: &FhirClient,
     m: &Mappings,
     own: &Ownership,

@@ -9,10 +9,10 @@ use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Owned {
-    pub register: Vec<String>,
+pub(crate) struct Owned {
+    pub(crate) register: Vec<String>,
     #[serde(default)]
-    pub register_extensions: Vec<String>,
+    pub(crate) register_extensions: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -21,18 +21,18 @@ pub struct Ownership {
 }
 
 impl Ownership {
-    pub fn load(path: &Path) -> Result<Self, MappingError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, MappingError> {
         Ok(Ownership {
             by_type: read_toml(path)?,
         })
     }
 
-    pub fn owns(&self, resource_type: &str) -> Option<&Owned> {
+    pub(crate) fn owns(&self, resource_type: &str) -> Option<&Owned> {
         self.by_type.get(resource_type)
     }
 
     /// The register-owned part of a resource, as a JSON object (stable for hashing).
-    pub fn owned(&self, r: &Value) -> Value {
+    pub(crate) fn owned(&self, r: &Value) -> Value {
         let t = r["resourceType"].as_str().unwrap_or("");
         let Some(o) = self.owns(t) else {
             return Value::Null;
@@ -61,7 +61,7 @@ impl Ownership {
     }
 
     /// The server's resource with the register-owned elements taken from `desired`.
-    pub fn merge(&self, server: &Value, desired: &Value) -> Value {
+    pub(crate) fn merge(&self, server: &Value, desired: &Value) -> Value {
         let t = desired["resourceType"].as_str().unwrap_or("");
         let Some(o) = self.owns(t) else {
             return desired.clone();
@@ -129,7 +129,7 @@ impl Ownership {
 }
 
 /// Order-independent hash of a JSON value (object keys sorted), for comparing owned parts.
-pub fn hash(v: &Value) -> String {
+pub(crate) fn hash(v: &Value) -> String {
     use sha2::Digest;
     fn canon(v: &Value, out: &mut String) {
         match v {

@@ -15,7 +15,7 @@ pub struct ActionCounts {
 }
 
 impl ActionCounts {
-    pub fn add(&mut self, a: Action) {
+    pub(crate) fn add(&mut self, a: Action) {
         match a {
             Action::Create => self.create += 1,
             Action::Update => self.update += 1,
@@ -23,14 +23,14 @@ impl ActionCounts {
             Action::CreateReference => self.create_reference += 1,
         }
     }
-    pub fn of<'i>(items: impl IntoIterator<Item = &'i PlanItem>) -> Self {
+    pub(crate) fn of<'i>(items: impl IntoIterator<Item = &'i PlanItem>) -> Self {
         let mut c = ActionCounts::default();
         for i in items {
             c.add(i.action);
         }
         c
     }
-    pub fn plus(self, o: ActionCounts) -> Self {
+    pub(crate) fn plus(self, o: ActionCounts) -> Self {
         ActionCounts {
             create: self.create + o.create,
             update: self.update + o.update,
@@ -42,10 +42,10 @@ impl ActionCounts {
 
 /// Plan items as JSON lines, in their order, in an unnamed temporary file: it names register
 /// rows, so it has no path another process could open, and the system removes it on drop.
-pub struct SpilledItems {
+pub(crate) struct SpilledItems {
     w: BufWriter<File>,
-    pub counts: ActionCounts,
-    pub len: u64,
+    pub(crate) counts: ActionCounts,
+    pub(crate) len: u64,
 }
 
 impl SpilledItems {
@@ -58,7 +58,7 @@ impl SpilledItems {
     }
 
     /// Moves the items out of memory, in order. The Vec keeps its capacity for the next batch.
-    pub fn take(&mut self, items: &mut Vec<PlanItem>) -> std::io::Result<()> {
+    pub(crate) fn take(&mut self, items: &mut Vec<PlanItem>) -> std::io::Result<()> {
         for i in items.drain(..) {
             serde_json::to_writer(&mut self.w, &i)?;
             self.w.write_all(b"\n")?;
@@ -69,7 +69,7 @@ impl SpilledItems {
     }
 
     /// The items' JSON, one per line, from the first.
-    pub fn lines(self) -> std::io::Result<impl Iterator<Item = std::io::Result<String>>> {
+    pub(crate) fn lines(self) -> std::io::Result<impl Iterator<Item = std::io::Result<String>>> {
         let mut f = self.w.into_inner().map_err(|e| e.into_error())?;
         f.seek(SeekFrom::Start(0))?;
         Ok(BufReader::with_capacity(1 << 20, f).lines())

@@ -51,7 +51,7 @@ impl StateKey {
     }
 
     /// A key for a state that lives in memory only (a plan made from files).
-    pub fn ephemeral() -> Self {
+    pub(crate) fn ephemeral() -> Self {
         use rand::RngCore;
         let mut k = vec![0u8; 32];
         rand::thread_rng().fill_bytes(&mut k);
@@ -59,7 +59,7 @@ impl StateKey {
     }
 
     /// HMAC-SHA256 of the text under the key, hex.
-    pub fn hash(&self, text: &str) -> String {
+    pub(crate) fn hash(&self, text: &str) -> String {
         use hmac::{KeyInit, Mac};
         // Any key length is valid for HMAC, so this cannot fail.
         let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.0)
@@ -75,7 +75,7 @@ impl StateKey {
 
     /// A copy of the JSON with every identity number (an identifier whose value is a
     /// personnummer, samordningsnummer or reservnummer) replaced by its keyed hash.
-    pub fn redact(&self, v: &serde_json::Value) -> serde_json::Value {
+    pub(crate) fn redact(&self, v: &serde_json::Value) -> serde_json::Value {
         use serde_json::Value;
         let mut v = v.clone();
         fn walk(k: &StateKey, v: &mut Value) {
@@ -103,7 +103,7 @@ impl StateKey {
 
 /// What became of a plan item that was not simply applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ItemOutcome {
+pub(crate) enum ItemOutcome {
     /// The EHR already held what the item would write (another run, or a lost answer).
     AlreadyApplied,
     /// A person or another writer changed it: kept, reported.
@@ -114,7 +114,7 @@ pub enum ItemOutcome {
 
 impl ItemOutcome {
     /// As the state file's `plan_items.outcome` column spells it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ItemOutcome::AlreadyApplied => "already-applied",
             ItemOutcome::Conflict => "conflict",
@@ -125,35 +125,35 @@ impl ItemOutcome {
 
 /// The facts of a relation, kept in the ledger for `history`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Facts {
-    pub patient_hash: String,
-    pub kind: String,
-    pub staff: Option<String>,
-    pub unit: String,
-    pub status: String,
-    pub valid_from: String,
-    pub valid_to: Option<String>,
+pub(crate) struct Facts {
+    pub(crate) patient_hash: String,
+    pub(crate) kind: String,
+    pub(crate) staff: Option<String>,
+    pub(crate) unit: String,
+    pub(crate) status: String,
+    pub(crate) valid_from: String,
+    pub(crate) valid_to: Option<String>,
 }
 
 /// An intent, recorded before its write is sent (a killed run is recognised by it).
-pub struct Pending {
-    pub seq: i64,
-    pub key: PlanKey,
-    pub action: Action,
-    pub resource: String,
-    pub expected_version: Option<String>,
-    pub desired_hash: String,
+pub(crate) struct Pending {
+    pub(crate) seq: i64,
+    pub(crate) key: PlanKey,
+    pub(crate) action: Action,
+    pub(crate) resource: String,
+    pub(crate) expected_version: Option<String>,
+    pub(crate) desired_hash: String,
 }
 /// A write that landed: the new last-applied state and its ledger line.
-pub struct Done {
-    pub seq: i64,
-    pub key: PlanKey,
-    pub applied: Applied,
-    pub ledger: LedgerEntry,
-    pub patient_hash: String,
+pub(crate) struct Done {
+    pub(crate) seq: i64,
+    pub(crate) key: PlanKey,
+    pub(crate) applied: Applied,
+    pub(crate) ledger: LedgerEntry,
+    pub(crate) patient_hash: String,
 }
 
-pub struct State {
+pub(crate) struct State {
     conn: Connection,
     path: String,
     key: StateKey,
@@ -161,18 +161,18 @@ pub struct State {
 
 /// What was last applied for one relation.
 #[derive(Debug, Clone)]
-pub struct Applied {
-    pub resource: String,
-    pub version: Option<String>,
-    pub owned_hash: String,
+pub(crate) struct Applied {
+    pub(crate) resource: String,
+    pub(crate) version: Option<String>,
+    pub(crate) owned_hash: String,
 }
 
 /// One ledger line: a change the product made, with the relation's facts for `history`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LedgerEntry {
-    pub at: String,
+    pub(crate) at: String,
     pub run: i64,
-    pub key: String,
+    pub(crate) key: String,
     pub resource: String,
     pub version: Option<String>,
     pub action: String,
@@ -183,8 +183,8 @@ pub struct LedgerEntry {
     pub status: String,
     pub valid_from: String,
     pub valid_to: Option<String>,
-    pub before: Option<String>,
-    pub after: Option<String>,
+    pub(crate) before: Option<String>,
+    pub(crate) after: Option<String>,
 }
 
 const SCHEMA: &str = "
@@ -215,7 +215,7 @@ CREATE TRIGGER IF NOT EXISTS ledger_append_only_d BEFORE DELETE ON ledger BEGIN 
 impl State {
     /// Opens (or creates, readable by its owner only) the state file. A file made with
     /// another key, or before states were keyed, is refused: its hashes would not match.
-    pub fn open(path: &Path, key: StateKey) -> Result<Self, StateError> {
+    pub(crate) fn open(path: &Path, key: StateKey) -> Result<Self, StateError> {
         let p = path.display().to_string();
         let db = |source| StateError::Db {
             path: p.clone(),
@@ -268,7 +268,7 @@ impl State {
         Ok(State { conn, path: p, key })
     }
 
-    pub fn key(&self) -> &StateKey {
+    pub(crate) fn key(&self) -> &StateKey {
         &self.key
     }
 
@@ -279,7 +279,7 @@ impl State {
         }
     }
 
-    pub fn start_run(
+    pub(crate) fn start_run(
         &self,
         register: &str,
         sha: &str,
@@ -295,7 +295,12 @@ impl State {
         Ok(self.conn.last_insert_rowid())
     }
 
-    pub fn finish_run(&self, run: i64, status: &str, summary: &str) -> Result<(), StateError> {
+    pub(crate) fn finish_run(
+        &self,
+        run: i64,
+        status: &str,
+        summary: &str,
+    ) -> Result<(), StateError> {
         self.conn
             .execute(
                 "UPDATE runs SET finished = ?1, status = ?2, summary = ?3 WHERE id = ?4",
@@ -310,7 +315,7 @@ impl State {
         Ok(())
     }
 
-    pub fn applied(&self, key: &PlanKey) -> Result<Option<Applied>, StateError> {
+    pub(crate) fn applied(&self, key: &PlanKey) -> Result<Option<Applied>, StateError> {
         // Cached: a region's plan asks once per relation.
         self.conn
             .prepare_cached("SELECT resource, version, owned_hash FROM applied WHERE key = ?1")
@@ -327,7 +332,7 @@ impl State {
     }
 
     /// Was this owned state the intent of a write that may not have been recorded (a killed run)?
-    pub fn was_pending(&self, key: &PlanKey, owned_hash: &str) -> Result<bool, StateError> {
+    pub(crate) fn was_pending(&self, key: &PlanKey, owned_hash: &str) -> Result<bool, StateError> {
         self.conn
             .query_row(
                 "SELECT 1 FROM plan_items WHERE key = ?1 AND desired_hash = ?2 AND outcome IN ('pending', 'applied') LIMIT 1",
@@ -340,7 +345,7 @@ impl State {
     }
 
     /// Records intents before they are sent, in one transaction.
-    pub fn record_pending(&mut self, run: i64, items: &[Pending]) -> Result<(), StateError> {
+    pub(crate) fn record_pending(&mut self, run: i64, items: &[Pending]) -> Result<(), StateError> {
         let path = self.path.clone();
         let db = |source| StateError::Db {
             path: path.clone(),
@@ -358,7 +363,7 @@ impl State {
     }
 
     /// Records outcomes, the new last-applied state and the ledger, in one transaction.
-    pub fn record_applied(&mut self, run: i64, done: &[Done]) -> Result<(), StateError> {
+    pub(crate) fn record_applied(&mut self, run: i64, done: &[Done]) -> Result<(), StateError> {
         let path = self.path.clone();
         let db = |source| StateError::Db {
             path: path.clone(),
@@ -394,7 +399,12 @@ impl State {
     }
 
     /// Adopts a state found on the server (equal to what the register wants) without a write.
-    pub fn adopt(&self, key: &PlanKey, applied: &Applied, run: i64) -> Result<(), StateError> {
+    pub(crate) fn adopt(
+        &self,
+        key: &PlanKey,
+        applied: &Applied,
+        run: i64,
+    ) -> Result<(), StateError> {
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO applied (key, resource, version, owned_hash, run) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -404,7 +414,7 @@ impl State {
         Ok(())
     }
 
-    pub fn mark(
+    pub(crate) fn mark(
         &self,
         run: i64,
         seq: i64,
@@ -426,7 +436,7 @@ impl State {
     }
 
     /// The newest ledger line of a relation carries its facts.
-    pub fn last_facts(&self, key: &PlanKey) -> Result<Option<Facts>, StateError> {
+    pub(crate) fn last_facts(&self, key: &PlanKey) -> Result<Option<Facts>, StateError> {
         self.conn
             .query_row(
                 "SELECT patient, kind, staff, unit, status, valid_from, valid_to FROM ledger WHERE key = ?1 ORDER BY seq DESC LIMIT 1",
@@ -448,7 +458,7 @@ impl State {
     }
 
     /// The ledger lines of one patient (by keyed hash), oldest first.
-    pub fn history(&self, patient_hash: &str) -> Result<Vec<LedgerEntry>, StateError> {
+    pub(crate) fn history(&self, patient_hash: &str) -> Result<Vec<LedgerEntry>, StateError> {
         let mut st = self
             .conn
             .prepare("SELECT at, run, key, resource, version, action, register_row, kind, staff, unit, status, valid_from, valid_to, before, after FROM ledger WHERE patient = ?1 ORDER BY seq")

@@ -21,15 +21,15 @@ use chrono::NaiveDate;
 use std::collections::{BTreeSet, HashSet};
 
 /// A contact and where it came from (`FILE:LINE Rad-id`, or `CareTeam/id`).
-pub type Sourced<'a> = (&'a FixedContact, &'a str);
+pub(crate) type Sourced<'a> = (&'a FixedContact, &'a str);
 
-pub struct PatientData<'a> {
-    pub patient: &'a PatientId,
-    pub register: Vec<Sourced<'a>>,
-    pub ehr: Vec<Sourced<'a>>,
-    pub context: Option<&'a PatientContext>,
+pub(crate) struct PatientData<'a> {
+    pub(crate) patient: &'a PatientId,
+    pub(crate) register: Vec<Sourced<'a>>,
+    pub(crate) ehr: Vec<Sourced<'a>>,
+    pub(crate) context: Option<&'a PatientContext>,
     /// Some of the patient's register rows were rejected: the EHR's extra contacts may be those.
-    pub held: bool,
+    pub(crate) held: bool,
 }
 
 #[derive(Default)]
@@ -41,12 +41,12 @@ struct Extra {
     expression: Option<String>,
 }
 
-pub struct Engine<'p> {
-    pub profile: &'p Profile,
-    pub availability: Availability,
-    pub directory: &'p HashSet<(HsaId, HsaId)>,
-    pub as_of: NaiveDate,
-    pub not_evaluated: BTreeSet<NotEvaluated>,
+pub(crate) struct Engine<'p> {
+    pub(crate) profile: &'p Profile,
+    pub(crate) availability: Availability,
+    pub(crate) directory: &'p HashSet<(HsaId, HsaId)>,
+    pub(crate) as_of: NaiveDate,
+    pub(crate) not_evaluated: BTreeSet<NotEvaluated>,
 }
 
 fn describe(c: &FixedContact) -> String {
@@ -150,7 +150,7 @@ impl<'p> Engine<'p> {
             .collect()
     }
 
-    pub fn check(&mut self, d: &PatientData, out: &mut Vec<Finding>) {
+    pub(crate) fn check(&mut self, d: &PatientData, out: &mut Vec<Finding>) {
         let a = self.availability;
         let p = d.patient;
         let empty = PatientContext::default();
@@ -207,14 +207,14 @@ impl<'p> Engine<'p> {
 
 /// What the rules see of one patient: the contacts they judge (the register's, or the EHR's
 /// without a register), the active ones, the FVKs and FLKs among them, and the EHR's facts.
-pub struct View<'v> {
-    pub p: &'v PatientId,
-    pub ctx: &'v PatientContext,
-    pub a: Availability,
-    pub view: &'v [Sourced<'v>],
-    pub active: &'v [Sourced<'v>],
-    pub fvks: &'v [Sourced<'v>],
-    pub flks: &'v [Sourced<'v>],
+pub(crate) struct View<'v> {
+    pub(crate) p: &'v PatientId,
+    pub(crate) ctx: &'v PatientContext,
+    pub(crate) a: Availability,
+    pub(crate) view: &'v [Sourced<'v>],
+    pub(crate) active: &'v [Sourced<'v>],
+    pub(crate) fvks: &'v [Sourced<'v>],
+    pub(crate) flks: &'v [Sourced<'v>],
 }
 
 impl View<'_> {
@@ -256,15 +256,18 @@ pub(super) mod testkit {
     use std::collections::HashSet;
     use std::sync::OnceLock;
 
-    pub const AS_OF: &str = "2026-06-01";
+    pub(crate) const AS_OF: &str = "2026-06-01";
 
     fn mappings() -> &'static Mappings {
         static M: OnceLock<Mappings> = OnceLock::new();
-        M.get_or_init(|| Mappings::load_default().expect("the shipped mappings load"))
+        M.get_or_init(|| {
+            Mappings::load(&crate::mapping::default_dir(), None, None)
+                .expect("the shipped mappings load")
+        })
     }
 
     /// Register rows after the export's header; each must read as a contact.
-    pub fn rows(lines: &[&str]) -> Vec<FixedContact> {
+    pub(crate) fn rows(lines: &[&str]) -> Vec<FixedContact> {
         let m = mappings();
         let header: Vec<&str> = m
             .register
@@ -287,7 +290,7 @@ pub(super) mod testkit {
     /// A row: id, patient, kind (FLK/FVK/BR), role code, coordinating (J/N/empty), start, staff
     /// HSA-id, profession word, licensed, specialty, unit HSA-id, unit kind word.
     #[allow(clippy::too_many_arguments)]
-    pub fn row(
+    pub(crate) fn row(
         id: &str,
         kind: &str,
         role: &str,
@@ -305,7 +308,7 @@ pub(super) mod testkit {
     }
 
     /// A general practitioner as FLK at the primary-care centre SE2321000016-V0001.
-    pub fn gp_flk(id: &str) -> String {
+    pub(crate) fn gp_flk(id: &str) -> String {
         row(
             id,
             "FLK",
@@ -321,7 +324,7 @@ pub(super) mod testkit {
     }
 
     /// A licensed nurse as FVK (not coordinating) at the same primary-care centre.
-    pub fn nurse_fvk(id: &str) -> String {
+    pub(crate) fn nurse_fvk(id: &str) -> String {
         row(
             id,
             "FVK",
@@ -338,13 +341,17 @@ pub(super) mod testkit {
 
     /// Rule ids of the findings the profile gives (sorted), every fact-kind available but the
     /// EHR's contacts and its staff directory.
-    pub fn findings(profile: &str, contacts: &[FixedContact], ctx: &PatientContext) -> Vec<String> {
+    pub(crate) fn findings(
+        profile: &str,
+        contacts: &[FixedContact],
+        ctx: &PatientContext,
+    ) -> Vec<String> {
         findings_with(profile, contacts, None, ctx, None)
     }
 
     /// As `findings`, with the EHR's contacts and its staff directory ((staff, unit) pairs)
     /// when given.
-    pub fn findings_with(
+    pub(crate) fn findings_with(
         profile: &str,
         register: &[FixedContact],
         ehr: Option<&[FixedContact]>,
@@ -398,7 +405,7 @@ pub(super) mod testkit {
         ids
     }
 
-    pub fn has(ids: &[String], rule: &str) -> bool {
+    pub(crate) fn has(ids: &[String], rule: &str) -> bool {
         ids.iter().any(|i| i == rule)
     }
 }

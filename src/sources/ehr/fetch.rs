@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// What reconcile reads from an EHR.
-pub const TYPES: &[&str] = &[
+pub(crate) const TYPES: &[&str] = &[
     "Patient",
     "Practitioner",
     "PractitionerRole",
@@ -42,17 +42,17 @@ pub enum FetchError {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum How {
+pub(crate) enum How {
     BulkExport,
     PagedSearch,
 }
 
 /// How the data was fetched, and how much.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Fetched {
-    pub how: How,
-    pub files: usize,
-    pub bytes: u64,
+pub(crate) struct Fetched {
+    pub(crate) how: How,
+    pub(crate) files: usize,
+    pub(crate) bytes: u64,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> FetchError + '_ {
@@ -64,7 +64,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> FetchError + '_ {
 
 /// Fetches everything reconcile reads into `dir`, which must be empty or absent (every file
 /// in it is then read as the EHR). `export`: use `$export` when offered.
-pub async fn fetch(
+pub(crate) async fn fetch(
     client: Arc<FhirClient>,
     dir: &Path,
     export: bool,

@@ -19,12 +19,12 @@ pub enum FhirFileError {
 
 /// The longest NDJSON line read: one resource of this domain is kilobytes; a longer line is
 /// reported as bad, not held in memory.
-pub const MAX_LINE_BYTES: usize = 16 << 20;
+pub(crate) const MAX_LINE_BYTES: usize = 16 << 20;
 /// The largest single JSON document (a Bundle) read whole.
-pub const MAX_JSON_FILE_BYTES: u64 = 512 << 20;
+pub(crate) const MAX_JSON_FILE_BYTES: u64 = 512 << 20;
 
 /// A parser's message cut to a length fit for a report (it may quote the input).
-pub fn short_reason(reason: &str) -> String {
+pub(crate) fn short_reason(reason: &str) -> String {
     let cut = crate::fhir::client::truncate_chars(reason, 500);
     if cut.len() < reason.len() {
         format!("{cut}…")
@@ -35,10 +35,10 @@ pub fn short_reason(reason: &str) -> String {
 
 /// A resource that could not be read, with where it was.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct BadResource {
-    pub path: PathBuf,
-    pub line: u64,
-    pub reason: String,
+pub(crate) struct BadResource {
+    pub(crate) path: PathBuf,
+    pub(crate) line: u64,
+    pub(crate) reason: String,
 }
 
 impl std::fmt::Display for BadResource {
@@ -49,7 +49,7 @@ impl std::fmt::Display for BadResource {
 
 /// A file, or every `.json`/`.ndjson` file of a folder, sorted by name; an empty folder is an
 /// error (an export that wrote nothing must not read as an empty EHR).
-pub fn list(path: &Path) -> Result<Vec<PathBuf>, FhirFileError> {
+pub(crate) fn list(path: &Path) -> Result<Vec<PathBuf>, FhirFileError> {
     let io = |source| FhirFileError::Io {
         path: path.into(),
         source,
@@ -72,9 +72,9 @@ pub fn list(path: &Path) -> Result<Vec<PathBuf>, FhirFileError> {
 
 /// Resources read, each with the fullUrl its Bundle entry gave (for urn:uuid references).
 #[derive(Default)]
-pub struct FhirFiles {
-    pub resources: Vec<(Option<String>, Resource)>,
-    pub bad: Vec<BadResource>,
+pub(crate) struct FhirFiles {
+    pub(crate) resources: Vec<(Option<String>, Resource)>,
+    pub(crate) bad: Vec<BadResource>,
 }
 
 impl FhirFiles {

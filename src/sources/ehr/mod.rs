@@ -2,7 +2,7 @@
 //! streamed in batches and passes (`stream`), fetched from a server to files first (`fetch`:
 //! Bulk Data `$export` or paged search), and joined by patient, a partition at a time (`side`).
 
-pub mod fetch;
-pub mod files;
-pub mod side;
-pub mod stream;
+pub(crate) mod fetch;
+pub(crate) mod files;
+pub(crate) mod side;
+pub(crate) mod stream;

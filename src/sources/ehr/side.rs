@@ -12,7 +12,7 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 
 /// A patient's place in the partitions (and in the register reader's sets of seen patients).
-pub fn patient_key(p: &PatientId) -> u64 {
+pub(crate) fn patient_key(p: &PatientId) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     p.hash(&mut h);
     h.finish()
@@ -21,34 +21,34 @@ pub fn patient_key(p: &PatientId) -> u64 {
 /// The EHR side, loaded and grouped by patient.
 #[derive(Default)]
 pub struct EhrSide {
-    pub contacts: HashMap<PatientId, Vec<(FixedContact, String)>>,
-    pub facts: EhrFacts,
+    pub(crate) contacts: HashMap<PatientId, Vec<(FixedContact, String)>>,
+    pub(crate) facts: EhrFacts,
     /// Resources that could not be read at all, or contacts that could not be understood.
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
     /// (patient text, message) of identifiers that failed their check.
-    pub invalid_identifiers: Vec<(String, String)>,
-    pub contact_count: usize,
+    pub(crate) invalid_identifiers: Vec<(String, String)>,
+    pub(crate) contact_count: usize,
     /// The product's own relations (CareTeam/Task with its tag), as JSON, when asked for.
-    pub product: Vec<serde_json::Value>,
+    pub(crate) product: Vec<serde_json::Value>,
 }
 
 /// A slice of the region's patients. A region too large for memory is checked one slice at a
 /// time: each pass keeps only its slice's EHR data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Partition {
-    pub index: u32,
-    pub count: u32,
+    pub(crate) index: u32,
+    pub(crate) count: u32,
 }
 
 impl Partition {
     pub const ALL: Partition = Partition { index: 0, count: 1 };
 
-    pub fn holds(&self, p: &PatientId) -> bool {
+    pub(crate) fn holds(&self, p: &PatientId) -> bool {
         self.count <= 1 || patient_key(p) % u64::from(self.count) == u64::from(self.index)
     }
 
     /// Partition 0 also carries what belongs to no patient (bad lines, directory problems).
-    pub fn is_first(&self) -> bool {
+    pub(crate) fn is_first(&self) -> bool {
         self.index == 0
     }
 }
@@ -68,7 +68,7 @@ pub struct EhrDirectory {
 }
 
 impl EhrDirectory {
-    pub fn read(
+    pub(crate) fn read(
         stream: &crate::sources::ehr::stream::EhrStream,
         on_bytes: &dyn Fn(u64),
     ) -> Result<Self, FhirFileError> {
@@ -100,7 +100,7 @@ impl EhrDirectory {
         Ok(dir)
     }
 
-    pub fn index(&self) -> Index<'_> {
+    pub(crate) fn index(&self) -> Index<'_> {
         let mut idx = Index::new(self.resources.iter().map(|(u, r)| (u.clone(), r)));
         for (url, id, stub) in &self.patients {
             idx.add_patient(url.clone(), id.as_deref(), stub.clone());
@@ -140,12 +140,12 @@ impl EhrDirectory {
     }
 
     /// The directory resources (Practitioner, PractitionerRole, Organization, Consent).
-    pub fn all(&self) -> impl Iterator<Item = &crate::fhir::Resource> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &crate::fhir::Resource> {
         self.resources.iter().map(|(_, r)| r)
     }
 
     /// Each valid patient identity with the id of its Patient resource.
-    pub fn patient_ids(&self) -> HashMap<PatientId, String> {
+    pub(crate) fn patient_ids(&self) -> HashMap<PatientId, String> {
         self.patients
             .iter()
             .filter_map(|(_, id, stub)| match (&stub.id, id) {
@@ -196,7 +196,7 @@ impl EhrSide {
 
     /// Reads one partition's EHR data from a file stream, batch by batch in parallel. `product`
     /// names the tag (system, code) whose CareTeams and Tasks are kept as JSON for a plan.
-    pub fn from_stream(
+    pub(crate) fn from_stream(
         stream: &crate::sources::ehr::stream::EhrStream,
         dir: &EhrDirectory,
         idx: &Index,
@@ -338,7 +338,7 @@ impl EhrSide {
         Ok(side)
     }
 
-    pub fn from_resources<'r>(
+    pub(crate) fn from_resources<'r>(
         resources: impl IntoIterator<Item = (Option<String>, &'r crate::fhir::Resource)> + Clone,
         m: &Mappings,
     ) -> Self {

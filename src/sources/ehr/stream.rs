@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// Types read in the first pass: what the patient-scoped resources point at, and CarePlans
 /// (few; they point at CareTeams, which the second pass then keeps for them).
-pub const DIRECTORY_TYPES: &[&str] = &[
+pub(crate) const DIRECTORY_TYPES: &[&str] = &[
     "Patient",
     "Practitioner",
     "PractitionerRole",
@@ -23,7 +23,7 @@ pub const DIRECTORY_TYPES: &[&str] = &[
 
 /// Which resources a pass reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pass {
+pub(crate) enum Pass {
     /// The directory and Patients.
     Directory,
     /// Everything else (CareTeam, Task, Flag, Condition, …).
@@ -37,20 +37,20 @@ impl Pass {
 }
 
 /// One parsed resource with the Bundle fullUrl it came with, or why it could not be read.
-pub type Parsed = Result<(Option<String>, Resource), BadResource>;
+pub(crate) type Parsed = Result<(Option<String>, Resource), BadResource>;
 
 /// The files of an EHR export.
-pub struct EhrStream {
+pub(crate) struct EhrStream {
     files: Vec<PathBuf>,
     /// Total size of the files, for progress.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// Lines per batch: enough to keep both cores busy, few enough to bound memory.
-    pub batch_lines: usize,
+    pub(crate) batch_lines: usize,
 }
 
 impl EhrStream {
     /// A file, or every `.json`/`.ndjson` file of a folder (sorted by name).
-    pub fn open(path: &Path) -> Result<Self, FhirFileError> {
+    pub(crate) fn open(path: &Path) -> Result<Self, FhirFileError> {
         let files = crate::sources::ehr::files::list(path)?;
         let bytes = files
             .iter()
