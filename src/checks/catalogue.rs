@@ -97,8 +97,22 @@ pub const RULES: &[Rule] = &[
         "EHR: Patient.deceased, moved-out flag"),
 ];
 
+/// Checks of the input itself, beside the guideline's rules: a check is only as complete as
+/// what it could read, and "nothing wrong" must never stand for "nothing read".
+pub const INPUT_RULES: &[Rule] = &[
+    rule("FK-IN01", E, "EHR data not read", "fastkontakt: every input is read whole, or the run says what it missed",
+        "A line or file of the EHR input could not be read as FHIR R4, so the check is incomplete.",
+        "EHR input"),
+    rule("FK-IN02", E, "A fixed contact in the EHR breaks the product's shape", "fastkontakt: the fixed-contact CareTeam and declined-offer Task of mappings/fhir",
+        "A CareTeam or Task that presents itself as a fixed contact (category or role code) could not be read as one; the element says what is wrong.",
+        "EHR contacts"),
+];
+
 pub fn find(id: &str) -> Option<&'static Rule> {
-    RULES.iter().find(|r| r.id.eq_ignore_ascii_case(id))
+    RULES
+        .iter()
+        .chain(INPUT_RULES)
+        .find(|r| r.id.eq_ignore_ascii_case(id))
 }
 
 /// A rule as the code names it: a typo is a compile error, not a panic at run time.

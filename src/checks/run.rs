@@ -38,6 +38,9 @@ pub struct CheckReport {
     pub rejected_rows: u64,
     pub quarantine: Option<PathBuf>,
     pub(crate) ehr_problems: Vec<String>,
+    /// What the EHR input held: per type read, used and not used, and why.
+    #[serde(flatten)]
+    pub ehr: crate::sources::ehr::account::InputAccount,
 }
 
 impl CheckReport {
@@ -55,6 +58,7 @@ impl CheckReport {
         self.rejected_rows += o.rejected_rows;
         self.quarantine = self.quarantine.take().or(o.quarantine);
         self.ehr_problems.extend(o.ehr_problems);
+        self.ehr.absorb(o.ehr);
     }
 
     /// Most severe first, then by rule and patient: the order every output uses.
@@ -314,6 +318,7 @@ pub fn run(
             sources,
         ));
     }
+    run.findings.extend(input_findings(input.profile, &ehr));
     let findings = run.findings;
     let mut report = CheckReport {
         profile: input.profile.name.clone(),
@@ -326,9 +331,54 @@ pub fn run(
         rejected_rows: rejected,
         quarantine: quarantine_path,
         ehr_problems: ehr.problems,
+        ehr: ehr.account,
     };
     report.sort();
     Ok(report)
+}
+
+/// FK-IN01 for each piece of EHR data not read, FK-IN02 for each fixed contact that breaks the
+/// shape (at its element), unless the profile disables them.
+fn input_findings(profile: &Profile, ehr: &EhrSide) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut add =
+        |id: &'static str, message: String, source: String, expression: Option<String>| {
+            let Some(rule) = super::catalogue::find(id) else {
+                return;
+            };
+            if !profile.enabled(rule.id) {
+                return;
+            }
+            out.push(Finding {
+                rule: rule.id,
+                severity: profile
+                    .severity
+                    .get(rule.id)
+                    .copied()
+                    .unwrap_or(rule.severity),
+                patient: String::new(),
+                message,
+                basis: rule.basis,
+                register: None,
+                ehr: None,
+                unit: None,
+                sources: vec![source],
+                expression,
+            });
+        };
+    for p in &ehr.problems {
+        let source = p.split(": ").next().unwrap_or(p).to_owned();
+        add("FK-IN01", format!("not read: {p}"), source, None);
+    }
+    for p in &ehr.shape_problems {
+        add(
+            "FK-IN02",
+            format!("{}: {}", p.element, p.reason),
+            p.resource.clone(),
+            Some(p.element.clone()),
+        );
+    }
+    out
 }
 
 /// An FK-R16 finding (an identifier that failed its check), unless the profile disables it.

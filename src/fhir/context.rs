@@ -11,6 +11,7 @@ use crate::domain::plan::{
 };
 use crate::mapping::ehr::Code;
 use crate::mapping::Mappings;
+use crate::sources::ehr::account::Verdict;
 use chrono::NaiveDate;
 use fhirbolt::model::r4::resources::{CarePlan, CarePlanActivityDetailScheduled, ObservationValue};
 use fhirbolt::model::r4::types::{CodeableConcept, Reference};
@@ -272,14 +273,33 @@ impl<'m> ContextReader<'m> {
 
     /// Reads the facts of `resources` into `out` (Patients come from the index instead).
     pub(crate) fn read_into(&self, idx: &Index, resources: &[&Resource], out: &mut EhrFacts) {
-        let e = &self.m.ehr;
         for r in resources {
+            self.fact(idx, r, out);
+        }
+    }
+
+    /// As `read_into`, with a verdict for each resource given: used, or why not.
+    pub(crate) fn judge_into(
+        &self,
+        idx: &Index,
+        resources: &[&Resource],
+        out: &mut EhrFacts,
+    ) -> Vec<Verdict> {
+        resources.iter().map(|r| self.fact(idx, r, out)).collect()
+    }
+
+    /// The facts of one resource, into `out`.
+    fn fact(&self, idx: &Index, r: &Resource, out: &mut EhrFacts) -> Verdict {
+        let e = &self.m.ehr;
+        let no_patient =
+            || Verdict::not_used("its patient has no Swedish identity number in the data");
+        {
             let a = &mut out.availability;
             match r {
                 Resource::Flag(f) => {
                     let active = f.status.value.as_deref() == Some("active");
                     let Some(id) = self.patient(idx, Some(&f.subject)) else {
-                        continue;
+                        return no_patient();
                     };
                     if has(&f.code, &e.life_threatening_flag) {
                         a.life_threatening = true;
@@ -290,6 +310,8 @@ impl<'m> ContextReader<'m> {
                     } else if has(&f.code, &e.large_care_needs) {
                         a.large_care_needs = true;
                         out.contexts.entry(id).or_default().large_care_needs |= active;
+                    } else {
+                        return Verdict::not_used("a Flag of none of the codes the mapping names");
                     }
                 }
                 Resource::Condition(c) => {
@@ -298,7 +320,9 @@ impl<'m> ContextReader<'m> {
                         .iter()
                         .any(|cc| has(cc, &e.life_threatening_condition))
                     {
-                        continue;
+                        return Verdict::not_used(
+                            "a Condition not of the life-threatening category the mapping names",
+                        );
                     }
                     a.life_threatening = true;
                     let active = c.clinical_status.as_deref().is_none_or(|s| {
@@ -316,7 +340,7 @@ impl<'m> ContextReader<'m> {
                         Some("entered-in-error" | "cancelled")
                     );
                     let Some(id) = self.patient(idx, o.subject.as_deref()) else {
-                        continue;
+                        return no_patient();
                     };
                     let value = match &o.value {
                         Some(ObservationValue::CodeableConcept(cc)) => Some(&**cc),
@@ -349,6 +373,8 @@ impl<'m> ContextReader<'m> {
                     } else if has(&o.code, &e.large_care_needs) {
                         a.large_care_needs = true;
                         out.contexts.entry(id).or_default().large_care_needs |= current;
+                    } else {
+                        return Verdict::not_used("an Observation of other codes");
                     }
                 }
                 Resource::EpisodeOfCare(ep) => {
@@ -361,7 +387,7 @@ impl<'m> ContextReader<'m> {
                         })
                         .collect();
                     if forms.is_empty() {
-                        continue;
+                        return Verdict::not_used("an EpisodeOfCare of no municipal care form");
                     }
                     a.municipal_care = true;
                     if ep.status.value.as_deref() == Some("active") {
@@ -381,7 +407,9 @@ impl<'m> ContextReader<'m> {
                         && class.code.as_ref().and_then(|s| s.value.as_deref())
                             == Some(e.discharge_class.1.as_str());
                     if !is_class {
-                        continue;
+                        return Verdict::not_used(
+                            "an Encounter not of the inpatient class the mapping names",
+                        );
                     }
                     a.discharge = true;
                     let pending = enc.status.value.as_deref() == Some("in-progress")
@@ -400,25 +428,36 @@ impl<'m> ContextReader<'m> {
                         .find_map(|c| code_in(c, &e.plan_category_system))
                         .and_then(PlanKind::from_code)
                     else {
-                        continue;
+                        return Verdict::not_used("a CarePlan of no category the mapping names");
                     };
                     a.plans = true;
-                    if let Some(id) = self.patient(idx, Some(&cp.subject)) {
-                        let plan = self.plan(idx, cp, kind, id.clone());
-                        out.contexts.entry(id).or_default().plans.push(plan);
-                    }
+                    let Some(id) = self.patient(idx, Some(&cp.subject)) else {
+                        return no_patient();
+                    };
+                    let plan = self.plan(idx, cp, kind, id.clone());
+                    out.contexts.entry(id).or_default().plans.push(plan);
                 }
                 Resource::PractitionerRole(pr) => {
                     a.staff_directory = true;
                     let active = pr.active.as_ref().and_then(|b| b.value) != Some(false);
                     let staff = self.hsa_of(idx, pr.practitioner.as_deref());
                     let unit = self.hsa_of(idx, pr.organization.as_deref());
-                    if let (true, Some(s), Some(u)) = (active, staff, unit) {
-                        out.directory.insert((s, u));
+                    match (active, staff, unit) {
+                        (true, Some(s), Some(u)) => {
+                            out.directory.insert((s, u));
+                        }
+                        (false, ..) => return Verdict::not_used("inactive (active = false)"),
+                        (_, None, _) => {
+                            return Verdict::not_used("its practitioner has no HSA-id in the data")
+                        }
+                        (_, _, None) => {
+                            return Verdict::not_used("its organization has no HSA-id in the data")
+                        }
                     }
                 }
-                _ => {}
+                _ => return Verdict::NotJudged,
             }
         }
+        Verdict::Used
     }
 }

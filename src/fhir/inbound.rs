@@ -8,11 +8,12 @@ use super::systems::{self, IdentifierKind};
 use crate::domain::contact::{
     ContactKind, ContactStatus, FixedContact, Period, Registration, RowId, TreatingRole,
 };
-use crate::domain::identity::{HsaId, PatientId};
+use crate::domain::identity::{HsaId, PatientId, PatientIdKind};
 use crate::domain::staff::{Licence, Profession, Staff};
 use crate::domain::unit::{CareUnit, UnitKind};
 use crate::mapping::terminology::ids;
 use crate::mapping::Mappings;
+use crate::sources::ehr::account::Verdict;
 use chrono::NaiveDate;
 use fhirbolt::model::r4::resources::{
     CareTeam, Organization, Patient, Practitioner, PractitionerRole, Task, TaskInputValue,
@@ -49,8 +50,10 @@ pub struct FhirContacts {
     /// `Type/id` of each contact's resource, parallel to `contacts`.
     pub(crate) sources: Vec<String>,
     pub problems: Vec<InboundProblem>,
-    /// CareTeams of other kinds (not fast kontakt or treating role), or entered in error.
-    pub(crate) ignored: usize,
+    /// The judgement of each resource given, in order (used, or why not).
+    pub(crate) verdicts: Vec<Verdict>,
+    /// Shapes recognised and mapped (a vendor sees which of its shapes were met).
+    pub(crate) shapes: Vec<&'static str>,
 }
 
 fn text(s: &Option<fhirbolt::model::r4::types::String>) -> Option<&str> {
@@ -88,13 +91,30 @@ pub(crate) struct PatientStub {
     /// `Patient.generalPractitioner` references (the listing unit is the Organization among them).
     pub(crate) general_practitioner: Vec<Reference>,
     pub(crate) deceased: bool,
+    /// The identifier systems the Patient carries, kept only when none gave an identity.
+    pub(crate) systems_seen: Option<Box<str>>,
 }
 
 impl PatientStub {
     pub(crate) fn of(p: &Patient) -> Self {
         use fhirbolt::model::r4::resources::PatientDeceased;
+        let id = Inbound::patient_id(&p.identifier);
+        let systems_seen = id.is_none().then(|| {
+            let mut seen: Vec<&str> = p
+                .identifier
+                .iter()
+                .filter_map(|i| i.system.as_ref()?.value.as_deref())
+                .collect();
+            seen.dedup();
+            if seen.is_empty() {
+                "none".into()
+            } else {
+                seen.join(", ").into()
+            }
+        });
         PatientStub {
-            id: Inbound::patient_id(&p.identifier),
+            id,
+            systems_seen,
             // Only the reference text is read (a million Patients' displays add up).
             general_practitioner: p
                 .general_practitioner
@@ -219,7 +239,7 @@ impl<'m> Inbound<'m> {
         Inbound { m }
     }
 
-    fn hsa(identifiers: &[Identifier]) -> Option<Result<HsaId, String>> {
+    pub(crate) fn hsa(identifiers: &[Identifier]) -> Option<Result<HsaId, String>> {
         identifiers.iter().find_map(|i| {
             let sys = i.system.as_ref()?.value.as_deref()?;
             (systems::classify(sys) == IdentifierKind::Hsa).then(|| {
@@ -235,10 +255,30 @@ impl<'m> Inbound<'m> {
             let sys = i.system.as_ref()?.value.as_deref()?;
             let v = text(&i.value).unwrap_or("");
             match systems::classify(sys) {
-                IdentifierKind::Personnummer | IdentifierKind::Samordningsnummer => Some(
-                    PatientId::parse(v)
-                        .map_err(|e| format!("{}: {e}", crate::sources::register::mask(v))),
-                ),
+                kind @ (IdentifierKind::Personnummer | IdentifierKind::Samordningsnummer) => {
+                    let masked = || crate::sources::register::mask(v);
+                    Some(
+                        PatientId::parse(v)
+                            .map_err(|e| format!("{}: {e}", masked()))
+                            .and_then(|id| match (kind, id.kind()) {
+                                (
+                                    IdentifierKind::Personnummer,
+                                    PatientIdKind::Samordningsnummer,
+                                ) => Err(format!(
+                                    "{}: a samordningsnummer under the personnummer system {sys}",
+                                    masked()
+                                )),
+                                (
+                                    IdentifierKind::Samordningsnummer,
+                                    PatientIdKind::Personnummer,
+                                ) => Err(format!(
+                                    "{}: a personnummer under the samordningsnummer system {sys}",
+                                    masked()
+                                )),
+                                _ => Ok(id),
+                            }),
+                    )
+                }
                 IdentifierKind::NationalReservnummer => {
                     Some(PatientId::reserv(sys, v).map_err(|e| e.to_string()))
                 }
@@ -273,7 +313,18 @@ impl<'m> Inbound<'m> {
                 None
             }
             None => {
-                ctx.problem(element, "no personnummer, samordningsnummer or reservnummer on the patient or the reference");
+                let name = text(&subject.reference).unwrap_or("the reference");
+                match stub.and_then(|s| s.systems_seen.as_deref()) {
+                    Some(seen) => ctx.problem(
+                        element,
+                        format!("subject {name} has no Swedish identity number (identifier systems seen: {seen})"),
+                    ),
+                    None if stub.is_none() && subject.reference.is_some() => ctx.problem(
+                        element,
+                        format!("reference {name} cannot be resolved, and it carries no Swedish identity number"),
+                    ),
+                    None => ctx.problem(element, "no personnummer, samordningsnummer or reservnummer on the patient or the reference"),
+                }
                 None
             }
         }
@@ -290,28 +341,63 @@ impl<'m> Inbound<'m> {
     }
 
     fn kind_from_role(&self, cc: &CodeableConcept) -> Option<ContactKind> {
+        self.kind_and_shape(cc).map(|(k, _)| k)
+    }
+
+    /// The contact kind a role codes, and the shape it was coded in: KV typ av fast kontakt
+    /// (URL or OID), the treating-role CodeSystem, or SNOMED CT only (read through the
+    /// product's ConceptMaps backwards).
+    fn kind_and_shape(&self, cc: &CodeableConcept) -> Option<(ContactKind, &'static str)> {
         let t = &self.m.terminology;
         let kv = t.url(ids::KV_TYP_AV_FAST_KONTAKT);
         let roles = t.url(ids::BEHANDLANDE_ROLL);
-        codings(cc).find_map(|(sys, code)| {
-            if sys == kv || sys == KV_TYP_AV_FAST_KONTAKT_OID {
-                match t.map(ids::MAP_KV).reverse(code)? {
-                    "flk" => Some(ContactKind::Flk),
-                    "fvk" => Some(ContactKind::Fvk {
-                        coordinating: false,
-                        at_discharge: false,
-                    }),
-                    "fvk-samordningsansvar" => Some(ContactKind::Fvk {
-                        coordinating: true,
-                        at_discharge: false,
-                    }),
-                    _ => None,
-                }
+        let kontakttyp = |k: &str| match k {
+            "flk" => Some(ContactKind::Flk),
+            "fvk" => Some(ContactKind::Fvk {
+                coordinating: false,
+                at_discharge: false,
+            }),
+            "fvk-samordningsansvar" => Some(ContactKind::Fvk {
+                coordinating: true,
+                at_discharge: false,
+            }),
+            _ => None,
+        };
+        let coded = codings(cc).find_map(|(sys, code)| {
+            if sys == kv {
+                kontakttyp(t.map(ids::MAP_KV).reverse(code)?)
+                    .map(|k| (k, "role: KV typ av fast kontakt"))
+            } else if sys == KV_TYP_AV_FAST_KONTAKT_OID {
+                kontakttyp(t.map(ids::MAP_KV).reverse(code)?)
+                    .map(|k| (k, "role: KV typ av fast kontakt as an OID"))
             } else if sys == roles {
-                TreatingRole::from_code(code).map(ContactKind::TreatingRole)
+                TreatingRole::from_code(code).map(|r| {
+                    (
+                        ContactKind::TreatingRole(r),
+                        "role: treating-role CodeSystem",
+                    )
+                })
             } else {
                 None
             }
+        });
+        coded.or_else(|| {
+            let kontakt = t.map(ids::MAP_KONTAKTTYP_SNOMED);
+            let roll = t.map(ids::MAP_ROLL_SNOMED);
+            codings(cc).find_map(|(sys, code)| {
+                if sys == kontakt.target {
+                    if let Some(k) = kontakt.reverse(code).and_then(&kontakttyp) {
+                        return Some((k, "role: SNOMED CT only"));
+                    }
+                }
+                if sys == roll.target {
+                    return roll
+                        .reverse_exact(code)
+                        .and_then(TreatingRole::from_code)
+                        .map(|r| (ContactKind::TreatingRole(r), "role: SNOMED CT only"));
+                }
+                None
+            })
         })
     }
 
@@ -496,32 +582,68 @@ impl<'m> Inbound<'m> {
                 (staff, unit)
             }
             Some(Resource::Organization(o)) => (None, self.unit_of(o, ctx, element)),
+            // A Practitioner directly: the unit comes from onBehalfOf or managingOrganization.
+            Some(Resource::Practitioner(p)) => {
+                let staff = self.staff_of(&PractitionerRole::default(), Some(p), ctx, element);
+                (staff, None)
+            }
             Some(_) => {
                 ctx.problem(
                     element,
-                    "refers to a resource that is neither PractitionerRole nor Organization",
+                    "refers to a resource that is neither PractitionerRole, Practitioner nor Organization",
                 );
                 (None, None)
             }
             None if r.is_some() => {
-                ctx.problem(element, "does not resolve to a resource in the data");
+                let name = r
+                    .and_then(|r| text(&r.reference))
+                    .unwrap_or("(identifier only)");
+                ctx.problem(element, format!("reference {name} cannot be resolved"));
                 (None, None)
             }
             None => (None, None),
         }
     }
 
-    fn care_team(&self, idx: &Index, ct: &CareTeam, out: &mut FhirContacts) {
+    /// A CareTeam: one contact per participant whose role codes a fixed contact. Returns why
+    /// it is not used when it is no fixed-contact CareTeam at all.
+    fn care_team(&self, idx: &Index, ct: &CareTeam, out: &mut FhirContacts) -> Option<Verdict> {
         let t = &self.m.terminology;
         let fast = t.url(ids::TYP_AV_CARETEAM);
         let br = t.url(ids::CARETEAM_KATEGORI);
-        let is_ours = ct.category.iter().flat_map(codings).any(|(s, c)| {
+        let categorised = ct.category.iter().flat_map(codings).any(|(s, c)| {
             (s == fast && c == "fast-kontakt") || (s == br && c == "behandlande-roll")
         });
         let status = ct.status.as_ref().and_then(|s| s.value.as_deref());
-        if !is_ours || status == Some("entered-in-error") {
-            out.ignored += 1;
-            return;
+        if status == Some("entered-in-error") {
+            return Some(Verdict::not_used("entered in error"));
+        }
+        let roles: Vec<Option<(ContactKind, &'static str)>> = ct
+            .participant
+            .iter()
+            .map(|p| p.role.iter().find_map(|cc| self.kind_and_shape(cc)))
+            .collect();
+        if !categorised {
+            if roles.iter().all(Option::is_none) {
+                let cats: Vec<String> = ct
+                    .category
+                    .iter()
+                    .flat_map(codings)
+                    .map(|(s, c)| format!("{s}#{c}"))
+                    .collect();
+                return Some(if cats.is_empty() {
+                    Verdict::not_used(
+                        "no category, and no participant's role codes a fixed contact",
+                    )
+                } else {
+                    Verdict::not_used_because(
+                        "category is not a fixed contact, and no participant's role codes one",
+                        cats.join(", "),
+                    )
+                });
+            }
+            out.shapes
+                .push("CareTeam without a fixed-contact category: the role code says what it is");
         }
         let id = ct
             .id
@@ -543,59 +665,14 @@ impl<'m> Inbound<'m> {
                 None
             }
         };
-        if ct.participant.len() != 1 {
+        if ct.participant.is_empty() {
             ctx.problem(
                 "CareTeam.participant",
-                format!(
-                    "has {} participants; a fixed contact has exactly one",
-                    ct.participant.len()
-                ),
-            );
-            return;
-        }
-        let part = &ct.participant[0];
-        let mut kind = part.role.iter().find_map(|cc| self.kind_from_role(cc));
-        if kind.is_none() {
-            ctx.problem(
-                "CareTeam.participant[0].role",
-                "no code from KV typ av fast kontakt (1, 2, 4) or the treating-role CodeSystem",
-            );
-        }
-        let grund = t.url(ids::GRUND);
-        if ct
-            .reason_code
-            .iter()
-            .flat_map(codings)
-            .any(|(s, c)| s == grund && c == "utskrivning-slutenvard")
-        {
-            if let Some(ContactKind::Fvk { coordinating, .. }) = kind {
-                kind = Some(ContactKind::Fvk {
-                    coordinating,
-                    at_discharge: true,
-                });
-            }
-        }
-        let patient = self.patient_of(idx, ct.subject.as_deref(), &mut ctx, "CareTeam.subject");
-        let (staff, unit) = self.member(
-            idx,
-            part.member.as_deref(),
-            &mut ctx,
-            "CareTeam.participant[0].member",
-        );
-        let unit = unit.or_else(|| {
-            let r = part
-                .on_behalf_of
-                .as_deref()
-                .or(ct.managing_organization.first());
-            self.member(idx, r, &mut ctx, "CareTeam.participant[0].onBehalfOf")
-                .1
-        });
-        if part.member.is_none() {
-            ctx.problem(
-                "CareTeam.participant[0].member",
                 "missing: a fixed contact names its staff member",
             );
+            return None;
         }
+        let patient = self.patient_of(idx, ct.subject.as_deref(), &mut ctx, "CareTeam.subject");
         let period = ct.period.as_deref();
         let start = date(
             period
@@ -612,47 +689,112 @@ impl<'m> Inbound<'m> {
                 "CareTeam.period.start",
                 "missing or not a date; the relation's start is required",
             );
-            return;
+            return None;
         };
         let period = match Period::new(start, end) {
             Ok(p) => p,
             Err(e) => {
                 ctx.problem("CareTeam.period", e.to_string());
-                return;
+                return None;
             }
         };
-        if unit.is_none() {
-            ctx.problem(
-                "CareTeam.participant[0]",
-                "no unit (PractitionerRole.organization or onBehalfOf) with an HSA-id",
-            );
+        let several = ct.participant.len() > 1;
+        let mut shapes = Vec::new();
+        if several {
+            shapes.push("CareTeam with several participants: one contact each");
         }
-        let (Some(kind), Some(status), Some((patient, listing)), Some(unit)) =
-            (kind, status, patient, unit)
-        else {
-            return;
-        };
-        let row_id = self.row_id(&ct.identifier, &format!("CareTeam/{id}"));
-        match FixedContact::new(
-            row_id,
-            patient,
-            kind,
-            status,
-            period,
-            staff,
-            unit,
-            listing,
-            self.registration_of(&ct.extension),
-        ) {
-            Ok(c) => {
-                out.contacts.push(c);
-                out.sources.push(format!("CareTeam/{id}"));
+        let grund = t.url(ids::GRUND);
+        let at_discharge = ct
+            .reason_code
+            .iter()
+            .flat_map(codings)
+            .any(|(s, c)| s == grund && c == "utskrivning-slutenvard");
+        for (n, (part, role)) in ct.participant.iter().zip(roles).enumerate() {
+            let el = format!("CareTeam.participant[{n}]");
+            let Some((mut kind, shape)) = role else {
+                // In a whole team, members without a fixed-contact role are not contacts.
+                if !several {
+                    ctx.problem(
+                        &format!("{el}.role"),
+                        "no code from KV typ av fast kontakt (1, 2, 4), the treating-role CodeSystem, or SNOMED CT codes they map to",
+                    );
+                }
+                continue;
+            };
+            shapes.push(shape);
+            if let ContactKind::Fvk { coordinating, .. } = kind {
+                kind = ContactKind::Fvk {
+                    coordinating,
+                    at_discharge,
+                };
             }
-            Err(e) => ctx.problem("CareTeam", e.to_string()),
+            let member = part.member.as_deref();
+            if member.is_none() {
+                ctx.problem(
+                    &format!("{el}.member"),
+                    "missing: a fixed contact names its staff member",
+                );
+            }
+            if member
+                .and_then(|r| idx.get(r))
+                .is_some_and(|r| matches!(r, Resource::Practitioner(_)))
+            {
+                shapes.push(
+                    "member: a Practitioner (the unit from onBehalfOf or managingOrganization)",
+                );
+            }
+            let (staff, unit) = self.member(idx, member, &mut ctx, &format!("{el}.member"));
+            let unit = unit.or_else(|| {
+                let r = part
+                    .on_behalf_of
+                    .as_deref()
+                    .or(ct.managing_organization.first());
+                self.member(idx, r, &mut ctx, &format!("{el}.onBehalfOf")).1
+            });
+            if unit.is_none() {
+                ctx.problem(
+                    &el,
+                    "no unit (PractitionerRole.organization, onBehalfOf or managingOrganization) with an HSA-id",
+                );
+            }
+            let (Some(status), Some((patient, listing)), Some(unit)) =
+                (status, patient.clone(), unit)
+            else {
+                continue;
+            };
+            let fallback = if several {
+                format!("CareTeam/{id}#participant[{n}]")
+            } else {
+                format!("CareTeam/{id}")
+            };
+            let row_id = if several {
+                RowId::new(&fallback).unwrap_or_else(|| self.row_id(&[], &fallback))
+            } else {
+                self.row_id(&ct.identifier, &fallback)
+            };
+            match FixedContact::new(
+                row_id,
+                patient,
+                kind,
+                status,
+                period,
+                staff,
+                unit,
+                listing,
+                self.registration_of(&ct.extension),
+            ) {
+                Ok(c) => {
+                    out.contacts.push(c);
+                    out.sources.push(format!("CareTeam/{id}"));
+                }
+                Err(e) => ctx.problem(&el, e.to_string()),
+            }
         }
+        out.shapes.extend(shapes);
+        None
     }
 
-    fn declined_offer(&self, idx: &Index, task: &Task, out: &mut FhirContacts) {
+    fn declined_offer(&self, idx: &Index, task: &Task, out: &mut FhirContacts) -> Option<Verdict> {
         let t = &self.m.terminology;
         let erbj = t.url(ids::ERBJUDANDE);
         let is_offer = task
@@ -665,9 +807,15 @@ impl<'m> Inbound<'m> {
             .iter()
             .flat_map(|c| codings(c))
             .any(|(s, c)| s == erbj && c == "avbojt");
-        if !is_offer || !declined {
-            out.ignored += 1;
-            return;
+        if !is_offer {
+            return Some(Verdict::not_used(
+                "not an offer of a fixed contact (Task.code)",
+            ));
+        }
+        if !declined {
+            return Some(Verdict::not_used(
+                "an offer not declined (only a declined offer is a relation)",
+            ));
         }
         let id = task
             .id
@@ -707,13 +855,13 @@ impl<'m> Inbound<'m> {
                 "Task.executionPeriod",
                 "missing start, or ends before it starts",
             );
-            return;
+            return None;
         };
         if unit.is_none() {
             ctx.problem("Task.requester", "no unit with an HSA-id");
         }
         let (Some(kind), Some((patient, listing)), Some(unit)) = (kind, patient, unit) else {
-            return;
+            return None;
         };
         let row_id = self.row_id(&task.identifier, &format!("Task/{id}"));
         match FixedContact::new(
@@ -733,17 +881,36 @@ impl<'m> Inbound<'m> {
             }
             Err(e) => ctx.problem("Task", e.to_string()),
         }
+        None
     }
 
-    /// Every fixed contact among `resources`.
+    /// Every fixed contact among `resources`, with a verdict for each resource given.
     pub fn contacts(&self, idx: &Index, resources: &[&Resource]) -> FhirContacts {
         let mut out = FhirContacts::default();
         for r in resources {
-            match r {
+            let before = (out.contacts.len(), out.problems.len());
+            let judged = match r {
                 Resource::CareTeam(ct) => self.care_team(idx, ct, &mut out),
                 Resource::Task(task) => self.declined_offer(idx, task, &mut out),
-                _ => {}
-            }
+                _ => {
+                    out.verdicts.push(Verdict::NotJudged);
+                    continue;
+                }
+            };
+            let verdict = judged.unwrap_or_else(|| {
+                if out.contacts.len() > before.0 {
+                    Verdict::Used
+                } else {
+                    match out.problems.get(before.1) {
+                        Some(p) => Verdict::not_used_because(
+                            format!("not read as a fixed contact: {}", p.element),
+                            p.reason.clone(),
+                        ),
+                        None => Verdict::not_used("not read as a fixed contact"),
+                    }
+                }
+            });
+            out.verdicts.push(verdict);
         }
         out
     }

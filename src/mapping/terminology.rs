@@ -63,6 +63,8 @@ struct RawElement {
 struct RawTarget {
     code: String,
     display: Option<String>,
+    #[serde(default)]
+    equivalence: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +95,8 @@ pub(crate) struct ConceptMap {
     pub(crate) target: String,
     forward: HashMap<String, (String, Option<String>)>,
     reverse: HashMap<String, String>,
+    /// Target codes whose mapping is `equivalent` or `equal`: read backwards without doubt.
+    exact: std::collections::HashSet<String>,
 }
 
 impl ConceptMap {
@@ -109,6 +113,14 @@ impl ConceptMap {
     /// Target code back to the source code (first source that maps to it).
     pub(crate) fn reverse(&self, target_code: &str) -> Option<&str> {
         self.reverse.get(target_code).map(String::as_str)
+    }
+    /// The source code of a target code the map declares `equivalent` or `equal`; a wider
+    /// target (a SNOMED "Registered nurse" for a named treating role) is not read backwards.
+    pub(crate) fn reverse_exact(&self, target_code: &str) -> Option<&str> {
+        self.exact
+            .contains(target_code)
+            .then(|| self.reverse(target_code))
+            .flatten()
     }
     /// Source codes in a stable order, for messages that list what is accepted.
     pub(crate) fn source_codes(&self) -> Vec<&str> {
@@ -231,10 +243,17 @@ impl Terminology {
                     let mut forward = HashMap::new();
                     let mut reverse = HashMap::new();
                     let mut target = String::new();
+                    let mut exact = std::collections::HashSet::new();
                     for g in raw.group {
                         target = g.target;
                         for e in g.element {
                             if let Some(tgt) = e.target.into_iter().next() {
+                                if matches!(
+                                    tgt.equivalence.as_deref(),
+                                    Some("equivalent" | "equal")
+                                ) {
+                                    exact.insert(tgt.code.clone());
+                                }
                                 reverse
                                     .entry(tgt.code.clone())
                                     .or_insert_with(|| e.code.clone());
@@ -247,6 +266,7 @@ impl Terminology {
                         raw.url.clone(),
                         ConceptMap {
                             target,
+                            exact,
                             forward,
                             reverse,
                         },

@@ -19,6 +19,7 @@ pub fn write_text(r: &CheckReport, out: &mut dyn Write) -> std::io::Result<()> {
         "{} patients, {} register rows ({} rejected), {} EHR contacts",
         r.patients, r.register_rows, r.rejected_rows, r.ehr_contacts
     )?;
+    write_input(&r.ehr, out)?;
     let mut per_rule: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
     for f in &r.findings {
         per_rule.entry(f.rule).or_default()[f.severity as usize] += 1;
@@ -50,7 +51,7 @@ pub fn write_text(r: &CheckReport, out: &mut dyn Write) -> std::io::Result<()> {
         }
     }
     let mut per_patient: BTreeMap<&str, (usize, usize, Vec<&str>)> = BTreeMap::new();
-    for f in &r.findings {
+    for f in r.findings.iter().filter(|f| !f.patient.is_empty()) {
         let e = per_patient.entry(&f.patient).or_default();
         match f.severity {
             Severity::Error => e.0 += 1,
@@ -85,6 +86,72 @@ pub fn write_text(r: &CheckReport, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "\nEHR data not read ({}):", r.ehr_problems.len())?;
         for p in r.ehr_problems.iter().take(10) {
             writeln!(out, "  {p}")?;
+        }
+    }
+    Ok(())
+}
+
+/// What the EHR input held and what became of it: counts per type, the reasons resources were
+/// not used (with examples), the types not read at all, the shapes met.
+pub(crate) fn write_input(
+    a: &crate::sources::ehr::account::InputAccount,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    if a.ehr_input.is_empty() && a.ehr_ignored.is_empty() {
+        return Ok(());
+    }
+    let (read, used) = a.totals();
+    writeln!(
+        out,
+        "\nEHR input: {read} resources of the types the product reads, {used} used, {} not used",
+        read - used
+    )?;
+    writeln!(
+        out,
+        "  {:<18} {:>9} {:>9} {:>9}",
+        "type", "read", "used", "not used"
+    )?;
+    for (t, c) in &a.ehr_input {
+        writeln!(
+            out,
+            "  {t:<18} {:>9} {:>9} {:>9}",
+            c.read, c.used, c.not_used
+        )?;
+    }
+    if !a.ehr_ignored.is_empty() {
+        let list: Vec<String> = a
+            .ehr_ignored
+            .iter()
+            .map(|(t, n)| format!("{n} {t}"))
+            .collect();
+        writeln!(
+            out,
+            "  ignored (types the product does not read): {}",
+            list.join(", ")
+        )?;
+    }
+    if !a.not_used_by_reason.is_empty() {
+        writeln!(out, "\nnot used, by reason:")?;
+        let mut reasons: Vec<_> = a.not_used_by_reason.iter().collect();
+        reasons.sort_by(|x, y| y.1.count.cmp(&x.1.count).then(x.0.cmp(y.0)));
+        for (reason, c) in reasons.iter().take(15) {
+            writeln!(out, "  {:>7}  {reason}", c.count)?;
+            if let Some(e) = c.examples.first() {
+                writeln!(out, "           e.g. {e}")?;
+            }
+        }
+        if reasons.len() > 15 {
+            writeln!(
+                out,
+                "  … and {} more reasons (see --format json)",
+                reasons.len() - 15
+            )?;
+        }
+    }
+    if !a.shapes.is_empty() {
+        writeln!(out, "\nshapes met:")?;
+        for (s, n) in &a.shapes {
+            writeln!(out, "  {n:>7}  {s}")?;
         }
     }
     Ok(())

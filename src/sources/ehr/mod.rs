@@ -2,6 +2,7 @@
 //! streamed in batches and passes (`stream`), fetched from a server to files first (`fetch`:
 //! Bulk Data `$export` or paged search), and joined by patient, a partition at a time (`side`).
 
+pub mod account;
 pub(crate) mod fetch;
 pub(crate) mod files;
 pub(crate) mod side;

@@ -6,7 +6,9 @@ use crate::domain::{FixedContact, PatientId};
 use crate::fhir::context::{ContextReader, EhrFacts};
 use crate::fhir::inbound::{Inbound, Index};
 use crate::mapping::Mappings;
+use crate::sources::ehr::account::{InputAccount, Verdict};
 use crate::sources::ehr::files::{FhirFileError, FhirFiles};
+use crate::sources::ehr::stream::Origin;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::Path;
@@ -23,13 +25,17 @@ pub(crate) fn patient_key(p: &PatientId) -> u64 {
 pub struct EhrSide {
     pub(crate) contacts: HashMap<PatientId, Vec<(FixedContact, String)>>,
     pub(crate) facts: EhrFacts,
-    /// Resources that could not be read at all, or contacts that could not be understood.
+    /// Data that could not be read at all (a bad line, a resource that is not R4).
     pub(crate) problems: Vec<String>,
+    /// Fixed contacts that could not be understood, at the element.
+    pub(crate) shape_problems: Vec<crate::fhir::inbound::InboundProblem>,
     /// (patient text, message) of identifiers that failed their check.
     pub(crate) invalid_identifiers: Vec<(String, String)>,
     pub(crate) contact_count: usize,
     /// The product's own relations (CareTeam/Task with its tag), as JSON, when asked for.
     pub(crate) product: Vec<serde_json::Value>,
+    /// Every resource read: used, or why not (kept by the first partition).
+    pub(crate) account: InputAccount,
 }
 
 /// A slice of the region's patients. A region too large for memory is checked one slice at a
@@ -58,6 +64,8 @@ impl Partition {
 #[derive(Default)]
 pub struct EhrDirectory {
     resources: Vec<(Option<String>, crate::fhir::Resource)>,
+    /// Where each of `resources` was read.
+    origins: Vec<Origin>,
     patients: Vec<(
         Option<String>,
         Option<String>,
@@ -65,6 +73,8 @@ pub struct EhrDirectory {
     )>,
     /// Lines of directory types that could not be read.
     problems: Vec<String>,
+    /// Patients, Practitioners, Organizations and Consents, judged as they were read.
+    account: InputAccount,
 }
 
 impl EhrDirectory {
@@ -79,7 +89,7 @@ impl EhrDirectory {
             on_bytes,
             &mut |batch| {
                 for item in batch {
-                    let (url, r) = match item {
+                    let (origin, url, r) = match item {
                         Ok(x) => x,
                         // A bad directory line is reported once, with the first partition.
                         Err(bad) => {
@@ -90,14 +100,36 @@ impl EhrDirectory {
                     match r {
                         crate::fhir::Resource::Patient(p) => {
                             let id = p.id.as_ref().and_then(|i| i.value.clone());
-                            dir.patients.push((url, id, PatientStub::of(&p).into()));
+                            let stub = PatientStub::of(&p);
+                            dir.account.record(
+                                "Patient",
+                                || format!("Patient/{}", id.as_deref().unwrap_or("")),
+                                || origin.to_string(),
+                                patient_verdict(&stub),
+                            );
+                            dir.patients.push((url, id, stub.into()));
                         }
-                        other => dir.resources.push((url, other)),
+                        other => {
+                            dir.resources.push((url, other));
+                            dir.origins.push(origin);
+                        }
                     }
                 }
             },
         )?;
         Ok(dir)
+    }
+
+    /// The account of the directory pass: Patients, and Practitioners, Organizations and
+    /// Consents judged against the rest of the directory. PractitionerRoles and CarePlans are
+    /// judged by the facts reader, in the first partition.
+    fn account(&self, idx: &Index) -> (InputAccount, Vec<Verdict>) {
+        let consents = consents_in_plans(idx, self.all());
+        let verdicts = self
+            .all()
+            .map(|r| directory_verdict(r, &consents))
+            .collect();
+        (self.account.clone(), verdicts)
     }
 
     pub(crate) fn index(&self) -> Index<'_> {
@@ -106,13 +138,6 @@ impl EhrDirectory {
             idx.add_patient(url.clone(), id.as_deref(), stub.clone());
         }
         idx
-    }
-
-    /// The directory's resources other than CarePlans (those wait for their CareTeams).
-    fn resources(&self) -> Vec<&crate::fhir::Resource> {
-        self.all()
-            .filter(|r| !matches!(r, crate::fhir::Resource::CarePlan(_)))
-            .collect()
     }
 
     fn care_plans(&self) -> Vec<&crate::fhir::Resource> {
@@ -210,7 +235,15 @@ impl EhrSide {
         let mut facts = EhrFacts::default();
         let ctx = ContextReader::new(m);
         ctx.patient_facts(idx, &|p| part.holds(p), &mut facts);
-        ctx.read_into(idx, &dir.resources(), &mut facts);
+        let (mut account, mut dir_verdicts) = dir.account(idx);
+        let (rest, plan_at): (Vec<usize>, Vec<usize>) = (0..dir.resources.len())
+            .partition(|&k| !matches!(dir.resources[k].1, crate::fhir::Resource::CarePlan(_)));
+        let rest_refs: Vec<&crate::fhir::Resource> =
+            rest.iter().map(|&k| &dir.resources[k].1).collect();
+        for (k, v) in rest.iter().zip(ctx.judge_into(idx, &rest_refs, &mut facts)) {
+            let d = std::mem::replace(&mut dir_verdicts[*k], Verdict::NotJudged);
+            dir_verdicts[*k] = d.or(v);
+        }
         facts.availability.ehr_contacts = true;
         // The directory pass's facts hold for all patients; keep only this partition's.
         facts.contexts.retain(|p, _| part.holds(p));
@@ -222,6 +255,7 @@ impl EhrSide {
         let mut invalid = Vec::new();
         let plan_teams = dir.care_plan_teams();
         let mut kept_teams: Vec<crate::fhir::Resource> = Vec::new();
+        let first = part.is_first();
         stream.read(
             crate::sources::ehr::stream::Pass::PatientScoped,
             on_bytes,
@@ -229,7 +263,7 @@ impl EhrSide {
                 let mut ok = Vec::with_capacity(batch.len());
                 for item in batch {
                     match item {
-                        Ok((_, r)) => {
+                        Ok((origin, _, r)) => {
                             if let crate::fhir::Resource::CareTeam(ct) = &r {
                                 let id = ct.id.as_ref().and_then(|i| i.value.as_deref());
                                 if id.is_some_and(|i| plan_teams.contains(&format!("CareTeam/{i}")))
@@ -237,7 +271,7 @@ impl EhrSide {
                                     kept_teams.push(r.clone());
                                 }
                             }
-                            ok.push(r)
+                            ok.push((origin, r))
                         }
                         Err(bad) if part.is_first() => problems.push(bad.to_string()),
                         Err(_) => {}
@@ -246,22 +280,35 @@ impl EhrSide {
                 let parts: Vec<_> = ok
                     .par_chunks(256)
                     .map(|chunk| {
-                        let refs: Vec<&crate::fhir::Resource> = chunk.iter().collect();
+                        let refs: Vec<&crate::fhir::Resource> =
+                            chunk.iter().map(|(_, r)| r).collect();
                         let read = Inbound::new(m).contacts(idx, &refs);
                         let mut f = EhrFacts::default();
-                        ContextReader::new(m).read_into(idx, &refs, &mut f);
+                        let facts_verdicts = ContextReader::new(m).judge_into(idx, &refs, &mut f);
+                        let mut acc = InputAccount::default();
+                        if first {
+                            let verdicts = read.verdicts.iter().cloned().zip(facts_verdicts);
+                            for ((origin, r), (a, b)) in chunk.iter().zip(verdicts) {
+                                record(&mut acc, r, || origin.to_string(), a.or(b));
+                            }
+                            for s in &read.shapes {
+                                acc.shape(s);
+                            }
+                        }
                         let kept: Vec<serde_json::Value> = match product {
-                            Some(tag) => chunk
+                            Some(tag) => refs
                                 .iter()
+                                .copied()
                                 .filter(|r| is_product(r, tag))
                                 .filter_map(|r| crate::fhir::model::to_value(r.clone()).ok())
                                 .collect(),
                             None => Vec::new(),
                         };
-                        (read, f, kept)
+                        (read, f, kept, acc)
                     })
                     .collect();
-                for (read, f, kept) in parts {
+                for (read, f, kept, acc) in parts {
+                    account.absorb(acc);
                     for (c, s) in read.contacts.into_iter().zip(read.sources) {
                         if part.holds(&c.patient) {
                             side.contact_count += 1;
@@ -280,7 +327,7 @@ impl EhrSide {
                                     format!("{}: {}: {}", p.resource, p.element, p.reason),
                                 ));
                             } else {
-                                problems.push(p.to_string());
+                                side.shape_problems.push(p);
                             }
                         }
                     }
@@ -324,13 +371,22 @@ impl EhrSide {
                 }
             }
             let mut f = EhrFacts::default();
-            ContextReader::new(m).read_into(&pidx, &plans, &mut f);
+            let verdicts = ContextReader::new(m).judge_into(&pidx, &plans, &mut f);
+            for (k, v) in plan_at.iter().zip(verdicts) {
+                dir_verdicts[*k] = v;
+            }
             facts.availability.absorb(f.availability);
             for (p, c) in f.contexts {
                 if part.holds(&p) {
                     facts.contexts.entry(p).or_default().absorb(c);
                 }
             }
+        }
+        if first {
+            for (((_, r), origin), v) in dir.resources.iter().zip(&dir.origins).zip(dir_verdicts) {
+                record(&mut account, r, || origin.to_string(), v);
+            }
+            side.account = account;
         }
         side.facts = facts;
         side.problems = problems;
@@ -345,10 +401,32 @@ impl EhrSide {
         let idx = Index::new(resources.clone());
         let refs: Vec<&crate::fhir::Resource> = resources.into_iter().map(|(_, r)| r).collect();
         let read = Inbound::new(m).contacts(&idx, &refs);
-        let mut facts = ContextReader::new(m).read(&idx, &refs);
+        let reader = ContextReader::new(m);
+        let mut facts = crate::fhir::context::EhrFacts::default();
+        reader.patient_facts(&idx, &|_| true, &mut facts);
+        let facts_verdicts = reader.judge_into(&idx, &refs, &mut facts);
         facts.availability.ehr_contacts = true;
+        let mut account = InputAccount::default();
+        let consents = consents_in_plans(&idx, refs.iter().copied());
+        for ((r, a), b) in refs.iter().zip(&read.verdicts).zip(facts_verdicts) {
+            let own = match r {
+                crate::fhir::Resource::Patient(p) => patient_verdict(&PatientStub::of(p)),
+                other => directory_verdict(other, &consents),
+            };
+            let (t, id) = crate::fhir::outbound::type_and_id(r);
+            record(
+                &mut account,
+                r,
+                || format!("{t}/{id}"),
+                own.or(a.clone()).or(b),
+            );
+        }
+        for s in &read.shapes {
+            account.shape(s);
+        }
         let mut side = EhrSide {
             contact_count: read.contacts.len(),
+            account,
             ..Default::default()
         };
         for (c, s) in read.contacts.into_iter().zip(read.sources) {
@@ -364,7 +442,7 @@ impl EhrSide {
                     format!("{}: {}: {}", p.resource, p.element, p.reason),
                 ));
             } else {
-                side.problems.push(p.to_string());
+                side.shape_problems.push(p);
             }
         }
         side.facts = facts;
@@ -385,4 +463,98 @@ fn is_product(r: &crate::fhir::Resource, (system, code): (&str, &str)) -> bool {
                 && t.code.as_ref().and_then(|c| c.value.as_deref()) == Some(code)
         })
     })
+}
+
+use crate::fhir::inbound::PatientStub;
+
+/// Records one resource in an account, named `Type/id`.
+fn record(
+    acc: &mut InputAccount,
+    r: &crate::fhir::Resource,
+    source: impl FnOnce() -> String,
+    v: Verdict,
+) {
+    let t = crate::fhir::model::type_name(r);
+    acc.record(
+        t,
+        || {
+            let (_, id) = crate::fhir::outbound::type_and_id(r);
+            format!("{t}/{id}")
+        },
+        source,
+        v,
+    );
+}
+
+/// A Patient is used when it gives a Swedish identity.
+fn patient_verdict(stub: &PatientStub) -> Verdict {
+    match (&stub.id, stub.systems_seen.as_deref()) {
+        (Some(Ok(_)), _) => Verdict::Used,
+        (Some(Err(e)), _) => {
+            Verdict::not_used_because("its identity number is not valid", e.clone())
+        }
+        (None, seen) => Verdict::not_used_because(
+            "no Swedish identity number",
+            format!("identifier systems seen: {}", seen.unwrap_or("none")),
+        ),
+    }
+}
+
+/// `Consent/id` of every Consent a CarePlan's supportingInfo resolves to.
+fn consents_in_plans<'r>(
+    idx: &Index,
+    resources: impl Iterator<Item = &'r crate::fhir::Resource>,
+) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for r in resources {
+        if let crate::fhir::Resource::CarePlan(cp) = r {
+            for s in &cp.supporting_info {
+                if let Some(c @ crate::fhir::Resource::Consent(_)) = idx.get(s) {
+                    let (_, id) = crate::fhir::outbound::type_and_id(c);
+                    out.insert(format!("Consent/{id}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Practitioners and Organizations are used when they carry a valid HSA-id (the directory
+/// contacts and rules resolve against); a Consent when a care plan refers to it.
+fn directory_verdict(r: &crate::fhir::Resource, consents: &HashSet<String>) -> Verdict {
+    use crate::fhir::Resource as R;
+    let by_hsa = |ids: &[fhirbolt::model::r4::types::Identifier]| match Inbound::hsa(ids) {
+        Some(Ok(_)) => Verdict::Used,
+        Some(Err(e)) => Verdict::not_used_because("its HSA-id is not valid", e),
+        None => {
+            let seen: Vec<&str> = ids
+                .iter()
+                .filter_map(|i| i.system.as_ref()?.value.as_deref())
+                .collect();
+            Verdict::not_used_because(
+                "no HSA-id",
+                format!(
+                    "identifier systems seen: {}",
+                    if seen.is_empty() {
+                        "none".into()
+                    } else {
+                        seen.join(", ")
+                    }
+                ),
+            )
+        }
+    };
+    match r {
+        R::Practitioner(p) => by_hsa(&p.identifier),
+        R::Organization(o) => by_hsa(&o.identifier),
+        R::Consent(_) => {
+            let (_, id) = crate::fhir::outbound::type_and_id(r);
+            if consents.contains(&format!("Consent/{id}")) {
+                Verdict::Used
+            } else {
+                Verdict::not_used("no CarePlan refers to it (a documented agreement is read through its care plan)")
+            }
+        }
+        _ => Verdict::NotJudged,
+    }
 }

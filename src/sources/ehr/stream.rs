@@ -36,8 +36,27 @@ impl Pass {
     }
 }
 
-/// One parsed resource with the Bundle fullUrl it came with, or why it could not be read.
-pub(crate) type Parsed = Result<(Option<String>, Resource), BadResource>;
+/// One parsed resource with where it came from and the Bundle fullUrl it came with, or why it
+/// could not be read.
+pub(crate) type Parsed = Result<(Origin, Option<String>, Resource), BadResource>;
+
+/// Where a resource was read: a line of an NDJSON file, or an entry of a Bundle file.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    file: std::sync::Arc<Path>,
+    line: u64,
+    entry: Option<u32>,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.entry) {
+            (0, _) => write!(f, "{}", self.file.display()),
+            (_, Some(n)) => write!(f, "{} entry[{n}]", self.file.display()),
+            (line, None) => write!(f, "{}:{line}", self.file.display()),
+        }
+    }
+}
 
 /// The files of an EHR export.
 pub(crate) struct EhrStream {
@@ -75,6 +94,7 @@ impl EhrStream {
         on_batch: &mut dyn FnMut(Vec<Parsed>),
     ) -> Result<(), FhirFileError> {
         for path in &self.files {
+            let origin_file: std::sync::Arc<Path> = path.as_path().into();
             let io = |source| FhirFileError::Io {
                 path: path.clone(),
                 source,
@@ -126,7 +146,14 @@ impl EhrStream {
                         let mut parsed: Vec<Parsed> = batch
                             .into_par_iter()
                             .filter_map(|(line, peeked, bytes)| match model::parse_line(&bytes) {
-                                Ok(r) => pass.wants(model::type_name(&r)).then_some(Ok((None, r))),
+                                Ok(r) => pass.wants(model::type_name(&r)).then(|| {
+                                    let at = Origin {
+                                        file: origin_file.clone(),
+                                        line,
+                                        entry: None,
+                                    };
+                                    Ok((at, None, r))
+                                }),
                                 // Reported once: by this pass if it wants the line's type,
                                 // else (type unknown) by the patient-scoped pass.
                                 Err(e) => (peeked || pass == Pass::PatientScoped).then(|| {
@@ -166,17 +193,28 @@ impl EhrStream {
                         let entries: Vec<Parsed> = b
                             .entry
                             .into_iter()
-                            .filter_map(|e| {
+                            .enumerate()
+                            .filter_map(|(n, e)| {
                                 let r = e.resource?;
+                                let at = Origin {
+                                    file: origin_file.clone(),
+                                    line: 1,
+                                    entry: Some(n as u32),
+                                };
                                 pass.wants(model::type_name(&r))
-                                    .then(|| Ok((e.full_url.and_then(|u| u.value), r)))
+                                    .then(|| Ok((at, e.full_url.and_then(|u| u.value), r)))
                             })
                             .collect();
                         on_batch(entries);
                     }
                     Ok(r) => {
                         if pass.wants(model::type_name(&r)) {
-                            on_batch(vec![Ok((None, r))]);
+                            let at = Origin {
+                                file: origin_file.clone(),
+                                line: 1,
+                                entry: None,
+                            };
+                            on_batch(vec![Ok((at, None, r))]);
                         }
                     }
                     Err(e) if pass == Pass::PatientScoped => on_batch(vec![Err(BadResource {
