@@ -339,6 +339,9 @@ impl<'m> ContextReader<'m> {
                         o.status.value.as_deref(),
                         Some("entered-in-error" | "cancelled")
                     );
+                    if o.subject.is_none() {
+                        return Verdict::not_used("no subject");
+                    }
                     let Some(id) = self.patient(idx, o.subject.as_deref()) else {
                         return no_patient();
                     };

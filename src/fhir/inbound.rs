@@ -22,6 +22,9 @@ use fhirbolt::model::r4::types::{CodeableConcept, ExtensionValue, Identifier, Re
 use fhirbolt::model::r4::Resource;
 use std::collections::HashMap;
 
+/// The shape of a role coded only in SNOMED CT.
+const SNOMED_ONLY: &str = "role: SNOMED CT only (read through the product's ConceptMaps)";
+
 /// The OID form of KV typ av fast kontakt, read as an alias of its canonical URL.
 const KV_TYP_AV_FAST_KONTAKT_OID: &str = "urn:oid:1.2.752.129.5.1.69";
 
@@ -387,14 +390,14 @@ impl<'m> Inbound<'m> {
             codings(cc).find_map(|(sys, code)| {
                 if sys == kontakt.target {
                     if let Some(k) = kontakt.reverse(code).and_then(&kontakttyp) {
-                        return Some((k, "role: SNOMED CT only"));
+                        return Some((k, SNOMED_ONLY));
                     }
                 }
                 if sys == roll.target {
                     return roll
                         .reverse_exact(code)
                         .and_then(TreatingRole::from_code)
-                        .map(|r| (ContactKind::TreatingRole(r), "role: SNOMED CT only"));
+                        .map(|r| (ContactKind::TreatingRole(r), SNOMED_ONLY));
                 }
                 None
             })
@@ -618,10 +621,13 @@ impl<'m> Inbound<'m> {
         if status == Some("entered-in-error") {
             return Some(Verdict::not_used("entered in error"));
         }
+        // Without the category only a national code says "fixed contact": a SNOMED CT
+        // "Primary care physician" alone is any GP's role, not a named FLK.
         let roles: Vec<Option<(ContactKind, &'static str)>> = ct
             .participant
             .iter()
             .map(|p| p.role.iter().find_map(|cc| self.kind_and_shape(cc)))
+            .map(|r| r.filter(|(_, shape)| categorised || *shape != SNOMED_ONLY))
             .collect();
         if !categorised {
             if roles.iter().all(Option::is_none) {
