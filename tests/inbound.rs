@@ -107,8 +107,9 @@ fn check_json(ehr: &Path, out: &Path) -> (i32, Value) {
         .arg(ehr)
         .args(["--as-of", "2026-06-01", "--format", "json", "-o"])
         .arg(out)
-        .status()
-        .unwrap();
+        .output()
+        .unwrap()
+        .status;
     let report: Value = serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap();
     (status.code().unwrap_or(-1), report)
 }

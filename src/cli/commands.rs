@@ -327,6 +327,10 @@ pub(super) fn reconcile(cli: &Cli, a: &ReconcileArgs) -> anyhow::Result<ExitCode
         count(Severity::Info),
         r.rejected_rows
     );
+    // What the EHR input held and what became of it (never a silent "nothing wrong").
+    let mut input = Vec::new();
+    fastkontakt::sinks::findings::write_input(&r.ehr, &mut input)?;
+    eprint!("{}", String::from_utf8_lossy(&input));
     if let Some((c, review_only)) = &outcome.plan {
         eprintln!(
             "a sync would: create {}, update {}, end {}, create {} references; {} unchanged, {} conflicts{}",

@@ -93,7 +93,7 @@ pub fn write_text(r: &CheckReport, out: &mut dyn Write) -> std::io::Result<()> {
 
 /// What the EHR input held and what became of it: counts per type, the reasons resources were
 /// not used (with examples), the types not read at all, the shapes met.
-pub(crate) fn write_input(
+pub fn write_input(
     a: &crate::sources::ehr::account::InputAccount,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {

@@ -124,10 +124,10 @@ impl EhrDirectory {
     /// Consents judged against the rest of the directory. PractitionerRoles and CarePlans are
     /// judged by the facts reader, in the first partition.
     fn account(&self, idx: &Index) -> (InputAccount, Vec<Verdict>) {
-        let consents = consents_in_plans(idx, self.all());
+        let in_plans = referenced_by_plans(idx, self.all());
         let verdicts = self
             .all()
-            .map(|r| directory_verdict(r, &consents))
+            .map(|r| directory_verdict(r, &in_plans))
             .collect();
         (self.account.clone(), verdicts)
     }
@@ -407,11 +407,11 @@ impl EhrSide {
         let facts_verdicts = reader.judge_into(&idx, &refs, &mut facts);
         facts.availability.ehr_contacts = true;
         let mut account = InputAccount::default();
-        let consents = consents_in_plans(&idx, refs.iter().copied());
+        let in_plans = referenced_by_plans(&idx, refs.iter().copied());
         for ((r, a), b) in refs.iter().zip(&read.verdicts).zip(facts_verdicts) {
             let own = match r {
                 crate::fhir::Resource::Patient(p) => patient_verdict(&PatientStub::of(p)),
-                other => directory_verdict(other, &consents),
+                other => directory_verdict(other, &in_plans),
             };
             let (t, id) = crate::fhir::outbound::type_and_id(r);
             record(
@@ -500,18 +500,30 @@ fn patient_verdict(stub: &PatientStub) -> Verdict {
     }
 }
 
-/// `Consent/id` of every Consent a CarePlan's supportingInfo resolves to.
-fn consents_in_plans<'r>(
+/// `Type/id` of every resource a CarePlan refers to (supportingInfo, author, contributor,
+/// activity performers): the Consents and principals the plan rules read.
+fn referenced_by_plans<'r>(
     idx: &Index,
     resources: impl Iterator<Item = &'r crate::fhir::Resource>,
 ) -> HashSet<String> {
     let mut out = HashSet::new();
     for r in resources {
         if let crate::fhir::Resource::CarePlan(cp) = r {
-            for s in &cp.supporting_info {
-                if let Some(c @ crate::fhir::Resource::Consent(_)) = idx.get(s) {
-                    let (_, id) = crate::fhir::outbound::type_and_id(c);
-                    out.insert(format!("Consent/{id}"));
+            let performers = cp
+                .activity
+                .iter()
+                .filter_map(|a| a.detail.as_ref())
+                .flat_map(|d| d.performer.iter());
+            let refs = cp
+                .supporting_info
+                .iter()
+                .chain(cp.author.as_deref())
+                .chain(cp.contributor.iter())
+                .chain(performers);
+            for x in refs {
+                if let Some(found) = idx.get(x) {
+                    let (t, id) = crate::fhir::outbound::type_and_id(found);
+                    out.insert(format!("{t}/{id}"));
                 }
             }
         }
@@ -520,9 +532,16 @@ fn consents_in_plans<'r>(
 }
 
 /// Practitioners and Organizations are used when they carry a valid HSA-id (the directory
-/// contacts and rules resolve against); a Consent when a care plan refers to it.
-fn directory_verdict(r: &crate::fhir::Resource, consents: &HashSet<String>) -> Verdict {
+/// contacts and rules resolve against) or a care plan names them (a principal); a Consent when
+/// a care plan refers to it.
+fn directory_verdict(r: &crate::fhir::Resource, in_plans: &HashSet<String>) -> Verdict {
     use crate::fhir::Resource as R;
+    let (t, id) = crate::fhir::outbound::type_and_id(r);
+    if matches!(r, R::Consent(_) | R::Organization(_) | R::Practitioner(_))
+        && in_plans.contains(&format!("{t}/{id}"))
+    {
+        return Verdict::Used;
+    }
     let by_hsa = |ids: &[fhirbolt::model::r4::types::Identifier]| match Inbound::hsa(ids) {
         Some(Ok(_)) => Verdict::Used,
         Some(Err(e)) => Verdict::not_used_because("its HSA-id is not valid", e),
@@ -547,14 +566,9 @@ fn directory_verdict(r: &crate::fhir::Resource, consents: &HashSet<String>) -> V
     match r {
         R::Practitioner(p) => by_hsa(&p.identifier),
         R::Organization(o) => by_hsa(&o.identifier),
-        R::Consent(_) => {
-            let (_, id) = crate::fhir::outbound::type_and_id(r);
-            if consents.contains(&format!("Consent/{id}")) {
-                Verdict::Used
-            } else {
-                Verdict::not_used("no CarePlan refers to it (a documented agreement is read through its care plan)")
-            }
-        }
+        R::Consent(_) => Verdict::not_used(
+            "no CarePlan refers to it (a documented agreement is read through its care plan)",
+        ),
         _ => Verdict::NotJudged,
     }
 }
