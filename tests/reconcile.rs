@@ -159,9 +159,25 @@ async fn reconcile_against_a_server_finds_what_reconcile_from_the_same_files_fin
     assert_eq!(relation_actions(&by_search), relation_actions(&from_files));
     assert_eq!(json(from_files.join("plan.json"))["review_only"], true);
     assert_eq!(json(by_search.join("plan.json"))["review_only"], false);
+    // Every resource accounted for, the same way whichever way the EHR was read.
+    let input = |r: &std::path::Path| json(r.join("findings.json"))["ehr_input"].clone();
+    for t in ["Patient", "CareTeam", "Task"] {
+        let want = &input(&from_files)[t];
+        assert!(want["read"].as_u64().unwrap() > 0, "{t}: {want}");
+        assert_eq!(
+            want["read"].as_u64().unwrap(),
+            want["used"].as_u64().unwrap() + want["not_used"].as_u64().unwrap()
+        );
+        assert_eq!(&input(&by_export)[t], want, "{t} by $export");
+        assert_eq!(&input(&by_search)[t], want, "{t} by paged search");
+    }
     for r in [&from_files, &by_export, &by_search] {
         let html = std::fs::read_to_string(r.join("report.html")).unwrap();
         assert!(html.contains("id=\"findings\""));
+        assert!(
+            html.contains("id=\"ehr-input\""),
+            "the report shows the EHR input"
+        );
         assert!(!r.join(".fetched").exists(), "fetched files are removed");
     }
 }

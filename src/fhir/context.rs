@@ -271,6 +271,15 @@ impl<'m> ContextReader<'m> {
         }
     }
 
+    /// A CarePlan of a kind the mapping names (one the plan rules read).
+    pub(crate) fn is_read_plan(&self, cp: &CarePlan) -> bool {
+        cp.category
+            .iter()
+            .find_map(|c| code_in(c, &self.m.ehr.plan_category_system))
+            .and_then(PlanKind::from_code)
+            .is_some()
+    }
+
     /// Reads the facts of `resources` into `out` (Patients come from the index instead).
     pub(crate) fn read_into(&self, idx: &Index, resources: &[&Resource], out: &mut EhrFacts) {
         for r in resources {

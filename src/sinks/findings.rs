@@ -119,14 +119,20 @@ pub fn write_input(
         )?;
     }
     if !a.ehr_ignored.is_empty() {
-        let list: Vec<String> = a
-            .ehr_ignored
+        let mut types: Vec<(&String, &u64)> = a.ehr_ignored.iter().collect();
+        types.sort_by(|x, y| y.1.cmp(x.1).then(x.0.cmp(y.0)));
+        let list: Vec<String> = types
             .iter()
+            .take(8)
             .map(|(t, n)| format!("{n} {t}"))
             .collect();
+        let more = match types.len().saturating_sub(8) {
+            0 => String::new(),
+            n => format!(", and {n} more types (see --format json)"),
+        };
         writeln!(
             out,
-            "  ignored (types the product does not read): {}",
+            "  ignored, types the product does not read: {}{more}",
             list.join(", ")
         )?;
     }

@@ -218,6 +218,71 @@ fn rule_table(
 }
 
 /// The units with most findings as a bar chart, stacked by severity (inline SVG).
+/// What the EHR input held: per type read, used and not used; the reasons with examples; the
+/// types not read at all; the shapes met. Never a silent "nothing wrong".
+fn input_section(
+    a: &crate::sources::ehr::account::InputAccount,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    if a.ehr_input.is_empty() && a.ehr_ignored.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        r#"<div class="two"><section><h2>Journaldata: läst och använt</h2><table id="ehr-input"><thead><tr><th>Resurstyp</th><th>Lästa</th><th>Använda</th><th>Ej använda</th></tr></thead><tbody>"#
+    )?;
+    for (t, c) in &a.ehr_input {
+        writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(t),
+            c.read,
+            c.used,
+            c.not_used
+        )?;
+    }
+    writeln!(out, "</tbody></table>")?;
+    if !a.ehr_ignored.is_empty() {
+        let list: Vec<String> = a
+            .ehr_ignored
+            .iter()
+            .map(|(t, n)| format!("{n} {}", esc(t)))
+            .collect();
+        writeln!(
+            out,
+            r#"<p class="muted" id="ehr-ignored">Typer som produkten inte läser: {}</p>"#,
+            list.join(", ")
+        )?;
+    }
+    if !a.shapes.is_empty() {
+        writeln!(out, r#"<h3>Former som känts igen</h3><ul id="ehr-shapes">"#)?;
+        for (s, n) in &a.shapes {
+            writeln!(out, "<li>{n} · {}</li>", esc(s))?;
+        }
+        writeln!(out, "</ul>")?;
+    }
+    writeln!(
+        out,
+        r#"</section><section><h2>Ej använt, per orsak</h2><table id="not-used"><thead><tr><th>Antal</th><th>Orsak</th><th>Exempel</th></tr></thead><tbody>"#
+    )?;
+    let mut reasons: Vec<_> = a.not_used_by_reason.iter().collect();
+    reasons.sort_by(|x, y| y.1.count.cmp(&x.1.count).then(x.0.cmp(y.0)));
+    for (reason, c) in reasons {
+        writeln!(
+            out,
+            r#"<tr><td>{}</td><td>{}</td><td class="src">{}</td></tr>"#,
+            c.count,
+            esc(reason),
+            c.examples
+                .iter()
+                .map(|e| esc(e))
+                .collect::<Vec<_>>()
+                .join("<br>")
+        )?;
+    }
+    writeln!(out, "</tbody></table></section></div>")
+}
+
 fn unit_chart(by_unit: &BTreeMap<String, [u64; 3]>, out: &mut dyn Write) -> std::io::Result<()> {
     let mut units: Vec<(&String, &[u64; 3])> = by_unit.iter().collect();
     units.sort_by(|a, b| {
@@ -403,6 +468,8 @@ td.basis,td.src{{font-size:12px;color:#5b6670}} .pager{{margin:.6rem 0;display:f
     }
 
     rule_table(&by_rule, out)?;
+
+    input_section(&report.ehr, out)?;
 
     unit_chart(&by_unit, out)?;
 

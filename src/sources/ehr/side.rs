@@ -123,8 +123,8 @@ impl EhrDirectory {
     /// The account of the directory pass: Patients, and Practitioners, Organizations and
     /// Consents judged against the rest of the directory. PractitionerRoles and CarePlans are
     /// judged by the facts reader, in the first partition.
-    fn account(&self, idx: &Index) -> (InputAccount, Vec<Verdict>) {
-        let in_plans = referenced_by_plans(idx, self.all());
+    fn account(&self, m: &Mappings, idx: &Index) -> (InputAccount, Vec<Verdict>) {
+        let in_plans = referenced_by_plans(m, idx, self.all());
         let verdicts = self
             .all()
             .map(|r| directory_verdict(r, &in_plans))
@@ -235,7 +235,7 @@ impl EhrSide {
         let mut facts = EhrFacts::default();
         let ctx = ContextReader::new(m);
         ctx.patient_facts(idx, &|p| part.holds(p), &mut facts);
-        let (mut account, mut dir_verdicts) = dir.account(idx);
+        let (mut account, mut dir_verdicts) = dir.account(m, idx);
         let (rest, plan_at): (Vec<usize>, Vec<usize>) = (0..dir.resources.len())
             .partition(|&k| !matches!(dir.resources[k].1, crate::fhir::Resource::CarePlan(_)));
         let rest_refs: Vec<&crate::fhir::Resource> =
@@ -407,7 +407,7 @@ impl EhrSide {
         let facts_verdicts = reader.judge_into(&idx, &refs, &mut facts);
         facts.availability.ehr_contacts = true;
         let mut account = InputAccount::default();
-        let in_plans = referenced_by_plans(&idx, refs.iter().copied());
+        let in_plans = referenced_by_plans(m, &idx, refs.iter().copied());
         for ((r, a), b) in refs.iter().zip(&read.verdicts).zip(facts_verdicts) {
             let own = match r {
                 crate::fhir::Resource::Patient(p) => patient_verdict(&PatientStub::of(p)),
@@ -500,15 +500,21 @@ fn patient_verdict(stub: &PatientStub) -> Verdict {
     }
 }
 
-/// `Type/id` of every resource a CarePlan refers to (supportingInfo, author, contributor,
+/// `Type/id` of every resource a CarePlan the rules read refers to (supportingInfo, author, contributor,
 /// activity performers): the Consents and principals the plan rules read.
 fn referenced_by_plans<'r>(
+    m: &Mappings,
     idx: &Index,
     resources: impl Iterator<Item = &'r crate::fhir::Resource>,
 ) -> HashSet<String> {
+    let reader = ContextReader::new(m);
     let mut out = HashSet::new();
     for r in resources {
         if let crate::fhir::Resource::CarePlan(cp) = r {
+            // Only a plan the rules read makes what it names used.
+            if !reader.is_read_plan(cp) {
+                continue;
+            }
             let performers = cp
                 .activity
                 .iter()
