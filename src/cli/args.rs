@@ -88,6 +88,31 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE")]
         quarantine: Option<PathBuf>,
     },
+    /// Validate an EHR's FHIR against the product's fixed-contact shape (for EHR vendors).
+    ///
+    /// Reads a Bundle, NDJSON, a folder of them, or a FHIR server's base URL. A CareTeam or Task
+    /// that presents itself as a fixed contact (its category, a role code from KV typ av fast
+    /// kontakt or the treating-role CodeSystem, or the profile in meta.profile) but cannot be
+    /// read as one is an error at its element (FK-IN02), e.g.
+    /// "CareTeam.participant[0].role: no code from KV typ av fast kontakt"; data that is not
+    /// FHIR R4 is FK-IN01; an identity number or HSA-id that fails its check is FK-R16. Every
+    /// resource is accounted for: used, or not used and why. The StructureDefinitions in
+    /// mappings/fhir/ describe the same shape for the HL7 validator.
+    /// Exit: 0 valid, 1 errors found (or warnings, with --fail-on warning), 2 failed.
+    Validate {
+        /// A Bundle (.json), NDJSON, a folder of them, or a FHIR server's base URL.
+        #[arg(value_name = "FILE|DIR|URL")]
+        input: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Write the report here instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Exit 1 when a finding is at or above this severity.
+        #[arg(long, value_enum, default_value_t = FailOn::Error)]
+        fail_on: FailOn,
+    },
     /// Sync the register's contacts into an EHR over FHIR R4: plan (three-way diff), then apply.
     ///
     /// Creates, updates and ends relations (never deletes); a person's change in the EHR to a

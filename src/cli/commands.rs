@@ -121,24 +121,66 @@ pub(super) fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
         None => "checking the register".into(),
     })?;
     progress.finish();
-    let mut out = output(out_path.as_deref())?;
+    write_report(&report, *format, out_path.as_deref())?;
+    Ok(ExitCode::from(u8::from(fails(*fail_on, &report))))
+}
+
+pub(super) fn validate(
+    cli: &Cli,
+    input: &Path,
+    format: Format,
+    out_path: Option<&Path>,
+    fail_on: FailOn,
+) -> anyhow::Result<ExitCode> {
+    let mappings = load_mappings(cli)?;
+    let profile = Profile::load("gavleborg", &mappings_dir(cli), &mappings.terminology)
+        .context("loading the profile")?;
+    let text = input.to_string_lossy().into_owned();
+    let client = if pipelines::is_url(&text) {
+        Some(fastkontakt::fhir::client::FhirClient::new(
+            fastkontakt::fhir::client::ClientConfig::new(&text),
+        )?)
+    } else {
+        None
+    };
+    let ehr = match &client {
+        Some(c) => pipelines::check::EhrInput::Server(c),
+        None => pipelines::check::EhrInput::Files(input),
+    };
+    let rt = runtime()?;
+    let progress = fastkontakt::progress::Progress::bytes(0);
+    let report = pipelines::validate::run(ehr, &profile, &mappings, rt.handle(), &progress)
+        .with_context(|| format!("validating {text}"))?;
+    progress.finish();
+    write_report(&report, format, out_path)?;
+    Ok(ExitCode::from(u8::from(fails(fail_on, &report))))
+}
+
+/// Writes a check's report in the format asked; a file written for machines also gets the
+/// terminal summary on stderr.
+fn write_report(
+    report: &fastkontakt::checks::run::CheckReport,
+    format: Format,
+    out_path: Option<&Path>,
+) -> anyhow::Result<()> {
+    let mut out = output(out_path)?;
     use fastkontakt::sinks::findings;
     match format {
-        Format::Text => findings::write_text(&report, &mut out)?,
-        Format::Json => findings::write_json(&report, &mut out)?,
-        Format::Csv => findings::write_csv(&report, &mut out)?,
+        Format::Text => findings::write_text(report, &mut out)?,
+        Format::Json => findings::write_json(report, &mut out)?,
+        Format::Csv => findings::write_csv(report, &mut out)?,
         Format::OperationOutcome => {
-            serde_json::to_writer_pretty(&mut out, &findings::operation_outcome(&report))?;
+            serde_json::to_writer_pretty(&mut out, &findings::operation_outcome(report))?;
             writeln!(out)?;
         }
     }
     out.flush()?;
-    if out_path.is_some() && *format != Format::Text {
+    if out_path.is_some() && format != Format::Text {
         let mut summary = Vec::new();
-        findings::write_text(&report, &mut summary)?;
+        findings::write_text(report, &mut summary)?;
         eprint!("{}", String::from_utf8_lossy(&summary));
     }
-    Ok(ExitCode::from(u8::from(fails(*fail_on, &report))))
+    Ok(())
 }
 
 pub(super) fn sync(cli: &Cli, raw: &SyncArgs) -> anyhow::Result<ExitCode> {

@@ -22,6 +22,12 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             quarantine,
         } => commands::translate(&cli, input, output.as_deref(), *ndjson, quarantine),
         Command::Check { .. } => commands::check(&cli),
+        Command::Validate {
+            input,
+            format,
+            output,
+            fail_on,
+        } => commands::validate(&cli, input, *format, output.as_deref(), *fail_on),
         Command::Sync(args) => commands::sync(&cli, args),
         Command::Reconcile(args) => commands::reconcile(&cli, args),
         Command::History {

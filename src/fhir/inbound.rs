@@ -3,7 +3,10 @@
 //! the same set of resources. Both Swedish identifier styles are read. What cannot be read is
 //! reported with the resource and element, never guessed.
 
-use super::outbound::{EXT_NOT_LICENSED, EXT_REGISTER_CHANGE};
+use super::outbound::{
+    EXT_NOT_LICENSED, EXT_REGISTER_CHANGE, PROFILE_DECLINED_OFFER, PROFILE_FIXED_CONTACT,
+    PROFILE_TREATING_ROLE,
+};
 use super::systems::{self, IdentifierKind};
 use crate::domain::contact::{
     ContactKind, ContactStatus, FixedContact, Period, Registration, RowId, TreatingRole,
@@ -617,6 +620,10 @@ impl<'m> Inbound<'m> {
         let categorised = ct.category.iter().flat_map(codings).any(|(s, c)| {
             (s == fast && c == "fast-kontakt") || (s == br && c == "behandlande-roll")
         });
+        let profiled = self.claims_profile(
+            ct.meta.as_deref(),
+            &[PROFILE_FIXED_CONTACT, PROFILE_TREATING_ROLE],
+        );
         let status = ct.status.as_ref().and_then(|s| s.value.as_deref());
         if status == Some("entered-in-error") {
             return Some(Verdict::not_used("entered in error"));
@@ -629,7 +636,7 @@ impl<'m> Inbound<'m> {
             .map(|p| p.role.iter().find_map(|cc| self.kind_and_shape(cc)))
             .map(|r| r.filter(|(_, shape)| categorised || *shape != SNOMED_ONLY))
             .collect();
-        if !categorised {
+        if !categorised && !profiled {
             if roles.iter().all(Option::is_none) {
                 let cats: Vec<String> = ct
                     .category
@@ -800,6 +807,26 @@ impl<'m> Inbound<'m> {
         None
     }
 
+    /// The resource names one of the product's profiles in `meta.profile`.
+    fn claims_profile(
+        &self,
+        meta: Option<&fhirbolt::model::r4::types::Meta>,
+        names: &[&str],
+    ) -> bool {
+        let base = &self.m.target.extension_base;
+        meta.is_some_and(|m| {
+            m.profile
+                .iter()
+                .filter_map(|p| p.value.as_deref())
+                .any(|p| {
+                    let p = p.split('|').next().unwrap_or(p);
+                    names
+                        .iter()
+                        .any(|n| p.strip_prefix(base.as_str()) == Some(&format!("/{n}")))
+                })
+        })
+    }
+
     fn declined_offer(&self, idx: &Index, task: &Task, out: &mut FhirContacts) -> Option<Verdict> {
         let t = &self.m.terminology;
         let erbj = t.url(ids::ERBJUDANDE);
@@ -813,12 +840,13 @@ impl<'m> Inbound<'m> {
             .iter()
             .flat_map(|c| codings(c))
             .any(|(s, c)| s == erbj && c == "avbojt");
-        if !is_offer {
+        let profiled = self.claims_profile(task.meta.as_deref(), &[PROFILE_DECLINED_OFFER]);
+        if !is_offer && !profiled {
             return Some(Verdict::not_used(
                 "not an offer of a fixed contact (Task.code)",
             ));
         }
-        if !declined {
+        if !declined && !profiled {
             return Some(Verdict::not_used(
                 "an offer not declined (only a declined offer is a relation)",
             ));
@@ -832,6 +860,17 @@ impl<'m> Inbound<'m> {
             resource: format!("Task/{id}"),
             problems: &mut out.problems,
         };
+        // A Task that claims the declined-offer profile is held to it.
+        if !is_offer {
+            ctx.problem("Task.code", "not erbjudande#erbjudande-fast-kontakt");
+        }
+        if !declined {
+            ctx.problem(
+                "Task.businessStatus",
+                "not erbjudande#avbojt: only a declined offer is a relation",
+            );
+            return None;
+        }
         let kind = task.input.iter().find_map(|i| match &i.value {
             TaskInputValue::CodeableConcept(cc) => self.kind_from_role(cc),
             _ => None,

@@ -29,6 +29,11 @@ pub(crate) const LOINC_LONGITUDINAL_CARE_TEAM: &str = "LA28865-6";
 /// Extension names under the target's `extension_base`.
 pub(crate) const EXT_REGISTER_CHANGE: &str = "befolkningsregister-andring";
 pub(crate) const EXT_NOT_LICENSED: &str = "ej-legitimerad";
+/// The profiles of `mappings/fhir/` (StructureDefinitions under the extension base): a resource
+/// that names one in `meta.profile` presents itself as a fixed contact.
+pub(crate) const PROFILE_FIXED_CONTACT: &str = "fast-kontakt-careteam";
+pub(crate) const PROFILE_TREATING_ROLE: &str = "behandlande-roll-careteam";
+pub(crate) const PROFILE_DECLINED_OFFER: &str = "avbojt-erbjudande-task";
 
 pub(crate) fn coding(c: &TermCoding) -> Coding {
     Coding {

@@ -211,6 +211,8 @@ impl Terminology {
         let mut paths: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            // The folder is also a FHIR package: its manifest is not a resource.
+            .filter(|p| p.file_name().is_some_and(|n| n != "package.json"))
             .collect();
         paths.sort();
         for path in paths {

@@ -7,6 +7,7 @@ pub mod history;
 pub mod reconcile;
 pub mod sync;
 pub mod translate;
+pub mod validate;
 
 /// Whether an `--ehr` value names a FHIR server rather than files.
 pub fn is_url(s: &str) -> bool {

@@ -216,12 +216,23 @@ pub fn operation_outcome(r: &CheckReport) -> serde_json::Value {
             if let Some(e) = &f.expression {
                 expression.push(e.clone());
             }
+            // The data itself (not FHIR R4, not the shape) or the care it records.
+            let code = match f.rule {
+                "FK-IN01" => "structure",
+                "FK-IN02" => "invariant",
+                _ => "business-rule",
+            };
+            let text = if f.patient.is_empty() {
+                format!("{} ({})", f.message, f.basis)
+            } else {
+                format!("{} ({}) — patient {}", f.message, f.basis, f.patient)
+            };
             let mut issue = serde_json::json!({
                 "severity": severity,
-                "code": "business-rule",
+                "code": code,
                 "details": {
                     "coding": [{"system": "https://fhir.fastkontakt.example/CodeSystem/regel", "code": f.rule}],
-                    "text": format!("{} ({}) — patient {}", f.message, f.basis, f.patient),
+                    "text": text,
                 },
                 "diagnostics": f.sources.join(" | "),
             });
