@@ -549,7 +549,7 @@ fn group_in_memory(
 }
 
 /// Masks a finding's patient for terminal output.
-pub(crate) fn masked(patient: &str) -> String {
+pub fn masked(patient: &str) -> String {
     match PatientId::parse(patient) {
         Ok(p) => p.to_string(),
         Err(_) => mask(patient),

@@ -158,6 +158,43 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: SamplesCommand,
     },
+    /// Test a mapping against golden cases (for EHR vendors; see README "For EHR vendors").
+    Mapping {
+        #[command(subcommand)]
+        command: MappingCommand,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub(crate) enum MappingCommand {
+    /// Run golden cases: each a folder with register.csv, expected.ndjson (the FHIR a correct
+    /// mapping gives) and findings.json (the findings expected of the register against it).
+    ///
+    /// Without --got, the product's own translation is tested. With --got DIR, DIR holds a
+    /// folder per case (same names) with the FHIR your system produced for that register
+    /// (Bundle or NDJSON): resources are compared ignoring order, ids, meta and text
+    /// (references are compared by what they point at), printed as -want/+got per resource.
+    /// Exit: 0 every case passed, 1 some failed, 2 the run failed.
+    Test {
+        /// The folder of cases, e.g. samples/golden.
+        #[arg(value_name = "CASES_DIR")]
+        cases: PathBuf,
+        /// Your system's FHIR, a folder per case.
+        #[arg(long, value_name = "DIR")]
+        got: Option<PathBuf>,
+        /// Write expected.ndjson and findings.json from the product (to make new cases).
+        #[arg(long)]
+        bless: bool,
+        /// Region profile for the expected findings.
+        #[arg(long, default_value = "gavleborg", value_name = "NAME|PATH")]
+        profile: String,
+        /// Judge "active" as of this day.
+        #[arg(long, default_value = "2026-06-01", value_name = "YYYY-MM-DD")]
+        as_of: chrono::NaiveDate,
+        /// Print results as JSON (one object per case).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args, Default, serde::Deserialize)]

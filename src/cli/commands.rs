@@ -156,6 +156,72 @@ pub(super) fn validate(
     Ok(ExitCode::from(u8::from(fails(fail_on, &report))))
 }
 
+#[allow(clippy::too_many_arguments)]
+pub(super) fn mapping_test(
+    cli: &Cli,
+    cases: &Path,
+    got: Option<&Path>,
+    bless: bool,
+    profile: &str,
+    as_of: chrono::NaiveDate,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mappings = load_mappings(cli)?;
+    let profile = Profile::load(profile, &mappings_dir(cli), &mappings.terminology)
+        .context("loading the profile")?;
+    let started = std::time::Instant::now();
+    let results = pipelines::golden::run(&pipelines::golden::Options {
+        cases,
+        got,
+        bless,
+        profile: &profile,
+        mappings: &mappings,
+        as_of,
+    })?;
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    if json {
+        serde_json::to_writer_pretty(std::io::stdout().lock(), &results)?;
+        println!();
+    } else {
+        for r in &results {
+            if r.passed() {
+                continue;
+            }
+            println!("FAIL {}", r.name);
+            if let Some(e) = &r.error {
+                println!("  {e}");
+            }
+            for d in &r.diffs {
+                for line in d.lines() {
+                    println!("  {line}");
+                }
+            }
+            for f in &r.findings_missing {
+                println!("  -finding {}", masked_finding(f));
+            }
+            for f in &r.findings_extra {
+                println!("  +finding {}", masked_finding(f));
+            }
+        }
+    }
+    let verb = if bless { "blessed" } else { "passed" };
+    eprintln!(
+        "{} cases: {} {verb}, {failed} failed ({:.1} s)",
+        results.len(),
+        results.len() - failed,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::from(u8::from(failed > 0)))
+}
+
+/// `RULE patient` with the patient masked (a terminal ends up in logs).
+fn masked_finding(f: &str) -> String {
+    match f.split_once(' ') {
+        Some((rule, p)) => format!("{rule} {}", fastkontakt::checks::run::masked(p)),
+        None => f.to_owned(),
+    }
+}
+
 /// Writes a check's report in the format asked; a file written for machines also gets the
 /// terminal summary on stderr.
 fn write_report(

@@ -37,6 +37,17 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             state_key,
         } => commands::history(patient, *at, state, state_key.as_deref()),
         Command::Rules { id } => commands::rules(id.as_deref()),
+        Command::Mapping {
+            command:
+                args::MappingCommand::Test {
+                    cases,
+                    got,
+                    bless,
+                    profile,
+                    as_of,
+                    json,
+                },
+        } => commands::mapping_test(&cli, cases, got.as_deref(), *bless, profile, *as_of, *json),
         Command::Samples {
             command:
                 args::SamplesCommand::Generate {

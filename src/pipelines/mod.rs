@@ -3,6 +3,7 @@
 //! HTTP service call the same code; progress goes to a `Progress` and to `tracing`.
 
 pub mod check;
+pub mod golden;
 pub mod history;
 pub mod reconcile;
 pub mod sync;
@@ -45,6 +46,11 @@ pub enum PipelineError {
     },
     #[error("{0}")]
     Refused(String),
+    #[error("golden cases {path}: {message}")]
+    Golden {
+        path: std::path::PathBuf,
+        message: String,
+    },
 }
 
 /// Today in Europe/Stockholm: the day "active" is judged on unless a run names one.
