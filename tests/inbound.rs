@@ -314,3 +314,65 @@ fn validate_holds_a_resource_claiming_the_profile_to_it_at_the_element() {
 fn json_file(p: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
+
+#[test]
+fn a_transaction_bundle_with_conditional_references_and_a_practitioners_own_role_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let pnr_ref = format!("Patient?identifier={PNR_URI}|191212121212");
+    let pract_ref = format!("Practitioner?identifier={HSA}%7CSE2321000016-S0001");
+    let org_ref = format!("Organization?identifier={HSA}|SE2321000016-V0001");
+    let put = |url: &str, resource: Value| {
+        json!({"fullUrl": format!("urn:uuid:{url}"), "resource": resource,
+               "request": {"method": "POST", "url": resource["resourceType"]}})
+    };
+    let bundle = json!({
+        "resourceType": "Bundle", "type": "transaction",
+        "entry": [
+            put("5f0c1a52-0000-4000-8000-000000000001", json!({"resourceType": "Patient",
+                "identifier": [{"system": PNR_URI, "value": "191212121212"}]})),
+            put("5f0c1a52-0000-4000-8000-000000000002", json!({"resourceType": "Organization",
+                "identifier": [{"system": HSA, "value": "SE2321000016-V0001"}]})),
+            put("5f0c1a52-0000-4000-8000-000000000003", json!({"resourceType": "Practitioner",
+                "identifier": [{"system": HSA, "value": "SE2321000016-S0001"}]})),
+            put("5f0c1a52-0000-4000-8000-000000000004", json!({"resourceType": "PractitionerRole",
+                "practitioner": {"reference": pract_ref},
+                "organization": {"reference": org_ref}})),
+            // The member is the Practitioner, named conditionally; no unit stated: the unit is
+            // the Practitioner's own PractitionerRole's.
+            put("5f0c1a52-0000-4000-8000-000000000005", json!({"resourceType": "CareTeam",
+                "status": "active",
+                "category": role(TYP, "fast-kontakt"),
+                "subject": {"reference": pnr_ref},
+                "period": {"start": "2025-03-01"},
+                "participant": [{"role": role(KV, "2"), "member": {"reference": pract_ref}}]})),
+        ]
+    });
+    let input = dir.path().join("transaction.json");
+    std::fs::write(&input, bundle.to_string()).unwrap();
+    let csv = dir.path().join("out.csv");
+    let o = common::fastkontakt()
+        .arg("translate")
+        .arg(&input)
+        .arg("-o")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let row = text.lines().nth(1).expect("one contact");
+    assert!(row.contains(";FLK;"), "{row}");
+    assert!(
+        row.contains("19121212-1212") || row.contains("191212121212"),
+        "{row}"
+    );
+    assert!(row.contains("SE2321000016-S0001"), "{row}");
+    assert!(
+        row.contains("SE2321000016-V0001"),
+        "the unit of the Practitioner's role: {row}"
+    );
+}

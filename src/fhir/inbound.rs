@@ -83,6 +83,8 @@ fn date(s: Option<&str>) -> Option<NaiveDate> {
 /// Resources by every key a reference may use: `Type/id`, and the entry's fullUrl.
 pub struct Index<'r> {
     by_key: HashMap<String, &'r Resource>,
+    /// The first PractitionerRole of each Practitioner (by the Practitioner's address).
+    roles_of: HashMap<usize, &'r Resource>,
     /// Patients are kept as stubs: a region's Patients are many, and the contacts need only
     /// their identity, listing and death.
     patients: HashMap<String, std::sync::Arc<PatientStub>>,
@@ -143,9 +145,11 @@ impl<'r> Index<'r> {
     pub fn new(resources: impl IntoIterator<Item = (Option<String>, &'r Resource)>) -> Self {
         let mut idx = Index {
             by_key: HashMap::new(),
+            roles_of: HashMap::new(),
             patients: HashMap::new(),
             all_patients: Vec::new(),
         };
+        let mut roles = Vec::new();
         for (full_url, r) in resources {
             if let Resource::Patient(p) = r {
                 idx.add_patient(
@@ -159,8 +163,30 @@ impl<'r> Index<'r> {
             if !id.is_empty() {
                 idx.by_key.insert(format!("{t}/{id}"), r);
             }
+            // What a conditional reference in a transaction Bundle names it by.
+            for (system, value) in identifiers_of(r) {
+                idx.by_key
+                    .insert(format!("{t}?identifier={system}|{value}"), r);
+            }
+            if matches!(r, Resource::PractitionerRole(_)) {
+                roles.push(r);
+            }
             if let Some(u) = full_url {
                 idx.by_key.insert(u, r);
+            }
+        }
+        // A Practitioner's own role: its unit, when a CareTeam names the Practitioner alone.
+        for r in roles {
+            if let Resource::PractitionerRole(role) = r {
+                let named = role
+                    .practitioner
+                    .as_deref()
+                    .and_then(|p| Self::lookup(&idx.by_key, p));
+                if let Some(p) = named {
+                    idx.roles_of
+                        .entry(*p as *const Resource as usize)
+                        .or_insert(r);
+                }
             }
         }
         idx
@@ -198,9 +224,24 @@ impl<'r> Index<'r> {
         if let Some(found) = map.get(r) {
             return Some(found);
         }
+        // A conditional reference inside a transaction Bundle: `Type?identifier=system|value`.
+        if r.contains("?identifier=") {
+            return map.get(&r.replace("%7C", "|").replace("%7c", "|"));
+        }
         let mut parts = r.rsplit('/');
         let (id, t) = (parts.next()?, parts.next()?);
         map.get(&format!("{t}/{id}"))
+    }
+
+    /// The PractitionerRole of a Practitioner of this index.
+    pub(crate) fn role_of(&self, practitioner: &Resource) -> Option<&'r PractitionerRole> {
+        match self
+            .roles_of
+            .get(&(practitioner as *const Resource as usize))
+        {
+            Some(Resource::PractitionerRole(r)) => Some(&**r),
+            _ => None,
+        }
     }
 
     /// Resolves a literal reference: relative, absolute (its last two segments) or urn:uuid.
@@ -311,6 +352,7 @@ impl<'m> Inbound<'m> {
                 .identifier
                 .as_deref()
                 .and_then(|i| Self::patient_id(std::slice::from_ref(i)))
+                .or_else(|| conditional_identity(text(&subject.reference)?))
         };
         match stub.and_then(|s| s.id.clone()).or_else(from_reference) {
             Some(Ok(id)) => Some((id, listing)),
@@ -588,10 +630,26 @@ impl<'m> Inbound<'m> {
                 (staff, unit)
             }
             Some(Resource::Organization(o)) => (None, self.unit_of(o, ctx, element)),
-            // A Practitioner directly: the unit comes from onBehalfOf or managingOrganization.
-            Some(Resource::Practitioner(p)) => {
-                let staff = self.staff_of(&PractitionerRole::default(), Some(p), ctx, element);
-                (staff, None)
+            // A Practitioner directly: the unit comes from onBehalfOf or managingOrganization,
+            // else from the Practitioner's own PractitionerRole.
+            Some(found @ Resource::Practitioner(p)) => {
+                let role = idx.role_of(found);
+                let staff = self.staff_of(
+                    role.unwrap_or(&PractitionerRole::default()),
+                    Some(p),
+                    ctx,
+                    element,
+                );
+                let unit = match role
+                    .and_then(|r| r.organization.as_deref())
+                    .and_then(|o| idx.get(o))
+                {
+                    Some(Resource::Organization(o)) => {
+                        self.unit_of(o, ctx, &format!("{element}.organization"))
+                    }
+                    _ => None,
+                };
+                (staff, unit)
             }
             Some(_) => {
                 ctx.problem(
@@ -756,14 +814,26 @@ impl<'m> Inbound<'m> {
                     "member: a Practitioner (the unit from onBehalfOf or managingOrganization)",
                 );
             }
-            let (staff, unit) = self.member(idx, member, &mut ctx, &format!("{el}.member"));
-            let unit = unit.or_else(|| {
-                let r = part
-                    .on_behalf_of
-                    .as_deref()
-                    .or(ct.managing_organization.first());
-                self.member(idx, r, &mut ctx, &format!("{el}.onBehalfOf")).1
-            });
+            let (staff, member_unit) = self.member(idx, member, &mut ctx, &format!("{el}.member"));
+            let stated = part
+                .on_behalf_of
+                .as_deref()
+                .or(ct.managing_organization.first());
+            // What the CareTeam states wins over a Practitioner's own role; a PractitionerRole's
+            // organization wins over what the CareTeam states.
+            let by_practitioner = member
+                .and_then(|r| idx.get(r))
+                .is_some_and(|r| matches!(r, Resource::Practitioner(_)));
+            let unit = if by_practitioner {
+                self.member(idx, stated, &mut ctx, &format!("{el}.onBehalfOf"))
+                    .1
+                    .or(member_unit)
+            } else {
+                member_unit.or_else(|| {
+                    self.member(idx, stated, &mut ctx, &format!("{el}.onBehalfOf"))
+                        .1
+                })
+            };
             if unit.is_none() {
                 ctx.problem(
                     &el,
@@ -959,4 +1029,33 @@ impl<'m> Inbound<'m> {
         }
         out
     }
+}
+
+/// (system, value) of a directory resource's identifiers.
+fn identifiers_of(r: &Resource) -> Vec<(&str, &str)> {
+    let ids: &[Identifier] = match r {
+        Resource::Practitioner(p) => &p.identifier,
+        Resource::PractitionerRole(p) => &p.identifier,
+        Resource::Organization(o) => &o.identifier,
+        _ => &[],
+    };
+    ids.iter()
+        .filter_map(|i| Some((i.system.as_ref()?.value.as_deref()?, text(&i.value)?)))
+        .collect()
+}
+
+/// The identity a conditional reference names (`Patient?identifier=system|value`, as a
+/// transaction Bundle may write it).
+fn conditional_identity(reference: &str) -> Option<Result<PatientId, String>> {
+    let query = reference
+        .strip_prefix("Patient?identifier=")?
+        .replace("%7C", "|")
+        .replace("%7c", "|");
+    let (system, value) = query.split_once('|')?;
+    let identifier = Identifier {
+        system: Some(system.to_owned().into()),
+        value: Some(value.to_owned().into()),
+        ..Default::default()
+    };
+    Inbound::patient_id(std::slice::from_ref(&identifier))
 }
