@@ -62,7 +62,7 @@ fn write_vendor_data(dir: &Path) {
                 "period": {"start": "2025-01-10"},
                 "managingOrganization": [{"reference": "urn:uuid:0a6b3c1e-0000-4000-8000-000000000004"}],
                 "participant": [
-                    {"role": role(KV, "2"), "member": {"reference": "Practitioner/anna"}},
+                    {"role": role(KV, "2"), "member": {"reference": "https://ehr.example/fhir/Practitioner/anna"}},
                     {"role": role(KV, "1"), "member": {"reference": "urn:uuid:0a6b3c1e-0000-4000-8000-000000000005"}},
                     {"role": role("http://snomed.info/sct", "158965000"), "member": {"reference": "Practitioner/anna"}}
                 ]
@@ -374,5 +374,49 @@ fn a_transaction_bundle_with_conditional_references_and_a_practitioners_own_role
     assert!(
         row.contains("SE2321000016-V0001"),
         "the unit of the Practitioner's role: {row}"
+    );
+}
+
+#[test]
+fn a_careteam_with_contained_staff_and_a_logical_subject_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let ct = json!({
+        "resourceType": "CareTeam", "id": "contained-1", "status": "active",
+        "contained": [
+            {"resourceType": "Practitioner", "id": "pr",
+             "identifier": [{"system": HSA, "value": "SE2321000016-S0001"}]},
+            {"resourceType": "Organization", "id": "org",
+             "identifier": [{"system": HSA, "value": "SE2321000016-V0001"}]},
+            {"resourceType": "PractitionerRole", "id": "role",
+             "practitioner": {"reference": "#pr"}, "organization": {"reference": "#org"}}
+        ],
+        "category": role(TYP, "fast-kontakt"),
+        // A logical reference: the identity only, no resource.
+        "subject": {"identifier": {"system": "urn:oid:1.2.752.129.2.1.3.1", "value": "191212121212"}},
+        "period": {"start": "2025-04-01"},
+        "participant": [{"role": role(KV, "1"), "member": {"reference": "#role"}}]
+    });
+    let input = dir.path().join("ct.ndjson");
+    std::fs::write(&input, ct.to_string()).unwrap();
+    let csv = dir.path().join("out.csv");
+    let o = common::fastkontakt()
+        .arg("translate")
+        .arg(&input)
+        .arg("-o")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let row = text.lines().nth(1).expect("one contact");
+    assert!(row.contains(";FVK;"), "{row}");
+    assert!(
+        row.contains("SE2321000016-S0001") && row.contains("SE2321000016-V0001"),
+        "{row}"
     );
 }

@@ -89,6 +89,8 @@ pub struct Index<'r> {
     /// their identity, listing and death.
     patients: HashMap<String, std::sync::Arc<PatientStub>>,
     all_patients: Vec<std::sync::Arc<PatientStub>>,
+    /// A resource's own contained resources layer over the shared index (`#id` references).
+    parent: Option<&'r Index<'r>>,
 }
 
 /// What the rest of the data needs of a Patient resource.
@@ -144,6 +146,7 @@ impl PatientStub {
 impl<'r> Index<'r> {
     pub fn new(resources: impl IntoIterator<Item = (Option<String>, &'r Resource)>) -> Self {
         let mut idx = Index {
+            parent: None,
             by_key: HashMap::new(),
             roles_of: HashMap::new(),
             patients: HashMap::new(),
@@ -240,18 +243,51 @@ impl<'r> Index<'r> {
             .get(&(practitioner as *const Resource as usize))
         {
             Some(Resource::PractitionerRole(r)) => Some(&**r),
-            _ => None,
+            _ => self.parent.and_then(|p| p.role_of(practitioner)),
         }
+    }
+
+    /// The shared index with a resource's contained resources over it, named `#id`.
+    pub(crate) fn with_contained(parent: &'r Index<'r>, contained: &'r [Resource]) -> Index<'r> {
+        let mut idx = Index::new(std::iter::empty());
+        for r in contained {
+            let (_, id) = super::outbound::type_and_id(r);
+            idx.by_key.insert(format!("#{id}"), r);
+            if let Resource::Patient(p) = r {
+                idx.patients
+                    .insert(format!("#{id}"), PatientStub::of(p).into());
+            }
+        }
+        // Roles among the contained resources name contained Practitioners.
+        for r in contained {
+            if let Resource::PractitionerRole(role) = r {
+                let named = role
+                    .practitioner
+                    .as_deref()
+                    .and_then(|p| Self::lookup(&idx.by_key, p));
+                if let Some(p) = named {
+                    idx.roles_of
+                        .entry(*p as *const Resource as usize)
+                        .or_insert(r);
+                }
+            }
+        }
+        idx.parent = Some(parent);
+        idx
     }
 
     /// Resolves a literal reference: relative, absolute (its last two segments) or urn:uuid.
     pub(crate) fn get(&self, reference: &Reference) -> Option<&'r Resource> {
-        Self::lookup(&self.by_key, reference).copied()
+        Self::lookup(&self.by_key, reference)
+            .copied()
+            .or_else(|| self.parent?.get(reference))
     }
 
     /// Resolves a reference to a Patient.
     pub(crate) fn patient(&self, reference: &Reference) -> Option<&PatientStub> {
-        Self::lookup(&self.patients, reference).map(|a| &**a)
+        Self::lookup(&self.patients, reference)
+            .map(|a| &**a)
+            .or_else(|| self.parent?.patient(reference))
     }
 }
 
@@ -672,6 +708,14 @@ impl<'m> Inbound<'m> {
     /// A CareTeam: one contact per participant whose role codes a fixed contact. Returns why
     /// it is not used when it is no fixed-contact CareTeam at all.
     fn care_team(&self, idx: &Index, ct: &CareTeam, out: &mut FhirContacts) -> Option<Verdict> {
+        let layered;
+        let idx = if ct.contained.is_empty() {
+            idx
+        } else {
+            out.shapes.push("contained resources (#id references)");
+            layered = Index::with_contained(idx, &ct.contained);
+            &layered
+        };
         let t = &self.m.terminology;
         let fast = t.url(ids::TYP_AV_CARETEAM);
         let br = t.url(ids::CARETEAM_KATEGORI);
@@ -898,6 +942,14 @@ impl<'m> Inbound<'m> {
     }
 
     fn declined_offer(&self, idx: &Index, task: &Task, out: &mut FhirContacts) -> Option<Verdict> {
+        let layered;
+        let idx = if task.contained.is_empty() {
+            idx
+        } else {
+            out.shapes.push("contained resources (#id references)");
+            layered = Index::with_contained(idx, &task.contained);
+            &layered
+        };
         let t = &self.m.terminology;
         let erbj = t.url(ids::ERBJUDANDE);
         let is_offer = task
