@@ -10,7 +10,7 @@ cargo build --release -q
 BIN=target/release/fastkontakt
 rm -rf "$W" && mkdir -p "$W"
 # Some patients have several rows: generate a few more patients than cases, keep the first N.
-$BIN samples generate --patients "$N" --seed 7 -o "$W/region" >/dev/null 2>&1
+$BIN samples generate --patients "$((N * 2))" --seed 7 -o "$W/region" >/dev/null 2>&1
 python3 samples/golden/make-cases.py "$W/region/register.csv" "$W/all" 2>/dev/null
 mkdir -p "$W/cases"
 ls "$W/all" | head -n "$N" | while read -r c; do mv "$W/all/$c" "$W/cases/"; done
