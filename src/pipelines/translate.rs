@@ -303,6 +303,29 @@ pub fn fhir_to_register(
     for p in &read.problems {
         summary.notes.push(p.to_string());
     }
+    // CareTeams and Tasks that are not fixed contacts are not rejected, but not silent either.
+    let mut not_used = 0usize;
+    for (r, v) in refs.iter().zip(&read.verdicts) {
+        if let crate::sources::ehr::account::Verdict::NotUsed { reason, detail } = v {
+            not_used += 1;
+            if not_used <= 20 {
+                let (t, id) = crate::fhir::outbound::type_and_id(r);
+                let detail = detail
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default();
+                summary
+                    .notes
+                    .push(format!("{t}/{id}: not used: {reason}{detail}"));
+            }
+        }
+    }
+    if not_used > 20 {
+        summary.notes.push(format!(
+            "… and {} more CareTeams and Tasks not used",
+            not_used - 20
+        ));
+    }
     summary.rejected += read
         .problems
         .iter()
