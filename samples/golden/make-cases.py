@@ -18,6 +18,41 @@ pcol = header.index("Personnummer")
 by_patient = {}
 for r in body:
     by_patient.setdefault(r[pcol], []).append(r)
+# The EHR-only facts of each patient (Flags, Conditions, Observations, Encounters, episodes,
+# plans with their Consents and principals, the Patient resource itself): a case's
+# context.ndjson, read beside the mapping's FHIR when its findings are computed.
+ehr_dir = os.path.join(os.path.dirname(src), "ehr")
+context = {}
+if os.path.isdir(ehr_dir) and len(sys.argv) != 3:
+    import json
+    res = []
+    for name in ("contacts.ndjson", "context.ndjson"):
+        with open(os.path.join(ehr_dir, name), encoding="utf-8") as f:
+            res += [json.loads(l) for l in f if l.strip()]
+    by_id = {f"{r['resourceType']}/{r.get('id')}": r for r in res}
+    def pnr_of(r):
+        for k in ("subject", "patient", "for"):
+            ref = r.get(k) or {}
+            if "identifier" in ref:
+                return ref["identifier"].get("value")
+            target = by_id.get(ref.get("reference", ""))
+            if target and target.get("identifier"):
+                return target["identifier"][0]["value"]
+        return None
+    for r in res:
+        t = r["resourceType"]
+        if t == "Patient":
+            ids = r.get("identifier") or [{}]
+            context.setdefault(ids[0].get("value", "").replace("-", ""), []).append(r)
+        elif t in ("Flag", "Condition", "Observation", "Encounter", "EpisodeOfCare", "CarePlan"):
+            p = (pnr_of(r) or "").replace("-", "")
+            group = context.setdefault(p, [])
+            group.append(r)
+            if t == "CarePlan":
+                refs = json.dumps(r)
+                for key, other in by_id.items():
+                    if other["resourceType"] in ("Consent", "Organization") and f'"{key}"' in refs and other not in group:
+                        group.append(other)
 for n, (patient, rs) in enumerate(by_patient.items(), start=1):
     name = re.sub(r"-\d+$", "", rs[0][0]) or "case"
     d = os.path.join(here, f"{n:02d}-{name}")
@@ -26,4 +61,8 @@ for n, (patient, rs) in enumerate(by_patient.items(), start=1):
         w = csv.writer(out, delimiter=";", lineterminator="\n")
         w.writerow(header)
         w.writerows(rs)
+    facts = context.get(patient.replace("-", ""), [])
+    if facts:
+        with open(os.path.join(d, "context.ndjson"), "w", encoding="utf-8") as out:
+            out.write("\n".join(json.dumps(r, ensure_ascii=False) for r in facts) + "\n")
 print(f"{len(by_patient)} cases in {here}", file=sys.stderr)

@@ -1,6 +1,8 @@
 //! Pipeline `mapping test`: golden cases → a mapping's FHIR (the product's own, or an EHR
 //! vendor's) compared with the FHIR a correct mapping gives, and the findings with those expected.
-//! Each case is a folder: `register.csv`, `expected.ndjson`, `findings.json`.
+//! Each case is a folder: `register.csv`, `expected.ndjson`, `findings.json`, and optionally
+//! `context.ndjson` (what only the EHR knows: Flags, Observations, Encounters, CarePlans …),
+//! read beside the mapping's FHIR when the findings are computed.
 
 use super::PipelineError;
 use crate::checks::run::{self, CheckInput, EhrSide, Partition};
@@ -105,7 +107,22 @@ fn compare(o: &Options, dir: &Path, name: &str, result: &mut CaseResult) -> Resu
         }
     };
     let got = read_values(&got_path)?;
-    let findings = findings_of(o, &dir.join("register.csv"), &got_path)?;
+    // The EHR the findings are computed on: the mapping's FHIR, and the case's EHR-only facts.
+    let ehr = work.path().join("ehr");
+    std::fs::create_dir_all(&ehr).map_err(|e| e.to_string())?;
+    let files = crate::sources::ehr::files::list(&got_path).map_err(|e| e.to_string())?;
+    for (n, f) in files.iter().enumerate() {
+        let name = f
+            .file_name()
+            .map(|x| x.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        std::fs::copy(f, ehr.join(format!("got-{n}-{name}"))).map_err(|e| e.to_string())?;
+    }
+    let context = dir.join("context.ndjson");
+    if context.is_file() {
+        std::fs::copy(&context, ehr.join("context.ndjson")).map_err(|e| e.to_string())?;
+    }
+    let findings = findings_of(o, &dir.join("register.csv"), &ehr)?;
     if o.bless {
         let lines: Vec<String> = got.iter().map(Value::to_string).collect();
         std::fs::write(dir.join("expected.ndjson"), lines.join("\n") + "\n")
