@@ -379,6 +379,588 @@ fn ehr_target(m: &Mappings) -> Mappings {
 }
 
 /// Writes `register.csv`, `ehr/*.ndjson` and `manifest.json` into `dir`.
+/// The fixed-contact FVK profession of the generated region.
+const FVK_PROFESSION: Profession = Profession::Sjukskoterska;
+
+/// A patient being generated: identity and listing unit.
+struct Draft {
+    patient: PatientId,
+    listing: Option<CareUnit>,
+}
+
+/// The generator's state across patients: the seeded random source (every draw in a fixed
+/// order, so a seed always gives the same region), the region, the row counter.
+struct Gen<'a> {
+    rng: ChaCha8Rng,
+    region: &'a Region,
+    m: &'a Mappings,
+    today: NaiveDate,
+    tz: chrono_tz::Tz,
+    registered_by: HsaId,
+    row: u64,
+    used_numbers: HashSet<String>,
+}
+
+/// What one injected inconsistency changed.
+#[derive(Default)]
+struct Injected {
+    applied: bool,
+    row_id: Option<String>,
+    /// A register row whose personnummer fails its check digit.
+    bad_checksum: Option<FixedContact>,
+}
+
+impl Injected {
+    fn at(row_id: &RowId) -> Injected {
+        Injected {
+            applied: true,
+            row_id: Some(row_id.to_string()),
+            bad_checksum: None,
+        }
+    }
+}
+
+impl<'a> Gen<'a> {
+    fn patient(&mut self) -> Draft {
+        let patient = loop {
+            let birth = NaiveDate::from_ymd_opt(1925, 1, 1).expect("valid")
+                + Duration::days(self.rng.gen_range(0..36000));
+            let eleven = format!(
+                "{}{:03}",
+                birth.format("%Y%m%d"),
+                self.rng.gen_range(0..1000)
+            );
+            let Some(n) = with_check_digit(&eleven) else {
+                continue;
+            };
+            if self.used_numbers.insert(n.clone()) {
+                break PatientId::parse(&n).expect("generated numbers are valid");
+            }
+        };
+        let listing = (self.rng.gen_range(0..100) < 95)
+            .then(|| pick(&mut self.rng, &self.region.centres).clone());
+        Draft { patient, listing }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn contact(
+        &mut self,
+        p: &Draft,
+        kind: ContactKind,
+        status: ContactStatus,
+        staff: Option<&Staff>,
+        unit: &CareUnit,
+        start: NaiveDate,
+        end: Option<NaiveDate>,
+    ) -> FixedContact {
+        self.row += 1;
+        let at = start
+            .and_hms_opt(self.rng.gen_range(8..17), self.rng.gen_range(0..60), 0)
+            .expect("valid time");
+        let at = self
+            .tz
+            .from_local_datetime(&at)
+            .earliest()
+            .map(|t| t.fixed_offset());
+        FixedContact::new(
+            RowId::new(&format!("R-{:08}", self.row)).expect("non-empty"),
+            p.patient.clone(),
+            kind,
+            status,
+            Period::new(start, end).expect("generated periods are ordered"),
+            staff.cloned(),
+            unit.clone(),
+            p.listing.as_ref().map(|l| l.hsa.clone()),
+            Some(Registration {
+                at,
+                by: Some(self.registered_by.clone()),
+            }),
+        )
+        .expect("generated contacts are consistent")
+    }
+
+    fn past(&mut self, max_days: i64) -> NaiveDate {
+        self.today - Duration::days(self.rng.gen_range(30..max_days))
+    }
+
+    fn staff(&mut self, unit: &HsaId, p: Profession) -> &'a Staff {
+        staff_with(self.region, unit, p, &mut self.rng)
+    }
+
+    /// The patient's contacts as the register has them, before any inconsistency.
+    fn contacts(&mut self, p: &Draft) -> Vec<FixedContact> {
+        let region = self.region;
+        let mut contacts = Vec::new();
+        let fvk = ContactKind::Fvk {
+            coordinating: false,
+            at_discharge: false,
+        };
+        if let Some(l) = &p.listing {
+            if self.rng.gen_range(0..100) < 55 {
+                let s = self.staff(&l.hsa, Profession::Lakare);
+                let start = self.past(3000);
+                let c = self.contact(
+                    p,
+                    ContactKind::Flk,
+                    ContactStatus::Active,
+                    Some(s),
+                    l,
+                    start,
+                    None,
+                );
+                contacts.push(c);
+            }
+        }
+        let r = self.rng.gen_range(0..100);
+        if r < 20 {
+            let unit = if self.rng.gen_range(0..10) < 6 {
+                p.listing
+                    .clone()
+                    .unwrap_or_else(|| pick(&mut self.rng, &region.centres).clone())
+            } else {
+                pick(&mut self.rng, &region.clinics).clone()
+            };
+            let s = self.staff(&unit.hsa, FVK_PROFESSION);
+            let start = self.past(1500);
+            let c = self.contact(p, fvk, ContactStatus::Active, Some(s), &unit, start, None);
+            contacts.push(c);
+        } else if r < 22 {
+            let unit = p
+                .listing
+                .clone()
+                .unwrap_or_else(|| pick(&mut self.rng, &region.centres).clone());
+            let start = self.past(800);
+            let c = self.contact(p, fvk, ContactStatus::Declined, None, &unit, start, None);
+            contacts.push(c);
+        }
+        if self.rng.gen_range(0..100) < 12 {
+            let role = *pick(&mut self.rng, TreatingRole::ALL);
+            let unit = pick(&mut self.rng, &region.clinics).clone();
+            let s = self.staff(&unit.hsa, role_profession(role));
+            let start = self.past(1200);
+            let kind = ContactKind::TreatingRole(role);
+            let c = self.contact(p, kind, ContactStatus::Active, Some(s), &unit, start, None);
+            contacts.push(c);
+        }
+        if self.rng.gen_range(0..100) < 8 {
+            let unit = pick(&mut self.rng, &region.clinics).clone();
+            let s = self.staff(&unit.hsa, FVK_PROFESSION);
+            // Ended long before any active contact starts, so never overlapping one (FK-R17).
+            let start = self.today - Duration::days(self.rng.gen_range(1700..4000));
+            let end = start + Duration::days(self.rng.gen_range(30..400));
+            let kind = ContactKind::TreatingRole(TreatingRole::Kontaktsjukskoterska);
+            let c = self.contact(
+                p,
+                kind,
+                ContactStatus::Ended,
+                Some(s),
+                &unit,
+                start,
+                Some(end),
+            );
+            contacts.push(c);
+        }
+        contacts
+    }
+
+    /// One inconsistency, where the patient has what it needs: the register's contacts and the
+    /// EHR's copy are changed so that exactly the anomaly's findings follow.
+    fn inject(
+        &mut self,
+        p: &Draft,
+        contacts: &mut Vec<FixedContact>,
+        ehr: &mut Vec<FixedContact>,
+    ) -> (Anomaly, Injected) {
+        let has_flk = contacts.iter().any(|c| c.kind == ContactKind::Flk);
+        let has_fvk = contacts
+            .iter()
+            .any(|c| c.kind.is_fvk() && c.status() == ContactStatus::Active);
+        let mut options = vec![
+            Anomaly::SecondFvk,
+            Anomaly::AdministrativeFvk,
+            Anomaly::BadChecksum,
+            Anomaly::EhrExtra,
+        ];
+        if has_flk {
+            options.extend([
+                Anomaly::FlkNotPhysician,
+                Anomaly::FlkWithoutGpSpecialty,
+                Anomaly::FlkAtOtherCentre,
+            ]);
+        }
+        if !contacts.is_empty() {
+            options.extend([
+                Anomaly::DuplicateRole,
+                Anomaly::EhrMissing,
+                Anomaly::EhrOtherStaff,
+                Anomaly::EndedOnlyInRegister,
+            ]);
+        }
+        let anomaly = *pick(&mut self.rng, &options);
+        let active = contacts
+            .iter()
+            .position(|c| c.status() == ContactStatus::Active);
+        let done = match anomaly {
+            Anomaly::SecondFvk | Anomaly::AdministrativeFvk => {
+                self.another_fvk(p, anomaly, has_fvk, contacts, ehr)
+            }
+            Anomaly::FlkNotPhysician
+            | Anomaly::FlkWithoutGpSpecialty
+            | Anomaly::FlkAtOtherCentre => {
+                let i = contacts
+                    .iter()
+                    .position(|c| c.kind == ContactKind::Flk)
+                    .expect("only offered with an FLK");
+                self.wrong_flk(p, anomaly, i, contacts, ehr)
+            }
+            Anomaly::DuplicateRole => self.duplicate_role(p, contacts, ehr),
+            Anomaly::BadChecksum => self.bad_checksum(p),
+            Anomaly::EhrMissing => match active {
+                Some(i) => {
+                    ehr.remove(i);
+                    Injected::at(&contacts[i].row_id)
+                }
+                None => Injected::default(),
+            },
+            Anomaly::EhrOtherStaff => match active {
+                Some(i) => self.ehr_other_staff(p, i, contacts, ehr),
+                None => Injected::default(),
+            },
+            Anomaly::EhrExtra => {
+                if has_fvk {
+                    Injected::default()
+                } else {
+                    self.ehr_extra(p, ehr)
+                }
+            }
+            Anomaly::EndedOnlyInRegister => match active {
+                Some(i) => self.ended_only_in_register(p, i, contacts),
+                None => Injected::default(),
+            },
+        };
+        (anomaly, done)
+    }
+
+    /// A second FVK in another unit (FK-R01), or an administrator as the only FVK (FK-R11).
+    fn another_fvk(
+        &mut self,
+        p: &Draft,
+        anomaly: Anomaly,
+        has_fvk: bool,
+        contacts: &mut Vec<FixedContact>,
+        ehr: &mut Vec<FixedContact>,
+    ) -> Injected {
+        // An administrator only where the patient has no FVK, so one anomaly is one finding.
+        if anomaly == Anomaly::AdministrativeFvk && has_fvk {
+            return Injected::default();
+        }
+        let region = self.region;
+        // Another unit than any FVK the patient has, so the two are no duplicate (FK-R17).
+        let taken: Vec<HsaId> = contacts
+            .iter()
+            .filter(|c| c.kind.is_fvk())
+            .map(|c| c.unit.hsa.clone())
+            .collect();
+        let units: Vec<&CareUnit> = region
+            .clinics
+            .iter()
+            .filter(|u| !taken.contains(&u.hsa))
+            .collect();
+        let unit = (*pick(&mut self.rng, &units)).clone();
+        let prof = if anomaly == Anomaly::SecondFvk {
+            FVK_PROFESSION
+        } else {
+            Profession::Administrator
+        };
+        let unit = if prof == Profession::Administrator {
+            p.listing
+                .clone()
+                .unwrap_or_else(|| region.centres[0].clone())
+        } else {
+            unit
+        };
+        let s = self.staff(&unit.hsa, prof).clone();
+        let start = self.past(600);
+        let kind = ContactKind::Fvk {
+            coordinating: false,
+            at_discharge: false,
+        };
+        if anomaly == Anomaly::SecondFvk && !has_fvk {
+            let u2 = pick(&mut self.rng, &region.centres).clone();
+            let s2 = self.staff(&u2.hsa, FVK_PROFESSION).clone();
+            let c = self.contact(p, kind, ContactStatus::Active, Some(&s2), &u2, start, None);
+            contacts.push(c.clone());
+            ehr.push(c);
+        }
+        let c = self.contact(p, kind, ContactStatus::Active, Some(&s), &unit, start, None);
+        let done = Injected::at(&c.row_id);
+        contacts.push(c.clone());
+        ehr.push(c);
+        done
+    }
+
+    /// The FLK is a nurse (FK-R04), lacks general-practice competence (FK-R05), or works at
+    /// another centre than the listing (FK-R19): in both systems.
+    fn wrong_flk(
+        &mut self,
+        p: &Draft,
+        anomaly: Anomaly,
+        i: usize,
+        contacts: &mut [FixedContact],
+        ehr: &mut [FixedContact],
+    ) -> Injected {
+        let region = self.region;
+        let c = contacts[i].clone();
+        let (unit, s) = match anomaly {
+            Anomaly::FlkNotPhysician => (
+                c.unit.clone(),
+                self.staff(&c.unit.hsa, Profession::Sjukskoterska).clone(),
+            ),
+            Anomaly::FlkWithoutGpSpecialty => {
+                let mut s = c.staff().expect("FLK has staff").clone();
+                s.hsa = HsaId::parse(&format!("{}X", s.hsa)).expect("still well-formed");
+                s.specialties = self
+                    .m
+                    .terminology
+                    .specialty("internmedicin")
+                    .into_iter()
+                    .collect();
+                (c.unit.clone(), s)
+            }
+            _ => {
+                let others: Vec<&CareUnit> = region
+                    .centres
+                    .iter()
+                    .filter(|u| Some(&u.hsa) != p.listing.as_ref().map(|l| &l.hsa))
+                    .collect();
+                let u = (*pick(&mut self.rng, &others)).clone();
+                let s = self.staff(&u.hsa, Profession::Lakare).clone();
+                (u, s)
+            }
+        };
+        let c2 = FixedContact::new(
+            c.row_id.clone(),
+            p.patient.clone(),
+            c.kind,
+            c.status(),
+            c.period,
+            Some(s),
+            unit,
+            c.listing_unit.clone(),
+            c.registration.clone(),
+        )
+        .expect("consistent");
+        let done = Injected::at(&c2.row_id);
+        contacts[i] = c2.clone();
+        ehr[i] = c2;
+        done
+    }
+
+    /// The same treating role twice, overlapping (FK-R17).
+    fn duplicate_role(
+        &mut self,
+        p: &Draft,
+        contacts: &mut Vec<FixedContact>,
+        ehr: &mut Vec<FixedContact>,
+    ) -> Injected {
+        let Some(i) = contacts.iter().position(|c| {
+            c.status() == ContactStatus::Active && matches!(c.kind, ContactKind::TreatingRole(_))
+        }) else {
+            return Injected::default();
+        };
+        let c = contacts[i].clone();
+        let start = c.period.start() + Duration::days(10);
+        let d = self.contact(
+            p,
+            c.kind,
+            ContactStatus::Active,
+            c.staff(),
+            &c.unit,
+            start,
+            None,
+        );
+        let done = Injected::at(&d.row_id);
+        contacts.push(d.clone());
+        ehr.push(d);
+        done
+    }
+
+    /// A register row whose personnummer fails its check digit (FK-R16).
+    fn bad_checksum(&mut self, p: &Draft) -> Injected {
+        let unit = p
+            .listing
+            .clone()
+            .unwrap_or_else(|| self.region.centres[0].clone());
+        let s = self.staff(&unit.hsa, Profession::Sjukskoterska).clone();
+        let start = self.past(300);
+        let kind = ContactKind::TreatingRole(TreatingRole::PatientansvarigSjukskoterska);
+        let c = self.contact(p, kind, ContactStatus::Active, Some(&s), &unit, start, None);
+        Injected {
+            applied: true,
+            row_id: Some(c.row_id.to_string()),
+            bad_checksum: Some(c),
+        }
+    }
+
+    /// The EHR names another staff member of the same profession (FK-R08).
+    fn ehr_other_staff(
+        &mut self,
+        p: &Draft,
+        i: usize,
+        contacts: &[FixedContact],
+        ehr: &mut [FixedContact],
+    ) -> Injected {
+        let c = &contacts[i];
+        let cur = c.staff().map(|s| s.hsa.clone());
+        let prof = c
+            .staff()
+            .and_then(|s| s.profession)
+            .unwrap_or(FVK_PROFESSION);
+        let alts: Vec<&Staff> = self.region.staff[&c.unit.hsa]
+            .iter()
+            .filter(|s| Some(&s.hsa) != cur.as_ref() && s.profession == Some(prof))
+            .collect();
+        if alts.is_empty() {
+            return Injected::default();
+        }
+        let s = (*pick(&mut self.rng, &alts)).clone();
+        ehr[i] = FixedContact::new(
+            c.row_id.clone(),
+            p.patient.clone(),
+            c.kind,
+            c.status(),
+            c.period,
+            Some(s),
+            c.unit.clone(),
+            c.listing_unit.clone(),
+            None,
+        )
+        .expect("consistent");
+        Injected::at(&c.row_id)
+    }
+
+    /// An FVK only the EHR has (FK-R08).
+    fn ehr_extra(&mut self, p: &Draft, ehr: &mut Vec<FixedContact>) -> Injected {
+        let unit = pick(&mut self.rng, &self.region.clinics).clone();
+        let s = self.staff(&unit.hsa, FVK_PROFESSION).clone();
+        let start = self.past(300);
+        let kind = ContactKind::Fvk {
+            coordinating: false,
+            at_discharge: false,
+        };
+        let mut c = self.contact(p, kind, ContactStatus::Active, Some(&s), &unit, start, None);
+        c.registration = None;
+        ehr.push(c);
+        Injected {
+            applied: true,
+            ..Default::default()
+        }
+    }
+
+    /// Ended in the register, still active in the EHR (FK-R09).
+    fn ended_only_in_register(
+        &mut self,
+        p: &Draft,
+        i: usize,
+        contacts: &mut [FixedContact],
+    ) -> Injected {
+        let c = &contacts[i];
+        let end = self.today - Duration::days(5);
+        if c.period.start() >= end {
+            return Injected::default();
+        }
+        let ended = FixedContact::new(
+            c.row_id.clone(),
+            p.patient.clone(),
+            c.kind,
+            ContactStatus::Ended,
+            Period::new(c.period.start(), Some(end)).expect("ordered"),
+            c.staff().cloned(),
+            c.unit.clone(),
+            c.listing_unit.clone(),
+            c.registration.clone(),
+        )
+        .expect("consistent");
+        let done = Injected::at(&c.row_id);
+        contacts[i] = ended;
+        done
+    }
+}
+
+/// The EHR's NDJSON files, one per resource type, opened as first needed.
+struct EhrFiles<'d> {
+    dir: &'d Path,
+    files: BTreeMap<&'static str, Writer>,
+}
+
+impl EhrFiles<'_> {
+    fn emit(
+        &mut self,
+        r: &crate::fhir::Resource,
+        manifest: &mut Manifest,
+    ) -> Result<(), SampleError> {
+        let (t, _) = crate::fhir::outbound::type_and_id(r);
+        if !self.files.contains_key(t) {
+            let w = Writer::create(self.dir.join("ehr").join(format!("{t}.ndjson")))?;
+            self.files.insert(t, w);
+        }
+        let w = self.files.get_mut(t).expect("inserted above");
+        w.line(&model::to_vec(r)?)?;
+        manifest.ehr_resources += 1;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), SampleError> {
+        for (_, mut w) in self.files {
+            w.out.flush().map_err(|source| SampleError::Io {
+                path: w.path.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The EHR's copy of a patient's contacts, typed by hand: its own ids, no register row ids;
+/// staff made up for an anomaly are added to the directory; then the Patient.
+fn write_ehr_copy(
+    ehr: &Outbound,
+    files: &mut EhrFiles,
+    region: &Region,
+    p: &Draft,
+    contacts: &mut [FixedContact],
+    manifest: &mut Manifest,
+) -> Result<(), SampleError> {
+    let mut flk = None;
+    for (n, c) in contacts.iter_mut().enumerate() {
+        c.row_id = RowId::new(&format!("COS-{}-{n}", c.row_id)).expect("non-empty");
+        c.registration = None;
+        let c = &*c;
+        let r = ehr.contact(c);
+        files.emit(&r.relation, manifest)?;
+        if c.kind == ContactKind::Flk && c.status() == ContactStatus::Active {
+            flk = c.staff().map(|s| (s.hsa.clone(), c.unit.hsa.clone()));
+        }
+        if !region
+            .staff
+            .get(&c.unit.hsa)
+            .is_some_and(|v| c.staff().is_none_or(|s| v.contains(s)))
+        {
+            if let (Some(pr), Some(role)) = (r.practitioner, r.practitioner_role) {
+                files.emit(&pr, manifest)?;
+                files.emit(&role, manifest)?;
+            }
+        }
+    }
+    let listing = p.listing.as_ref().map(|l| l.hsa.clone());
+    let patient = ehr.patient(
+        &p.patient,
+        flk.as_ref().map(|(s, u)| (s, u)),
+        listing.as_ref(),
+    );
+    files.emit(&patient, manifest)
+}
+
 pub fn generate(spec: &Spec, m: &Mappings, dir: &Path) -> Result<Manifest, SampleError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -394,7 +976,6 @@ pub fn generate(spec: &Spec, m: &Mappings, dir: &Path) -> Result<Manifest, Sampl
     let ehr = Outbound::new(&ehr_m);
     let today = NaiveDate::from_ymd_opt(REFERENCE_DAY.0, REFERENCE_DAY.1, REFERENCE_DAY.2)
         .expect("valid reference day");
-    let tz = m.register.tz();
     let reg_path = dir.join("register.csv");
     let reg_file = std::fs::File::create(&reg_path).map_err(io(&reg_path))?;
     let mut reg = RegisterCsvWriter::new(
@@ -402,28 +983,15 @@ pub fn generate(spec: &Spec, m: &Mappings, dir: &Path) -> Result<Manifest, Sampl
         &m.register,
         &m.terminology,
     )?;
-    let mut files: BTreeMap<&'static str, Writer> = BTreeMap::new();
+    let mut files = EhrFiles {
+        dir,
+        files: BTreeMap::new(),
+    };
     let mut manifest = Manifest {
         seed: spec.seed,
         patients: spec.patients,
         reference_day: today.to_string(),
         ..Default::default()
-    };
-    let emit = |files: &mut BTreeMap<&'static str, Writer>,
-                r: &crate::fhir::Resource,
-                manifest: &mut Manifest|
-     -> Result<(), SampleError> {
-        let (t, _) = crate::fhir::outbound::type_and_id(r);
-        if !files.contains_key(t) {
-            files.insert(
-                t,
-                Writer::create(dir.join("ehr").join(format!("{t}.ndjson")))?,
-            );
-        }
-        let w = files.get_mut(t).expect("inserted above");
-        w.line(&model::to_vec(r)?)?;
-        manifest.ehr_resources += 1;
-        Ok(())
     };
     // The EHR knows every unit, person and role.
     for u in region
@@ -433,492 +1001,62 @@ pub fn generate(spec: &Spec, m: &Mappings, dir: &Path) -> Result<Manifest, Sampl
         .chain(&region.wards)
         .chain(&region.municipal)
     {
-        emit(&mut files, &ehr.organization(u), &mut manifest)?;
+        files.emit(&ehr.organization(u), &mut manifest)?;
         for s in &region.staff[&u.hsa] {
-            emit(&mut files, &ehr.practitioner(s), &mut manifest)?;
-            emit(&mut files, &ehr.practitioner_role(s, u), &mut manifest)?;
+            files.emit(&ehr.practitioner(s), &mut manifest)?;
+            files.emit(&ehr.practitioner_role(s, u), &mut manifest)?;
         }
     }
-    let mut used_numbers = HashSet::new();
-    let mut row = 0u64;
-    let registered_by = hsa('A', 1);
+    let mut g = Gen {
+        rng,
+        region: &region,
+        m,
+        today,
+        tz: m.register.tz(),
+        registered_by: hsa('A', 1),
+        row: 0,
+        used_numbers: HashSet::new(),
+    };
     for _ in 0..spec.patients {
-        let patient = loop {
-            let birth = NaiveDate::from_ymd_opt(1925, 1, 1).expect("valid")
-                + Duration::days(rng.gen_range(0..36000));
-            let eleven = format!("{}{:03}", birth.format("%Y%m%d"), rng.gen_range(0..1000));
-            let Some(n) = with_check_digit(&eleven) else {
-                continue;
-            };
-            if used_numbers.insert(n.clone()) {
-                break PatientId::parse(&n).expect("generated numbers are valid");
-            }
-        };
-        let listing = (rng.gen_range(0..100) < 95).then(|| pick(&mut rng, &region.centres).clone());
-        let mut contacts: Vec<FixedContact> = Vec::new();
-        let mut new_contact = |rng: &mut ChaCha8Rng,
-                               kind,
-                               status,
-                               staff: Option<&Staff>,
-                               unit: &CareUnit,
-                               start: NaiveDate,
-                               end| {
-            row += 1;
-            let at = start
-                .and_hms_opt(rng.gen_range(8..17), rng.gen_range(0..60), 0)
-                .expect("valid time");
-            let at = tz
-                .from_local_datetime(&at)
-                .earliest()
-                .map(|t| t.fixed_offset());
-            FixedContact::new(
-                RowId::new(&format!("R-{row:08}")).expect("non-empty"),
-                patient.clone(),
-                kind,
-                status,
-                Period::new(start, end).expect("generated periods are ordered"),
-                staff.cloned(),
-                unit.clone(),
-                listing.as_ref().map(|l| l.hsa.clone()),
-                Some(Registration {
-                    at,
-                    by: Some(registered_by.clone()),
-                }),
-            )
-            .expect("generated contacts are consistent")
-        };
-        let past = |rng: &mut ChaCha8Rng, max_days: i64| {
-            today - Duration::days(rng.gen_range(30..max_days))
-        };
-        let fvk = Profession::Sjukskoterska;
-        if let Some(l) = &listing {
-            if rng.gen_range(0..100) < 55 {
-                let s = staff_with(&region, &l.hsa, Profession::Lakare, &mut rng);
-                let start = past(&mut rng, 3000);
-                contacts.push(new_contact(
-                    &mut rng,
-                    ContactKind::Flk,
-                    ContactStatus::Active,
-                    Some(s),
-                    l,
-                    start,
-                    None,
-                ));
-            }
-        }
-        let r = rng.gen_range(0..100);
-        if r < 20 {
-            let unit = if rng.gen_range(0..10) < 6 {
-                listing
-                    .clone()
-                    .unwrap_or_else(|| pick(&mut rng, &region.centres).clone())
-            } else {
-                pick(&mut rng, &region.clinics).clone()
-            };
-            let s = staff_with(&region, &unit.hsa, fvk, &mut rng);
-            let start = past(&mut rng, 1500);
-            contacts.push(new_contact(
-                &mut rng,
-                ContactKind::Fvk {
-                    coordinating: false,
-                    at_discharge: false,
-                },
-                ContactStatus::Active,
-                Some(s),
-                &unit,
-                start,
-                None,
-            ));
-        } else if r < 22 {
-            let unit = listing
-                .clone()
-                .unwrap_or_else(|| pick(&mut rng, &region.centres).clone());
-            let start = past(&mut rng, 800);
-            contacts.push(new_contact(
-                &mut rng,
-                ContactKind::Fvk {
-                    coordinating: false,
-                    at_discharge: false,
-                },
-                ContactStatus::Declined,
-                None,
-                &unit,
-                start,
-                None,
-            ));
-        }
-        if rng.gen_range(0..100) < 12 {
-            let role = *pick(&mut rng, TreatingRole::ALL);
-            let unit = pick(&mut rng, &region.clinics).clone();
-            let s = staff_with(&region, &unit.hsa, role_profession(role), &mut rng);
-            let start = past(&mut rng, 1200);
-            contacts.push(new_contact(
-                &mut rng,
-                ContactKind::TreatingRole(role),
-                ContactStatus::Active,
-                Some(s),
-                &unit,
-                start,
-                None,
-            ));
-        }
-        if rng.gen_range(0..100) < 8 {
-            let unit = pick(&mut rng, &region.clinics).clone();
-            let s = staff_with(&region, &unit.hsa, fvk, &mut rng);
-            // Ended long before any active contact starts, so never overlapping one (FK-R17).
-            let start = today - Duration::days(rng.gen_range(1700..4000));
-            let end = start + Duration::days(rng.gen_range(30..400));
-            contacts.push(new_contact(
-                &mut rng,
-                ContactKind::TreatingRole(TreatingRole::Kontaktsjukskoterska),
-                ContactStatus::Ended,
-                Some(s),
-                &unit,
-                start,
-                Some(end),
-            ));
-        }
-
-        // One injected inconsistency, where the patient has what it needs.
-        let mut ehr_contacts: Vec<FixedContact> = contacts.clone();
-        let mut bad_checksum_row: Option<Vec<String>> = None;
-        if rng.gen::<f64>() < spec.inconsistency_share {
-            let has_flk = contacts.iter().any(|c| c.kind == ContactKind::Flk);
-            let has_fvk = contacts
-                .iter()
-                .any(|c| c.kind.is_fvk() && c.status() == ContactStatus::Active);
-            let mut options = vec![
-                Anomaly::SecondFvk,
-                Anomaly::AdministrativeFvk,
-                Anomaly::BadChecksum,
-                Anomaly::EhrExtra,
-            ];
-            if has_flk {
-                options.extend([
-                    Anomaly::FlkNotPhysician,
-                    Anomaly::FlkWithoutGpSpecialty,
-                    Anomaly::FlkAtOtherCentre,
-                ]);
-            }
-            if !contacts.is_empty() {
-                options.extend([
-                    Anomaly::DuplicateRole,
-                    Anomaly::EhrMissing,
-                    Anomaly::EhrOtherStaff,
-                    Anomaly::EndedOnlyInRegister,
-                ]);
-            }
-            let anomaly = *pick(&mut rng, &options);
-            let mut row_id = None;
-            let active_idx = contacts
-                .iter()
-                .position(|c| c.status() == ContactStatus::Active);
-            let flk_idx = contacts.iter().position(|c| c.kind == ContactKind::Flk);
-            let mut applied = true;
-            match anomaly {
-                Anomaly::SecondFvk | Anomaly::AdministrativeFvk => {
-                    if anomaly == Anomaly::SecondFvk || has_fvk {
-                        // A second FVK only where none exists for the admin case, so one anomaly is one finding.
-                        applied = anomaly == Anomaly::SecondFvk;
-                    }
-                    if applied {
-                        // Another unit than any FVK the patient has, so the two are no duplicate (FK-R17).
-                        let taken: Vec<HsaId> = contacts
-                            .iter()
-                            .filter(|c| c.kind.is_fvk())
-                            .map(|c| c.unit.hsa.clone())
-                            .collect();
-                        let units: Vec<&CareUnit> = region
-                            .clinics
-                            .iter()
-                            .filter(|u| !taken.contains(&u.hsa))
-                            .collect();
-                        let unit = (*pick(&mut rng, &units)).clone();
-                        let prof = if anomaly == Anomaly::SecondFvk {
-                            fvk
-                        } else {
-                            Profession::Administrator
-                        };
-                        let unit = if prof == Profession::Administrator {
-                            listing.clone().unwrap_or_else(|| region.centres[0].clone())
-                        } else {
-                            unit
-                        };
-                        let s = staff_with(&region, &unit.hsa, prof, &mut rng).clone();
-                        let start = past(&mut rng, 600);
-                        let kind = ContactKind::Fvk {
-                            coordinating: false,
-                            at_discharge: false,
-                        };
-                        if anomaly == Anomaly::SecondFvk && !has_fvk {
-                            let u2 = pick(&mut rng, &region.centres).clone();
-                            let s2 = staff_with(&region, &u2.hsa, fvk, &mut rng).clone();
-                            let c = new_contact(
-                                &mut rng,
-                                kind,
-                                ContactStatus::Active,
-                                Some(&s2),
-                                &u2,
-                                start,
-                                None,
-                            );
-                            contacts.push(c.clone());
-                            ehr_contacts.push(c);
-                        }
-                        let c = new_contact(
-                            &mut rng,
-                            kind,
-                            ContactStatus::Active,
-                            Some(&s),
-                            &unit,
-                            start,
-                            None,
-                        );
-                        row_id = Some(c.row_id.to_string());
-                        contacts.push(c.clone());
-                        ehr_contacts.push(c);
-                    }
-                }
-                Anomaly::FlkNotPhysician
-                | Anomaly::FlkWithoutGpSpecialty
-                | Anomaly::FlkAtOtherCentre => {
-                    let i = flk_idx.expect("only offered with an FLK");
-                    let c = &contacts[i];
-                    let (unit, s) = match anomaly {
-                        Anomaly::FlkNotPhysician => (
-                            c.unit.clone(),
-                            staff_with(&region, &c.unit.hsa, Profession::Sjukskoterska, &mut rng)
-                                .clone(),
-                        ),
-                        Anomaly::FlkWithoutGpSpecialty => {
-                            let mut s = c.staff().expect("FLK has staff").clone();
-                            s.hsa =
-                                HsaId::parse(&format!("{}X", s.hsa)).expect("still well-formed");
-                            s.specialties = m
-                                .terminology
-                                .specialty("internmedicin")
-                                .into_iter()
-                                .collect();
-                            (c.unit.clone(), s)
-                        }
-                        _ => {
-                            let others: Vec<&CareUnit> = region
-                                .centres
-                                .iter()
-                                .filter(|u| Some(&u.hsa) != listing.as_ref().map(|l| &l.hsa))
-                                .collect();
-                            let u = (*pick(&mut rng, &others)).clone();
-                            let s =
-                                staff_with(&region, &u.hsa, Profession::Lakare, &mut rng).clone();
-                            (u, s)
-                        }
-                    };
-                    let c2 = FixedContact::new(
-                        c.row_id.clone(),
-                        patient.clone(),
-                        c.kind,
-                        c.status(),
-                        c.period,
-                        Some(s),
-                        unit,
-                        c.listing_unit.clone(),
-                        c.registration.clone(),
-                    )
-                    .expect("consistent");
-                    row_id = Some(c2.row_id.to_string());
-                    contacts[i] = c2.clone();
-                    ehr_contacts[i] = c2;
-                }
-                Anomaly::DuplicateRole => {
-                    let role_idx = contacts.iter().position(|c| {
-                        c.status() == ContactStatus::Active
-                            && matches!(c.kind, ContactKind::TreatingRole(_))
-                    });
-                    let c = contacts[role_idx.unwrap_or(0)].clone();
-                    if role_idx.is_none() {
-                        applied = false;
-                    } else {
-                        let start = c.period.start() + Duration::days(10);
-                        let d = new_contact(
-                            &mut rng,
-                            c.kind,
-                            ContactStatus::Active,
-                            c.staff(),
-                            &c.unit,
-                            start,
-                            None,
-                        );
-                        row_id = Some(d.row_id.to_string());
-                        contacts.push(d.clone());
-                        ehr_contacts.push(d);
-                    }
-                }
-                Anomaly::BadChecksum => {
-                    let unit = listing.clone().unwrap_or_else(|| region.centres[0].clone());
-                    let s =
-                        staff_with(&region, &unit.hsa, Profession::Sjukskoterska, &mut rng).clone();
-                    let start = past(&mut rng, 300);
-                    let c = new_contact(
-                        &mut rng,
-                        ContactKind::TreatingRole(TreatingRole::PatientansvarigSjukskoterska),
-                        ContactStatus::Active,
-                        Some(&s),
-                        &unit,
-                        start,
-                        None,
-                    );
-                    let mut fields = reg.fields(&c)?;
-                    let pnr = &mut fields[1];
-                    let last = pnr.pop().and_then(|d| d.to_digit(10)).unwrap_or(0);
-                    pnr.push(char::from_digit((last + 1) % 10, 10).unwrap_or('0'));
-                    row_id = Some(c.row_id.to_string());
-                    bad_checksum_row = Some(fields);
-                }
-                Anomaly::EhrMissing => match active_idx {
-                    Some(i) => {
-                        row_id = Some(contacts[i].row_id.to_string());
-                        ehr_contacts.remove(i);
-                    }
-                    None => applied = false,
-                },
-                Anomaly::EhrOtherStaff => match active_idx {
-                    Some(i) => {
-                        let c = &contacts[i];
-                        let cur = c.staff().map(|s| s.hsa.clone());
-                        let prof = c.staff().and_then(|s| s.profession).unwrap_or(fvk);
-                        let alts: Vec<&Staff> = region.staff[&c.unit.hsa]
-                            .iter()
-                            .filter(|s| Some(&s.hsa) != cur.as_ref() && s.profession == Some(prof))
-                            .collect();
-                        if alts.is_empty() {
-                            applied = false;
-                        } else {
-                            let s = (*pick(&mut rng, &alts)).clone();
-                            row_id = Some(c.row_id.to_string());
-                            ehr_contacts[i] = FixedContact::new(
-                                c.row_id.clone(),
-                                patient.clone(),
-                                c.kind,
-                                c.status(),
-                                c.period,
-                                Some(s),
-                                c.unit.clone(),
-                                c.listing_unit.clone(),
-                                None,
-                            )
-                            .expect("consistent");
-                        }
-                    }
-                    None => applied = false,
-                },
-                Anomaly::EhrExtra => {
-                    if has_fvk {
-                        applied = false;
-                    } else {
-                        let unit = pick(&mut rng, &region.clinics).clone();
-                        let s = staff_with(&region, &unit.hsa, fvk, &mut rng).clone();
-                        let start = past(&mut rng, 300);
-                        let mut c = new_contact(
-                            &mut rng,
-                            ContactKind::Fvk {
-                                coordinating: false,
-                                at_discharge: false,
-                            },
-                            ContactStatus::Active,
-                            Some(&s),
-                            &unit,
-                            start,
-                            None,
-                        );
-                        c.registration = None;
-                        ehr_contacts.push(c);
-                    }
-                }
-                Anomaly::EndedOnlyInRegister => match active_idx {
-                    Some(i) => {
-                        let c = &contacts[i];
-                        let end = today - Duration::days(5);
-                        if c.period.start() >= end {
-                            applied = false;
-                        } else {
-                            let ended = FixedContact::new(
-                                c.row_id.clone(),
-                                patient.clone(),
-                                c.kind,
-                                ContactStatus::Ended,
-                                Period::new(c.period.start(), Some(end)).expect("ordered"),
-                                c.staff().cloned(),
-                                c.unit.clone(),
-                                c.listing_unit.clone(),
-                                c.registration.clone(),
-                            )
-                            .expect("consistent");
-                            row_id = Some(c.row_id.to_string());
-                            contacts[i] = ended;
-                        }
-                    }
-                    None => applied = false,
-                },
-            }
-            if applied {
+        let p = g.patient();
+        let mut contacts = g.contacts(&p);
+        let mut ehr_contacts = contacts.clone();
+        let mut bad_checksum = None;
+        if g.rng.gen::<f64>() < spec.inconsistency_share {
+            let (anomaly, done) = g.inject(&p, &mut contacts, &mut ehr_contacts);
+            bad_checksum = done.bad_checksum;
+            if done.applied {
                 manifest.injected.push(Injection {
-                    patient: patient.expose(),
+                    patient: p.patient.expose(),
                     anomaly,
                     expect: anomaly.expect(),
-                    row_id,
+                    row_id: done.row_id,
                 });
             }
         }
-
         for c in &contacts {
             reg.write(c)?;
             manifest.register_rows += 1;
         }
-        if let Some(fields) = bad_checksum_row {
+        if let Some(c) = bad_checksum {
+            let mut fields = reg.fields(&c)?;
+            let pnr = &mut fields[1];
+            let last = pnr.pop().and_then(|d| d.to_digit(10)).unwrap_or(0);
+            pnr.push(char::from_digit((last + 1) % 10, 10).unwrap_or('0'));
             reg.write_fields(&fields)?;
             manifest.register_rows += 1;
         }
-        // The EHR's copy: typed by hand, so its own ids and no register row ids.
-        let mut flk = None;
-        for (n, c) in ehr_contacts.iter_mut().enumerate() {
-            c.row_id = RowId::new(&format!("COS-{}-{n}", c.row_id)).expect("non-empty");
-            c.registration = None;
-            let c = &*c;
-            let r = ehr.contact(c);
-            emit(&mut files, &r.relation, &mut manifest)?;
-            if c.kind == ContactKind::Flk && c.status() == ContactStatus::Active {
-                flk = c.staff().map(|s| (s.hsa.clone(), c.unit.hsa.clone()));
-            }
-            // Staff made up for an anomaly are not in the EHR's directory yet.
-            if !region
-                .staff
-                .get(&c.unit.hsa)
-                .is_some_and(|v| c.staff().is_none_or(|s| v.contains(s)))
-            {
-                if let (Some(p), Some(pr)) = (r.practitioner, r.practitioner_role) {
-                    emit(&mut files, &p, &mut manifest)?;
-                    emit(&mut files, &pr, &mut manifest)?;
-                }
-            }
-        }
-        let listing_hsa = listing.as_ref().map(|l| l.hsa.clone());
-        emit(
+        write_ehr_copy(
+            &ehr,
             &mut files,
-            &ehr.patient(
-                &patient,
-                flk.as_ref().map(|(s, u)| (s, u)),
-                listing_hsa.as_ref(),
-            ),
+            &region,
+            &p,
+            &mut ehr_contacts,
             &mut manifest,
         )?;
     }
     reg.finish()?.flush().map_err(io(&reg_path))?;
-    for (_, mut w) in files {
-        w.out.flush().map_err(|source| SampleError::Io {
-            path: w.path.clone(),
-            source,
-        })?;
-    }
+    files.finish()?;
     let mpath = dir.join("manifest.json");
     std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest)?).map_err(io(&mpath))?;
     Ok(manifest)

@@ -271,6 +271,62 @@ impl<'m> ContextReader<'m> {
         }
     }
 
+    /// An Observation: municipal care form, patient group or large care needs.
+    fn observation(
+        &self,
+        idx: &Index,
+        o: &fhirbolt::model::r4::resources::Observation,
+        out: &mut EhrFacts,
+    ) -> Verdict {
+        let e = &self.m.ehr;
+        let a = &mut out.availability;
+        let current = !matches!(
+            o.status.value.as_deref(),
+            Some("entered-in-error" | "cancelled")
+        );
+        if o.subject.is_none() {
+            return Verdict::not_used("no subject");
+        }
+        let Some(id) = self.patient(idx, o.subject.as_deref()) else {
+            return Verdict::not_used("its patient has no Swedish identity number in the data");
+        };
+        let value = match &o.value {
+            Some(ObservationValue::CodeableConcept(cc)) => Some(&**cc),
+            _ => None,
+        };
+        if has(&o.code, &e.municipal_care_observation) {
+            a.municipal_care = true;
+            if let Some(form) = value
+                .and_then(|v| code_in(v, &e.municipal_care_system))
+                .and_then(MunicipalCareForm::from_code)
+            {
+                if current {
+                    out.contexts
+                        .entry(id)
+                        .or_default()
+                        .municipal_care
+                        .push(form);
+                }
+            }
+        } else if has(&o.code, &e.patient_group_observation) {
+            a.patient_groups = true;
+            if let Some(g) = value
+                .and_then(|v| code_in(v, &e.patient_group_system))
+                .and_then(PatientGroup::from_code)
+            {
+                if current {
+                    out.contexts.entry(id).or_default().groups.push(g);
+                }
+            }
+        } else if has(&o.code, &e.large_care_needs) {
+            a.large_care_needs = true;
+            out.contexts.entry(id).or_default().large_care_needs |= current;
+        } else {
+            return Verdict::not_used("an Observation of other codes");
+        }
+        Verdict::Used
+    }
+
     /// A CarePlan of a kind the mapping names (one the plan rules read).
     pub(crate) fn is_read_plan(&self, cp: &CarePlan) -> bool {
         cp.category
@@ -343,52 +399,7 @@ impl<'m> ContextReader<'m> {
                         out.contexts.entry(id).or_default().life_threatening |= active;
                     }
                 }
-                Resource::Observation(o) => {
-                    let current = !matches!(
-                        o.status.value.as_deref(),
-                        Some("entered-in-error" | "cancelled")
-                    );
-                    if o.subject.is_none() {
-                        return Verdict::not_used("no subject");
-                    }
-                    let Some(id) = self.patient(idx, o.subject.as_deref()) else {
-                        return no_patient();
-                    };
-                    let value = match &o.value {
-                        Some(ObservationValue::CodeableConcept(cc)) => Some(&**cc),
-                        _ => None,
-                    };
-                    if has(&o.code, &e.municipal_care_observation) {
-                        a.municipal_care = true;
-                        if let Some(form) = value
-                            .and_then(|v| code_in(v, &e.municipal_care_system))
-                            .and_then(MunicipalCareForm::from_code)
-                        {
-                            if current {
-                                out.contexts
-                                    .entry(id)
-                                    .or_default()
-                                    .municipal_care
-                                    .push(form);
-                            }
-                        }
-                    } else if has(&o.code, &e.patient_group_observation) {
-                        a.patient_groups = true;
-                        if let Some(g) = value
-                            .and_then(|v| code_in(v, &e.patient_group_system))
-                            .and_then(PatientGroup::from_code)
-                        {
-                            if current {
-                                out.contexts.entry(id).or_default().groups.push(g);
-                            }
-                        }
-                    } else if has(&o.code, &e.large_care_needs) {
-                        a.large_care_needs = true;
-                        out.contexts.entry(id).or_default().large_care_needs |= current;
-                    } else {
-                        return Verdict::not_used("an Observation of other codes");
-                    }
-                }
+                Resource::Observation(o) => return self.observation(idx, o, out),
                 Resource::EpisodeOfCare(ep) => {
                     let forms: Vec<MunicipalCareForm> = ep
                         .r#type

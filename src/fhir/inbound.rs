@@ -717,49 +717,14 @@ impl<'m> Inbound<'m> {
             &layered
         };
         let t = &self.m.terminology;
-        let fast = t.url(ids::TYP_AV_CARETEAM);
-        let br = t.url(ids::CARETEAM_KATEGORI);
-        let categorised = ct.category.iter().flat_map(codings).any(|(s, c)| {
-            (s == fast && c == "fast-kontakt") || (s == br && c == "behandlande-roll")
-        });
-        let profiled = self.claims_profile(
-            ct.meta.as_deref(),
-            &[PROFILE_FIXED_CONTACT, PROFILE_TREATING_ROLE],
-        );
         let status = ct.status.as_ref().and_then(|s| s.value.as_deref());
         if status == Some("entered-in-error") {
             return Some(Verdict::not_used("entered in error"));
         }
-        // Without the category only a national code says "fixed contact": a SNOMED CT
-        // "Primary care physician" alone is any GP's role, not a named FLK.
-        let roles: Vec<Option<(ContactKind, &'static str)>> = ct
-            .participant
-            .iter()
-            .map(|p| p.role.iter().find_map(|cc| self.kind_and_shape(cc)))
-            .map(|r| r.filter(|(_, shape)| categorised || *shape != SNOMED_ONLY))
-            .collect();
-        if !categorised && !profiled {
-            if roles.iter().all(Option::is_none) {
-                let cats: Vec<String> = ct
-                    .category
-                    .iter()
-                    .flat_map(codings)
-                    .map(|(s, c)| format!("{s}#{c}"))
-                    .collect();
-                return Some(if cats.is_empty() {
-                    Verdict::not_used(
-                        "no category, and no participant's role codes a fixed contact",
-                    )
-                } else {
-                    Verdict::not_used_because(
-                        "category is not a fixed contact, and no participant's role codes one",
-                        cats.join(", "),
-                    )
-                });
-            }
-            out.shapes
-                .push("CareTeam without a fixed-contact category: the role code says what it is");
-        }
+        let roles = match self.participant_roles(ct, out) {
+            Ok(roles) => roles,
+            Err(not_used) => return Some(not_used),
+        };
         let id = ct
             .id
             .as_ref()
@@ -843,41 +808,7 @@ impl<'m> Inbound<'m> {
                     at_discharge,
                 };
             }
-            let member = part.member.as_deref();
-            if member.is_none() {
-                ctx.problem(
-                    &format!("{el}.member"),
-                    "missing: a fixed contact names its staff member",
-                );
-            }
-            if member
-                .and_then(|r| idx.get(r))
-                .is_some_and(|r| matches!(r, Resource::Practitioner(_)))
-            {
-                shapes.push(
-                    "member: a Practitioner (the unit from onBehalfOf or managingOrganization)",
-                );
-            }
-            let (staff, member_unit) = self.member(idx, member, &mut ctx, &format!("{el}.member"));
-            let stated = part
-                .on_behalf_of
-                .as_deref()
-                .or(ct.managing_organization.first());
-            // What the CareTeam states wins over a Practitioner's own role; a PractitionerRole's
-            // organization wins over what the CareTeam states.
-            let by_practitioner = member
-                .and_then(|r| idx.get(r))
-                .is_some_and(|r| matches!(r, Resource::Practitioner(_)));
-            let unit = if by_practitioner {
-                self.member(idx, stated, &mut ctx, &format!("{el}.onBehalfOf"))
-                    .1
-                    .or(member_unit)
-            } else {
-                member_unit.or_else(|| {
-                    self.member(idx, stated, &mut ctx, &format!("{el}.onBehalfOf"))
-                        .1
-                })
-            };
+            let (staff, unit) = self.participant(idx, ct, part, &el, &mut ctx, &mut shapes);
             if unit.is_none() {
                 ctx.problem(
                     &el,
@@ -919,6 +850,97 @@ impl<'m> Inbound<'m> {
         }
         out.shapes.extend(shapes);
         None
+    }
+
+    /// The staff member and unit of one participant. What the CareTeam states (onBehalfOf,
+    /// managingOrganization) wins over a Practitioner's own role; a PractitionerRole's
+    /// organization wins over what the CareTeam states.
+    fn participant(
+        &self,
+        idx: &Index,
+        ct: &CareTeam,
+        part: &fhirbolt::model::r4::resources::CareTeamParticipant,
+        el: &str,
+        ctx: &mut Ctx,
+        shapes: &mut Vec<&'static str>,
+    ) -> (Option<Staff>, Option<CareUnit>) {
+        let member = part.member.as_deref();
+        if member.is_none() {
+            ctx.problem(
+                &format!("{el}.member"),
+                "missing: a fixed contact names its staff member",
+            );
+        }
+        let by_practitioner = member
+            .and_then(|r| idx.get(r))
+            .is_some_and(|r| matches!(r, Resource::Practitioner(_)));
+        if by_practitioner {
+            shapes
+                .push("member: a Practitioner (the unit from onBehalfOf or managingOrganization)");
+        }
+        let (staff, member_unit) = self.member(idx, member, ctx, &format!("{el}.member"));
+        let stated = part
+            .on_behalf_of
+            .as_deref()
+            .or(ct.managing_organization.first());
+        let stated_unit =
+            |ctx: &mut Ctx| self.member(idx, stated, ctx, &format!("{el}.onBehalfOf")).1;
+        let unit = if by_practitioner {
+            stated_unit(ctx).or(member_unit)
+        } else {
+            member_unit.or_else(|| stated_unit(ctx))
+        };
+        (staff, unit)
+    }
+
+    /// The contact kind each participant's role codes; none when the CareTeam is no fixed
+    /// contact at all (not categorised, claiming no profile, and no national role code).
+    fn participant_roles(
+        &self,
+        ct: &CareTeam,
+        out: &mut FhirContacts,
+    ) -> Result<Vec<Option<(ContactKind, &'static str)>>, Verdict> {
+        let t = &self.m.terminology;
+        let fast = t.url(ids::TYP_AV_CARETEAM);
+        let br = t.url(ids::CARETEAM_KATEGORI);
+        let categorised = ct.category.iter().flat_map(codings).any(|(s, c)| {
+            (s == fast && c == "fast-kontakt") || (s == br && c == "behandlande-roll")
+        });
+        let profiled = self.claims_profile(
+            ct.meta.as_deref(),
+            &[PROFILE_FIXED_CONTACT, PROFILE_TREATING_ROLE],
+        );
+        // Without the category only a national code says "fixed contact": a SNOMED CT
+        // "Primary care physician" alone is any GP's role, not a named FLK.
+        let roles: Vec<Option<(ContactKind, &'static str)>> = ct
+            .participant
+            .iter()
+            .map(|p| p.role.iter().find_map(|cc| self.kind_and_shape(cc)))
+            .map(|r| r.filter(|(_, shape)| categorised || *shape != SNOMED_ONLY))
+            .collect();
+        if !categorised && !profiled {
+            if roles.iter().all(Option::is_none) {
+                let cats: Vec<String> = ct
+                    .category
+                    .iter()
+                    .flat_map(codings)
+                    .map(|(s, c)| format!("{s}#{c}"))
+                    .collect();
+                return Err(if cats.is_empty() {
+                    Verdict::not_used(
+                        "no category, and no participant's role codes a fixed contact",
+                    )
+                } else {
+                    Verdict::not_used_because(
+                        "category is not a fixed contact, and no participant's role codes one",
+                        cats.join(", "),
+                    )
+                });
+            }
+            out.shapes
+                .push("CareTeam without a fixed-contact category: the role code says what it is");
+        }
+        Ok(roles)
     }
 
     /// The resource names one of the product's profiles in `meta.profile`.

@@ -346,6 +346,34 @@ fn unit_chart(by_unit: &BTreeMap<String, [u64; 3]>, out: &mut dyn Write) -> std:
 
 /// The page: summary, per-rule and per-unit counts, a bar chart of findings per unit (inline
 /// SVG), and the findings table (filtered, sorted and paged by a small inline script).
+/// The summary: patients, rows, contacts, rejected rows, findings by severity.
+fn summary_cards(
+    report: &CheckReport,
+    by_severity: &[u64; 3],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        r#"<h2>Sammanfattning</h2><div class="cards">
+<div class="card">Patienter<b id="n-patients">{}</b></div>
+<div class="card">Registerrader<b>{}</b></div>
+<div class="card">Kontakter i journalen<b>{}</b></div>
+<div class="card">Avvisade rader<b>{}</b></div>
+<div class="card sev-error">Fel<b id="n-error">{}</b></div>
+<div class="card sev-warning">Varningar<b id="n-warning">{}</b></div>
+<div class="card sev-info">Info<b id="n-info">{}</b></div>
+</div>"#,
+        report.patients,
+        report.register_rows,
+        report.ehr_contacts,
+        report.rejected_rows,
+        by_severity[Severity::Error as usize],
+        by_severity[Severity::Warning as usize],
+        by_severity[Severity::Info as usize],
+    )?;
+    Ok(())
+}
+
 pub(crate) fn html(
     report: &CheckReport,
     plan: Option<&PlanCounts>,
@@ -421,25 +449,7 @@ td.basis,td.src{{font-size:12px;color:#5b6670}} .pager{{margin:.6rem 0;display:f
             String::new()
         },
     )?;
-    writeln!(
-        out,
-        r#"<h2>Sammanfattning</h2><div class="cards">
-<div class="card">Patienter<b id="n-patients">{}</b></div>
-<div class="card">Registerrader<b>{}</b></div>
-<div class="card">Kontakter i journalen<b>{}</b></div>
-<div class="card">Avvisade rader<b>{}</b></div>
-<div class="card sev-error">Fel<b id="n-error">{}</b></div>
-<div class="card sev-warning">Varningar<b id="n-warning">{}</b></div>
-<div class="card sev-info">Info<b id="n-info">{}</b></div>
-</div>"#,
-        report.patients,
-        report.register_rows,
-        report.ehr_contacts,
-        report.rejected_rows,
-        by_severity[Severity::Error as usize],
-        by_severity[Severity::Warning as usize],
-        by_severity[Severity::Info as usize],
-    )?;
+    summary_cards(report, &by_severity, out)?;
     if let Some(p) = plan {
         writeln!(
             out,

@@ -146,6 +146,42 @@ impl EhrDirectory {
             .collect()
     }
 
+    /// The facts of the CarePlans, read with the CareTeams they name (kept from the
+    /// patient-scoped pass) and their patients' stubs; a verdict per CarePlan.
+    fn read_plans(
+        &self,
+        idx: &Index,
+        kept_teams: &[crate::fhir::Resource],
+        m: &Mappings,
+    ) -> (EhrFacts, Vec<Verdict>) {
+        let plans = self.care_plans();
+        let mut f = EhrFacts::default();
+        if plans.is_empty() {
+            return (f, Vec::new());
+        }
+        let mut pidx = Index::new(
+            self.resources
+                .iter()
+                .map(|(u, r)| (u.clone(), r))
+                .chain(kept_teams.iter().map(|r| (None, r))),
+        );
+        for r in &plans {
+            if let crate::fhir::Resource::CarePlan(cp) = r {
+                if let (Some(stub), Some(text)) = (
+                    idx.patient(&cp.subject),
+                    cp.subject
+                        .reference
+                        .as_ref()
+                        .and_then(|x| x.value.as_deref()),
+                ) {
+                    pidx.add_patient_ref(text, stub.clone());
+                }
+            }
+        }
+        let verdicts = ContextReader::new(m).judge_into(&pidx, &plans, &mut f);
+        (f, verdicts)
+    }
+
     /// `CareTeam/id` of every CareTeam a CarePlan names.
     fn care_plan_teams(&self) -> HashSet<String> {
         let mut out = HashSet::new();
@@ -349,37 +385,14 @@ impl EhrSide {
             },
         )?;
         // CarePlans last, with the CareTeams they name and their patients' stubs.
-        let plans = dir.care_plans();
-        if !plans.is_empty() {
-            let mut pidx = Index::new(
-                dir.resources
-                    .iter()
-                    .map(|(u, r)| (u.clone(), r))
-                    .chain(kept_teams.iter().map(|r| (None, r))),
-            );
-            for r in &plans {
-                if let crate::fhir::Resource::CarePlan(cp) = r {
-                    if let (Some(stub), Some(text)) = (
-                        idx.patient(&cp.subject),
-                        cp.subject
-                            .reference
-                            .as_ref()
-                            .and_then(|x| x.value.as_deref()),
-                    ) {
-                        pidx.add_patient_ref(text, stub.clone());
-                    }
-                }
-            }
-            let mut f = EhrFacts::default();
-            let verdicts = ContextReader::new(m).judge_into(&pidx, &plans, &mut f);
-            for (k, v) in plan_at.iter().zip(verdicts) {
-                dir_verdicts[*k] = v;
-            }
-            facts.availability.absorb(f.availability);
-            for (p, c) in f.contexts {
-                if part.holds(&p) {
-                    facts.contexts.entry(p).or_default().absorb(c);
-                }
+        let f = dir.read_plans(idx, &kept_teams, m);
+        for (k, v) in plan_at.iter().zip(f.1) {
+            dir_verdicts[*k] = v;
+        }
+        facts.availability.absorb(f.0.availability);
+        for (p, c) in f.0.contexts {
+            if part.holds(&p) {
+                facts.contexts.entry(p).or_default().absorb(c);
             }
         }
         if first {
