@@ -13,6 +13,7 @@ rm -rf "$W" && mkdir -p "$W"
 $BIN samples generate --patients "$((N * 2))" --seed 7 -o "$W/region" >/dev/null 2>&1
 python3 samples/golden/make-cases.py "$W/region/register.csv" "$W/all" 2>/dev/null
 mkdir -p "$W/cases"
-ls "$W/all" | head -n "$N" | while read -r c; do mv "$W/all/$c" "$W/cases/"; done
+mapfile -t all < <(ls "$W/all")
+for c in "${all[@]:0:$N}"; do mv "$W/all/$c" "$W/cases/"; done
 /usr/bin/time -f "bless:        %e s, peak %M KiB" $BIN mapping test "$W/cases" --bless 2>&1 | tail -2
 /usr/bin/time -f "mapping test: %e s, peak %M KiB" $BIN mapping test "$W/cases" 2>&1 | tail -2
