@@ -343,28 +343,10 @@ fn input_findings(profile: &Profile, ehr: &EhrSide) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut add =
         |id: &'static str, message: String, source: String, expression: Option<String>| {
-            let Some(rule) = super::catalogue::find(id) else {
-                return;
-            };
-            if !profile.enabled(rule.id) {
-                return;
+            if let Some(rule) = super::catalogue::find(id) {
+                let f = finding(profile, rule, String::new(), message, vec![source]);
+                out.extend(f.map(|f| Finding { expression, ..f }));
             }
-            out.push(Finding {
-                rule: rule.id,
-                severity: profile
-                    .severity
-                    .get(rule.id)
-                    .copied()
-                    .unwrap_or(rule.severity),
-                patient: String::new(),
-                message,
-                basis: rule.basis,
-                register: None,
-                ehr: None,
-                unit: None,
-                sources: vec![source],
-                expression,
-            });
         };
     for p in &ehr.problems {
         let source = p.split(": ").next().unwrap_or(p).to_owned();
@@ -388,7 +370,23 @@ fn r16_finding(
     message: String,
     sources: Vec<String>,
 ) -> Option<Finding> {
-    let rule = super::catalogue::RuleId::R16.rule();
+    finding(
+        profile,
+        super::catalogue::RuleId::R16.rule(),
+        patient,
+        message,
+        sources,
+    )
+}
+
+/// A finding of `rule` under the profile's severity, unless the profile disables the rule.
+fn finding(
+    profile: &Profile,
+    rule: &'static super::catalogue::Rule,
+    patient: String,
+    message: String,
+    sources: Vec<String>,
+) -> Option<Finding> {
     profile.enabled(rule.id).then(|| Finding {
         rule: rule.id,
         severity: profile

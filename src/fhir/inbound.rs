@@ -179,19 +179,7 @@ impl<'r> Index<'r> {
             }
         }
         // A Practitioner's own role: its unit, when a CareTeam names the Practitioner alone.
-        for r in roles {
-            if let Resource::PractitionerRole(role) = r {
-                let named = role
-                    .practitioner
-                    .as_deref()
-                    .and_then(|p| Self::lookup(&idx.by_key, p));
-                if let Some(p) = named {
-                    idx.roles_of
-                        .entry(*p as *const Resource as usize)
-                        .or_insert(r);
-                }
-            }
-        }
+        idx.add_roles(roles);
         idx
     }
 
@@ -247,6 +235,23 @@ impl<'r> Index<'r> {
         }
     }
 
+    /// Each PractitionerRole among `roles` as its Practitioner's role (the first one wins).
+    fn add_roles(&mut self, roles: impl IntoIterator<Item = &'r Resource>) {
+        for r in roles {
+            if let Resource::PractitionerRole(role) = r {
+                let named = role
+                    .practitioner
+                    .as_deref()
+                    .and_then(|p| Self::lookup(&self.by_key, p));
+                if let Some(p) = named {
+                    self.roles_of
+                        .entry(*p as *const Resource as usize)
+                        .or_insert(r);
+                }
+            }
+        }
+    }
+
     /// The shared index with a resource's contained resources over it, named `#id`.
     pub(crate) fn with_contained(parent: &'r Index<'r>, contained: &'r [Resource]) -> Index<'r> {
         let mut idx = Index::new(std::iter::empty());
@@ -259,19 +264,7 @@ impl<'r> Index<'r> {
             }
         }
         // Roles among the contained resources name contained Practitioners.
-        for r in contained {
-            if let Resource::PractitionerRole(role) = r {
-                let named = role
-                    .practitioner
-                    .as_deref()
-                    .and_then(|p| Self::lookup(&idx.by_key, p));
-                if let Some(p) = named {
-                    idx.roles_of
-                        .entry(*p as *const Resource as usize)
-                        .or_insert(r);
-                }
-            }
-        }
+        idx.add_roles(contained);
         idx.parent = Some(parent);
         idx
     }
@@ -708,14 +701,8 @@ impl<'m> Inbound<'m> {
     /// A CareTeam: one contact per participant whose role codes a fixed contact. Returns why
     /// it is not used when it is no fixed-contact CareTeam at all.
     fn care_team(&self, idx: &Index, ct: &CareTeam, out: &mut FhirContacts) -> Option<Verdict> {
-        let layered;
-        let idx = if ct.contained.is_empty() {
-            idx
-        } else {
-            out.shapes.push("contained resources (#id references)");
-            layered = Index::with_contained(idx, &ct.contained);
-            &layered
-        };
+        let layered = Self::contained_scope(idx, &ct.contained, out);
+        let idx = layered.as_ref().unwrap_or(idx);
         let t = &self.m.terminology;
         let status = ct.status.as_ref().and_then(|s| s.value.as_deref());
         if status == Some("entered-in-error") {
@@ -943,6 +930,18 @@ impl<'m> Inbound<'m> {
         Ok(roles)
     }
 
+    /// A resource's contained resources over the shared index, when it has any.
+    fn contained_scope<'x>(
+        idx: &'x Index<'x>,
+        contained: &'x [Resource],
+        out: &mut FhirContacts,
+    ) -> Option<Index<'x>> {
+        (!contained.is_empty()).then(|| {
+            out.shapes.push("contained resources (#id references)");
+            Index::with_contained(idx, contained)
+        })
+    }
+
     /// The resource names one of the product's profiles in `meta.profile`.
     fn claims_profile(
         &self,
@@ -964,14 +963,8 @@ impl<'m> Inbound<'m> {
     }
 
     fn declined_offer(&self, idx: &Index, task: &Task, out: &mut FhirContacts) -> Option<Verdict> {
-        let layered;
-        let idx = if task.contained.is_empty() {
-            idx
-        } else {
-            out.shapes.push("contained resources (#id references)");
-            layered = Index::with_contained(idx, &task.contained);
-            &layered
-        };
+        let layered = Self::contained_scope(idx, &task.contained, out);
+        let idx = layered.as_ref().unwrap_or(idx);
         let t = &self.m.terminology;
         let erbj = t.url(ids::ERBJUDANDE);
         let is_offer = task
