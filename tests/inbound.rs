@@ -411,3 +411,41 @@ fn translated_row(input: &Path) -> String {
     let text = std::fs::read_to_string(&csv).unwrap();
     text.lines().nth(1).expect("one contact").to_owned()
 }
+
+#[test]
+fn a_role_coded_only_in_snomed_ct_is_read_backwards_where_the_category_says_fixed_contact() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        json!({"resourceType": "Patient", "id": "p1",
+               "identifier": [{"system": PNR_URI, "value": "191212121212"}]}),
+        json!({"resourceType": "Organization", "id": "vc",
+               "identifier": [{"system": HSA, "value": "SE2321000016-V0001"}]}),
+        json!({"resourceType": "Practitioner", "id": "anna",
+               "identifier": [{"system": HSA, "value": "SE2321000016-S0001"}]}),
+        // SNOMED CT 446050000 "Primary care physician": the product's map of FLK, read back.
+        json!({"resourceType": "CareTeam", "id": "flk", "status": "active",
+               "category": role(TYP, "fast-kontakt"),
+               "subject": {"reference": "Patient/p1"},
+               "period": {"start": "2025-01-01"},
+               "participant": [{"role": role("http://snomed.info/sct", "446050000"),
+                                "member": {"reference": "Practitioner/anna"},
+                                "onBehalfOf": {"reference": "Organization/vc"}}]}),
+    ];
+    let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+    let input = dir.path().join("snomed.ndjson");
+    std::fs::write(&input, text.join("\n")).unwrap();
+    let row = translated_row(&input);
+    assert!(row.contains(";FLK;"), "{row}");
+
+    // Without the category the same code is any GP's role: not a fixed contact.
+    let mut bare = lines[3].clone();
+    bare.as_object_mut().unwrap().remove("category");
+    let mut text = text;
+    text[3] = bare.to_string();
+    std::fs::write(&input, text.join("\n")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (code, r) = check_json(dir.path(), &out.path().join("out.json"));
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["ehr_contacts"], 0);
+    assert!(reason_of(&r, "CareTeam/flk").contains("no category"), "{r}");
+}
