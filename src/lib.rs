@@ -4,6 +4,8 @@
 //! Data flows one way: `sources` (register CSV, FHIR) → `domain` → checks and diff → plan →
 //! `sinks` (FHIR server, reports). `mapping` holds what is data rather than code.
 
+#![warn(missing_docs)]
+
 pub mod checks;
 pub mod domain;
 pub mod fhir;

@@ -4,6 +4,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 
+/// A progress bar on a terminal, nothing elsewhere.
 pub struct Progress {
     bar: ProgressBar,
 }
@@ -53,6 +54,7 @@ impl Progress {
         self.bar.suspend(f)
     }
 
+    /// Ends the bar.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }

@@ -4,13 +4,20 @@
 
 use super::Severity;
 
+/// A guideline rule as the catalogue states it.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Rule {
+    /// `FK-R01` …
     pub id: &'static str,
+    /// The default severity (a profile may change it).
     pub severity: Severity,
+    /// One line naming what the rule asks.
     pub title: &'static str,
+    /// The legal and guideline basis, as `domain.md` cites it.
     pub basis: &'static str,
+    /// What the rule means, for `fastkontakt rules FK-R..`.
     pub explanation: &'static str,
+    /// The data the rule needs (without it, the rule is "not evaluated").
     pub needs: &'static str,
 }
 
@@ -34,6 +41,7 @@ const fn rule(
 
 use Severity::{Error as E, Warning as W};
 
+/// The guideline's rules FK-R01..FK-R20, in id order.
 pub const RULES: &[Rule] = &[
     rule("FK-R01", E, "At most one active FVK per patient", "Gävleborg §2.2 (also §2.1)",
         "Gävleborg registers one FVK per patient in the register, and so one in Cosmic; a profile may instead cap FVKs per unit.",
@@ -108,6 +116,7 @@ pub const INPUT_RULES: &[Rule] = &[
         "EHR contacts"),
 ];
 
+/// A rule (guideline or input) by its id, in any case.
 pub fn find(id: &str) -> Option<&'static Rule> {
     RULES
         .iter()

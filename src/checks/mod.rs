@@ -25,10 +25,14 @@ use serde::{Deserialize, Serialize};
     Deserialize,
     clap::ValueEnum,
 )]
+/// How serious a finding is; `--fail-on` compares against it.
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Worth knowing; nothing to fix.
     Info,
+    /// Probably wrong; look at it.
     Warning,
+    /// Wrong against the guideline or the data: to fix.
     Error,
 }
 
@@ -45,11 +49,14 @@ impl std::fmt::Display for Severity {
 /// One breach of one rule for one patient, with what each side says and where it came from.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
+    /// The rule's id (`FK-R01`, `FK-IN01` …).
     pub rule: &'static str,
+    /// The severity under the run's profile.
     pub severity: Severity,
     /// 12 digits, no hyphen (the report is data; logs never carry this). For a number that
     /// failed its check (FK-R16) it is the text as found.
     pub patient: String,
+    /// What is wrong, for a person.
     pub message: String,
     pub(crate) basis: &'static str,
     /// What the register says, when it bears on the finding.
@@ -66,6 +73,8 @@ pub struct Finding {
 /// A rule that could not run for lack of data, said once per run.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct NotEvaluated {
+    /// The rule's id.
     pub rule: &'static str,
+    /// Which data was missing.
     pub reason: String,
 }

@@ -68,6 +68,7 @@ struct RawProfile {
     large_care_needs: Needs,
 }
 
+/// A region's profile: how its guideline differs (mappings/profiles/NAME.toml).
 #[derive(Debug, Clone)]
 pub struct Profile {
     pub(crate) name: String,

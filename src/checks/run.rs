@@ -15,6 +15,7 @@ use chrono::NaiveDate;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+#[allow(missing_docs)] // each variant's #[error] text says what it is
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
     #[error(transparent)]
@@ -25,17 +26,24 @@ pub enum CheckError {
     NoInput,
 }
 
+/// What a check found, and what it read.
 #[derive(Debug, serde::Serialize)]
 pub struct CheckReport {
     pub(crate) profile: String,
     pub(crate) as_of: NaiveDate,
+    /// Patients checked.
     pub patients: u64,
+    /// Register rows read as contacts.
     pub register_rows: u64,
+    /// Contacts read from the EHR.
     pub ehr_contacts: usize,
+    /// The findings, most severe first.
     pub findings: Vec<Finding>,
+    /// Rules that could not run for lack of data.
     pub not_evaluated: Vec<NotEvaluated>,
     /// Register rows that could not be read (their identifier problems are FK-R16 findings).
     pub rejected_rows: u64,
+    /// Where rejected register rows were written, if anywhere.
     pub quarantine: Option<PathBuf>,
     pub(crate) ehr_problems: Vec<String>,
     /// What the EHR input held: per type read, used and not used, and why.
@@ -71,17 +79,25 @@ impl CheckReport {
         });
     }
 
+    /// The most severe finding's severity, if any.
     pub fn worst(&self) -> Option<Severity> {
         self.findings.iter().map(|f| f.severity).max()
     }
 }
 
+/// What one check reads: a register, an EHR side, or both, under a profile.
 pub struct CheckInput<'a> {
+    /// The register export.
     pub register: Option<&'a Path>,
+    /// The EHR side, read before.
     pub ehr: Option<EhrSide>,
+    /// The region's profile.
     pub profile: &'a Profile,
+    /// The mappings (terminology, register columns, carriers).
     pub mappings: &'a Mappings,
+    /// The day "active" is judged on.
     pub as_of: NaiveDate,
+    /// Where rejected register rows go.
     pub quarantine: Option<PathBuf>,
     /// The slice of patients this run checks (rejected rows are handled in the first).
     pub partition: Partition,
@@ -140,11 +156,17 @@ pub(crate) const PARTITION_BYTES: u64 = 2_000_000_000;
 
 /// A check whose EHR side is read from files, streamed and partitioned.
 pub struct Streamed<'a> {
+    /// The register export.
     pub register: Option<&'a Path>,
+    /// The EHR's files (NDJSON, Bundles or a folder of them).
     pub ehr: &'a Path,
+    /// The region's profile.
     pub profile: &'a Profile,
+    /// The mappings.
     pub mappings: &'a Mappings,
+    /// The day "active" is judged on.
     pub as_of: NaiveDate,
+    /// Where rejected register rows go.
     pub quarantine: Option<PathBuf>,
     /// Passes over the data (default: from the EHR files' size).
     pub partitions: Option<u32>,

@@ -34,13 +34,17 @@ pub enum ContactKind {
     /// `at_discharge`: appointed before discharge from inpatient care (lag 2017:612), which the
     /// register need not hold (Gävleborg §2.6).
     Fvk {
+        /// The FVK coordinates the patient's care across units (Örebro §7.5).
         coordinating: bool,
+        /// Appointed for a discharge from inpatient care (Gävleborg §2.6).
         at_discharge: bool,
     },
+    /// A treating role (behandlande roll).
     TreatingRole(TreatingRole),
 }
 
 impl ContactKind {
+    /// An FVK, coordinating or not.
     pub fn is_fvk(self) -> bool {
         matches!(self, ContactKind::Fvk { .. })
     }
@@ -97,29 +101,37 @@ pub struct Period {
     end: Option<NaiveDate>,
 }
 
+/// A period that ends before it starts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the period ends ({end}) before it starts ({start})")]
 pub struct PeriodError {
+    /// The start given.
     pub start: NaiveDate,
+    /// The end given, before the start.
     pub end: NaiveDate,
 }
 
 impl Period {
+    /// A period from `start`, open or ending on `end` (not before `start`).
     pub fn new(start: NaiveDate, end: Option<NaiveDate>) -> Result<Self, PeriodError> {
         match end {
             Some(e) if e < start => Err(PeriodError { start, end: e }),
             _ => Ok(Period { start, end }),
         }
     }
+    /// The first day.
     pub fn start(&self) -> NaiveDate {
         self.start
     }
+    /// The last day, if the period has ended or will.
     pub fn end(&self) -> Option<NaiveDate> {
         self.end
     }
+    /// Whether `day` lies within the period.
     pub fn contains(&self, day: NaiveDate) -> bool {
         day >= self.start && self.end.is_none_or(|e| day <= e)
     }
+    /// Whether the two periods share a day.
     pub fn overlaps(&self, other: &Period) -> bool {
         let a_end = self.end.unwrap_or(NaiveDate::MAX);
         let b_end = other.end.unwrap_or(NaiveDate::MAX);
@@ -133,10 +145,12 @@ impl Period {
 pub struct RowId(String);
 
 impl RowId {
+    /// A row id, unless the text is empty.
     pub fn new(text: &str) -> Option<Self> {
         let t = text.trim();
         (!t.is_empty()).then(|| RowId(t.to_owned()))
     }
+    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -151,10 +165,13 @@ impl fmt::Display for RowId {
 /// When and by whom the register last changed a row.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Registration {
+    /// When the register changed the relation.
     pub at: Option<DateTime<FixedOffset>>,
+    /// Who changed it (HSA-id).
     pub by: Option<HsaId>,
 }
 
+#[allow(missing_docs)] // each variant's #[error] text says what it is
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContactError {
     #[error("an {0} contact names no staff member (only a declined offer may)")]
@@ -164,17 +181,23 @@ pub enum ContactError {
 /// One patient–contact relation.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FixedContact {
+    /// The register's row id (Rad-id).
     pub row_id: RowId,
+    /// Whose contact it is.
     #[serde(serialize_with = "serialize_patient")]
     pub patient: PatientId,
+    /// FLK, FVK or a treating role.
     #[serde(serialize_with = "serialize_kind")]
     pub kind: ContactKind,
     status: ContactStatus,
+    /// From when, and until when if ended.
     pub period: Period,
     staff: Option<Staff>,
+    /// The care unit the contact belongs to.
     pub unit: CareUnit,
     /// The primary-care centre the patient is listed at, as this row states it.
     pub listing_unit: Option<HsaId>,
+    /// The register's last change, if known.
     pub registration: Option<Registration>,
 }
 
@@ -219,9 +242,11 @@ impl FixedContact {
             registration,
         })
     }
+    /// Active, ended or declined.
     pub fn status(&self) -> ContactStatus {
         self.status
     }
+    /// The named staff member (absent for a declined offer).
     pub fn staff(&self) -> Option<&Staff> {
         self.staff.as_ref()
     }

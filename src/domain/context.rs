@@ -26,19 +26,26 @@ code_enum!(
     }
 );
 
+/// What the EHR knows of a patient beside the contacts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PatientContext {
+    /// A life-threatening condition is recorded (FK-R03).
     pub life_threatening: bool,
+    /// Municipal care forms in force (FK-R06).
     pub municipal_care: Vec<MunicipalCareForm>,
     /// An inpatient stay is about to end in discharge.
     pub discharge_pending: bool,
+    /// The patient has died (FK-R20).
     pub deceased: bool,
+    /// The patient has moved out of the region (FK-R20).
     pub moved_out: bool,
+    /// Patient groups (FK-R18).
     pub groups: Vec<PatientGroup>,
     /// Large care and nursing needs (Örebro §8.3).
     pub large_care_needs: bool,
     /// The listing unit the EHR holds.
     pub listing: Option<HsaId>,
+    /// Care plans (FK-R13..R15).
     pub plans: Vec<CarePlanRecord>,
 }
 
@@ -46,15 +53,25 @@ pub struct PatientContext {
 /// the whole input is "not evaluated", never passed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Availability {
+    /// The EHR's contacts were read.
     pub ehr_contacts: bool,
+    /// A register export was read.
     pub register: bool,
+    /// Life-threatening conditions are recorded somewhere in the data.
     pub life_threatening: bool,
+    /// Municipal care is recorded.
     pub municipal_care: bool,
+    /// Inpatient encounters are recorded.
     pub discharge: bool,
+    /// Deaths or moves are recorded.
     pub deceased_or_moved: bool,
+    /// Patient groups are recorded.
     pub patient_groups: bool,
+    /// Large care needs are recorded.
     pub large_care_needs: bool,
+    /// Care plans are recorded.
     pub plans: bool,
+    /// A staff directory (PractitionerRoles) is present.
     pub staff_directory: bool,
 }
 

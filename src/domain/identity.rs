@@ -5,6 +5,7 @@ use chrono::NaiveDate;
 use std::fmt;
 
 /// Why an identity number was refused.
+#[allow(missing_docs)] // each variant's #[error] text says what it is
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     #[error("expected 12 digits (YYYYMMDDNNNC, hyphen allowed before the last four), got {0} characters")]
@@ -24,6 +25,7 @@ pub enum IdentityError {
 /// Which kind of patient identity number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PatientIdKind {
+    /// A personnummer (Skatteverket).
     Personnummer,
     /// Day of birth + 60.
     Samordningsnummer,
@@ -37,11 +39,16 @@ pub enum PatientIdKind {
 pub enum PatientId {
     /// 12 ASCII digits, YYYYMMDDNNNC, checked.
     Swedish {
+        /// Personnummer or samordningsnummer.
         kind: PatientIdKind,
+        /// The 12 digits.
         digits: [u8; 12],
     },
+    /// A reserve number, under its issuer's system.
     Reserv {
+        /// The issuer's system (OID or URI).
         system: String,
+        /// The number as the issuer wrote it.
         value: String,
     },
 }
@@ -90,6 +97,7 @@ impl PatientId {
         Ok(PatientId::Swedish { kind, digits })
     }
 
+    /// A reserve number under its issuer's system.
     pub fn reserv(system: &str, value: &str) -> Result<Self, IdentityError> {
         if system.trim().is_empty() || value.trim().is_empty() {
             return Err(IdentityError::Reserv);
@@ -100,6 +108,7 @@ impl PatientId {
         })
     }
 
+    /// Which kind of identity number it is.
     pub fn kind(&self) -> PatientIdKind {
         match self {
             PatientId::Swedish { kind, .. } => *kind,
@@ -208,6 +217,7 @@ impl fmt::Debug for PatientId {
 pub struct HsaId(String);
 
 impl HsaId {
+    /// An HSA-id, if well-formed.
     pub fn parse(text: &str) -> Result<Self, IdentityError> {
         let t = text.trim();
         let b = t.as_bytes();
@@ -223,6 +233,7 @@ impl HsaId {
             Err(IdentityError::HsaForm)
         }
     }
+    /// The HSA-id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -9,13 +9,16 @@ macro_rules! code_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $code:literal),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[allow(missing_docs)] // a variant is named by its code; the CodeSystem has its display
         pub enum $name { $($(#[$vm])* $variant),+ }
         impl $name {
+            /// Every code, in CodeSystem order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
             /// The code in the project CodeSystem.
             pub fn code(self) -> &'static str {
                 match self { $($name::$variant => $code),+ }
             }
+            /// The value a code names, if any.
             pub fn from_code(code: &str) -> Option<Self> {
                 match code { $($code => Some($name::$variant),)+ _ => None }
             }
@@ -55,8 +58,11 @@ impl Profession {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Licence {
+    /// A licensed professional (legitimerad).
     Licensed,
+    /// Known not to hold a licence.
     NotLicensed,
+    /// Not known.
     #[default]
     Unknown,
 }
@@ -73,6 +79,7 @@ impl SpecialtyCode {
     pub(crate) fn new_unchecked(code: &str) -> Self {
         SpecialtyCode(code.to_owned())
     }
+    /// The code as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -81,14 +88,20 @@ impl SpecialtyCode {
 /// A staff member as the register or the EHR names them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Staff {
+    /// The HSA-id.
     pub hsa: HsaId,
+    /// The name, if known.
     pub name: Option<String>,
+    /// The profession, if known.
     pub profession: Option<Profession>,
+    /// Whether licensed, if known.
     pub licence: Licence,
+    /// Specialties (the register's codes).
     pub specialties: Vec<SpecialtyCode>,
 }
 
 impl Staff {
+    /// Whether a licensed physician: None when the licence or profession is unknown.
     pub fn is_licensed_physician(&self) -> Option<bool> {
         match (self.profession, self.licence) {
             (Some(Profession::Lakare), Licence::Licensed) => Some(true),

@@ -25,9 +25,13 @@ impl UnitKind {
     }
 }
 
+/// A care unit (vårdenhet).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CareUnit {
+    /// Its HSA-id.
     pub hsa: HsaId,
+    /// Its name, if known.
     pub name: Option<String>,
+    /// Its kind (vårdcentral, specialist clinic …), if known.
     pub kind: Option<UnitKind>,
 }

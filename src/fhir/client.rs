@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret from its text.
     pub fn new(s: impl Into<String>) -> Self {
         Secret(s.into())
     }
@@ -37,6 +38,7 @@ impl Secret {
             ))
         }
     }
+    /// The secret's text, for the one place that sends it.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -51,15 +53,21 @@ impl std::fmt::Debug for Secret {
 /// How to authenticate to one endpoint.
 #[derive(Debug, Clone, Default)]
 pub enum Auth {
+    /// No authentication.
     #[default]
     None,
+    /// A fixed bearer token.
     Bearer(Secret),
     /// OAuth2 client credentials, with a client secret or (SMART Backend Services) a JWT signed
     /// with the client's private key.
     ClientCredentials {
+        /// The token endpoint.
         token_url: String,
+        /// The client's id there.
         client_id: String,
+        /// How the client proves itself.
         credential: Credential,
+        /// The scopes asked for, if any.
         scope: Option<String>,
     },
 }
@@ -67,12 +75,16 @@ pub enum Auth {
 /// How a client proves who it is to the token endpoint.
 #[derive(Debug, Clone)]
 pub enum Credential {
+    /// A client secret.
     Secret(Secret),
     /// `private_key_jwt` (RFC 7523, SMART Backend Services): a PEM private key (RSA or EC),
     /// signed with RS384 or ES384, and the key id the server knows it by.
     PrivateKeyJwt {
+        /// The private key (PEM).
         key_pem: Secret,
+        /// RS384 or ES384.
         algorithm: jsonwebtoken::Algorithm,
+        /// The key id the server knows the key by.
         kid: Option<String>,
     },
 }
@@ -130,12 +142,15 @@ pub(crate) fn pkcs12_to_pem(data: &[u8], password: &Secret) -> Result<Vec<u8>, C
 /// Mutual TLS: client certificate and key (PEM), and a private CA (PEM) to trust.
 #[derive(Debug, Clone, Default)]
 pub struct Tls {
+    /// The client certificate and key (PEM).
     pub identity_pem: Option<std::path::PathBuf>,
     /// A PKCS#12 client certificate instead of PEM, with its password.
     pub identity_p12: Option<(std::path::PathBuf, Secret)>,
+    /// A private CA to trust (PEM).
     pub ca_pem: Option<std::path::PathBuf>,
 }
 
+/// How to reach one FHIR endpoint: base URL, authentication, TLS, limits.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub(crate) base: String,
@@ -149,7 +164,9 @@ pub struct ClientConfig {
     /// Most time one request may spend waiting between its retries, Retry-After included.
     pub max_retry_wait: Duration,
     pub(crate) max_retries: usize,
+    /// How to authenticate.
     pub auth: Auth,
+    /// Mutual TLS and trust.
     pub tls: Tls,
     /// Sent as `X-Tenant-ID` (test isolation on servers that support it).
     pub tenant: Option<String>,
@@ -160,6 +177,7 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// A configuration for `base` with the defaults (no auth, the usual limits).
     pub fn new(base: &str) -> Self {
         ClientConfig {
             base: base.trim_end_matches('/').to_owned(),
@@ -177,6 +195,7 @@ impl ClientConfig {
     }
 }
 
+#[allow(missing_docs)] // each variant's #[error] text says what it is
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("{method} {url}: HTTP {status}: {message}")]
@@ -264,11 +283,13 @@ pub(crate) struct Capabilities {
     pub(crate) software: Option<String>,
 }
 
+/// A successful answer.
 pub struct Response {
     pub(crate) etag: Option<String>,
     pub(crate) body: Value,
 }
 
+/// A FHIR R4 REST client: retries, throttling, paging, credentials bound to their origin.
 pub struct FhirClient {
     http: reqwest::Client,
     cfg: ClientConfig,
@@ -366,6 +387,7 @@ fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 impl FhirClient {
+    /// A client for one endpoint.
     pub fn new(cfg: ClientConfig) -> Result<Self, ClientError> {
         let base = reqwest::Url::parse(&cfg.base)
             .map_err(|e| ClientError::Config(format!("the EHR URL {}: {e}", cfg.base)))?;
@@ -917,6 +939,7 @@ impl FhirClient {
             .collect())
     }
 
+    /// Reads one resource; None when the server has no such resource (404, 410).
     pub async fn read(&self, resource_type: &str, id: &str) -> Result<Option<Value>, ClientError> {
         match self
             .send(Method::GET, &format!("{resource_type}/{id}"), None, None)

@@ -44,17 +44,21 @@ fn string(s: &Option<fhirbolt::model::r4::types::String>) -> Option<String> {
 /// Everything the EHR side says beyond its contacts.
 #[derive(Debug, Default)]
 pub struct EhrFacts {
+    /// What the EHR knows of each patient.
     pub contexts: HashMap<PatientId, PatientContext>,
+    /// Which kinds of fact the data holds at all.
     pub availability: Availability,
     /// (staff, unit) pairs with an active PractitionerRole: the person is selectable there.
     pub(crate) directory: HashSet<(HsaId, HsaId)>,
 }
 
+/// Reads the EHR-only facts (Flags, Conditions, Observations, Encounters, plans).
 pub struct ContextReader<'m> {
     m: &'m Mappings,
 }
 
 impl<'m> ContextReader<'m> {
+    /// A reader under the mappings' carriers.
     pub fn new(m: &'m Mappings) -> Self {
         ContextReader { m }
     }

@@ -4,12 +4,14 @@
 use crate::domain::{HsaId, PatientId, RowId};
 use uuid::Uuid;
 
+/// Makes the product's deterministic resource ids (UUID v5 in the target's namespace).
 #[derive(Debug, Clone, Copy)]
 pub struct IdMaker {
     namespace: Uuid,
 }
 
 impl IdMaker {
+    /// A maker in `namespace`.
     pub fn new(namespace: Uuid) -> Self {
         IdMaker { namespace }
     }

@@ -52,9 +52,11 @@ impl std::fmt::Display for InboundProblem {
 /// Contacts read from FHIR, plus what could not be read.
 #[derive(Debug, Default)]
 pub struct FhirContacts {
+    /// The contacts read.
     pub contacts: Vec<FixedContact>,
     /// `Type/id` of each contact's resource, parallel to `contacts`.
     pub(crate) sources: Vec<String>,
+    /// What could not be read, at the element.
     pub problems: Vec<InboundProblem>,
     /// The judgement of each resource given, in order (used, or why not).
     pub(crate) verdicts: Vec<Verdict>,
@@ -144,6 +146,7 @@ impl PatientStub {
 }
 
 impl<'r> Index<'r> {
+    /// An index of `resources` (with the fullUrl each came with).
     pub fn new(resources: impl IntoIterator<Item = (Option<String>, &'r Resource)>) -> Self {
         let mut idx = Index {
             parent: None,
@@ -284,6 +287,7 @@ impl<'r> Index<'r> {
     }
 }
 
+/// Reads fixed contacts from FHIR under the mappings.
 pub struct Inbound<'m> {
     m: &'m Mappings,
 }
@@ -311,6 +315,7 @@ impl Ctx<'_> {
 }
 
 impl<'m> Inbound<'m> {
+    /// A reader under the mappings.
     pub fn new(m: &'m Mappings) -> Self {
         Inbound { m }
     }

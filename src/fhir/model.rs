@@ -9,6 +9,7 @@
 pub use fhirbolt::model::r4::Resource;
 use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
 
+#[allow(missing_docs)] // each variant's #[error] text says what it is
 #[derive(Debug, thiserror::Error)]
 pub enum FhirError {
     #[error("not strict FHIR R4 JSON: {0}")]
@@ -255,6 +256,7 @@ pub(crate) fn parse_value(value: serde_json::Value) -> Result<Resource, FhirErro
     })
 }
 
+/// The resource as JSON bytes.
 pub fn to_vec(resource: &Resource) -> Result<Vec<u8>, FhirError> {
     fhirbolt::json::to_vec(resource, None).map_err(|e| FhirError::Write(e.to_string()))
 }

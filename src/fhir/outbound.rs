@@ -96,6 +96,7 @@ pub struct Outbound<'m> {
 }
 
 impl<'m> Outbound<'m> {
+    /// A writer under the mappings' target.
     pub fn new(mappings: &'m Mappings) -> Self {
         Outbound {
             term: &mappings.terminology,
@@ -227,6 +228,7 @@ impl<'m> Outbound<'m> {
         }))
     }
 
+    /// The Practitioner of a staff member.
     pub fn practitioner(&self, s: &Staff) -> Resource {
         let t = self.term;
         let qualification = match (s.licence, s.profession) {

@@ -24,6 +24,7 @@ pub fn default_dir() -> PathBuf {
     }
 }
 
+#[allow(missing_docs)] // each variant's #[error] text says what it is
 #[derive(Debug, thiserror::Error)]
 pub enum MappingError {
     #[error(transparent)]
@@ -54,8 +55,11 @@ pub(crate) fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
 /// Everything a command needs from `mappings/`.
 #[derive(Debug, Clone)]
 pub struct Mappings {
+    /// CodeSystems, ValueSets and ConceptMaps of mappings/fhir/.
     pub terminology: Terminology,
+    /// The register export's columns and codes.
     pub register: RegisterMapping,
+    /// What the product writes: identifier style, ids, tag, systems.
     pub target: TargetConfig,
     pub(crate) ehr: EhrMapping,
 }

@@ -14,10 +14,13 @@ pub enum IdentifierStyle {
     Hl7se,
 }
 
+/// What the product writes into FHIR (mappings/target/*.toml).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
+    /// OIDs (Inera) or HL7 Sweden's URIs for identifiers.
     pub identifier_style: IdentifierStyle,
+    /// The namespace of the product's UUID v5 ids.
     pub id_namespace: uuid::Uuid,
     pub(crate) row_id_system: String,
     pub(crate) practitioner_role_system: String,

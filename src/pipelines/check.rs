@@ -12,17 +12,27 @@ use std::path::{Path, PathBuf};
 
 /// Where the EHR side comes from.
 pub enum EhrInput<'a> {
+    /// No EHR data: the register alone.
     None,
+    /// Export files.
     Files(&'a Path),
+    /// A FHIR server.
     Server(&'a FhirClient),
 }
 
+/// What one check is asked.
 pub struct Options<'a> {
+    /// The register export.
     pub register: Option<&'a Path>,
+    /// Where the EHR side comes from.
     pub ehr: EhrInput<'a>,
+    /// The region's profile.
     pub profile: &'a Profile,
+    /// The mappings.
     pub mappings: &'a Mappings,
+    /// The day "active" is judged on.
     pub as_of: chrono::NaiveDate,
+    /// Where rejected register rows go.
     pub quarantine: Option<PathBuf>,
 }
 

@@ -23,14 +23,18 @@ pub struct Options<'a> {
     pub got: Option<&'a Path>,
     /// Write `expected.ndjson` and `findings.json` from the product instead of comparing.
     pub bless: bool,
+    /// The profile the expected findings are computed under.
     pub profile: &'a Profile,
+    /// The mappings.
     pub mappings: &'a Mappings,
+    /// The day "active" is judged on.
     pub as_of: chrono::NaiveDate,
 }
 
 /// One case's outcome.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct CaseResult {
+    /// The case's folder name.
     pub name: String,
     /// Per resource that differs: `-want`/`+got` lines, headed by the resource's key.
     pub diffs: Vec<String>,
@@ -43,6 +47,7 @@ pub struct CaseResult {
 }
 
 impl CaseResult {
+    /// Nothing differs, nothing failed.
     pub fn passed(&self) -> bool {
         self.diffs.is_empty()
             && self.findings_missing.is_empty()

@@ -17,6 +17,7 @@ pub fn is_url(s: &str) -> bool {
 
 /// Why a pipeline failed (as opposed to finishing with findings, conflicts or rejected rows,
 /// which are in its outcome).
+#[allow(missing_docs)] // each variant's #[error] text says what it is
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]

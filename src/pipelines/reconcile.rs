@@ -23,42 +23,62 @@ pub enum EhrInput {
     Files(PathBuf),
     /// A FHIR server, fetched to `fetch_dir` first (removed afterwards unless `keep`).
     Server {
+        /// The server's client.
         client: Arc<FhirClient>,
+        /// Where the fetched files go.
         fetch_dir: PathBuf,
+        /// Keep the fetched files afterwards.
         keep: bool,
         /// Use Bulk Data `$export` when the server offers it.
         export: bool,
+        /// Types fetched at once by paged search.
         concurrency: usize,
     },
 }
 
+/// What one reconcile is asked.
 pub struct Options<'a> {
+    /// The register export.
     pub register: &'a Path,
+    /// Where the EHR comes from.
     pub ehr: EhrInput,
+    /// The region's profile.
     pub profile: &'a Profile,
+    /// The mappings.
     pub mappings: &'a Mappings,
+    /// Which elements the register owns.
     pub own: &'a Ownership,
     /// The state file and its key: what was applied before. Absent, nothing was.
     pub state: Option<(&'a Path, StateKey)>,
+    /// The sync's options (conflicts, end-share guard, as-of day).
     pub options: crate::sync::Options,
+    /// The report folder.
     pub report_dir: &'a Path,
+    /// Where rejected register rows go.
     pub quarantine: PathBuf,
+    /// Passes over the EHR files (default: from their size).
     pub partitions: Option<u32>,
     /// Carry out the live plan (a server only).
     pub apply: bool,
 }
 
+/// What a reconcile found, planned and wrote.
 pub struct Outcome {
+    /// The findings and the input's accounting.
     pub report: CheckReport,
     /// What a sync would do, counted; `review_only` for a plan made from files.
     pub plan: Option<(PlanCounts, bool)>,
     /// How the server was read, when it was.
     pub fetched: Option<String>,
+    /// The files written in the report folder.
     pub written: Vec<PathBuf>,
+    /// What `--apply` wrote, if asked.
     pub applied: Option<Summary>,
+    /// Wall time.
     pub seconds: f64,
 }
 
+/// Reconciles a region: every rule, the plan, the report folder; applies when asked.
 pub fn run(
     o: Options,
     rt: &tokio::runtime::Handle,

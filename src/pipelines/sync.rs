@@ -14,29 +14,47 @@ use std::path::{Path, PathBuf};
 /// What a sync run does.
 pub enum Mode {
     /// Plan and apply (or, dry, only plan).
-    Run { dry_run: bool },
+    Run {
+        /// Plan only; write nothing.
+        dry_run: bool,
+    },
     /// Plan and write the plan to a file for review; nothing is written to the EHR.
-    Plan { output: PathBuf },
+    Plan {
+        /// The plan file.
+        output: PathBuf,
+    },
     /// Apply a reviewed plan file.
-    Apply { plan: PathBuf },
+    Apply {
+        /// The plan file.
+        plan: PathBuf,
+    },
 }
 
+/// What one sync is asked.
 pub struct Options<'a> {
     /// The export (not needed to apply a plan file).
     pub register: Option<&'a Path>,
+    /// The state file.
     pub state: &'a Path,
+    /// The state file's key.
     pub state_key: StateKey,
+    /// Run, plan or apply.
     pub mode: Mode,
+    /// Conflicts, the end-share guard, the as-of day.
     pub options: crate::sync::Options,
+    /// Entries per transaction.
     pub chunk_size: usize,
 }
 
+/// What a sync did.
 pub struct Outcome {
     /// The plan made (absent when a plan file was applied).
     pub plan: Option<SyncPlan>,
+    /// The summary a cron job reads.
     pub summary: Summary,
 }
 
+/// Runs one sync: plan, and apply unless asked not to.
 pub async fn run(
     client: &FhirClient,
     m: &Mappings,

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+#[allow(missing_docs)] // each variant's #[error] text says what it is
 #[derive(Debug, thiserror::Error)]
 pub enum TranslateError {
     #[error(transparent)]
@@ -40,8 +41,11 @@ pub struct TranslateSummary {
     pub contacts: u64,
     /// Rows or resources that could not be read (each reported).
     pub rejected: u64,
+    /// Where rejected rows went.
     pub quarantine: Option<PathBuf>,
+    /// Register columns the mapping does not know (ignored).
     pub unknown_columns: Vec<String>,
+    /// FHIR resources written.
     pub resources_written: usize,
     /// Things worth a look that did not stop a row: rows that disagree about the same person,
     /// unit or patient listing; FHIR resources not read.
@@ -49,6 +53,7 @@ pub struct TranslateSummary {
 }
 
 impl TranslateSummary {
+    /// Whether anything was rejected (the exit code says so).
     pub fn has_rejections(&self) -> bool {
         self.rejected > 0
     }
@@ -119,6 +124,7 @@ impl Stream<'_> {
 /// What `translate` is asked to do; the direction follows the input (a `.csv` file is a
 /// register export, anything else is FHIR).
 pub struct Options {
+    /// The register CSV or the FHIR to translate.
     pub input: PathBuf,
     /// FHIR out as NDJSON rather than a transaction Bundle.
     pub ndjson: bool,
@@ -152,6 +158,7 @@ pub fn run(
     }
 }
 
+/// Register CSV → FHIR (a transaction Bundle, or NDJSON), streamed.
 pub fn register_to_fhir(
     input: &Path,
     mappings: &Mappings,

@@ -26,6 +26,7 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+#[allow(missing_docs)] // each variant's #[error] text says what it is
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error(transparent)]
@@ -59,6 +60,7 @@ pub(crate) struct Job<'a> {
     pub(crate) base: String,
 }
 
+/// What a reconcile from files found and planned.
 pub struct Outcome {
     pub(crate) report: CheckReport,
     /// The plan's head; its items are in `items`, on disk.

@@ -163,11 +163,13 @@ pub fn write_input(
     Ok(())
 }
 
+/// The report as JSON (`check --format json`, findings.json).
 pub fn write_json(r: &CheckReport, out: &mut dyn Write) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, r)?;
     writeln!(out)
 }
 
+/// The findings as CSV: semicolons and a BOM, for a Swedish spreadsheet.
 pub fn write_csv(r: &CheckReport, out: &mut dyn Write) -> Result<(), csv::Error> {
     // Semicolon and a BOM: what a Swedish spreadsheet opens without asking.
     out.write_all(b"\xEF\xBB\xBF")?;

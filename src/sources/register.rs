@@ -21,6 +21,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 /// A failure that stops reading the file at all (as opposed to a bad row).
+#[allow(missing_docs)] // each variant's #[error] text says what it is
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
     #[error("{path}: {source}")]
@@ -70,6 +71,7 @@ pub struct RejectedRow {
 }
 
 impl RejectedRow {
+    /// What is wrong with the row, naming its line and columns.
     pub fn describe(&self, path: &Path) -> String {
         let mut s = String::new();
         for p in &self.problems {
@@ -94,7 +96,14 @@ impl RejectedRow {
 /// What the reader yields for each record.
 #[derive(Debug, Clone)]
 pub enum RegisterItem {
-    Contact { line: u64, contact: FixedContact },
+    /// A row read as a contact, with its line.
+    Contact {
+        /// The row's first line in the file.
+        line: u64,
+        /// The contact it names.
+        contact: FixedContact,
+    },
+    /// A row that could not be read.
     Rejected(RejectedRow),
 }
 
@@ -268,6 +277,7 @@ pub struct RegisterReader<'m, R: BufRead> {
 }
 
 impl<'m> RegisterReader<'m, std::io::BufReader<std::fs::File>> {
+    /// Opens an export under the register mapping.
     pub fn open(
         path: &Path,
         mapping: &'m RegisterMapping,
@@ -287,6 +297,7 @@ impl<'m> RegisterReader<'m, std::io::BufReader<std::fs::File>> {
 }
 
 impl<'m, R: BufRead> RegisterReader<'m, R> {
+    /// A reader over any byte source.
     pub fn new(
         mut input: R,
         path: &Path,

@@ -30,6 +30,7 @@ pub enum SyncError {
     Refused(String),
 }
 
+/// What a sync does when a person changed what the register owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnConflict {
@@ -39,6 +40,7 @@ pub enum OnConflict {
     RegisterWins,
 }
 
+/// What a plan item does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
@@ -94,13 +96,16 @@ pub struct Conflict {
     pub(crate) ehr: Option<Value>,
 }
 
+/// What a sync will write, and why.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SyncPlan {
     pub(crate) base: String,
     pub(crate) register: String,
     pub(crate) register_sha256: String,
     pub(crate) created: String,
+    /// The writes, in order.
     pub items: Vec<PlanItem>,
+    /// Changes a person made that the register contradicts.
     pub conflicts: Vec<Conflict>,
     pub(crate) unchanged: u64,
     /// Relations found on the server as the register wants them, with no record of the write
@@ -137,22 +142,36 @@ pub(crate) struct Adoption {
 /// The end-of-run summary a cron job reads (`--summary FILE`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
+    /// The run's number in the state file.
     pub run: i64,
+    /// Planned only.
     pub dry_run: bool,
+    /// Relations created.
     pub created: u64,
+    /// Relations updated.
     pub updated: u64,
+    /// Relations ended.
     pub ended: u64,
+    /// Relations already as the register wants them.
     pub unchanged: u64,
+    /// Conflicts found.
     pub conflicts: u64,
+    /// Errors met.
     pub errors: u64,
+    /// Register rows rejected.
     pub rejected_rows: u64,
     /// Relations the register no longer lists, left as they are this run (see messages).
     pub(crate) ends_held: u64,
+    /// Referenced resources created.
     pub references_created: u64,
+    /// Requests that changed data.
     pub writes: u64,
     pub(crate) requests: u64,
+    /// Requests retried.
     pub retries: u64,
+    /// Wall time.
     pub duration_seconds: f64,
+    /// What the run wants said (held ends, errors).
     pub messages: Vec<String>,
 }
 
@@ -169,9 +188,13 @@ impl Summary {
     }
 }
 
+/// How a sync plans and applies.
 pub struct Options {
+    /// What to do with a person's change.
     pub on_conflict: OnConflict,
+    /// Entries per transaction.
     pub chunk_size: usize,
+    /// The day "active" is judged on, and ends are dated.
     pub as_of: chrono::NaiveDate,
     /// Refuse a plan that ends more than this share of the product's active relations (a
     /// truncated export must not end half a region).

@@ -28,6 +28,7 @@ pub(crate) struct Job<'a> {
     pub(crate) chunk_size: usize,
 }
 
+/// Which elements the register owns (mappings/ownership.toml).
 pub fn ownership(dir: &Path) -> Result<Ownership, crate::mapping::MappingError> {
     Ownership::load(&dir.join("ownership.toml"))
 }

@@ -15,6 +15,7 @@ pub(crate) struct Owned {
     pub(crate) register_extensions: Vec<String>,
 }
 
+/// The elements the register owns in each relation; a person owns the rest.
 #[derive(Debug, Clone)]
 pub struct Ownership {
     by_type: BTreeMap<String, Owned>,

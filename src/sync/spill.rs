@@ -8,9 +8,13 @@ use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 /// Items per action.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ActionCounts {
+    /// Relations to create.
     pub create: u64,
+    /// Relations to update.
     pub update: u64,
+    /// Relations to end.
     pub end: u64,
+    /// Referenced resources to create.
     pub create_reference: u64,
 }
 

@@ -8,6 +8,7 @@ use super::key::PlanKey;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
+#[allow(missing_docs)] // each variant's #[error] text says what it is
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("state file {path}: {source}")]
@@ -171,17 +172,28 @@ pub(crate) struct Applied {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LedgerEntry {
     pub(crate) at: String,
+    /// The run that wrote it.
     pub run: i64,
     pub(crate) key: String,
+    /// `Type/id` written.
     pub resource: String,
+    /// The version the server gave.
     pub version: Option<String>,
+    /// What was done (`create`, `update`, `end`, `adopted` …).
     pub action: String,
+    /// The register row (`FILE:LINE Rad-id`).
     pub register_row: Option<String>,
+    /// The relation's kind.
     pub kind: String,
+    /// The staff member's HSA-id.
     pub staff: Option<String>,
+    /// The unit's HSA-id.
     pub unit: String,
+    /// The relation's status.
     pub status: String,
+    /// Its first day.
     pub valid_from: String,
+    /// Its last day, if ended.
     pub valid_to: Option<String>,
     pub(crate) before: Option<String>,
     pub(crate) after: Option<String>,

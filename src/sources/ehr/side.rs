@@ -47,6 +47,7 @@ pub struct Partition {
 }
 
 impl Partition {
+    /// Every patient in one pass.
     pub const ALL: Partition = Partition { index: 0, count: 1 };
 
     pub(crate) fn holds(&self, p: &PatientId) -> bool {
