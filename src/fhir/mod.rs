@@ -7,6 +7,7 @@ pub mod ids;
 pub mod inbound;
 pub mod model;
 pub mod outbound;
+pub mod outcome;
 pub(crate) mod systems;
 pub(crate) mod transaction;
 

@@ -123,3 +123,78 @@ mod tests {
         );
     }
 }
+
+/// Writes resources as they come: NDJSON lines, or the entries of one transaction Bundle that
+/// PUTs each resource to its deterministic id (order does not matter in a transaction). A
+/// region's Bundle never sits in memory.
+pub(crate) struct ResourceStream<'w> {
+    out: &'w mut dyn std::io::Write,
+    ndjson: bool,
+    written: usize,
+    seen: std::collections::HashSet<(&'static str, String)>,
+}
+
+impl<'w> ResourceStream<'w> {
+    /// A stream into `out`: NDJSON, or one transaction Bundle.
+    pub(crate) fn new(out: &'w mut dyn std::io::Write, ndjson: bool) -> Self {
+        ResourceStream {
+            out,
+            ndjson,
+            written: 0,
+            seen: Default::default(),
+        }
+    }
+
+    /// Resources written so far.
+    pub(crate) fn written(&self) -> usize {
+        self.written
+    }
+
+    /// Opens the Bundle (nothing for NDJSON).
+    pub(crate) fn start(&mut self) -> std::io::Result<()> {
+        if !self.ndjson {
+            self.out
+                .write_all(br#"{"resourceType":"Bundle","type":"transaction","entry":["#)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a resource; with `once`, unless one with the same type and id was written.
+    pub(crate) fn emit(&mut self, r: &super::Resource, once: bool) -> std::io::Result<()> {
+        let (t, id) = super::outbound::type_and_id(r);
+        if once && !self.seen.insert((t, id.clone())) {
+            return Ok(());
+        }
+        let json = super::model::to_vec(r).map_err(std::io::Error::other)?;
+        if self.ndjson {
+            self.out.write_all(&json)?;
+            self.out.write_all(b"\n")?;
+        } else {
+            if self.written > 0 {
+                self.out.write_all(b",")?;
+            }
+            write!(self.out, "\n{{\"fullUrl\":\"urn:uuid:{id}\",\"resource\":")?;
+            self.out.write_all(&json)?;
+            write!(
+                self.out,
+                ",\"request\":{{\"method\":\"PUT\",\"url\":\"{t}/{id}\"}}}}"
+            )?;
+        }
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Closes the Bundle (nothing for NDJSON).
+    pub(crate) fn finish(&mut self) -> std::io::Result<()> {
+        if !self.ndjson {
+            self.out.write_all(b"\n]}\n")?;
+        }
+        Ok(())
+    }
+}
+
+/// A referenced resource a review-only plan lists for creation: its type and id only (the
+/// body is built when a live plan is made against the server).
+pub(crate) fn reference_stub(resource_type: &str, id: &str) -> serde_json::Value {
+    serde_json::json!({"resourceType": resource_type, "id": id})
+}

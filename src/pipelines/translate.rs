@@ -3,7 +3,7 @@
 
 use crate::domain::{ContactKind, ContactStatus, HsaId, PatientId, Staff};
 use crate::fhir::inbound::{Inbound, Index};
-use crate::fhir::model::{self, FhirError};
+use crate::fhir::model::FhirError;
 use crate::fhir::outbound::Outbound;
 use crate::mapping::Mappings;
 use crate::sinks::quarantine::Quarantine;
@@ -65,57 +65,6 @@ impl TranslateSummary {
 struct PatientFacts {
     flk: Option<(HsaId, HsaId, chrono::NaiveDate)>,
     listing: Option<HsaId>,
-}
-
-/// Writes resources as they come: NDJSON lines, or the entries of one transaction Bundle that
-/// PUTs each resource to its deterministic id (order does not matter in a transaction).
-struct Stream<'w> {
-    out: &'w mut dyn Write,
-    ndjson: bool,
-    written: usize,
-    seen: std::collections::HashSet<(&'static str, String)>,
-}
-
-impl Stream<'_> {
-    fn start(&mut self) -> Result<(), TranslateError> {
-        if !self.ndjson {
-            self.out
-                .write_all(br#"{"resourceType":"Bundle","type":"transaction","entry":["#)?;
-        }
-        Ok(())
-    }
-
-    /// Writes a resource unless one with the same type and id was written already.
-    fn emit(&mut self, r: &crate::fhir::Resource, once: bool) -> Result<(), TranslateError> {
-        let (t, id) = crate::fhir::outbound::type_and_id(r);
-        if once && !self.seen.insert((t, id.clone())) {
-            return Ok(());
-        }
-        let json = model::to_vec(r)?;
-        if self.ndjson {
-            self.out.write_all(&json)?;
-            self.out.write_all(b"\n")?;
-        } else {
-            if self.written > 0 {
-                self.out.write_all(b",")?;
-            }
-            write!(self.out, "\n{{\"fullUrl\":\"urn:uuid:{id}\",\"resource\":")?;
-            self.out.write_all(&json)?;
-            write!(
-                self.out,
-                ",\"request\":{{\"method\":\"PUT\",\"url\":\"{t}/{id}\"}}}}"
-            )?;
-        }
-        self.written += 1;
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<(), TranslateError> {
-        if !self.ndjson {
-            self.out.write_all(b"\n]}\n")?;
-        }
-        Ok(())
-    }
 }
 
 /// Register CSV → FHIR, streamed: memory holds one row, the references written so far (bounded
@@ -181,12 +130,7 @@ pub fn register_to_fhir(
         reader.encoding,
     );
     let outbound = Outbound::new(mappings);
-    let mut stream = Stream {
-        out,
-        ndjson,
-        written: 0,
-        seen: Default::default(),
-    };
+    let mut stream = crate::fhir::transaction::ResourceStream::new(out, ndjson);
     stream.start()?;
     let mut patients: HashMap<PatientId, PatientFacts> = HashMap::new();
     let mut staff_seen: HashMap<HsaId, (u64, Staff)> = HashMap::new();
@@ -282,7 +226,7 @@ pub fn register_to_fhir(
         )?;
     }
     stream.finish()?;
-    summary.resources_written = stream.written;
+    summary.resources_written = stream.written();
     summary.quarantine = quarantine
         .finish()
         .map_err(|source| TranslateError::Quarantine {

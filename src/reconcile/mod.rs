@@ -278,7 +278,7 @@ fn plan_partition(
                 Some(_) => {}
                 None => {
                     if planned_refs.insert(key) {
-                        creates.push(serde_json::json!({"resourceType": t, "id": det}));
+                        creates.push(crate::fhir::transaction::reference_stub(t, &det));
                     }
                 }
             }

@@ -205,51 +205,30 @@ pub fn write_csv(r: &CheckReport, out: &mut dyn Write) -> Result<(), csv::Error>
 /// One OperationOutcome for the run: an issue per finding (error → error, warning → warning,
 /// info → information), the rule in `details`, the element in `expression`.
 pub fn operation_outcome(r: &CheckReport) -> serde_json::Value {
-    let issues: Vec<serde_json::Value> = r
+    let issues: Vec<crate::fhir::outcome::Issue> = r
         .findings
         .iter()
-        .map(|f| {
-            let severity = match f.severity {
+        .map(|f| crate::fhir::outcome::Issue {
+            severity: match f.severity {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
                 Severity::Info => "information",
-            };
-            let mut expression: Vec<String> = Vec::new();
-            if let Some(e) = &f.expression {
-                expression.push(e.clone());
-            }
+            },
             // The data itself (not FHIR R4, not the shape) or the care it records.
-            let code = match f.rule {
+            code: match f.rule {
                 "FK-IN01" => "structure",
                 "FK-IN02" => "invariant",
                 _ => "business-rule",
-            };
-            let text = if f.patient.is_empty() {
+            },
+            rule: f.rule,
+            text: if f.patient.is_empty() {
                 format!("{} ({})", f.message, f.basis)
             } else {
                 format!("{} ({}) — patient {}", f.message, f.basis, f.patient)
-            };
-            let mut issue = serde_json::json!({
-                "severity": severity,
-                "code": code,
-                "details": {
-                    "coding": [{"system": "https://fhir.fastkontakt.example/CodeSystem/regel", "code": f.rule}],
-                    "text": text,
-                },
-                "diagnostics": f.sources.join(" | "),
-            });
-            if !expression.is_empty() {
-                issue["expression"] = serde_json::json!(expression);
-            }
-            issue
+            },
+            diagnostics: f.sources.join(" | "),
+            expression: f.expression.as_deref(),
         })
         .collect();
-    let issues = if issues.is_empty() {
-        vec![
-            serde_json::json!({"severity": "information", "code": "informational", "details": {"text": "no findings"}}),
-        ]
-    } else {
-        issues
-    };
-    serde_json::json!({"resourceType": "OperationOutcome", "issue": issues})
+    crate::fhir::outcome::operation_outcome(&issues)
 }
