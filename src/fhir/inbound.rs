@@ -77,6 +77,18 @@ fn codings(cc: &CodeableConcept) -> impl Iterator<Item = (&str, &str)> {
     })
 }
 
+/// The first and last day of a FHIR Period, where they are dates.
+fn dates_of(
+    p: Option<&fhirbolt::model::r4::types::Period>,
+) -> (Option<NaiveDate>, Option<NaiveDate>) {
+    let day =
+        |d: Option<&fhirbolt::model::r4::types::DateTime>| date(d.and_then(|d| d.value.as_deref()));
+    (
+        day(p.and_then(|p| p.start.as_ref())),
+        day(p.and_then(|p| p.end.as_ref())),
+    )
+}
+
 fn date(s: Option<&str>) -> Option<NaiveDate> {
     let s = s?;
     NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d").ok()
@@ -745,17 +757,7 @@ impl<'m> Inbound<'m> {
             return None;
         }
         let patient = self.patient_of(idx, ct.subject.as_deref(), &mut ctx, "CareTeam.subject");
-        let period = ct.period.as_deref();
-        let start = date(
-            period
-                .and_then(|p| p.start.as_ref())
-                .and_then(|d| d.value.as_deref()),
-        );
-        let end = date(
-            period
-                .and_then(|p| p.end.as_ref())
-                .and_then(|d| d.value.as_deref()),
-        );
+        let (start, end) = dates_of(ct.period.as_deref());
         let Some(start) = start else {
             ctx.problem(
                 "CareTeam.period.start",
@@ -1026,17 +1028,7 @@ impl<'m> Inbound<'m> {
             self.member(idx, task.requester.as_deref(), &mut ctx, "Task.requester")
                 .1
         });
-        let period = task.execution_period.as_deref();
-        let start = date(
-            period
-                .and_then(|p| p.start.as_ref())
-                .and_then(|d| d.value.as_deref()),
-        );
-        let end = date(
-            period
-                .and_then(|p| p.end.as_ref())
-                .and_then(|d| d.value.as_deref()),
-        );
+        let (start, end) = dates_of(task.execution_period.as_deref());
         let Some(period) = start.and_then(|s| Period::new(s, end).ok()) else {
             ctx.problem(
                 "Task.executionPeriod",

@@ -76,54 +76,6 @@ pub(crate) fn entry_version(entry: &Value) -> Option<String> {
         .map(|v| v.split('/').next().unwrap_or(v).to_owned())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_transaction_puts_each_write_with_if_match_and_ends_with_its_provenance() {
-        let body = json!({"resourceType": "CareTeam", "id": "a"});
-        let writes = [
-            Write {
-                resource_type: "CareTeam",
-                id: "a",
-                body: &body,
-                expected_version: Some("3"),
-            },
-            Write {
-                resource_type: "CareTeam",
-                id: "b",
-                body: &body,
-                expected_version: None,
-            },
-        ];
-        let p = provenance(&ProvenanceFacts {
-            id: "p1",
-            tag_system: "s",
-            tag_code: "c",
-            targets: vec!["CareTeam/a".into(), "CareTeam/b".into()],
-            register: "r.csv",
-            register_sha256: "ab",
-            rows: vec!["row-1"],
-        });
-        let t = transaction(&writes, p);
-        let e = t["entry"].as_array().unwrap();
-        assert_eq!(e.len(), 3);
-        assert_eq!(e[0]["request"]["ifMatch"], "W/\"3\"");
-        assert!(e[1]["request"].get("ifMatch").is_none());
-        assert_eq!(e[2]["request"]["url"], "Provenance/p1");
-        assert_eq!(e[2]["resource"]["target"][1]["reference"], "CareTeam/b");
-        assert_eq!(
-            entry_version(&json!({"response": {"etag": "W/\"7\""}})),
-            Some("7".into())
-        );
-        assert_eq!(
-            entry_version(&json!({"response": {"location": "CareTeam/a/_history/4"}})),
-            Some("4".into())
-        );
-    }
-}
-
 /// Writes resources as they come: NDJSON lines, or the entries of one transaction Bundle that
 /// PUTs each resource to its deterministic id (order does not matter in a transaction). A
 /// region's Bundle never sits in memory.
@@ -197,4 +149,52 @@ impl<'w> ResourceStream<'w> {
 /// body is built when a live plan is made against the server).
 pub(crate) fn reference_stub(resource_type: &str, id: &str) -> serde_json::Value {
     serde_json::json!({"resourceType": resource_type, "id": id})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transaction_puts_each_write_with_if_match_and_ends_with_its_provenance() {
+        let body = json!({"resourceType": "CareTeam", "id": "a"});
+        let writes = [
+            Write {
+                resource_type: "CareTeam",
+                id: "a",
+                body: &body,
+                expected_version: Some("3"),
+            },
+            Write {
+                resource_type: "CareTeam",
+                id: "b",
+                body: &body,
+                expected_version: None,
+            },
+        ];
+        let p = provenance(&ProvenanceFacts {
+            id: "p1",
+            tag_system: "s",
+            tag_code: "c",
+            targets: vec!["CareTeam/a".into(), "CareTeam/b".into()],
+            register: "r.csv",
+            register_sha256: "ab",
+            rows: vec!["row-1"],
+        });
+        let t = transaction(&writes, p);
+        let e = t["entry"].as_array().unwrap();
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[0]["request"]["ifMatch"], "W/\"3\"");
+        assert!(e[1]["request"].get("ifMatch").is_none());
+        assert_eq!(e[2]["request"]["url"], "Provenance/p1");
+        assert_eq!(e[2]["resource"]["target"][1]["reference"], "CareTeam/b");
+        assert_eq!(
+            entry_version(&json!({"response": {"etag": "W/\"7\""}})),
+            Some("7".into())
+        );
+        assert_eq!(
+            entry_version(&json!({"response": {"location": "CareTeam/a/_history/4"}})),
+            Some("4".into())
+        );
+    }
 }
