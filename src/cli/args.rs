@@ -168,7 +168,8 @@ pub(crate) enum Command {
 #[derive(clap::Subcommand)]
 pub(crate) enum MappingCommand {
     /// Run golden cases: each a folder with register.csv, expected.ndjson (the FHIR a correct
-    /// mapping gives) and findings.json (the findings expected of the register against it).
+    /// mapping gives), findings.json (the findings expected of the register against it) and,
+    /// optionally, context.ndjson (what only the EHR knows: Flags, Observations, CarePlans …).
     ///
     /// Without --got, the product's own translation is tested. With --got DIR, DIR holds a
     /// folder per case (same names) with the FHIR your system produced for that register
