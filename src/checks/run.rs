@@ -177,8 +177,14 @@ pub struct Streamed<'a> {
 /// What each partition's pass hands a caller (reconcile plans here), with the product's own
 /// CareTeams and Tasks taken out of the EHR side. It runs while the rules run on another
 /// thread; returning false stops the run after this partition.
-pub(crate) type OnPartition<'h> =
-    dyn FnMut(Partition, &EhrDirectory, &Index, Vec<serde_json::Value>) -> bool + 'h;
+pub(crate) type OnPartition<'h> = dyn FnMut(
+        Partition,
+        &EhrDirectory,
+        &Index,
+        Vec<serde_json::Value>,
+        Vec<crate::sources::ehr::side::HandKey>,
+    ) -> bool
+    + 'h;
 
 /// Runs every rule over a register and EHR files, one partition at a time: the directory and
 /// Patients are read once, then each pass streams the files and keeps its slice.
@@ -208,6 +214,22 @@ pub fn run_streamed(
         let mut side =
             EhrSide::from_stream(&stream, &dir, &idx, s.mappings, part, s.product, &on_bytes)?;
         let product = std::mem::take(&mut side.product);
+        // The EHR's contacts typed by hand: a plan creates nothing a hand-typed one stands for.
+        let ours: std::collections::HashSet<String> = product
+            .iter()
+            .map(|v| {
+                format!(
+                    "{}/{}",
+                    v["resourceType"].as_str().unwrap_or(""),
+                    v["id"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        let hand = if s.product.is_some() {
+            side.hand_typed(&ours)
+        } else {
+            Vec::new()
+        };
         progress.stage(format!("rules and plan: partition {}/{parts}", k + 1));
         let input = CheckInput {
             register: s.register,
@@ -221,7 +243,7 @@ pub fn run_streamed(
         // The rules and the caller's work (a plan) each read the register on their own core.
         let (r, go_on) = std::thread::scope(|sc| {
             let rules = sc.spawn(|| run(input, on_reject));
-            let go_on = on_partition(part, &dir, &idx, product);
+            let go_on = on_partition(part, &dir, &idx, product, hand);
             (rules.join(), go_on)
         });
         let r = r.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;

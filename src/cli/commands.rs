@@ -450,6 +450,12 @@ pub(super) fn reconcile(cli: &Cli, a: &ReconcileArgs) -> anyhow::Result<ExitCode
             c.conflicts,
             if *review_only { " (plan from files: for review)" } else { "" }
         );
+        if c.takeover_pending > 0 {
+            eprintln!(
+                "{} register row(s) match contacts typed by hand in the EHR (without the product's tag): nothing is planned for them, so no patient would get a second FLK or FVK; taking them over is not built yet (issue 15)",
+                c.takeover_pending
+            );
+        }
     }
     for w in &outcome.written {
         eprintln!("wrote {}", w.display());

@@ -174,10 +174,15 @@ pub(crate) fn run(
         product: job.plan.then_some(tag),
     };
     let mut on_partition =
-        |part: Partition, dir: &EhrDirectory, idx: &Index, product: Vec<Value>| {
+        |part: Partition,
+         dir: &EhrDirectory,
+         idx: &Index,
+         product: Vec<Value>,
+         hand: Vec<crate::sources::ehr::side::HandKey>| {
             let Some(spill) = spill.as_mut() else {
                 return true;
             };
+            planner.hand_typed(hand);
             let existing = existing.get_or_insert_with(|| Existing::new(dir, idx));
             let mut errors = Vec::new();
             let actual = product_relations(m, product, &mut errors);

@@ -39,6 +39,8 @@ pub struct PlanCounts {
     pub unchanged: u64,
     pub conflicts: u64,
     pub(crate) errors: u64,
+    /// Register rows a contact typed by hand in the EHR stands for: nothing planned for them.
+    pub takeover_pending: u64,
 }
 
 impl PlanCounts {
@@ -49,6 +51,7 @@ impl PlanCounts {
             unchanged: p.unchanged,
             conflicts: p.conflicts.len() as u64,
             errors: p.errors.len() as u64,
+            takeover_pending: p.takeover_pending,
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::fhir::model;
 use crate::fhir::outbound::{relation_type, Outbound, ResourceSet};
 use crate::fhir::transaction;
 use crate::mapping::Mappings;
+use crate::sources::ehr::side::{hand_key, HandKey};
 use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -126,6 +127,10 @@ pub struct SyncPlan {
     /// run ends nothing at all.
     #[serde(default)]
     pub(crate) unreadable_rows: u64,
+    /// Register rows a contact typed by hand in the EHR (without the product's tag) already
+    /// stands for: nothing is planned for them, so the first sync doubles nothing.
+    #[serde(default)]
+    pub(crate) takeover_pending: u64,
 }
 
 /// A relation found on the server as the register wants it, recorded in the state without a
@@ -162,6 +167,8 @@ pub struct Summary {
     pub rejected_rows: u64,
     /// Relations the register no longer lists, left as they are this run (see messages).
     pub(crate) ends_held: u64,
+    /// Register rows held because a contact typed by hand stands for them (see messages).
+    pub(crate) takeover_pending: u64,
     /// Referenced resources created.
     pub references_created: u64,
     /// Requests that changed data.
@@ -180,7 +187,7 @@ impl Summary {
     pub fn exit_code(&self) -> u8 {
         if self.errors > 0 {
             2
-        } else if self.conflicts > 0 || self.rejected_rows > 0 {
+        } else if self.conflicts > 0 || self.rejected_rows > 0 || self.takeover_pending > 0 {
             1
         } else {
             0
@@ -434,6 +441,21 @@ async fn actual(
     Ok(product_relations(m, found, errors))
 }
 
+/// The EHR's fixed contacts that do not carry the product's tag (typed by hand), read from
+/// the server with the directory they name.
+async fn hand_typed(
+    client: &FhirClient,
+    m: &Mappings,
+    product: &HashMap<RelationKey, Value>,
+) -> Result<Vec<HandKey>, SyncError> {
+    let ours: HashSet<String> = product
+        .iter()
+        .map(|(k, v)| format!("{}/{}", k.carrier.as_str(), v["id"].as_str().unwrap_or("")))
+        .collect();
+    let side = crate::sources::ehr::side::EhrSide::from_server(client, m).await?;
+    Ok(side.hand_typed(&ours))
+}
+
 /// The product's relations among the EHR data, by plan key; a row held twice is an error.
 pub(crate) fn product_relations(
     m: &Mappings,
@@ -497,6 +519,7 @@ pub(crate) async fn plan(
         Bodies::Kept,
     );
     planner.rejected(d.rejected.len() as u64, d.unreadable_rows);
+    planner.hand_typed(hand_typed(client, m, &actual).await?);
     planner.found(&actual, errors);
     for (det, existing) in rewrite {
         planner.resolved(det, existing);
@@ -574,6 +597,8 @@ pub(crate) struct Planner<'a> {
     bodies: Bodies,
     seq: i64,
     ends: usize,
+    /// (patient, kind, staff, unit) of the EHR's contacts typed by hand.
+    hand_typed: HashSet<HandKey>,
 }
 
 impl<'a> Planner<'a> {
@@ -603,6 +628,7 @@ impl<'a> Planner<'a> {
             bodies,
             seq: 0,
             ends: 0,
+            hand_typed: HashSet::new(),
         }
     }
 
@@ -611,6 +637,12 @@ impl<'a> Planner<'a> {
     pub(crate) fn found(&mut self, actual: &HashMap<RelationKey, Value>, errors: Vec<String>) {
         self.active_owned += actual.values().filter(|a| a["status"] == "active").count();
         self.plan.errors.extend(errors);
+    }
+
+    /// The EHR's contacts typed by hand (no product tag): a register row they stand for gets
+    /// no create.
+    pub(crate) fn hand_typed(&mut self, contacts: impl IntoIterator<Item = HandKey>) {
+        self.hand_typed.extend(contacts);
     }
 
     /// A referenced resource the EHR already has, under its own id.
@@ -675,6 +707,11 @@ impl<'a> Planner<'a> {
         let last = self.state.applied(key)?;
         let (t, row) = (relation.carrier.as_str(), relation.row.as_str());
         match (desired, a) {
+            // A contact typed by hand in the EHR already stands for this row: creating the
+            // product's own would give the patient two (issue 15 builds the takeover).
+            (Some(w), None) if last.is_none() && self.hand_typed.contains(&hand_key(w.contact)) => {
+                self.plan.takeover_pending += 1;
+            }
             (Some(w), None) => self.create(key, t, w, last),
             (Some(w), Some(a)) => self.update(key, t, w, a, last)?,
             (None, Some(a)) => self.end(key, t, row, a, last, held)?,

@@ -79,6 +79,13 @@ pub(crate) async fn run(
     summary.errors += plan.errors.len() as u64;
     summary.rejected_rows = plan.rejected_rows;
     summary.ends_held = plan.ends_held;
+    summary.takeover_pending = plan.takeover_pending;
+    if plan.takeover_pending > 0 {
+        summary.messages.push(format!(
+            "{} register row(s) match contacts typed by hand in the EHR (without the product's tag): nothing is written for them, so no patient gets a second FLK or FVK; taking them over is not built yet (issue 15)",
+            plan.takeover_pending
+        ));
+    }
     if plan.unreadable_rows > 0 {
         summary.messages.push(format!(
             "{} register row(s) could not be read far enough to know whose they are: no relation is ended this run ({} left as they are); fix the rows in the quarantine file and run again",

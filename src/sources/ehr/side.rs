@@ -20,6 +20,20 @@ pub(crate) fn patient_key(p: &PatientId) -> u64 {
     h.finish()
 }
 
+/// What makes a contact typed by hand in the EHR stand for a register row: patient, kind,
+/// staff and unit (status and period may differ: it is the same relation, differently kept).
+pub(crate) type HandKey = (PatientId, String, Option<String>, String);
+
+/// The hand key of a contact.
+pub(crate) fn hand_key(c: &FixedContact) -> HandKey {
+    (
+        c.patient.clone(),
+        c.kind.to_string(),
+        c.staff().map(|s| s.hsa.to_string()),
+        c.unit.hsa.to_string(),
+    )
+}
+
 /// The EHR side, loaded and grouped by patient.
 #[derive(Default)]
 pub struct EhrSide {
@@ -219,6 +233,17 @@ impl EhrDirectory {
 }
 
 impl EhrSide {
+    /// The hand keys of the contacts not read from the product's own resources (`ours`, as
+    /// `Type/id`): those typed by hand.
+    pub(crate) fn hand_typed(&self, ours: &HashSet<String>) -> Vec<HandKey> {
+        self.contacts
+            .values()
+            .flatten()
+            .filter(|(_, source)| !ours.contains(source))
+            .map(|(c, _)| hand_key(c))
+            .collect()
+    }
+
     /// Reads a Bundle, NDJSON file or folder.
     pub fn from_files(path: &Path, m: &Mappings) -> Result<Self, FhirFileError> {
         let files = FhirFiles::read(path)?;
