@@ -5,9 +5,8 @@
 
 mod common;
 
-use common::{root, server, tenant};
+use common::{load, root, server, tenant};
 use fastkontakt::fhir::client::{ClientConfig, FhirClient};
-use reqwest::Method;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -73,31 +72,6 @@ fn relation_actions(report: &Path) -> Vec<String> {
         .collect();
     out.sort();
     out
-}
-
-/// PUTs every resource of the NDJSON files in `dir` to its own id, in transactions.
-async fn load(c: &FhirClient, dir: &Path) -> usize {
-    let mut entries = Vec::new();
-    for f in std::fs::read_dir(dir).unwrap() {
-        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let r: Value = serde_json::from_str(line).unwrap();
-            let url = format!(
-                "{}/{}",
-                r["resourceType"].as_str().unwrap(),
-                r["id"].as_str().unwrap()
-            );
-            entries
-                .push(serde_json::json!({"resource": r, "request": {"method": "PUT", "url": url}}));
-        }
-    }
-    let n = entries.len();
-    for chunk in entries.chunks(400) {
-        let bundle =
-            serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": chunk});
-        c.send(Method::POST, "", Some(&bundle), None).await.unwrap();
-    }
-    n
 }
 
 fn generated(dir: &Path, patients: u64) -> PathBuf {

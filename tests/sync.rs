@@ -556,7 +556,7 @@ async fn check_against_a_server_finds_what_check_against_the_same_files_finds() 
     let c = client(&s.base, &t);
     let m = fastkontakt::mapping::Mappings::load(&root().join("mappings"), None, None).unwrap();
     // Load the hand-written EHR sample into the server as it is (PUT to its own ids).
-    load_handwritten_ehr(&c).await;
+    common::load(&c, &root().join("samples/handwritten/ehr")).await;
     let profile =
         fastkontakt::checks::Profile::load("orebro", &root().join("mappings"), &m.terminology)
             .unwrap();
@@ -712,7 +712,7 @@ async fn the_first_sync_over_hand_typed_contacts_doubles_none_of_them() {
     let t = tenant("hand-typed");
     let c = client(&s.base, &t);
     // The EHR as a region has it at go-live: the hand-typed contacts, no product tag.
-    load_handwritten_ehr(&c).await;
+    common::load(&c, &root().join("samples/handwritten/ehr")).await;
     let count = || async {
         c.search_all("CareTeam?_count=500").await.unwrap().len()
             + c.search_all("Task?_count=500").await.unwrap().len()
@@ -745,27 +745,4 @@ async fn the_first_sync_over_hand_typed_contacts_doubles_none_of_them() {
     let created = summary["created"].as_u64().unwrap() as usize;
     assert_eq!(count().await, before + created, "{summary}");
     assert!(created + held as usize <= 46, "{summary}");
-}
-
-/// The hand-written EHR sample into the server as it is (PUT to its own ids, no product tag).
-async fn load_handwritten_ehr(c: &FhirClient) {
-    let mut entries = Vec::new();
-    for f in ["contacts.ndjson", "context.ndjson"] {
-        for line in std::fs::read_to_string(root().join("samples/handwritten/ehr").join(f))
-            .unwrap()
-            .lines()
-        {
-            let r: Value = serde_json::from_str(line).unwrap();
-            let url = format!(
-                "{}/{}",
-                r["resourceType"].as_str().unwrap(),
-                r["id"].as_str().unwrap()
-            );
-            entries
-                .push(serde_json::json!({"resource": r, "request": {"method": "PUT", "url": url}}));
-        }
-    }
-    let bundle =
-        serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
-    c.send(Method::POST, "", Some(&bundle), None).await.unwrap();
 }

@@ -452,7 +452,7 @@ async fn hand_typed(
         .iter()
         .map(|(k, v)| format!("{}/{}", k.carrier.as_str(), v["id"].as_str().unwrap_or("")))
         .collect();
-    let side = crate::sources::ehr::side::EhrSide::from_server(client, m).await?;
+    let side = crate::sources::ehr::side::EhrSide::contacts_from_server(client, m).await?;
     Ok(side.hand_typed(&ours))
 }
 

@@ -302,3 +302,39 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
         access_log,
     }
 }
+
+/// PUTs every resource of the NDJSON files in `dir` (a folder or one file) to its own id, in
+/// transactions, as an EHR holds them: no product tag.
+pub async fn load(c: &fastkontakt::fhir::client::FhirClient, dir: &std::path::Path) -> usize {
+    let mut entries = Vec::new();
+    let files: Vec<std::path::PathBuf> = if dir.is_dir() {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .collect()
+    } else {
+        vec![dir.to_path_buf()]
+    };
+    for f in files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let r: serde_json::Value = serde_json::from_str(line).unwrap();
+            let url = format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap(),
+                r["id"].as_str().unwrap()
+            );
+            entries
+                .push(serde_json::json!({"resource": r, "request": {"method": "PUT", "url": url}}));
+        }
+    }
+    let n = entries.len();
+    for chunk in entries.chunks(400) {
+        let bundle =
+            serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": chunk});
+        c.send(reqwest::Method::POST, "", Some(&bundle), None)
+            .await
+            .unwrap();
+    }
+    n
+}

@@ -264,8 +264,33 @@ impl EhrSide {
         client: &crate::fhir::client::FhirClient,
         m: &Mappings,
     ) -> Result<Self, crate::fhir::client::ClientError> {
+        Self::from_server_types(client, m, crate::sources::ehr::fetch::TYPES).await
+    }
+
+    /// The contacts alone from a server: what they name (Patient, staff, units) and the
+    /// CareTeams and Tasks, none of the facts the rules read beside them.
+    pub(crate) async fn contacts_from_server(
+        client: &crate::fhir::client::FhirClient,
+        m: &Mappings,
+    ) -> Result<Self, crate::fhir::client::ClientError> {
+        const CONTACT_TYPES: &[&str] = &[
+            "Patient",
+            "Practitioner",
+            "PractitionerRole",
+            "Organization",
+            "CareTeam",
+            "Task",
+        ];
+        Self::from_server_types(client, m, CONTACT_TYPES).await
+    }
+
+    async fn from_server_types(
+        client: &crate::fhir::client::FhirClient,
+        m: &Mappings,
+        types: &[&str],
+    ) -> Result<Self, crate::fhir::client::ClientError> {
         let mut values = Vec::new();
-        for t in crate::sources::ehr::fetch::TYPES {
+        for t in types {
             values.extend(client.search_all(&format!("{t}?_count=500")).await?);
         }
         let mut resources = Vec::new();
