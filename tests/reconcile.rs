@@ -219,10 +219,13 @@ fn a_plan_from_files_is_refused_by_sync_apply() {
         .iter()
         .filter(|i| i["action"] == "create")
         .count();
-    // The EHR holds no product relation, but its hand-typed contacts stand for 43 of the 46
-    // valid rows: those are held (no second FLK or FVK), the other 3 are creates.
-    assert_eq!(plan["takeover_pending"], 43, "{}", plan["takeover_pending"]);
-    assert_eq!(creates, 3);
+    // The EHR holds no product relation, but its hand-typed contacts stand for 44 of the 46
+    // valid rows: with no --takeover chosen those are held (no second FLK or FVK), the other 2
+    // are creates.
+    assert_eq!(plan["takeover_pending"], 44, "{}", plan["takeover_pending"]);
+    assert_eq!(plan["takeover"]["counts"]["pending"], 44);
+    assert_eq!(plan["takeover"]["counts"]["unmatched"], 2);
+    assert_eq!(creates, 2);
     let o = common::fastkontakt()
         .args(["sync", "--ehr", "http://127.0.0.1:9", "--state"])
         .arg(work.path().join("s.sqlite"))

@@ -182,7 +182,7 @@ pub(crate) type OnPartition<'h> = dyn FnMut(
         &EhrDirectory,
         &Index,
         Vec<serde_json::Value>,
-        Vec<crate::sources::ehr::side::HandKey>,
+        crate::sync::takeover::HandIndex,
     ) -> bool
     + 'h;
 
@@ -228,7 +228,7 @@ pub fn run_streamed(
         let hand = if s.product.is_some() {
             side.hand_typed(&ours)
         } else {
-            Vec::new()
+            Default::default()
         };
         progress.stage(format!("rules and plan: partition {}/{parts}", k + 1));
         let input = CheckInput {

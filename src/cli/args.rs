@@ -241,6 +241,15 @@ pub(crate) struct SyncArgs {
     /// What to do when a person changed a register-owned element in the EHR.
     #[arg(long, global = true, value_enum)]
     pub(crate) on_conflict: Option<fastkontakt::sync::OnConflict>,
+    /// What to do with register rows that a fixed contact typed by hand in the EHR (without the
+    /// product's tag) already stands for: adopt it in place, replace it (end it, create the
+    /// product's), or report it. Until one is chosen, nothing is written for such rows.
+    #[arg(long, global = true, value_enum)]
+    pub(crate) takeover: Option<fastkontakt::sync::takeover::TakeoverPolicy>,
+    /// End the active contacts typed by hand that no register row stands for, where the
+    /// register lists the patient (under the --max-end-share guard). Default: list them.
+    #[arg(long, global = true)]
+    pub(crate) end_unmatched: bool,
     /// Entries per transaction Bundle.
     #[arg(long, global = true)]
     pub(crate) chunk_size: Option<usize>,
@@ -340,6 +349,13 @@ pub(crate) struct ReconcileArgs {
     /// What --apply does when a person changed a register-owned element in the EHR.
     #[arg(long, value_enum, default_value_t = fastkontakt::sync::OnConflict::Report)]
     pub(crate) on_conflict: fastkontakt::sync::OnConflict,
+    /// What the plan does with register rows a contact typed by hand in the EHR already
+    /// stands for (adopt, replace, report); until one is chosen, nothing is planned for them.
+    #[arg(long, value_enum)]
+    pub(crate) takeover: Option<fastkontakt::sync::takeover::TakeoverPolicy>,
+    /// Plan to end the active contacts typed by hand that no register row stands for.
+    #[arg(long)]
+    pub(crate) end_unmatched: bool,
     /// Refuse a plan that ends more than this share of the active relations (0..1).
     #[arg(long, default_value_t = 0.2)]
     pub(crate) max_end_share: f64,

@@ -282,6 +282,8 @@ pub(super) fn sync(cli: &Cli, raw: &SyncArgs) -> anyhow::Result<ExitCode> {
             chunk_size: chunk,
             as_of: args.as_of.unwrap_or_else(pipelines::today),
             max_end_share: args.max_end_share.unwrap_or(0.2),
+            takeover: args.takeover,
+            end_unmatched: args.end_unmatched,
         },
         chunk_size: chunk,
     };
@@ -398,6 +400,8 @@ pub(super) fn reconcile(cli: &Cli, a: &ReconcileArgs) -> anyhow::Result<ExitCode
                 chunk_size: 100,
                 as_of: a.as_of.unwrap_or_else(pipelines::today),
                 max_end_share: a.max_end_share,
+                takeover: a.takeover,
+                end_unmatched: a.end_unmatched,
             },
             report_dir: &a.report,
             quarantine: a
@@ -450,11 +454,14 @@ pub(super) fn reconcile(cli: &Cli, a: &ReconcileArgs) -> anyhow::Result<ExitCode
             c.conflicts,
             if *review_only { " (plan from files: for review)" } else { "" }
         );
-        if c.takeover_pending > 0 {
+        if c.actions.adopt + c.actions.end_hand_typed > 0 {
             eprintln!(
-                "{} register row(s) match contacts typed by hand in the EHR (without the product's tag): nothing is planned for them, so no patient would get a second FLK or FVK; taking them over is not built yet (issue 15)",
-                c.takeover_pending
+                "taking over contacts typed by hand in the EHR: adopt {}, end {}",
+                c.actions.adopt, c.actions.end_hand_typed
             );
+        }
+        for m in &c.takeover_messages {
+            eprintln!("{m}");
         }
     }
     for w in &outcome.written {

@@ -21,6 +21,7 @@ pub(crate) fn merge_sync_args(args: &SyncArgs) -> anyhow::Result<SyncArgs> {
         state_key,
         summary,
         on_conflict,
+        takeover,
         chunk_size,
         max_end_share,
         bearer,
@@ -43,6 +44,7 @@ pub(crate) fn merge_sync_args(args: &SyncArgs) -> anyhow::Result<SyncArgs> {
         base.auth_allow_origin = args.auth_allow_origin.clone();
     }
     base.dry_run |= args.dry_run;
+    base.end_unmatched |= args.end_unmatched;
     base.action = args.action.clone();
     Ok(base)
 }

@@ -173,37 +173,36 @@ pub(crate) fn run(
         partitions: job.partitions,
         product: job.plan.then_some(tag),
     };
-    let mut on_partition =
-        |part: Partition,
-         dir: &EhrDirectory,
-         idx: &Index,
-         product: Vec<Value>,
-         hand: Vec<crate::sources::ehr::side::HandKey>| {
-            let Some(spill) = spill.as_mut() else {
-                return true;
-            };
-            planner.hand_typed(hand);
-            let existing = existing.get_or_insert_with(|| Existing::new(dir, idx));
-            let mut errors = Vec::new();
-            let actual = product_relations(m, product, &mut errors);
-            planner.found(&actual, errors);
-            match plan_partition(
-                &mut planner,
-                job.register,
-                m,
-                part,
-                actual,
-                existing,
-                &mut planned_refs,
-                spill,
-            ) {
-                Ok(()) => true,
-                Err(e) => {
-                    failed = Some(e);
-                    false
-                }
-            }
+    let mut on_partition = |part: Partition,
+                            dir: &EhrDirectory,
+                            idx: &Index,
+                            product: Vec<Value>,
+                            hand: crate::sync::takeover::HandIndex| {
+        let Some(spill) = spill.as_mut() else {
+            return true;
         };
+        planner.hand_typed(hand, HashMap::new());
+        let existing = existing.get_or_insert_with(|| Existing::new(dir, idx));
+        let mut errors = Vec::new();
+        let actual = product_relations(m, product, &mut errors);
+        planner.found(&actual, errors);
+        match plan_partition(
+            &mut planner,
+            job.register,
+            m,
+            part,
+            actual,
+            existing,
+            &mut planned_refs,
+            spill,
+        ) {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        }
+    };
     let result = run_streamed(streamed, progress, on_reject, &mut on_partition);
     if let Some(e) = failed {
         return Err(e);
@@ -335,6 +334,7 @@ fn plan_partition(
     for (key, a) in gone {
         planner.relation(&key, None, Some(&a), &held)?;
     }
+    planner.finish_hand_typed(&held)?;
     spill.take(planner.items()).map_err(ReconcileError::Spill)?;
     Ok(())
 }

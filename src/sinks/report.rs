@@ -39,8 +39,18 @@ pub struct PlanCounts {
     pub unchanged: u64,
     pub conflicts: u64,
     pub(crate) errors: u64,
-    /// Register rows a contact typed by hand in the EHR stands for: nothing planned for them.
+    /// Register rows a contact typed by hand in the EHR stands for, with no policy chosen:
+    /// nothing planned for them.
     pub takeover_pending: u64,
+    /// What the takeover decided, per decision.
+    pub takeover: BTreeMap<crate::sync::takeover::Decision, u64>,
+    /// The takeover's lines for a person.
+    pub takeover_messages: Vec<String>,
+    /// The policy the plan was made under.
+    pub takeover_policy: Option<crate::sync::takeover::TakeoverPolicy>,
+    /// The takeover's first entries, for the report.
+    #[serde(skip)]
+    pub(crate) takeover_entries: Vec<crate::sync::takeover::TakeoverEntry>,
 }
 
 impl PlanCounts {
@@ -52,8 +62,101 @@ impl PlanCounts {
             conflicts: p.conflicts.len() as u64,
             errors: p.errors.len() as u64,
             takeover_pending: p.takeover_pending,
+            takeover: p.takeover.counts.clone(),
+            takeover_messages: p.takeover.messages(),
+            takeover_policy: p.takeover.policy,
+            takeover_entries: p
+                .takeover
+                .entries
+                .iter()
+                .take(TAKEOVER_ROWS)
+                .cloned()
+                .collect(),
         }
     }
+}
+
+/// Takeover entries shown in report.html (plan.json holds the first 10,000).
+const TAKEOVER_ROWS: usize = 1_000;
+
+/// The takeover's decision as the report says it.
+fn decision_sv(d: crate::sync::takeover::Decision) -> &'static str {
+    use crate::sync::takeover::Decision as D;
+    match d {
+        D::Pending => "väntar: ingen --takeover vald",
+        D::Adopt => "övertas på plats (adopt)",
+        D::Replace => "avslutas och ersätts (replace)",
+        D::Report => "rapporteras (report)",
+        D::Conflict => "konflikt: flera kandidater",
+        D::Team => "hålls: ett helt team i en resurs",
+        D::OtherCarrier => "hålls: annan resurstyp",
+        D::Duplicate => "dubblett av produktens",
+        D::DuplicateEnded => "dubblett, avslutas",
+        D::Unmatched => "ingen registerrad",
+        D::UnmatchedEnded => "ingen registerrad, avslutas",
+        D::NotInRegister => "patienten saknas i registret",
+        D::Held => "hålls: avvisade rader",
+    }
+}
+
+/// The report's takeover section: what becomes of the EHR's contacts typed by hand.
+fn takeover_section(p: &PlanCounts, out: &mut dyn Write) -> std::io::Result<()> {
+    if p.takeover.is_empty() {
+        return Ok(());
+    }
+    let policy = match p.takeover_policy {
+        Some(x) => format!(
+            "--takeover {}",
+            serde_json::to_value(x)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        ),
+        None => "ingen vald: inget skrivs för dem".into(),
+    };
+    writeln!(
+        out,
+        r#"<h2 id="takeover">Övertagande av kontakter inskrivna för hand i journalen</h2>
+<p class="muted">Fasta kontakter i journalen utan produktens märkning (meta.tag), matchade mot registrets rader som reglerna matchar dem. Policy: <b>{}</b>. Inget raderas.</p><div class="cards">"#,
+        esc(&policy)
+    )?;
+    for (d, n) in &p.takeover {
+        writeln!(
+            out,
+            r#"<div class="card">{}<b>{n}</b></div>"#,
+            esc(decision_sv(*d))
+        )?;
+    }
+    writeln!(out, "</div>")?;
+    for m in &p.takeover_messages {
+        writeln!(out, r#"<p class="muted">{}</p>"#, esc(m))?;
+    }
+    writeln!(
+        out,
+        r#"<table id="takeover-table"><thead><tr><th>Beslut</th><th>Journalens resurs</th><th>Patient</th><th>Kontakt</th><th>Enhet</th><th>Registerrad</th></tr></thead><tbody>"#
+    )?;
+    for e in &p.takeover_entries {
+        writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(decision_sv(e.decision)),
+            esc(&e.resource),
+            esc(&masked(&e.patient)),
+            esc(&e.kind),
+            esc(&e.unit),
+            esc(e.register_row.as_deref().unwrap_or(""))
+        )?;
+    }
+    let total: u64 = p.takeover.values().sum();
+    writeln!(out, "</tbody></table>")?;
+    if total as usize > p.takeover_entries.len() {
+        writeln!(
+            out,
+            r#"<p class="muted">{} av {total} visas; plan.json listar de första 10 000.</p>"#,
+            p.takeover_entries.len()
+        )?;
+    }
+    Ok(())
 }
 
 /// Writes the plan as one JSON object, its items streamed from disk (those spilled first: they
@@ -467,6 +570,7 @@ td.basis,td.src{{font-size:12px;color:#5b6670}} .pager{{margin:.6rem 0;display:f
             p.unchanged,
             p.conflicts
         )?;
+        takeover_section(p, out)?;
     }
     if !report.not_evaluated.is_empty() {
         writeln!(out, "<h2>Ej bedömda regler</h2><ul>")?;

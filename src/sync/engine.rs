@@ -5,13 +5,15 @@
 
 use super::ownership::{hash, Ownership};
 use super::state::{Applied, Done, ItemOutcome, LedgerEntry, Pending, State, StateError};
+use super::takeover::{
+    Decision, HandContact, HandIndex, Match, TakeoverEntry, TakeoverPolicy, TakeoverReport,
+};
 use crate::domain::{ContactStatus, FixedContact, PatientId};
 use crate::fhir::client::{ClientError, FhirClient};
 use crate::fhir::model;
 use crate::fhir::outbound::{relation_type, Outbound, ResourceSet};
 use crate::fhir::transaction;
 use crate::mapping::Mappings;
-use crate::sources::ehr::side::{hand_key, HandKey};
 use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -53,6 +55,12 @@ pub enum Action {
     End,
     /// A Patient, Practitioner, PractitionerRole or Organization the EHR lacks.
     CreateReference,
+    /// A contact typed by hand in the EHR taken over in place: the product's tag and the
+    /// Rad-id added, register-owned elements set (`--takeover adopt`).
+    Adopt,
+    /// A contact typed by hand ended: replaced by the product's (`--takeover replace`), or
+    /// standing for no register row (`--end-unmatched`).
+    EndHandTyped,
 }
 
 pub(crate) use super::key::{Carrier, PlanKey, RelationKey};
@@ -66,6 +74,8 @@ impl Action {
             Action::Update => "update",
             Action::End => "end",
             Action::CreateReference => "create-reference",
+            Action::Adopt => "adopted",
+            Action::EndHandTyped => "end-hand-typed",
         }
     }
 }
@@ -128,9 +138,13 @@ pub struct SyncPlan {
     #[serde(default)]
     pub(crate) unreadable_rows: u64,
     /// Register rows a contact typed by hand in the EHR (without the product's tag) already
-    /// stands for: nothing is planned for them, so the first sync doubles nothing.
+    /// stands for, while no takeover policy is chosen: nothing is planned for them, so the
+    /// first sync doubles nothing.
     #[serde(default)]
     pub(crate) takeover_pending: u64,
+    /// The EHR's contacts typed by hand: what the takeover decided for each.
+    #[serde(default)]
+    pub takeover: TakeoverReport,
 }
 
 /// A relation found on the server as the register wants it, recorded in the state without a
@@ -167,8 +181,16 @@ pub struct Summary {
     pub rejected_rows: u64,
     /// Relations the register no longer lists, left as they are this run (see messages).
     pub(crate) ends_held: u64,
-    /// Register rows held because a contact typed by hand stands for them (see messages).
+    /// Register rows held because a contact typed by hand stands for them and no takeover
+    /// policy is chosen (see messages).
     pub(crate) takeover_pending: u64,
+    /// Register rows held by the takeover (`report`, a conflict, a whole team in one resource).
+    pub(crate) takeover_held: u64,
+    /// Contacts typed by hand adopted in place.
+    pub adopted: u64,
+    /// Contacts typed by hand ended (replaced, or with no register row under
+    /// `--end-unmatched`).
+    pub hand_typed_ended: u64,
     /// Referenced resources created.
     pub references_created: u64,
     /// Requests that changed data.
@@ -187,7 +209,11 @@ impl Summary {
     pub fn exit_code(&self) -> u8 {
         if self.errors > 0 {
             2
-        } else if self.conflicts > 0 || self.rejected_rows > 0 || self.takeover_pending > 0 {
+        } else if self.conflicts > 0
+            || self.rejected_rows > 0
+            || self.takeover_pending > 0
+            || self.takeover_held > 0
+        {
             1
         } else {
             0
@@ -206,6 +232,12 @@ pub struct Options {
     /// Refuse a plan that ends more than this share of the product's active relations (a
     /// truncated export must not end half a region).
     pub max_end_share: f64,
+    /// What to do with register rows a contact typed by hand already stands for (none: write
+    /// nothing for them, and say how many there are).
+    pub takeover: Option<TakeoverPolicy>,
+    /// End the hand-typed contacts no register row stands for (of patients the register
+    /// lists), under the end-share guard.
+    pub end_unmatched: bool,
 }
 
 fn version_of(r: &Value) -> Option<String> {
@@ -442,18 +474,22 @@ async fn actual(
 }
 
 /// The EHR's fixed contacts that do not carry the product's tag (typed by hand), read from
-/// the server with the directory they name.
+/// the server with the directory they name, and the JSON of their resources (what an adopt
+/// or an end starts from).
 async fn hand_typed(
     client: &FhirClient,
     m: &Mappings,
     product: &HashMap<RelationKey, Value>,
-) -> Result<Vec<HandKey>, SyncError> {
+) -> Result<(HandIndex, HashMap<String, Value>), SyncError> {
     let ours: HashSet<String> = product
         .iter()
         .map(|(k, v)| format!("{}/{}", k.carrier.as_str(), v["id"].as_str().unwrap_or("")))
         .collect();
-    let side = crate::sources::ehr::side::EhrSide::contacts_from_server(client, m).await?;
-    Ok(side.hand_typed(&ours))
+    let (side, mut raw) =
+        crate::sources::ehr::side::EhrSide::contacts_from_server(client, m).await?;
+    let ix = side.hand_typed(&ours);
+    raw.retain(|k, _| !ours.contains(k));
+    Ok((ix, raw))
 }
 
 /// The product's relations among the EHR data, by plan key; a row held twice is an error.
@@ -519,7 +555,8 @@ pub(crate) async fn plan(
         Bodies::Kept,
     );
     planner.rejected(d.rejected.len() as u64, d.unreadable_rows);
-    planner.hand_typed(hand_typed(client, m, &actual).await?);
+    let (hand, bodies) = hand_typed(client, m, &actual).await?;
+    planner.hand_typed(hand, bodies);
     planner.found(&actual, errors);
     for (det, existing) in rewrite {
         planner.resolved(det, existing);
@@ -543,6 +580,7 @@ pub(crate) async fn plan(
         });
         planner.relation(key, want, actual.get(key), &held)?;
     }
+    planner.finish_hand_typed(&held)?;
     planner.finish()
 }
 
@@ -597,8 +635,25 @@ pub(crate) struct Planner<'a> {
     bodies: Bodies,
     seq: i64,
     ends: usize,
-    /// (patient, kind, staff, unit) of the EHR's contacts typed by hand.
-    hand_typed: HashSet<HandKey>,
+    /// The EHR's contacts typed by hand (of the partition being planned).
+    hand: HandIndex,
+    /// Their resources' JSON by `Type/id`, when the plan is to be applied.
+    hand_bodies: HashMap<String, Value>,
+    /// Rows whose only candidates fit loosely: decided once the register has been read.
+    deferred: Vec<Deferred>,
+    /// The partition's register patients (a hand-typed contact of a patient the register does
+    /// not list at all is never ended).
+    register_patients: HashSet<u64>,
+    /// Active hand-typed contacts, for the end-share guard under `--end-unmatched`.
+    active_hand: usize,
+}
+
+/// A register row waiting for the whole register before its takeover is decided.
+struct Deferred {
+    key: RelationKey,
+    contact: FixedContact,
+    source: String,
+    body: Value,
 }
 
 impl<'a> Planner<'a> {
@@ -628,7 +683,11 @@ impl<'a> Planner<'a> {
             bodies,
             seq: 0,
             ends: 0,
-            hand_typed: HashSet::new(),
+            hand: HandIndex::default(),
+            hand_bodies: HashMap::new(),
+            deferred: Vec::new(),
+            register_patients: HashSet::new(),
+            active_hand: 0,
         }
     }
 
@@ -639,10 +698,13 @@ impl<'a> Planner<'a> {
         self.plan.errors.extend(errors);
     }
 
-    /// The EHR's contacts typed by hand (no product tag): a register row they stand for gets
-    /// no create.
-    pub(crate) fn hand_typed(&mut self, contacts: impl IntoIterator<Item = HandKey>) {
-        self.hand_typed.extend(contacts);
+    /// The EHR's contacts typed by hand (no product tag) of the patients about to be planned,
+    /// with their resources' JSON when the plan is to be applied. `finish_hand_typed` closes
+    /// them before the next partition's.
+    pub(crate) fn hand_typed(&mut self, hand: HandIndex, bodies: HashMap<String, Value>) {
+        self.plan.takeover.policy = self.opts.takeover;
+        self.hand = hand;
+        self.hand_bodies = bodies;
     }
 
     /// A referenced resource the EHR already has, under its own id.
@@ -706,14 +768,39 @@ impl<'a> Planner<'a> {
         let key = &PlanKey::from(relation.clone());
         let last = self.state.applied(key)?;
         let (t, row) = (relation.carrier.as_str(), relation.row.as_str());
+        if let (Some(w), false) = (&desired, self.hand.is_empty()) {
+            self.register_patients
+                .insert(crate::sources::ehr::side::patient_key(&w.contact.patient));
+        }
         match (desired, a) {
-            // A contact typed by hand in the EHR already stands for this row: creating the
-            // product's own would give the patient two (issue 15 builds the takeover).
-            (Some(w), None) if last.is_none() && self.hand_typed.contains(&hand_key(w.contact)) => {
-                self.plan.takeover_pending += 1;
+            // Never written by the product: a contact typed by hand may already stand for it,
+            // and creating the product's own beside it would give the patient two.
+            (Some(w), None) if last.is_none() && !self.hand.is_empty() => {
+                match self.hand.first_look(w.contact) {
+                    Match::None => self.create(key, t, w, last),
+                    Match::Later => {
+                        let body = match self.bodies {
+                            Bodies::Kept => (w.body)(),
+                            Bodies::ReviewOnly => Value::Null,
+                        };
+                        self.deferred.push(Deferred {
+                            key: relation.clone(),
+                            contact: w.contact.clone(),
+                            source: w.source.to_owned(),
+                            body,
+                        });
+                    }
+                    m => self.take_over(key, t, w, m)?,
+                }
             }
             (Some(w), None) => self.create(key, t, w, last),
-            (Some(w), Some(a)) => self.update(key, t, w, a, last)?,
+            (Some(w), Some(a)) => {
+                let (contact, source) = (w.contact, w.source);
+                self.update(key, t, w, a, last)?;
+                if !self.hand.is_empty() {
+                    self.duplicates(contact, source);
+                }
+            }
             (None, Some(a)) => self.end(key, t, row, a, last, held)?,
             (None, None) => {}
         }
@@ -908,6 +995,285 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
+    /// A row a contact typed by hand stands for (or several do): what the policy makes of it.
+    fn take_over(&mut self, key: &PlanKey, t: &str, w: Want, m: Match) -> Result<(), SyncError> {
+        let found = match m {
+            Match::One(i) => vec![i],
+            Match::Several(v) => v,
+            Match::None | Match::Later => return Ok(()),
+        };
+        let resources: Vec<String> = found
+            .iter()
+            .map(|&i| self.hand.get(i).resource.to_string())
+            .collect();
+        let h = self.hand.get(found[0]).clone();
+        let row_source = w.source.to_owned();
+        let decision = if found.len() > 1 {
+            self.plan.conflicts.push(Conflict {
+                key: key.clone(),
+                resource: resources.join(", "),
+                reason: format!(
+                    "{} contacts typed by hand in the EHR stand for register row {}: none is taken over and nothing is created (end the extra copies in the EHR)",
+                    found.len(),
+                    w.contact.row_id
+                ),
+                register: None,
+                ehr: None,
+            });
+            Decision::Conflict
+        } else {
+            match self.opts.takeover {
+                None => {
+                    self.plan.takeover_pending += 1;
+                    Decision::Pending
+                }
+                Some(TakeoverPolicy::Report) => Decision::Report,
+                Some(_) if h.team => Decision::Team,
+                Some(_) if h.resource_type() != t => Decision::OtherCarrier,
+                // A declined offer has nothing to end: replacing it is adopting it.
+                Some(TakeoverPolicy::Adopt) | Some(TakeoverPolicy::Replace) if t != "CareTeam" => {
+                    self.adopt(key, t, &w, &h)?;
+                    Decision::Adopt
+                }
+                Some(TakeoverPolicy::Adopt) => {
+                    self.adopt(key, t, &w, &h)?;
+                    Decision::Adopt
+                }
+                Some(TakeoverPolicy::Replace) => {
+                    let row = w.contact.row_id.to_string();
+                    self.create(key, t, w, None);
+                    // One ended already (by hand) stays as it is: there is nothing to end.
+                    if h.status == ContactStatus::Active {
+                        self.end_hand(
+                        &h,
+                        Some(&row_source),
+                        format!("Avslutad av fastkontakt vid övertagande: befolkningsregistrets rad {row} förs nu av produktens egen {t}."),
+                        "typed by hand in the EHR: ended and replaced by the product's (--takeover replace)",
+                    );
+                    }
+                    Decision::Replace
+                }
+            }
+        };
+        self.plan.takeover.record(TakeoverEntry {
+            decision,
+            resource: resources.join(", "),
+            register_row: Some(row_source),
+            patient: h.patient.expose(),
+            kind: h.kind.to_string(),
+            unit: h.unit.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Active copies typed by hand of a relation the product already carries: ended under
+    /// `replace`, else listed.
+    fn duplicates(&mut self, contact: &FixedContact, source: &str) {
+        for i in self.hand.duplicates(contact) {
+            let h = self.hand.get(i).clone();
+            let replace = self.opts.takeover == Some(TakeoverPolicy::Replace)
+                && !h.team
+                && h.resource_type() == "CareTeam";
+            let decision = if replace {
+                self.end_hand(
+                    &h,
+                    Some(source),
+                    format!("Avslutad av fastkontakt: en kopia av befolkningsregistrets rad {}, som produkten redan för.", contact.row_id),
+                    "an active copy typed by hand of a relation the product carries: ended (--takeover replace)",
+                );
+                Decision::DuplicateEnded
+            } else {
+                Decision::Duplicate
+            };
+            self.plan.takeover.record(TakeoverEntry {
+                decision,
+                resource: h.resource.to_string(),
+                register_row: Some(source.to_owned()),
+                patient: h.patient.expose(),
+                kind: h.kind.to_string(),
+                unit: h.unit.to_string(),
+            });
+        }
+    }
+
+    /// The hand-typed resource updated in place: the register's owned elements, the product's
+    /// tag and the Rad-id on it, all else as it was; If-Match on the version read.
+    fn adopt(
+        &mut self,
+        key: &PlanKey,
+        t: &str,
+        w: &Want,
+        h: &HandContact,
+    ) -> Result<(), SyncError> {
+        let (body, owned_hash, expected_version, before) = match self.bodies {
+            Bodies::ReviewOnly => (Value::Null, String::new(), None, None),
+            Bodies::Kept => {
+                let Some(cur) = self.hand_bodies.get(&*h.resource) else {
+                    self.plan.errors.push(format!(
+                        "{}: typed by hand, but its JSON was not read; not adopted",
+                        h.resource
+                    ));
+                    return Ok(());
+                };
+                if let Err(e) = model::parse_value(cur.clone()) {
+                    self.plan.errors.push(format!(
+                        "{} is not strict FHIR R4, so it is not adopted: {e}",
+                        h.resource
+                    ));
+                    return Ok(());
+                }
+                let desired = self.body(w);
+                let merged = self.own.merge(cur, &desired);
+                let owned_hash = hash(&self.own.owned(&merged));
+                (
+                    merged,
+                    owned_hash,
+                    version_of(cur),
+                    Some(self.own.owned(cur)),
+                )
+            }
+        };
+        let seq = self.next();
+        self.plan.items.push(PlanItem {
+            seq,
+            key: key.clone(),
+            action: Action::Adopt,
+            resource_type: t.to_owned(),
+            id: h.id().to_owned(),
+            expected_version,
+            owned_hash,
+            body,
+            register_row: Some(w.source.to_owned()),
+            reason: "typed by hand in the EHR: adopted in place (the product's tag and the Rad-id added, register-owned elements set to the register's)".into(),
+            facts: Some(facts_of(w.contact, self.state.key())),
+            before,
+        });
+        Ok(())
+    }
+
+    /// A hand-typed CareTeam ended: status inactive, `period.end`, and a note saying why.
+    fn end_hand(&mut self, h: &HandContact, row: Option<&str>, note: String, reason: &str) {
+        let end = self.opts.as_of.to_string();
+        let (body, owned_hash, expected_version, before) = match self.bodies {
+            Bodies::ReviewOnly => (Value::Null, String::new(), None, None),
+            Bodies::Kept => {
+                let Some(cur) = self.hand_bodies.get(&*h.resource) else {
+                    self.plan.errors.push(format!(
+                        "{}: typed by hand, but its JSON was not read; not ended",
+                        h.resource
+                    ));
+                    return;
+                };
+                let mut ended = cur.clone();
+                ended["status"] = json!("inactive");
+                if ended["period"]["end"]
+                    .as_str()
+                    .is_none_or(|e| e > end.as_str())
+                {
+                    ended["period"]["end"] = json!(end);
+                }
+                let mut notes = ended["note"].as_array().cloned().unwrap_or_default();
+                notes.push(json!({"time": chrono::Utc::now().to_rfc3339(), "text": note}));
+                ended["note"] = Value::Array(notes);
+                let owned_hash = hash(&self.own.owned(&ended));
+                (
+                    ended,
+                    owned_hash,
+                    version_of(cur),
+                    Some(self.own.owned(cur)),
+                )
+            }
+        };
+        let facts = Facts {
+            patient_hash: patient_hash(self.state.key(), &h.patient),
+            kind: h.kind.to_string(),
+            staff: h.staff.as_ref().map(ToString::to_string),
+            unit: h.unit.to_string(),
+            status: ContactStatus::Ended.code().to_owned(),
+            valid_from: h.period.start().to_string(),
+            valid_to: Some(end),
+        };
+        let seq = self.next();
+        self.plan.items.push(PlanItem {
+            seq,
+            key: PlanKey::HandTyped {
+                resource_type: h.resource_type().to_owned(),
+                id: h.id().to_owned(),
+            },
+            action: Action::EndHandTyped,
+            resource_type: h.resource_type().to_owned(),
+            id: h.id().to_owned(),
+            expected_version,
+            owned_hash,
+            body,
+            register_row: row.map(str::to_owned),
+            reason: reason.into(),
+            facts: Some(facts),
+            before,
+        });
+    }
+
+    /// After the partition's register rows: the rows that waited take their loose candidates,
+    /// and the hand-typed contacts no row took are listed (or, with `--end-unmatched`, ended
+    /// where the register lists the patient and nothing of theirs was rejected).
+    pub(crate) fn finish_hand_typed(&mut self, held: &Held) -> Result<(), SyncError> {
+        for d in std::mem::take(&mut self.deferred) {
+            let key = PlanKey::from(d.key.clone());
+            let t = d.key.carrier.as_str();
+            let body = || d.body.clone();
+            let w = Want {
+                contact: &d.contact,
+                source: &d.source,
+                body: &body,
+            };
+            match self.hand.second_look(&d.contact) {
+                Match::None | Match::Later => self.create(&key, t, w, None),
+                m => self.take_over(&key, t, w, m)?,
+            }
+        }
+        self.active_hand += self.hand.active_single();
+        let left: Vec<u32> = self
+            .hand
+            .unmatched()
+            .filter(|(_, h)| h.status == ContactStatus::Active)
+            .map(|(i, _)| i)
+            .collect();
+        for i in left {
+            let h = self.hand.get(i).clone();
+            let listed = self
+                .register_patients
+                .contains(&crate::sources::ehr::side::patient_key(&h.patient));
+            let decision = if !listed {
+                Decision::NotInRegister
+            } else if held.unreadable_rows > 0 || held.patients.contains(&h.patient) {
+                Decision::Held
+            } else if self.opts.end_unmatched && !h.team && h.resource_type() == "CareTeam" {
+                self.ends += 1;
+                self.end_hand(
+                    &h,
+                    None,
+                    "Avslutad av fastkontakt: befolkningsregistret anger inte denna kontakt för patienten.".into(),
+                    "typed by hand in the EHR, and no register row stands for it: ended (--end-unmatched)",
+                );
+                Decision::UnmatchedEnded
+            } else {
+                Decision::Unmatched
+            };
+            self.plan.takeover.record(TakeoverEntry {
+                decision,
+                resource: h.resource.to_string(),
+                register_row: None,
+                patient: h.patient.expose(),
+                kind: h.kind.to_string(),
+                unit: h.unit.to_string(),
+            });
+        }
+        self.hand = HandIndex::default();
+        self.hand_bodies.clear();
+        self.register_patients.clear();
+        Ok(())
+    }
+
     fn body(&self, w: &Want) -> Value {
         let mut body = (w.body)();
         rewrite_refs(&mut body, &self.rewrite);
@@ -917,7 +1283,13 @@ impl<'a> Planner<'a> {
     /// The plan, unless it ends more than the allowed share of active relations (a truncated
     /// export must not end half a region).
     pub(crate) fn finish(self) -> Result<SyncPlan, SyncError> {
-        let (ends, active) = (self.ends, self.active_owned);
+        let active = self.active_owned
+            + if self.opts.end_unmatched {
+                self.active_hand
+            } else {
+                0
+            };
+        let ends = self.ends;
         if active >= 20 && ends as f64 > self.opts.max_end_share * active as f64 {
             return Err(SyncError::Refused(format!(
                 "the plan ends {ends} of {active} active relations ({:.0}%), above the limit of {:.0}%: is the export truncated? (raise --max-end-share to allow it)",
@@ -1010,6 +1382,8 @@ impl<'a> Applier<'a> {
             Action::Update => self.summary.updated += 1,
             Action::End => self.summary.ended += 1,
             Action::CreateReference => self.summary.references_created += 1,
+            Action::Adopt => self.summary.adopted += 1,
+            Action::EndHandTyped => self.summary.hand_typed_ended += 1,
         }
     }
 

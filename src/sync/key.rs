@@ -38,6 +38,14 @@ pub(crate) enum PlanKey {
         /// The resource's id.
         id: String,
     },
+    /// A contact typed by hand in the EHR that a takeover ends (`hand:CareTeam/abc`): its own
+    /// key, since the register row it stands for is the product's relation's key.
+    HandTyped {
+        /// The resource type.
+        resource_type: String,
+        /// The resource's id.
+        id: String,
+    },
 }
 
 impl From<RelationKey> for PlanKey {
@@ -57,6 +65,9 @@ impl fmt::Display for PlanKey {
         match self {
             PlanKey::Relation(k) => k.fmt(f),
             PlanKey::Reference { resource_type, id } => write!(f, "{resource_type}/{id}"),
+            PlanKey::HandTyped { resource_type, id } => {
+                write!(f, "{HAND}{resource_type}/{id}")
+            }
         }
     }
 }
@@ -67,15 +78,28 @@ impl From<PlanKey> for String {
     }
 }
 
+const HAND: &str = "hand:";
+
 /// A key string that is neither `CareTeam|row`, `Task|row` nor `Type/id`.
 #[derive(Debug, thiserror::Error)]
-#[error("not a plan key: {0:?} (expected CareTeam|ROW, Task|ROW or Type/id)")]
+#[error("not a plan key: {0:?} (expected CareTeam|ROW, Task|ROW, Type/id or hand:Type/id)")]
 pub(crate) struct BadPlanKey(String);
 
 impl TryFrom<String> for PlanKey {
     type Error = BadPlanKey;
 
     fn try_from(s: String) -> Result<PlanKey, BadPlanKey> {
+        if let Some(rest) = s.strip_prefix(HAND) {
+            return match rest.split_once('/') {
+                Some((t, id)) if Carrier::from_type_name(t).is_some() && !id.is_empty() => {
+                    Ok(PlanKey::HandTyped {
+                        resource_type: t.to_owned(),
+                        id: id.to_owned(),
+                    })
+                }
+                _ => Err(BadPlanKey(s)),
+            };
+        }
         if let Some((t, row)) = s.split_once('|') {
             return match Carrier::from_type_name(t) {
                 Some(carrier) if !row.is_empty() => Ok(RelationKey::new(carrier, row).into()),
@@ -105,6 +129,10 @@ mod tests {
                 resource_type: "Practitioner".into(),
                 id: "abc".into(),
             },
+            PlanKey::HandTyped {
+                resource_type: "CareTeam".into(),
+                id: "hand-1".into(),
+            },
         ] {
             let json = serde_json::to_string(&k).unwrap();
             assert_eq!(serde_json::from_str::<PlanKey>(&json).unwrap(), k);
@@ -117,7 +145,15 @@ mod tests {
 
     #[test]
     fn other_strings_are_refused() {
-        for s in ["Observation|R-1", "CareTeam|", "nothing", "/x", "Patient/"] {
+        for s in [
+            "Observation|R-1",
+            "CareTeam|",
+            "nothing",
+            "/x",
+            "Patient/",
+            "hand:Patient/x",
+            "hand:CareTeam/",
+        ] {
             assert!(PlanKey::try_from(s.to_owned()).is_err(), "{s}");
         }
     }

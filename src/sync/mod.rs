@@ -6,6 +6,7 @@ pub(crate) mod key;
 pub mod ownership;
 pub mod spill;
 pub mod state;
+pub mod takeover;
 
 pub use engine::{Action, OnConflict, Options, Summary, SyncPlan};
 
@@ -66,6 +67,8 @@ pub(crate) async fn run(
                 Action::Update => s.updated += 1,
                 Action::End => s.ended += 1,
                 Action::CreateReference => s.references_created += 1,
+                Action::Adopt => s.adopted += 1,
+                Action::EndHandTyped => s.hand_typed_ended += 1,
             }
         }
         s
@@ -80,12 +83,8 @@ pub(crate) async fn run(
     summary.rejected_rows = plan.rejected_rows;
     summary.ends_held = plan.ends_held;
     summary.takeover_pending = plan.takeover_pending;
-    if plan.takeover_pending > 0 {
-        summary.messages.push(format!(
-            "{} register row(s) match contacts typed by hand in the EHR (without the product's tag): nothing is written for them, so no patient gets a second FLK or FVK; taking them over is not built yet (issue 15)",
-            plan.takeover_pending
-        ));
-    }
+    summary.takeover_held = plan.takeover.rows_held() - plan.takeover_pending;
+    summary.messages.extend(plan.takeover.messages());
     if plan.unreadable_rows > 0 {
         summary.messages.push(format!(
             "{} register row(s) could not be read far enough to know whose they are: no relation is ended this run ({} left as they are); fix the rows in the quarantine file and run again",

@@ -13,6 +13,10 @@ pub(crate) struct Owned {
     pub(crate) register: Vec<String>,
     #[serde(default)]
     pub(crate) register_extensions: Vec<String>,
+    /// Identifier systems the register owns; a resource's other identifiers are the EHR's (a
+    /// contact typed by hand keeps its own when the product adopts it).
+    #[serde(default)]
+    pub(crate) register_identifiers: Vec<String>,
 }
 
 /// The elements the register owns in each relation; a person owns the rest.
@@ -44,19 +48,13 @@ impl Ownership {
                 m.insert(k.clone(), v.clone());
             }
         }
-        let ext: Vec<Value> = r["extension"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| {
-                e["url"]
-                    .as_str()
-                    .is_some_and(|u| o.register_extensions.iter().any(|x| x == u))
-            })
-            .cloned()
-            .collect();
+        let ext = owned_entries(r, "extension", "url", &o.register_extensions, true);
         if !ext.is_empty() {
             m.insert("extension".into(), Value::Array(ext));
+        }
+        let ids = owned_entries(r, "identifier", "system", &o.register_identifiers, true);
+        if !ids.is_empty() {
+            m.insert("identifier".into(), Value::Array(ids));
         }
         Value::Object(m)
     }
@@ -81,29 +79,28 @@ impl Ownership {
                 }
             }
         }
-        let mut ext: Vec<Value> = server["extension"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| {
-                !e["url"]
-                    .as_str()
-                    .is_some_and(|u| o.register_extensions.iter().any(|x| x == u))
-            })
-            .cloned()
-            .collect();
-        ext.extend(
-            desired["extension"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .cloned(),
-        );
-        if ext.is_empty() {
-            obj.remove("extension");
-        } else {
-            obj.insert("extension".into(), Value::Array(ext));
+        for (element, field, owned) in [
+            ("extension", "url", &o.register_extensions),
+            ("identifier", "system", &o.register_identifiers),
+        ] {
+            let mut list = owned_entries(server, element, field, owned, false);
+            list.extend(owned_entries(desired, element, field, owned, true));
+            if list.is_empty() {
+                obj.remove(element);
+            } else {
+                obj.insert(element.into(), Value::Array(list));
+            }
         }
+        // A generated narrative says what the elements said: once the register's values
+        // replace them it would show a clinician the old contact.
+        if server["text"]["status"] == "generated" && self.owned(server) != self.owned(&out) {
+            if let Some(obj) = out.as_object_mut() {
+                obj.remove("text");
+            }
+        }
+        let Some(obj) = out.as_object_mut() else {
+            return desired.clone();
+        };
         // The product's tag goes on; the server's other meta stays.
         let tags = desired["meta"]["tag"].clone();
         if let Some(meta) = obj
@@ -127,6 +124,29 @@ impl Ownership {
         }
         out
     }
+}
+
+/// The entries of a list element (`extension`, `identifier`) whose `field` (url, system) is one
+/// the register owns (`owned_ones`), or the others.
+fn owned_entries(
+    r: &Value,
+    element: &str,
+    field: &str,
+    owned: &[String],
+    owned_ones: bool,
+) -> Vec<Value> {
+    r[element]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            let is_owned = e[field]
+                .as_str()
+                .is_some_and(|u| owned.iter().any(|x| x == u));
+            is_owned == owned_ones
+        })
+        .cloned()
+        .collect()
 }
 
 /// Order-independent hash of a JSON value (object keys sorted), for comparing owned parts.

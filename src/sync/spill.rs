@@ -16,6 +16,10 @@ pub struct ActionCounts {
     pub end: u64,
     /// Referenced resources to create.
     pub create_reference: u64,
+    /// Contacts typed by hand to adopt.
+    pub adopt: u64,
+    /// Contacts typed by hand to end.
+    pub end_hand_typed: u64,
 }
 
 impl ActionCounts {
@@ -25,6 +29,8 @@ impl ActionCounts {
             Action::Update => self.update += 1,
             Action::End => self.end += 1,
             Action::CreateReference => self.create_reference += 1,
+            Action::Adopt => self.adopt += 1,
+            Action::EndHandTyped => self.end_hand_typed += 1,
         }
     }
     pub(crate) fn of<'i>(items: impl IntoIterator<Item = &'i PlanItem>) -> Self {
@@ -40,6 +46,8 @@ impl ActionCounts {
             update: self.update + o.update,
             end: self.end + o.end,
             create_reference: self.create_reference + o.create_reference,
+            adopt: self.adopt + o.adopt,
+            end_hand_typed: self.end_hand_typed + o.end_hand_typed,
         }
     }
 }
@@ -120,7 +128,8 @@ mod tests {
                 create: 1,
                 update: 0,
                 end: 1,
-                create_reference: 1
+                create_reference: 1,
+                ..Default::default()
             }
         );
         let seqs: Vec<i64> = s

@@ -9,6 +9,7 @@ use crate::mapping::Mappings;
 use crate::sources::ehr::account::{InputAccount, Verdict};
 use crate::sources::ehr::files::{FhirFileError, FhirFiles};
 use crate::sources::ehr::stream::Origin;
+use crate::sync::takeover::{HandContact, HandIndex};
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::Path;
@@ -17,25 +18,6 @@ use std::path::Path;
 pub(crate) fn patient_key(p: &PatientId) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     p.hash(&mut h);
-    h.finish()
-}
-
-/// What makes a contact typed by hand in the EHR stand for a register row: patient, kind,
-/// staff and unit (status and period may differ: it is the same relation, differently kept),
-/// hashed: a region's keys as strings took 300 MiB. A collision (about 1 in 30 million at a million
-/// contacts) only holds a create, never writes.
-pub(crate) type HandKey = u64;
-
-/// The hand key of a contact.
-pub(crate) fn hand_key(c: &FixedContact) -> HandKey {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (
-        &c.patient,
-        c.kind.to_string(),
-        c.staff().map(|s| &s.hsa),
-        &c.unit.hsa,
-    )
-        .hash(&mut h);
     h.finish()
 }
 
@@ -238,15 +220,23 @@ impl EhrDirectory {
 }
 
 impl EhrSide {
-    /// The hand keys of the contacts not read from the product's own resources (`ours`, as
-    /// `Type/id`): those typed by hand.
-    pub(crate) fn hand_typed(&self, ours: &HashSet<String>) -> Vec<HandKey> {
-        self.contacts
+    /// The contacts not read from the product's own resources (`ours`, as `Type/id`): those
+    /// typed by hand, indexed for the takeover.
+    pub(crate) fn hand_typed(&self, ours: &HashSet<String>) -> HandIndex {
+        let mut per_resource: HashMap<&str, u32> = HashMap::new();
+        for (_, source) in self.contacts.values().flatten() {
+            *per_resource.entry(source.as_str()).or_default() += 1;
+        }
+        let mut hand: Vec<HandContact> = self
+            .contacts
             .values()
             .flatten()
             .filter(|(_, source)| !ours.contains(source))
-            .map(|(c, _)| hand_key(c))
-            .collect()
+            .map(|(c, source)| HandContact::of(c, source, per_resource[source.as_str()] > 1))
+            .collect();
+        // In the resources' order, so a plan made twice lists them alike.
+        hand.sort_by(|a, b| a.resource.cmp(&b.resource).then(a.kind.cmp(&b.kind)));
+        HandIndex::new(hand)
     }
 
     /// Reads a Bundle, NDJSON file or folder.
@@ -264,15 +254,16 @@ impl EhrSide {
         client: &crate::fhir::client::FhirClient,
         m: &Mappings,
     ) -> Result<Self, crate::fhir::client::ClientError> {
-        Self::from_server_types(client, m, crate::sources::ehr::fetch::TYPES).await
+        Self::from_server_types(client, m, crate::sources::ehr::fetch::TYPES, None).await
     }
 
     /// The contacts alone from a server: what they name (Patient, staff, units) and the
-    /// CareTeams and Tasks, none of the facts the rules read beside them.
+    /// CareTeams and Tasks, none of the facts the rules read beside them. Also the CareTeams'
+    /// and Tasks' JSON by `Type/id` (what a takeover edits).
     pub(crate) async fn contacts_from_server(
         client: &crate::fhir::client::FhirClient,
         m: &Mappings,
-    ) -> Result<Self, crate::fhir::client::ClientError> {
+    ) -> Result<(Self, HashMap<String, serde_json::Value>), crate::fhir::client::ClientError> {
         const CONTACT_TYPES: &[&str] = &[
             "Patient",
             "Practitioner",
@@ -281,17 +272,32 @@ impl EhrSide {
             "CareTeam",
             "Task",
         ];
-        Self::from_server_types(client, m, CONTACT_TYPES).await
+        let mut raw = HashMap::new();
+        let side = Self::from_server_types(client, m, CONTACT_TYPES, Some(&mut raw)).await?;
+        Ok((side, raw))
     }
 
     async fn from_server_types(
         client: &crate::fhir::client::FhirClient,
         m: &Mappings,
         types: &[&str],
+        mut carriers: Option<&mut HashMap<String, serde_json::Value>>,
     ) -> Result<Self, crate::fhir::client::ClientError> {
         let mut values = Vec::new();
         for t in types {
             values.extend(client.search_all(&format!("{t}?_count=500")).await?);
+        }
+        if let Some(keep) = carriers.as_mut() {
+            for v in &values {
+                if let ("CareTeam" | "Task", Some(id)) =
+                    (v["resourceType"].as_str().unwrap_or(""), v["id"].as_str())
+                {
+                    keep.insert(
+                        format!("{}/{id}", v["resourceType"].as_str().unwrap_or("")),
+                        v.clone(),
+                    );
+                }
+            }
         }
         let mut resources = Vec::new();
         let mut problems = Vec::new();
