@@ -98,8 +98,11 @@ async fn full_sync_then_a_second_run_writes_nothing() {
         dir.path().join("state.sqlite"),
         dir.path().join("summary.json"),
     );
+    // Through the counting proxy from the start: the first run probes the server (its facts
+    // are kept per base URL in the state file), the second must write nothing at all.
+    let p = proxy(&s.base, Faults::default(), 1);
     let o = sync(
-        &s.base,
+        &p.base,
         &t,
         &handwritten(),
         &state,
@@ -134,7 +137,7 @@ async fn full_sync_then_a_second_run_writes_nothing() {
     let prov = c.search_all("Provenance?_count=100").await.unwrap();
     assert!(!prov.is_empty() && prov[0]["target"].as_array().is_some_and(|t| !t.is_empty()));
 
-    let p = proxy(&s.base, Faults::default(), 1);
+    p.writes.store(0, std::sync::atomic::Ordering::Relaxed);
     let o = sync(
         &p.base,
         &t,
@@ -205,7 +208,9 @@ async fn a_register_change_gives_exactly_the_expected_writes_and_ends_never_dele
         dir.path().join("state.sqlite"),
         dir.path().join("summary.json"),
     );
-    sync(&s.base, &t, &handwritten(), &state, &[]);
+    let p = proxy(&s.base, Faults::default(), 3);
+    sync(&p.base, &t, &handwritten(), &state, &[]);
+    p.writes.store(0, std::sync::atomic::Ordering::Relaxed);
     let text = std::fs::read_to_string(handwritten()).unwrap();
     // ok-all-2 gets another FVK (a person already in the EHR); r17-overlap-2 leaves the register.
     let changed: String = text
@@ -222,7 +227,6 @@ async fn a_register_change_gives_exactly_the_expected_writes_and_ends_never_dele
         .collect();
     let reg2 = dir.path().join("register2.csv");
     std::fs::write(&reg2, changed).unwrap();
-    let p = proxy(&s.base, Faults::default(), 3);
     let o = sync(
         &p.base,
         &t,
@@ -403,8 +407,12 @@ async fn kill_9_mid_run_then_a_rerun_converges_with_no_duplicate_and_no_lost_row
     // Kill it once it has written some relations but not all.
     let start = std::time::Instant::now();
     loop {
+        // The product's own relations (not the probe's resources, written first).
         let n = c
-            .search_all("CareTeam?_count=500&_elements=id")
+            .search_all(&format!(
+                "CareTeam?_tag={}|befolkningsregistret&_count=500&_elements=id",
+                "https://fhir.fastkontakt.example/CodeSystem/kalla"
+            ))
             .await
             .map(|v| v.len())
             .unwrap_or(0);

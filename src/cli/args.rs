@@ -134,6 +134,19 @@ pub(crate) enum Command {
     ///
     /// Example: fastkontakt reconcile --register export.csv --ehr ehr-export/ --report out/
     Reconcile(Box<ReconcileArgs>),
+    /// Learn what a FHIR server really does before syncing into it.
+    ///
+    /// Reads the CapabilityStatement and tries the searches the product depends on. With
+    /// --yes-write it also writes probe CareTeams (status entered-in-error, tagged probe, no
+    /// patient) and deletes them at the end: update-as-create, transactions (atomic? 100
+    /// entries?), batch, If-Match on PUT, conditional PUT and in transactions, conditional
+    /// create (and 10 at once), _count caps, paging under writes, Prefer: return=, _history,
+    /// and how strictly it validates. Prints a table of each fact and what it means for sync.
+    /// With --state the facts are kept for sync, which writes the way they allow.
+    /// Exit: 0 a safe sync is possible, 1 it is not (the reasons are printed), 2 the probe failed.
+    ///
+    /// Example: fastkontakt probe --ehr https://ehr.example/fhir --yes-write --report probe.json
+    Probe(Box<ProbeArgs>),
     /// Who was this patient's FLK, FVK or treating role, and which sync run set it.
     History {
         /// The patient's personnummer or samordningsnummer.
@@ -250,6 +263,17 @@ pub(crate) struct SyncArgs {
     /// register lists the patient (under the --max-end-share guard). Default: list them.
     #[arg(long, global = true)]
     pub(crate) end_unmatched: bool,
+    /// Probe the server again (what it allows is kept in the state file after the first run;
+    /// see `fastkontakt probe`).
+    #[arg(long, global = true)]
+    pub(crate) reprobe: bool,
+    /// Create resources so, whatever the probe found: put (to the product's ids) or
+    /// conditional-post (POST with If-None-Exist; the server names them).
+    #[arg(long, global = true, value_enum)]
+    pub(crate) create_by: Option<fastkontakt::fhir::probe::CreateBy>,
+    /// Group writes so, whatever the probe found: transaction or single.
+    #[arg(long, global = true, value_enum)]
+    pub(crate) grouping: Option<fastkontakt::fhir::probe::Grouping>,
     /// Entries per transaction Bundle.
     #[arg(long, global = true)]
     pub(crate) chunk_size: Option<usize>,
@@ -359,6 +383,34 @@ pub(crate) struct ReconcileArgs {
     /// Refuse a plan that ends more than this share of the active relations (0..1).
     #[arg(long, default_value_t = 0.2)]
     pub(crate) max_end_share: f64,
+    /// Server connection settings as for sync (TOML: bearer, token_url, client_cert, …).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Sent as X-Tenant-ID.
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// Bearer token: file:PATH or env:NAME.
+    #[arg(long, value_name = "SECRET")]
+    pub(crate) bearer: Option<String>,
+}
+
+#[derive(clap::Args, Clone)]
+pub(crate) struct ProbeArgs {
+    /// The FHIR server's base URL.
+    #[arg(long, value_name = "URL")]
+    pub(crate) ehr: String,
+    /// Write, change and delete probe resources (without it, only reads).
+    #[arg(long)]
+    pub(crate) yes_write: bool,
+    /// Write the facts, the table and the write strategy as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) report: Option<PathBuf>,
+    /// Keep the facts in this state file, for sync (needs the state key).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) state: Option<PathBuf>,
+    /// The state file's key: file:PATH or env:NAME (or FASTKONTAKT_STATE_KEY).
+    #[arg(long, env = "FASTKONTAKT_STATE_KEY", value_name = "SECRET")]
+    pub(crate) state_key: Option<String>,
     /// Server connection settings as for sync (TOML: bearer, token_url, client_cert, …).
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,

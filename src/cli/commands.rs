@@ -284,6 +284,11 @@ pub(super) fn sync(cli: &Cli, raw: &SyncArgs) -> anyhow::Result<ExitCode> {
             max_end_share: args.max_end_share.unwrap_or(0.2),
             takeover: args.takeover,
             end_unmatched: args.end_unmatched,
+            writing: fastkontakt::sync::Writing {
+                reprobe: args.reprobe,
+                create_by: args.create_by,
+                grouping: args.grouping,
+            },
         },
         chunk_size: chunk,
     };
@@ -402,6 +407,7 @@ pub(super) fn reconcile(cli: &Cli, a: &ReconcileArgs) -> anyhow::Result<ExitCode
                 max_end_share: a.max_end_share,
                 takeover: a.takeover,
                 end_unmatched: a.end_unmatched,
+                writing: Default::default(),
             },
             report_dir: &a.report,
             quarantine: a
@@ -569,4 +575,93 @@ pub(super) fn generate(
         output.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `probe`: what the server really does, as a table; the facts kept in a state file for sync.
+pub(super) fn probe(cli: &Cli, a: &super::args::ProbeArgs) -> anyhow::Result<ExitCode> {
+    let mappings = load_mappings(cli)?;
+    let mut args = match &a.config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str::<SyncArgs>(&text).with_context(|| format!("{}", p.display()))?
+        }
+        None => SyncArgs::default(),
+    };
+    args.ehr = Some(a.ehr.clone());
+    if a.tenant.is_some() {
+        args.tenant = a.tenant.clone();
+    }
+    if a.bearer.is_some() {
+        args.bearer = a.bearer.clone();
+    }
+    let client = client_from(&args)?;
+    let state = match &a.state {
+        Some(p) => Some((p.as_path(), state_key(a.state_key.as_deref())?)),
+        None => None,
+    };
+    if !a.yes_write {
+        eprintln!("reading only (the CapabilityStatement and searches); --yes-write also writes and deletes probe resources");
+    }
+    let o = runtime()?.block_on(pipelines::probe::run(
+        &client,
+        &mappings,
+        a.yes_write,
+        state,
+    ))?;
+    let width = o
+        .table
+        .iter()
+        .map(|r| r.0.chars().count())
+        .max()
+        .unwrap_or(0);
+    let rwidth = o
+        .table
+        .iter()
+        .map(|r| r.1.chars().count().min(40))
+        .max()
+        .unwrap_or(0);
+    println!("{} ({})", o.facts.base, o.facts.probed_at);
+    for (name, result, meaning) in &o.table {
+        println!("  {name:<width$}  {result:<rwidth$}  {meaning}");
+    }
+    for n in &o.facts.notes {
+        println!("  note: {n}");
+    }
+    println!(
+        "sync will: create by {}, write {}, {}",
+        match o.strategy.create {
+            fastkontakt::fhir::probe::CreateBy::Put => "PUT to its own ids",
+            fastkontakt::fhir::probe::CreateBy::ConditionalPost =>
+                "POST with If-None-Exist (the server's ids kept in the state file)",
+        },
+        match o.strategy.grouping {
+            fastkontakt::fhir::probe::Grouping::Transaction =>
+                "in transactions with a Provenance each",
+            fastkontakt::fhir::probe::Grouping::Single =>
+                "one request at a time with a Provenance each",
+        },
+        if o.strategy.if_match {
+            "If-Match on every update"
+        } else {
+            "re-checking each write's version before and after (the server ignores If-Match)"
+        }
+    );
+    if o.blockers.is_empty() {
+        println!("a safe sync is possible");
+    } else {
+        println!("a safe sync is NOT possible:");
+        for b in &o.blockers {
+            println!("  - {b}");
+        }
+    }
+    if let Some(path) = &a.report {
+        let bytes = serde_json::to_vec_pretty(&o)?;
+        std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(p) = &a.state {
+        eprintln!("facts kept in {} for sync", p.display());
+    }
+    Ok(ExitCode::from(o.exit_code()))
 }

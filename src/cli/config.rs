@@ -22,6 +22,8 @@ pub(crate) fn merge_sync_args(args: &SyncArgs) -> anyhow::Result<SyncArgs> {
         summary,
         on_conflict,
         takeover,
+        create_by,
+        grouping,
         chunk_size,
         max_end_share,
         bearer,
@@ -45,6 +47,7 @@ pub(crate) fn merge_sync_args(args: &SyncArgs) -> anyhow::Result<SyncArgs> {
     }
     base.dry_run |= args.dry_run;
     base.end_unmatched |= args.end_unmatched;
+    base.reprobe |= args.reprobe;
     base.action = args.action.clone();
     Ok(base)
 }

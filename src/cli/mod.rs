@@ -30,6 +30,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => commands::validate(&cli, input, *format, output.as_deref(), *fail_on),
         Command::Sync(args) => commands::sync(&cli, args),
         Command::Reconcile(args) => commands::reconcile(&cli, args),
+        Command::Probe(args) => commands::probe(&cli, args),
         Command::History {
             patient,
             at,

@@ -285,8 +285,41 @@ pub(crate) struct Capabilities {
 
 /// A successful answer.
 pub struct Response {
+    /// The HTTP status (200, 201 …).
+    pub(crate) status: u16,
     pub(crate) etag: Option<String>,
+    /// The `Location` header: where a create put the resource (`Type/id/_history/n`).
+    pub(crate) location: Option<String>,
     pub(crate) body: Value,
+}
+
+impl Response {
+    /// The version the answer names: the ETag (`W/"3"`), else `meta.versionId` of the body,
+    /// else the `_history` part of the Location.
+    pub(crate) fn version(&self) -> Option<String> {
+        self.etag
+            .as_deref()
+            .map(|e| e.trim_start_matches("W/").trim_matches('"').to_owned())
+            .or_else(|| self.body["meta"]["versionId"].as_str().map(str::to_owned))
+            .or_else(|| {
+                let l = self.location.as_deref()?;
+                let (_, v) = l.split_once("/_history/")?;
+                Some(v.trim_end_matches('/').to_owned())
+            })
+    }
+
+    /// The id a create was given, from the Location (`…/Type/id/_history/n`) or the body.
+    pub(crate) fn created_id(&self) -> Option<String> {
+        if let Some(l) = self.location.as_deref() {
+            let path = l.split("/_history/").next().unwrap_or(l);
+            if let Some(id) = path.trim_end_matches('/').rsplit('/').next() {
+                if !id.is_empty() {
+                    return Some(id.to_owned());
+                }
+            }
+        }
+        self.body["id"].as_str().map(str::to_owned)
+    }
 }
 
 /// A FHIR R4 REST client: retries, throttling, paging, credentials bound to their origin.
@@ -298,6 +331,8 @@ pub struct FhirClient {
     pub(crate) writes: AtomicU64,
     pub(crate) requests: AtomicU64,
     pub(crate) retries: AtomicU64,
+    /// 429 answers met (each waited out).
+    pub(crate) throttled: AtomicU64,
 }
 
 /// The OperationOutcome's issue texts, or the start of the body, with any identity number a
@@ -345,6 +380,7 @@ fn token_lifetime(expires_in: Option<u64>) -> Duration {
 
 /// A successful answer: its JSON body (none is `Null`), ETag and Location.
 fn success(
+    status: u16,
     headers: &reqwest::header::HeaderMap,
     bytes: &[u8],
     url: &str,
@@ -364,7 +400,9 @@ fn success(
             .map(str::to_owned)
     };
     Ok(Response {
+        status,
         etag: h(reqwest::header::ETAG),
+        location: h(reqwest::header::LOCATION).or_else(|| h(reqwest::header::CONTENT_LOCATION)),
         body,
     })
 }
@@ -455,6 +493,7 @@ impl FhirClient {
             writes: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
         })
     }
 
@@ -619,7 +658,30 @@ impl FhirClient {
                 message: e.to_string(),
             })?
             .map(|p| ("application/fhir+json", p));
-        self.send_raw(method, path, payload, if_match).await
+        let headers: Vec<(&str, String)> = if_match
+            .map(|v| ("If-Match", v.to_owned()))
+            .into_iter()
+            .collect();
+        self.send_raw(method, path, payload, &headers).await
+    }
+
+    /// Sends with retries and the given headers (`Prefer`, `If-None-Exist`, `If-Match` …).
+    pub(crate) async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, String)],
+    ) -> Result<Response, ClientError> {
+        let payload = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| ClientError::Json {
+                url: display_url(&self.url(path)),
+                message: e.to_string(),
+            })?
+            .map(|p| ("application/fhir+json", p));
+        self.send_raw(method, path, payload, headers).await
     }
 
     /// A search by POST to `[type]/_search` with the parameters in a form body, so that the
@@ -638,7 +700,7 @@ impl FhirClient {
                 Method::POST,
                 &format!("{resource_type}/_search"),
                 Some(("application/x-www-form-urlencoded", body)),
-                None,
+                &[],
             )
             .await?
             .body;
@@ -653,7 +715,7 @@ impl FhirClient {
         method: Method,
         path: &str,
         payload: Option<(&'static str, Vec<u8>)>,
-        if_match: Option<&str>,
+        headers: &[(&str, String)],
     ) -> Result<Response, ClientError> {
         let full = self.url(path);
         // What errors and logs show: never the query string.
@@ -680,8 +742,8 @@ impl FhirClient {
             if let Some((content_type, p)) = &payload {
                 req = req.header("Content-Type", *content_type).body(p.clone());
             }
-            if let Some(v) = if_match {
-                req = req.header("If-Match", v);
+            for (k, v) in headers {
+                req = req.header(*k, v);
             }
             if let Some(t) = &self.cfg.tenant {
                 req = req.header("X-Tenant-ID", t);
@@ -720,7 +782,10 @@ impl FhirClient {
                         }
                     };
                     if status.is_success() {
-                        return success(&headers, &bytes, &url);
+                        return success(status.as_u16(), &headers, &bytes, &url);
+                    }
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        self.throttled.fetch_add(1, Ordering::Relaxed);
                     }
                     if !retryable(status) {
                         return Err(ClientError::Http {

@@ -8,6 +8,7 @@ pub mod inbound;
 pub mod model;
 pub mod outbound;
 pub mod outcome;
+pub mod probe;
 pub(crate) mod systems;
 pub(crate) mod transaction;
 

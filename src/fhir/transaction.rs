@@ -9,6 +9,9 @@ pub(crate) struct Write<'a> {
     pub(crate) id: &'a str,
     pub(crate) body: &'a Value,
     pub(crate) expected_version: Option<&'a str>,
+    /// A create the server gives its own id: POST with this `ifNoneExist` query (the
+    /// business identifier), instead of PUT to `id`.
+    pub(crate) if_none_exist: Option<String>,
 }
 
 /// What a Provenance says of one transaction: who wrote what, from which export.
@@ -45,6 +48,17 @@ pub(crate) fn provenance(p: &ProvenanceFacts) -> Value {
 
 /// A transaction entry: PUT to a fixed id, so a resend of a lost answer changes nothing.
 pub(crate) fn entry(w: &Write) -> Value {
+    if let Some(q) = &w.if_none_exist {
+        let mut body = w.body.clone();
+        if let Some(o) = body.as_object_mut() {
+            o.remove("id");
+        }
+        return json!({
+            "fullUrl": format!("urn:uuid:{}", w.id),
+            "resource": body,
+            "request": {"method": "POST", "url": w.resource_type, "ifNoneExist": q}
+        });
+    }
     let mut req = json!({"method": "PUT", "url": format!("{}/{}", w.resource_type, w.id)});
     if let Some(v) = w.expected_version {
         req["ifMatch"] = json!(format!("W/\"{v}\""));
@@ -53,18 +67,38 @@ pub(crate) fn entry(w: &Write) -> Value {
 }
 
 /// A transaction Bundle of the writes, with their Provenance as the last entry.
-pub(crate) fn transaction(writes: &[Write], provenance: Value) -> Value {
+/// A transaction of the writes and their Provenance: PUT to its id, or (`post_provenance`, on
+/// a server that refuses client ids) POSTed.
+pub(crate) fn transaction(writes: &[Write], provenance: Value, post_provenance: bool) -> Value {
     let id = provenance["id"].as_str().unwrap_or("").to_owned();
     let mut entries: Vec<Value> = writes.iter().map(entry).collect();
-    entries.push(json!({
-        "fullUrl": format!("urn:uuid:{id}"),
-        "resource": provenance,
-        "request": {"method": "PUT", "url": format!("Provenance/{id}")}
-    }));
+    entries.push(provenance_entry(&id, provenance, post_provenance));
     json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 }
 
 /// The version a transaction-response entry reports (its ETag, else its Location).
+fn provenance_entry(id: &str, mut provenance: Value, post: bool) -> Value {
+    if post {
+        if let Some(o) = provenance.as_object_mut() {
+            o.remove("id");
+        }
+        json!({"fullUrl": format!("urn:uuid:{id}"), "resource": provenance, "request": {"method": "POST", "url": "Provenance"}})
+    } else {
+        json!({"fullUrl": format!("urn:uuid:{id}"), "resource": provenance, "request": {"method": "PUT", "url": format!("Provenance/{id}")}})
+    }
+}
+
+/// The id a transaction answer's entry names (its Location, `Type/id/_history/n`).
+pub(crate) fn entry_id(entry: &Value) -> Option<String> {
+    let l = entry["response"]["location"].as_str()?;
+    let path = l.split("/_history/").next().unwrap_or(l);
+    path.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
 pub(crate) fn entry_version(entry: &Value) -> Option<String> {
     let resp = &entry["response"];
     if let Some(e) = resp["etag"].as_str() {
@@ -164,12 +198,14 @@ mod tests {
                 id: "a",
                 body: &body,
                 expected_version: Some("3"),
+                if_none_exist: None,
             },
             Write {
                 resource_type: "CareTeam",
                 id: "b",
                 body: &body,
                 expected_version: None,
+                if_none_exist: Some("identifier=s%7Cb".into()),
             },
         ];
         let p = provenance(&ProvenanceFacts {
@@ -181,12 +217,21 @@ mod tests {
             register_sha256: "ab",
             rows: vec!["row-1"],
         });
-        let t = transaction(&writes, p);
+        let t = transaction(&writes, p.clone(), false);
         let e = t["entry"].as_array().unwrap();
         assert_eq!(e.len(), 3);
         assert_eq!(e[0]["request"]["ifMatch"], "W/\"3\"");
-        assert!(e[1]["request"].get("ifMatch").is_none());
+        // A create the server names: POST with If-None-Exist, no id of ours in the body.
+        assert_eq!(e[1]["request"]["method"], "POST");
+        assert_eq!(e[1]["request"]["ifNoneExist"], "identifier=s%7Cb");
+        assert!(e[1]["resource"].get("id").is_none());
         assert_eq!(e[2]["request"]["url"], "Provenance/p1");
+        let posted = transaction(&writes, p, true);
+        assert_eq!(posted["entry"][2]["request"]["method"], "POST");
+        assert_eq!(
+            entry_id(&json!({"response": {"location": "http://x/fhir/CareTeam/abc/_history/2"}})),
+            Some("abc".into())
+        );
         assert_eq!(e[2]["resource"]["target"][1]["reference"], "CareTeam/b");
         assert_eq!(
             entry_version(&json!({"response": {"etag": "W/\"7\""}})),

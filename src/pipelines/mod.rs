@@ -5,6 +5,7 @@
 pub mod check;
 pub mod golden;
 pub mod history;
+pub mod probe;
 pub mod reconcile;
 pub mod sync;
 pub mod translate;

@@ -12,6 +12,7 @@ use crate::domain::{ContactStatus, FixedContact, PatientId};
 use crate::fhir::client::{ClientError, FhirClient};
 use crate::fhir::model;
 use crate::fhir::outbound::{relation_type, Outbound, ResourceSet};
+use crate::fhir::probe::{CreateBy, Grouping, WriteStrategy};
 use crate::fhir::transaction;
 use crate::mapping::Mappings;
 use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
@@ -200,6 +201,8 @@ pub struct Summary {
     pub retries: u64,
     /// Wall time.
     pub duration_seconds: f64,
+    /// How the run wrote to the server (from its probed facts, or the config).
+    pub strategy: Option<WriteStrategy>,
     /// What the run wants said (held ends, errors).
     pub messages: Vec<String>,
 }
@@ -238,6 +241,19 @@ pub struct Options {
     /// End the hand-typed contacts no register row stands for (of patients the register
     /// lists), under the end-share guard.
     pub end_unmatched: bool,
+    /// How to write to the server: probed facts, or choices that override them.
+    pub writing: Writing,
+}
+
+/// How sync learns the way to write to a server, and what overrides it.
+#[derive(Debug, Clone, Default)]
+pub struct Writing {
+    /// Probe the server again even when the state file holds its facts.
+    pub reprobe: bool,
+    /// Create so, whatever the probe found.
+    pub create_by: Option<CreateBy>,
+    /// Group writes so, whatever the probe found.
+    pub grouping: Option<Grouping>,
 }
 
 fn version_of(r: &Value) -> Option<String> {
@@ -1301,9 +1317,16 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// The Provenance of one transaction: its id is derived from what it records, so a resent
-/// transaction writes the same Provenance.
-fn provenance(m: &Mappings, items: &[&PlanItem], register: &str, sha: &str) -> Value {
+/// The Provenance of one transaction (or one change): its id is derived from what it records,
+/// so a resent transaction writes the same Provenance. `targets` are the references it names
+/// (versioned where the version is known or foreseen).
+fn provenance(
+    m: &Mappings,
+    items: &[&PlanItem],
+    targets: Vec<String>,
+    register: &str,
+    sha: &str,
+) -> Value {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     for i in items {
@@ -1315,10 +1338,7 @@ fn provenance(m: &Mappings, items: &[&PlanItem], register: &str, sha: &str) -> V
         id: &id,
         tag_system: &m.target.tag_system,
         tag_code: &m.target.tag_code,
-        targets: items
-            .iter()
-            .map(|i| format!("{}/{}", i.resource_type, i.id))
-            .collect(),
+        targets,
         register,
         register_sha256: sha,
         rows: items
@@ -1329,13 +1349,25 @@ fn provenance(m: &Mappings, items: &[&PlanItem], register: &str, sha: &str) -> V
     })
 }
 
-fn write_of(i: &PlanItem) -> transaction::Write<'_> {
-    transaction::Write {
-        resource_type: &i.resource_type,
-        id: &i.id,
-        body: &i.body,
-        expected_version: i.expected_version.as_deref(),
+/// `Type/id/_history/v`, or unversioned when the version is not known.
+fn versioned(t: &str, id: &str, v: Option<&str>) -> String {
+    match v {
+        Some(v) => format!("{t}/{id}/_history/{v}"),
+        None => format!("{t}/{id}"),
     }
+}
+
+/// The version a write will make, where versions count up: 1 for a create, n+1 for an update
+/// of n. A server that counts otherwise gets its Provenance corrected after the write.
+fn foreseen_version(i: &PlanItem) -> Option<String> {
+    match &i.expected_version {
+        None => Some("1".into()),
+        Some(v) => v.parse::<u64>().ok().map(|n| (n + 1).to_string()),
+    }
+}
+
+fn is_create(a: Action) -> bool {
+    matches!(a, Action::Create | Action::CreateReference)
 }
 
 pub(crate) struct Applier<'a> {
@@ -1348,9 +1380,14 @@ pub(crate) struct Applier<'a> {
     pub(crate) register: String,
     pub(crate) sha: String,
     written: Vec<(String, String, String)>,
+    strategy: WriteStrategy,
+    /// `Type/deterministic-id` → `Type/server-id`, for what the server created under its own
+    /// ids this run: later items' references are rewritten to it.
+    assigned: HashMap<String, String>,
 }
 
 impl<'a> Applier<'a> {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: &'a FhirClient,
         m: &'a Mappings,
@@ -1359,6 +1396,7 @@ impl<'a> Applier<'a> {
         run: i64,
         register: &str,
         sha: &str,
+        strategy: WriteStrategy,
     ) -> Self {
         Applier {
             client,
@@ -1373,6 +1411,8 @@ impl<'a> Applier<'a> {
             register: register.into(),
             sha: sha.into(),
             written: Vec::new(),
+            strategy,
+            assigned: HashMap::new(),
         }
     }
 
@@ -1436,8 +1476,44 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// Applies every item: transaction chunks, falling back to one item at a time when a chunk
-    /// is refused (a version moved under it, or the server has no transactions).
+    /// An item as it is sent: its references rewritten to the ids the server gave what this
+    /// run created, and its owned hash made again over them.
+    fn prepare(&self, i: &PlanItem) -> PlanItem {
+        let mut item = i.clone();
+        if self.assigned.is_empty() || item.body.is_null() {
+            return item;
+        }
+        let before = item.body.clone();
+        rewrite_refs(&mut item.body, &self.assigned);
+        if item.body != before {
+            item.owned_hash = if item.action == Action::CreateReference {
+                hash(&item.body)
+            } else {
+                hash(&self.own.owned(&item.body))
+            };
+        }
+        item
+    }
+
+    /// `identifier=system|value` of what a create stands for: the Rad-id of a relation, the
+    /// business identifier of a reference.
+    fn if_none_exist(&self, i: &PlanItem) -> Option<String> {
+        let ids = i.body["identifier"].as_array()?;
+        let id = ids
+            .iter()
+            .find(|x| x["system"] == self.m.target.row_id_system.as_str())
+            .or_else(|| ids.first())?;
+        let (s, v) = (id["system"].as_str()?, id["value"].as_str()?);
+        Some(format!("identifier={}", encode(&format!("{s}|{v}"))))
+    }
+
+    /// Whether this create is POSTed for the server to name (its client ids refused).
+    fn posts(&self, i: &PlanItem) -> bool {
+        self.strategy.create == CreateBy::ConditionalPost && is_create(i.action)
+    }
+
+    /// Applies every item: transaction chunks where the server's facts allow, else one item at
+    /// a time with a Provenance each; a refused chunk falls back to one at a time.
     pub(crate) async fn apply(
         &mut self,
         plan: &SyncPlan,
@@ -1455,6 +1531,7 @@ impl<'a> Applier<'a> {
                 self.run,
             )?;
         }
+        let grouped = transactions && self.strategy.grouping == Grouping::Transaction;
         // References first, so no relation points at nothing even for a moment.
         let (refs, rels): (Vec<&PlanItem>, Vec<&PlanItem>) = plan
             .items
@@ -1462,7 +1539,8 @@ impl<'a> Applier<'a> {
             .partition(|i| i.action == Action::CreateReference);
         for group in [refs, rels] {
             for chunk in group.chunks(chunk_size.max(1)) {
-                let pending: Vec<Pending> = chunk
+                let mut items: Vec<PlanItem> = chunk.iter().map(|i| self.prepare(i)).collect();
+                let pending: Vec<Pending> = items
                     .iter()
                     .map(|i| Pending {
                         seq: i.seq,
@@ -1474,21 +1552,54 @@ impl<'a> Applier<'a> {
                     })
                     .collect();
                 self.state.record_pending(self.run, &pending)?;
-                let ok = transactions && self.transaction(chunk).await?;
+                let ok = grouped && self.transaction(&mut items).await?;
                 if !ok {
-                    for i in chunk {
+                    for i in &items {
                         self.one(i).await?;
                     }
                 }
             }
         }
+        if !self.strategy.if_match {
+            self.summary.messages.push("the server ignores If-Match: it cannot guarantee against lost updates; each write was re-checked just before and after".into());
+        }
         self.verify().await
     }
 
-    async fn transaction(&mut self, chunk: &[&PlanItem]) -> Result<bool, SyncError> {
-        let writes: Vec<transaction::Write> = chunk.iter().map(|i| write_of(i)).collect();
-        let prov = provenance(self.m, chunk, &self.register, &self.sha);
-        let bundle = transaction::transaction(&writes, prov);
+    async fn transaction(&mut self, chunk: &mut [PlanItem]) -> Result<bool, SyncError> {
+        let posts: Vec<bool> = chunk.iter().map(|i| self.posts(i)).collect();
+        let inex: Vec<Option<String>> = chunk
+            .iter()
+            .zip(&posts)
+            .map(|(i, p)| if *p { self.if_none_exist(i) } else { None })
+            .collect();
+        let targets: Vec<String> = chunk
+            .iter()
+            .zip(&posts)
+            .map(|(i, p)| {
+                if *p {
+                    format!("urn:uuid:{}", i.id)
+                } else {
+                    versioned(&i.resource_type, &i.id, foreseen_version(i).as_deref())
+                }
+            })
+            .collect();
+        let refs: Vec<&PlanItem> = chunk.iter().collect();
+        let prov = provenance(self.m, &refs, targets.clone(), &self.register, &self.sha);
+        let writes: Vec<transaction::Write> = chunk
+            .iter()
+            .zip(inex)
+            .map(|(i, q)| transaction::Write {
+                resource_type: &i.resource_type,
+                id: &i.id,
+                body: &i.body,
+                expected_version: i.expected_version.as_deref(),
+                if_none_exist: q,
+            })
+            .collect();
+        let post_prov = self.strategy.create == CreateBy::ConditionalPost;
+        let bundle = transaction::transaction(&writes, prov.clone(), post_prov);
+        drop(writes);
         match self
             .client
             .send(Method::POST, "", Some(&bundle), None)
@@ -1497,8 +1608,29 @@ impl<'a> Applier<'a> {
             Ok(resp) => {
                 let answers = resp.body["entry"].as_array().cloned().unwrap_or_default();
                 let mut done = Vec::new();
-                for (n, i) in chunk.iter().enumerate() {
-                    let v = answers.get(n).and_then(transaction::entry_version);
+                let mut actual = Vec::new();
+                for (n, i) in chunk.iter_mut().enumerate() {
+                    let answer = answers.get(n);
+                    let v = answer.and_then(transaction::entry_version);
+                    if posts[n] {
+                        match answer.and_then(transaction::entry_id) {
+                            Some(id) => {
+                                self.assigned.insert(
+                                    format!("{}/{}", i.resource_type, i.id),
+                                    format!("{}/{id}", i.resource_type),
+                                );
+                                i.id = id;
+                            }
+                            None => {
+                                self.summary.errors += 1;
+                                self.summary.messages.push(format!(
+                                    "{}: created, but the server's answer names no id (no Location)",
+                                    i.resource_type
+                                ));
+                            }
+                        }
+                    }
+                    actual.push(versioned(&i.resource_type, &i.id, v.as_deref()));
                     done.push(self.ledger(i, v));
                     self.written.push((
                         i.resource_type.clone(),
@@ -1508,6 +1640,26 @@ impl<'a> Applier<'a> {
                     self.count(i.action);
                 }
                 self.state.record_applied(self.run, &done)?;
+                if actual != targets {
+                    // The versions were not as foreseen (or the server named the creates):
+                    // the Provenance is made to name exactly what was written.
+                    let prov_id = answers
+                        .get(chunk.len())
+                        .and_then(transaction::entry_id)
+                        .unwrap_or_else(|| prov["id"].as_str().unwrap_or("").to_owned());
+                    let mut fixed = prov;
+                    fixed["id"] = json!(prov_id);
+                    fixed["target"] =
+                        Value::Array(actual.iter().map(|t| json!({"reference": t})).collect());
+                    self.client
+                        .send(
+                            Method::PUT,
+                            &format!("Provenance/{prov_id}"),
+                            Some(&fixed),
+                            None,
+                        )
+                        .await?;
+                }
                 Ok(true)
             }
             Err(ClientError::Http {
@@ -1520,8 +1672,112 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// A create the server names: POST with If-None-Exist. A 200 means one with the same
+    /// identifier exists (an earlier attempt whose answer was lost, or another writer's): it is
+    /// taken when it reads as planned, else it is a conflict.
+    async fn post_create(&mut self, item: &PlanItem) -> Result<(), SyncError> {
+        let q = self.if_none_exist(item).unwrap_or_default();
+        let mut body = item.body.clone();
+        if let Some(o) = body.as_object_mut() {
+            o.remove("id");
+        }
+        let resp = match self
+            .client
+            .send_with(
+                Method::POST,
+                &item.resource_type,
+                Some(&body),
+                &[("If-None-Exist", q)],
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(ClientError::Http {
+                status, message, ..
+            }) if (400..500).contains(&status) => {
+                let msg = format!(
+                    "{}: create refused: HTTP {status}: {message}",
+                    item.resource_type
+                );
+                self.state
+                    .mark(self.run, item.seq, ItemOutcome::Error, &msg)?;
+                self.summary.errors += 1;
+                self.summary.messages.push(msg);
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(id) = resp.created_id() else {
+            self.summary.errors += 1;
+            self.summary.messages.push(format!(
+                "{}: created, but the server's answer names no id (no Location)",
+                item.resource_type
+            ));
+            return Ok(());
+        };
+        self.assigned.insert(
+            format!("{}/{}", item.resource_type, item.id),
+            format!("{}/{id}", item.resource_type),
+        );
+        let mut done_item = item.clone();
+        done_item.id = id.clone();
+        if resp.status == 200 {
+            // It was there already: take it only if it reads as planned.
+            let cur = self.client.read(&item.resource_type, &id).await?;
+            let same = cur.as_ref().is_some_and(|c| {
+                item.action == Action::CreateReference
+                    || hash(&self.own.owned(c)) == item.owned_hash
+            });
+            if !same {
+                return self.conflict(
+                    &done_item,
+                    "exists with the same identifier and differs from the register's",
+                );
+            }
+            let l = self.ledger(&done_item, cur.as_ref().and_then(version_of));
+            self.state.adopt(&item.key, &l.applied, self.run)?;
+            self.state
+                .mark(self.run, item.seq, ItemOutcome::AlreadyApplied, "")?;
+            return Ok(());
+        }
+        let v = resp.version();
+        self.written_one(&done_item, v).await
+    }
+
+    /// Records a write that landed, and writes its Provenance (its own request).
+    async fn written_one(&mut self, item: &PlanItem, v: Option<String>) -> Result<(), SyncError> {
+        let done = self.ledger(item, v.clone());
+        self.state.record_applied(self.run, &[done])?;
+        self.written.push((
+            item.resource_type.clone(),
+            item.id.clone(),
+            item.owned_hash.clone(),
+        ));
+        self.count(item.action);
+        let target = versioned(&item.resource_type, &item.id, v.as_deref());
+        let prov = provenance(self.m, &[item], vec![target], &self.register, &self.sha);
+        let id = prov["id"].as_str().unwrap_or("").to_owned();
+        if self.strategy.create == CreateBy::ConditionalPost {
+            let mut p = prov;
+            if let Some(o) = p.as_object_mut() {
+                o.remove("id");
+            }
+            self.client
+                .send(Method::POST, "Provenance", Some(&p), None)
+                .await?;
+        } else {
+            self.client
+                .send(Method::PUT, &format!("Provenance/{id}"), Some(&prov), None)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// One item, re-planned against the server's current version if it moved (once).
     async fn one(&mut self, planned: &PlanItem) -> Result<(), SyncError> {
+        if self.posts(planned) {
+            return self.post_create(planned).await;
+        }
         let mut item = planned.clone();
         for attempt in 0..2 {
             let current = self.client.read(&item.resource_type, &item.id).await?;
@@ -1550,7 +1806,7 @@ impl<'a> Applier<'a> {
                 let desired_body = item.body.clone();
                 item.body = self.own.merge(cur, &desired_body);
                 item.expected_version = version_of(cur);
-            } else if item.action != Action::Create && item.action != Action::CreateReference {
+            } else if !is_create(item.action) {
                 return self.conflict(&item, "no longer exists in the EHR");
             }
             let if_match = item.expected_version.as_ref().map(|v| format!("W/\"{v}\""));
@@ -1565,19 +1821,11 @@ impl<'a> Applier<'a> {
                 .await
             {
                 Ok(resp) => {
-                    let v = resp
-                        .etag
-                        .map(|e| e.trim_start_matches("W/").trim_matches('"').to_owned())
-                        .or_else(|| version_of(&resp.body));
-                    let done = self.ledger(&item, v);
-                    self.state.record_applied(self.run, &[done])?;
-                    self.written.push((
-                        item.resource_type.clone(),
-                        item.id.clone(),
-                        item.owned_hash.clone(),
-                    ));
-                    self.count(item.action);
-                    return Ok(());
+                    let v = resp.version();
+                    if !self.strategy.if_match {
+                        self.recheck(&item, v.as_deref())?;
+                    }
+                    return self.written_one(&item, v).await;
                 }
                 Err(ClientError::Http {
                     status: 409 | 412, ..
@@ -1609,6 +1857,28 @@ impl<'a> Applier<'a> {
                     return Ok(());
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// On a server that ignores If-Match: the version a write made must be the one after the
+    /// version read just before it; another means a write landed in between, and one of the two
+    /// may be lost. Reported as a conflict for a person to compare in `_history`.
+    fn recheck(&mut self, item: &PlanItem, made: Option<&str>) -> Result<(), SyncError> {
+        let before = item
+            .expected_version
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok());
+        let after = made.and_then(|v| v.parse::<u64>().ok());
+        if let (Some(b), Some(a)) = (before, after) {
+            if a != b + 1 {
+                let what = format!(
+                    "was written at version {b} → {a}: another write landed in between and the server ignores If-Match; compare its _history"
+                );
+                let msg = format!("{}/{} {what}", item.resource_type, item.id);
+                self.summary.conflicts += 1;
+                self.summary.messages.push(format!("conflict: {msg}"));
             }
         }
         Ok(())

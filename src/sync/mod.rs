@@ -8,9 +8,10 @@ pub mod spill;
 pub mod state;
 pub mod takeover;
 
-pub use engine::{Action, OnConflict, Options, Summary, SyncPlan};
+pub use engine::{Action, OnConflict, Options, Summary, SyncPlan, Writing};
 
 use crate::fhir::client::FhirClient;
+use crate::fhir::probe::{CreateBy, Grouping, WriteStrategy};
 use crate::mapping::Mappings;
 use crate::sources::register::{mask_identity_numbers, RejectedRow};
 use engine::{Applier, SyncError};
@@ -34,6 +35,74 @@ pub fn ownership(dir: &Path) -> Result<Ownership, crate::mapping::MappingError> 
     Ownership::load(&dir.join("ownership.toml"))
 }
 
+/// How to write to this server: its facts from the state file, else probed now (writing probe
+/// resources, unless this run writes nothing) and kept; the choices in `w` override them. A
+/// server against which a safe sync is impossible is refused before anything is written.
+async fn write_strategy(
+    client: &FhirClient,
+    m: &Mappings,
+    state: &State,
+    w: &Writing,
+    dry_run: bool,
+) -> Result<(WriteStrategy, Vec<String>), SyncError> {
+    let mut notes = Vec::new();
+    let cached = if w.reprobe {
+        None
+    } else {
+        state.server_facts(client.base())?
+    };
+    let facts = match cached {
+        Some(f) => Some(f),
+        None if dry_run => None,
+        None => {
+            let f = crate::fhir::probe::probe(client, &m.target.tag_system, true).await?;
+            state.save_server_facts(&f)?;
+            notes.push(format!(
+                "probed {} (kept in the state file; --reprobe to probe again)",
+                client.base()
+            ));
+            Some(f)
+        }
+    };
+    let mut s = match &facts {
+        Some(f) => {
+            let blockers = f.blockers();
+            if !blockers.is_empty() && !dry_run {
+                return Err(SyncError::Refused(format!(
+                    "a safe sync into {} is not possible: {}",
+                    client.base(),
+                    blockers.join("; ")
+                )));
+            }
+            f.strategy()
+        }
+        None => {
+            let caps = client.capabilities().await?;
+            WriteStrategy {
+                grouping: if caps.transaction {
+                    Grouping::Transaction
+                } else {
+                    Grouping::Single
+                },
+                ..WriteStrategy::default()
+            }
+        }
+    };
+    if let Some(c) = w.create_by {
+        s.create = c;
+    }
+    if let Some(g) = w.grouping {
+        s.grouping = g;
+    }
+    if s.create == CreateBy::ConditionalPost {
+        notes.push("the server refuses client-chosen ids: creates are POSTs with If-None-Exist, and the server's ids are kept in the state file".into());
+    }
+    if s.grouping == Grouping::Single {
+        notes.push("writes go one request at a time (no usable transactions), each with its own Provenance".into());
+    }
+    Ok((s, notes))
+}
+
 /// Plans (and unless dry-run, applies) one sync. Returns the plan and the summary.
 pub(crate) async fn run(
     client: &FhirClient,
@@ -47,7 +116,14 @@ pub(crate) async fn run(
     let desired = engine::desired(job.register, m, on_reject)?;
     let name = job.register.display().to_string();
     let run = state.start_run(&name, &desired.sha256, client.base(), job.dry_run)?;
-    let caps = client.capabilities().await?;
+    let (strategy, notes) =
+        match write_strategy(client, m, &state, &job.options.writing, job.dry_run).await {
+            Ok(x) => x,
+            Err(e) => {
+                state.finish_run(run, "failed", &mask_identity_numbers(&e.to_string()))?;
+                return Err(e);
+            }
+        };
     let plan = match engine::plan(client, m, own, &state, &desired, &job.options, &name).await {
         Ok(p) => p,
         Err(e) => {
@@ -73,10 +149,21 @@ pub(crate) async fn run(
         }
         s
     } else {
-        let mut a = Applier::new(client, m, own, &mut state, run, &name, &desired.sha256);
-        a.apply(&plan, job.chunk_size, caps.transaction).await?;
+        let mut a = Applier::new(
+            client,
+            m,
+            own,
+            &mut state,
+            run,
+            &name,
+            &desired.sha256,
+            strategy,
+        );
+        a.apply(&plan, job.chunk_size, true).await?;
         a.summary
     };
+    summary.strategy = Some(strategy);
+    summary.messages.extend(notes);
     summary.unchanged = plan.unchanged;
     summary.conflicts += plan.conflicts.len() as u64;
     summary.errors += plan.errors.len() as u64;
@@ -169,7 +256,7 @@ pub(crate) async fn apply_plan(
     }
     let mut state = State::open(state_path, state_key)?;
     let run = state.start_run(&plan.register, &plan.register_sha256, client.base(), false)?;
-    let caps = client.capabilities().await?;
+    let (strategy, notes) = write_strategy(client, m, &state, &Writing::default(), false).await?;
     let mut a = Applier::new(
         client,
         m,
@@ -178,9 +265,12 @@ pub(crate) async fn apply_plan(
         run,
         &plan.register,
         &plan.register_sha256,
+        strategy,
     );
-    a.apply(plan, chunk_size, caps.transaction).await?;
+    a.apply(plan, chunk_size, true).await?;
     let mut summary = a.summary;
+    summary.strategy = Some(strategy);
+    summary.messages.extend(notes);
     summary.unchanged = plan.unchanged;
     summary.writes = client.writes.load(std::sync::atomic::Ordering::Relaxed);
     summary.requests = client.requests.load(std::sync::atomic::Ordering::Relaxed);

@@ -284,6 +284,41 @@ impl State {
         &self.key
     }
 
+    /// What a probe learnt of the server at `base`, if it was probed.
+    pub(crate) fn server_facts(
+        &self,
+        base: &str,
+    ) -> Result<Option<crate::fhir::probe::ServerFacts>, StateError> {
+        let v: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE name = ?1",
+                [format!("server-facts {}", base.trim_end_matches('/'))],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err())?;
+        Ok(v.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    /// Keeps a probe's facts for the server they are about (sync reads them, `--reprobe`
+    /// replaces them).
+    pub(crate) fn save_server_facts(
+        &self,
+        f: &crate::fhir::probe::ServerFacts,
+    ) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                [
+                    format!("server-facts {}", f.base.trim_end_matches('/')),
+                    serde_json::to_string(f).unwrap_or_default(),
+                ],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
     fn err(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
         move |source| StateError::Db {
             path: self.path.clone(),
