@@ -512,6 +512,7 @@ async fn faults_in_front_of_the_server_change_nothing_in_the_end_state() {
             unavailable: 0.08,
             drop_after: 0.06,
             slow: 0.08,
+            ..Default::default()
         },
         4,
     );

@@ -1530,6 +1530,10 @@ impl<'a> Applier<'a> {
                 },
                 self.run,
             )?;
+            if self.state.was_pending(&a.key, &a.owned_hash)? {
+                self.late_provenance(&a.key, &a.resource, a.version.as_deref(), &a.owned_hash)
+                    .await?;
+            }
         }
         let grouped = transactions && self.strategy.grouping == Grouping::Transaction;
         // References first, so no relation points at nothing even for a moment.
@@ -1793,6 +1797,16 @@ impl<'a> Applier<'a> {
                     self.state.adopt(&item.key, &l.applied, self.run)?;
                     self.state
                         .mark(self.run, item.seq, ItemOutcome::AlreadyApplied, "")?;
+                    if item.action != Action::CreateReference {
+                        let resource = format!("{}/{}", item.resource_type, item.id);
+                        self.late_provenance(
+                            &item.key,
+                            &resource,
+                            version_of(cur).as_deref(),
+                            &have_h,
+                        )
+                        .await?;
+                    }
                     return Ok(());
                 }
                 let last = self.state.applied(&item.key)?;
@@ -1858,6 +1872,56 @@ impl<'a> Applier<'a> {
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+        Ok(())
+    }
+
+    /// A change an interrupted run made (its write landed, the run died before its Provenance
+    /// could be written, as can happen between two single requests): its Provenance is written
+    /// now, unless one already names the resource.
+    async fn late_provenance(
+        &mut self,
+        key: &PlanKey,
+        resource: &str,
+        version: Option<&str>,
+        owned_hash: &str,
+    ) -> Result<(), SyncError> {
+        let found = self
+            .client
+            .search_post(
+                "Provenance",
+                &[("target", resource.to_owned()), ("_count", "1".into())],
+            )
+            .await?;
+        if !found.is_empty() {
+            return Ok(());
+        }
+        let id = uuid::Uuid::new_v5(
+            &self.m.target.id_namespace,
+            format!("late|{key}|{owned_hash}").as_bytes(),
+        )
+        .to_string();
+        let (t, rid) = resource.split_once('/').unwrap_or((resource, ""));
+        let mut prov = transaction::provenance(&transaction::ProvenanceFacts {
+            id: &id,
+            tag_system: &self.m.target.tag_system,
+            tag_code: &self.m.target.tag_code,
+            targets: vec![versioned(t, rid, version)],
+            register: &self.register,
+            register_sha256: &self.sha,
+            rows: vec![],
+        });
+        if self.strategy.create == CreateBy::ConditionalPost {
+            if let Some(o) = prov.as_object_mut() {
+                o.remove("id");
+            }
+            self.client
+                .send(Method::POST, "Provenance", Some(&prov), None)
+                .await?;
+        } else {
+            self.client
+                .send(Method::PUT, &format!("Provenance/{id}"), Some(&prov), None)
+                .await?;
         }
         Ok(())
     }

@@ -169,6 +169,52 @@ pub struct Faults {
     /// Forward, let the server act, then drop the connection without an answer.
     pub drop_after: f64,
     pub slow: f64,
+    /// How the server behaves unlike the test server (each a production EHR's habit).
+    pub personality: Personality,
+}
+
+/// What production FHIR APIs do that the test server does not; the proxy plays each.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Personality {
+    /// PUT to an id that does not exist yet is refused (ids are the server's to choose), also
+    /// inside a Bundle; the CapabilityStatement says `updateCreate: false`.
+    pub refuse_client_ids: bool,
+    /// Transaction Bundles are refused, and `transaction` is gone from the CapabilityStatement.
+    pub no_transactions: bool,
+    /// `If-Match` is dropped (as a server without versioned updates does), also inside Bundles.
+    pub ignore_if_match: bool,
+    /// Writes answer without a body, whatever `Prefer` asks (transaction entries without their
+    /// resource).
+    pub return_minimal: bool,
+    /// `_count` is capped (at 50, as many EHRs do).
+    pub count_cap: Option<u32>,
+    /// Searching by `_tag` is refused (400, unknown parameter): a server the product cannot
+    /// find its own resources on.
+    pub no_tag_search: bool,
+}
+
+/// The proxy's answer to a request a personality refuses.
+fn refusal(status: u16, text: &str) -> axum::http::Response<axum::body::Body> {
+    let body = serde_json::json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-supported", "diagnostics": text}]});
+    axum::http::Response::builder()
+        .status(status)
+        .header("Content-Type", "application/fhir+json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap()
+}
+
+/// `_count=N` in a query or form body, capped.
+fn cap_count(q: &str, cap: u32) -> String {
+    q.split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some(("_count", v)) => {
+                let n: u32 = v.parse().unwrap_or(cap);
+                format!("_count={}", n.min(cap))
+            }
+            _ => kv.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 pub struct Proxy {
@@ -194,6 +240,8 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
     #[derive(Clone)]
     struct St {
         up: String,
+        /// The proxy's own base: links the server writes are rewritten to it.
+        own: String,
         client: reqwest::Client,
         faults: Faults,
         writes: Arc<AtomicU64>,
@@ -203,6 +251,7 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
     }
     let st = St {
         up: upstream.to_owned(),
+        own: base.clone(),
         client: reqwest::Client::new(),
         faults,
         writes: writes.clone(),
@@ -245,23 +294,103 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
         if !drop_it && draw < f.too_many + f.unavailable + f.drop_after + f.slow {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        let url = format!(
-            "{}{}",
-            st.up,
-            parts
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str())
-                .unwrap_or("/")
-        );
-        let bytes = axum::body::to_bytes(body, 64 << 20)
+        let pers = f.personality;
+        let path = parts.uri.path().to_owned();
+        let mut query = parts.uri.query().map(str::to_owned);
+        if let (Some(cap), Some(q)) = (pers.count_cap, &query) {
+            query = Some(cap_count(q, cap));
+        }
+        let url = match &query {
+            Some(q) => format!("{}{path}?{q}", st.up),
+            None => format!("{}{path}", st.up),
+        };
+        let mut bytes = axum::body::to_bytes(body, 64 << 20)
             .await
             .unwrap_or_default();
+        if let (Some(cap), true) = (pers.count_cap, path.ends_with("/_search")) {
+            bytes = cap_count(&String::from_utf8_lossy(&bytes), cap)
+                .into_bytes()
+                .into();
+        }
+        let write = parts.method != axum::http::Method::GET && !path.ends_with("/_search");
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let is_bundle_post =
+            parts.method == axum::http::Method::POST && path.trim_matches('/').is_empty();
+        let mut bundle: Option<serde_json::Value> = if is_bundle_post {
+            serde_json::from_slice(&bytes).ok()
+        } else {
+            None
+        };
+        let tenant = parts.headers.get("x-tenant-id").cloned();
+        let exists = |t: String, id: String| {
+            let st = st.clone();
+            let tenant = tenant.clone();
+            async move {
+                let mut r = st.client.get(format!("{}/{t}/{id}", st.up));
+                if let Some(h) = tenant {
+                    r = r.header("X-Tenant-ID", h);
+                }
+                r.send()
+                    .await
+                    .map(|x| x.status().is_success())
+                    .unwrap_or(false)
+            }
+        };
+        let form = String::from_utf8_lossy(&bytes).to_string();
+        if pers.no_tag_search
+            && (query.as_deref().is_some_and(|q| q.contains("_tag="))
+                || (path.ends_with("/_search") && form.contains("_tag=")))
+        {
+            return refusal(400, "unknown search parameter: _tag");
+        }
+        if pers.no_transactions {
+            if let Some(b) = &bundle {
+                if b["type"] == "transaction" {
+                    return refusal(400, "transactions are not supported by this server");
+                }
+            }
+        }
+        if pers.refuse_client_ids {
+            if parts.method == axum::http::Method::PUT && segments.len() == 2 && query.is_none() {
+                if !exists(segments[0].to_owned(), segments[1].to_owned()).await {
+                    return refusal(405, "client-assigned ids are not allowed: create with POST");
+                }
+            }
+            if let Some(b) = &bundle {
+                for e in b["entry"].as_array().into_iter().flatten() {
+                    let url = e["request"]["url"].as_str().unwrap_or("");
+                    if e["request"]["method"] == "PUT" && !url.contains('?') {
+                        if let Some((t, id)) = url.split_once('/') {
+                            if !exists(t.to_owned(), id.to_owned()).await {
+                                return refusal(
+                                    400,
+                                    "client-assigned ids are not allowed: create with POST",
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if pers.ignore_if_match {
+            if let Some(b) = bundle.as_mut() {
+                for e in b["entry"].as_array_mut().into_iter().flatten() {
+                    if let Some(r) = e["request"].as_object_mut() {
+                        r.remove("ifMatch");
+                    }
+                }
+                bytes = serde_json::to_vec(b).unwrap().into();
+            }
+        }
         let mut r = st.client.request(parts.method.clone(), &url).body(bytes);
         for (k, v) in parts.headers.iter() {
-            if k != "host" && k != "content-length" {
-                r = r.header(k, v);
+            if k == "host" || k == "content-length" {
+                continue;
             }
+            if pers.ignore_if_match && k == "if-match" {
+                continue;
+            }
+            r = r.header(k, v);
         }
         let resp = match r.send().await {
             Ok(x) => x,
@@ -269,7 +398,48 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
         };
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.unwrap_or_default();
+        let mut body = resp.bytes().await.unwrap_or_default();
+        if path.trim_matches('/') == "metadata" && (pers.no_transactions || pers.refuse_client_ids)
+        {
+            if let Ok(mut cs) = serde_json::from_slice::<serde_json::Value>(&body) {
+                if pers.no_transactions {
+                    if let Some(i) = cs["rest"][0]["interaction"].as_array_mut() {
+                        i.retain(|x| x["code"] != "transaction");
+                    }
+                }
+                if pers.refuse_client_ids {
+                    for r in cs["rest"][0]["resource"]
+                        .as_array_mut()
+                        .into_iter()
+                        .flatten()
+                    {
+                        r["updateCreate"] = serde_json::json!(false);
+                    }
+                }
+                body = serde_json::to_vec(&cs).unwrap().into();
+            }
+        }
+        // Paging links name the server's own base; a real proxy (or gateway) rewrites them.
+        if !write || path.ends_with("/_search") {
+            let text = String::from_utf8_lossy(&body);
+            if text.contains(&st.up) {
+                body = text.replace(&st.up, &st.own).into_bytes().into();
+            }
+        }
+        if pers.return_minimal && write && status.is_success() {
+            if is_bundle_post {
+                if let Ok(mut b) = serde_json::from_slice::<serde_json::Value>(&body) {
+                    for e in b["entry"].as_array_mut().into_iter().flatten() {
+                        if let Some(o) = e.as_object_mut() {
+                            o.remove("resource");
+                        }
+                    }
+                    body = serde_json::to_vec(&b).unwrap().into();
+                }
+            } else {
+                body = Default::default();
+            }
+        }
         if drop_it {
             st.injected.fetch_add(1, Ordering::Relaxed);
             // The server acted; the client never hears of it.

@@ -1,0 +1,489 @@
+//! Servers unlike the test server, played by a proxy in front of it: one that refuses
+//! client-chosen ids, one without transactions, one that ignores If-Match, one that answers
+//! writes without a body, one that caps `_count` at 50, and all of these at once. `probe`
+//! must name each; a sync, a changed export and a kill -9 with a re-run must end where the
+//! plain server ends, with no duplicate and a Provenance for every change.
+
+mod common;
+
+use common::{proxy, root, server, tenant, Faults, Personality};
+use fastkontakt::fhir::client::{ClientConfig, FhirClient};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+const ROW_SYSTEM: &str =
+    "https://fhir.fastkontakt.example/NamingSystem/befolkningsregistret-rad-id";
+const TAG: &str = "https://fhir.fastkontakt.example/CodeSystem/kalla|befolkningsregistret";
+
+fn client(base: &str, tenant: &str) -> FhirClient {
+    let mut c = ClientConfig::new(base);
+    c.tenant = Some(tenant.to_owned());
+    FhirClient::new(c).unwrap()
+}
+
+fn personalities() -> Vec<(&'static str, Personality)> {
+    let all = Personality {
+        refuse_client_ids: true,
+        no_transactions: true,
+        ignore_if_match: true,
+        return_minimal: true,
+        count_cap: Some(50),
+        no_tag_search: false,
+    };
+    vec![
+        (
+            "refuses client ids",
+            Personality {
+                refuse_client_ids: true,
+                ..Default::default()
+            },
+        ),
+        (
+            "no transactions",
+            Personality {
+                no_transactions: true,
+                ..Default::default()
+            },
+        ),
+        (
+            "ignores If-Match",
+            Personality {
+                ignore_if_match: true,
+                ..Default::default()
+            },
+        ),
+        (
+            "return=minimal",
+            Personality {
+                return_minimal: true,
+                ..Default::default()
+            },
+        ),
+        (
+            "_count capped at 50",
+            Personality {
+                count_cap: Some(50),
+                ..Default::default()
+            },
+        ),
+        ("all at once", all),
+    ]
+}
+
+fn probe(base: &str, tenant: &str, dir: &Path) -> (Option<i32>, Value, String) {
+    let report = dir.join(format!("probe-{tenant}.json"));
+    let o = common::fastkontakt()
+        .current_dir(root())
+        .args([
+            "probe",
+            "--ehr",
+            base,
+            "--tenant",
+            tenant,
+            "--yes-write",
+            "--report",
+        ])
+        .arg(&report)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    let json = std::fs::read(&report)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| panic!("no probe report:\n{text}"));
+    (o.status.code(), json, text)
+}
+
+#[test]
+fn probe_names_what_each_server_does() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    // The plain server first: everything works.
+    let t = tenant("probe-plain");
+    let (code, plain, text) = probe(&s.base, &t, dir.path());
+    assert_eq!(code, Some(0), "{text}");
+    let f = &plain["facts"];
+    for k in [
+        "update_create",
+        "create",
+        "transaction",
+        "transaction_atomic",
+        "transaction_100",
+        "batch",
+        "if_match",
+        "if_match_in_transaction",
+        "conditional_create",
+        "search_identifier",
+        "search_tag",
+        "paging_stable",
+        "history",
+        "return_representation",
+    ] {
+        assert_eq!(f[k], true, "{k}: {text}");
+    }
+    assert!(f["count_cap"].is_null(), "{text}");
+    assert_eq!(f["left_behind"].as_array().unwrap().len(), 0, "cleaned up");
+    assert_eq!(plain["strategy"]["create"], "put");
+    assert_eq!(plain["strategy"]["grouping"], "transaction");
+    let c = client(&s.base, &t);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let left = rt.block_on(c.search_all("CareTeam?_count=10")).unwrap();
+    assert!(left.is_empty(), "the probe removes what it wrote: {left:?}");
+
+    for (name, p) in personalities() {
+        let proxy = proxy(
+            &s.base,
+            Faults {
+                personality: p,
+                ..Default::default()
+            },
+            7,
+        );
+        let t = tenant("probe");
+        let (code, o, text) = probe(&proxy.base, &t, dir.path());
+        let f = &o["facts"];
+        assert_eq!(
+            code,
+            Some(0),
+            "{name}: a safe sync is still possible\n{text}"
+        );
+        if p.refuse_client_ids {
+            assert_eq!(f["update_create"], false, "{name}: {text}");
+            assert_eq!(f["create"], true, "{name}");
+            assert_eq!(o["strategy"]["create"], "conditional-post", "{name}");
+        } else {
+            assert_eq!(f["update_create"], true, "{name}: {text}");
+        }
+        if p.no_transactions {
+            assert_eq!(f["transaction"], false, "{name}: {text}");
+            assert_eq!(f["declares_transaction"], false, "{name}");
+            assert_eq!(o["strategy"]["grouping"], "single", "{name}");
+        }
+        if p.ignore_if_match {
+            assert_eq!(f["if_match"], false, "{name}: {text}");
+            assert_eq!(o["strategy"]["if_match"], false, "{name}");
+            assert_eq!(o["strategy"]["grouping"], "single", "{name}");
+            assert!(text.contains("IGNORED"), "{text}");
+        } else {
+            assert_eq!(f["if_match"], true, "{name}: {text}");
+        }
+        if p.return_minimal {
+            assert_eq!(f["return_minimal"], true, "{name}: {text}");
+            assert_eq!(f["return_representation"], false, "{name}");
+        } else {
+            assert_eq!(f["return_representation"], true, "{name}");
+        }
+        match p.count_cap {
+            Some(n) => assert_eq!(f["count_cap"], n, "{name}: {text}"),
+            None => assert!(f["count_cap"].is_null(), "{name}: {text}"),
+        }
+    }
+}
+
+#[test]
+fn a_server_the_product_cannot_find_its_own_on_is_refused_before_anything_is_written() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy(
+        &s.base,
+        Faults {
+            personality: Personality {
+                no_tag_search: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        5,
+    );
+    let t = tenant("no-tag");
+    let (code, o, text) = probe(&proxy.base, &t, dir.path());
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(o["facts"]["search_tag"], false);
+    assert!(
+        text.contains("NOT possible") && text.contains("_tag"),
+        "{text}"
+    );
+    let summary = dir.path().join("s.json");
+    let out = common::fastkontakt()
+        .current_dir(root())
+        .args(["sync", "--ehr", &proxy.base, "--tenant", &t, "--register"])
+        .arg(root().join("samples/handwritten/register.csv"))
+        .arg("--state")
+        .arg(dir.path().join("state.sqlite"))
+        .arg("--summary")
+        .arg(&summary)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("safe sync") && err.contains("_tag"), "{err}");
+    let c = client(&s.base, &t);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let written = rt.block_on(c.search_all("CareTeam?_count=10")).unwrap();
+    assert!(
+        written.is_empty(),
+        "nothing written but the probe's, removed: {written:?}"
+    );
+}
+
+/// A generated region, and the same region changed: every 11th row gone (ended), every 7th
+/// active row ended by the register on 2026-05-31.
+fn regions(dir: &Path) -> (PathBuf, PathBuf) {
+    let m = fastkontakt::mapping::Mappings::load(&root().join("mappings"), None, None).unwrap();
+    let spec = fastkontakt::samples::Spec {
+        patients: 250,
+        seed: 23,
+        inconsistency_share: 0.0,
+    };
+    fastkontakt::samples::generate(&spec, &m, dir).unwrap();
+    let r1 = dir.join("register.csv");
+    let text = std::fs::read_to_string(&r1).unwrap();
+    let mut out = String::new();
+    for (n, line) in text.lines().enumerate() {
+        if n > 0 && n % 11 == 0 {
+            continue;
+        }
+        let mut cols: Vec<String> = line.split(';').map(str::to_owned).collect();
+        if n > 0 && n % 7 == 0 && cols[5] == "Aktiv" && cols[6].as_str() < "2026-05-31" {
+            cols[5] = "Avslutad".into();
+            cols[7] = "2026-05-31".into();
+        }
+        out.push_str(&cols.join(";"));
+        out.push('\n');
+    }
+    let r2 = dir.join("register2.csv");
+    std::fs::write(&r2, out).unwrap();
+    (r1, r2)
+}
+
+fn sync(base: &str, tenant: &str, register: &Path, state: &Path) -> Value {
+    let summary = state.with_extension("summary.json");
+    let _ = std::fs::remove_file(&summary);
+    let o = common::fastkontakt()
+        .current_dir(root())
+        .args([
+            "sync",
+            "--ehr",
+            base,
+            "--tenant",
+            tenant,
+            "--as-of",
+            "2026-06-01",
+        ])
+        .args(["--chunk-size", "50", "--register"])
+        .arg(register)
+        .arg("--state")
+        .arg(state)
+        .arg("--summary")
+        .arg(&summary)
+        .output()
+        .unwrap();
+    std::fs::read(&summary)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| panic!("no summary:\n{}", String::from_utf8_lossy(&o.stderr)))
+}
+
+/// The product's relations as the register's facts, whatever ids the server gave: per Rad-id,
+/// the status, period, category, role and the identifiers of the patient and the member.
+async fn end_state(c: &FhirClient) -> BTreeMap<String, Vec<String>> {
+    let mut ident: HashMap<String, String> = HashMap::new();
+    for t in [
+        "Patient",
+        "PractitionerRole",
+        "Organization",
+        "Practitioner",
+    ] {
+        for r in c.search_all(&format!("{t}?_count=500")).await.unwrap() {
+            let v = r["identifier"][0]["value"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            ident.insert(format!("{t}/{}", r["id"].as_str().unwrap()), v);
+        }
+    }
+    let name = |v: &Value| {
+        ident
+            .get(v.as_str().unwrap_or(""))
+            .cloned()
+            .unwrap_or_else(|| format!("unresolved {v}"))
+    };
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in ["CareTeam", "Task"] {
+        for r in c
+            .search_all(&format!("{t}?_tag={TAG}&_count=500"))
+            .await
+            .unwrap()
+        {
+            let row = r["identifier"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|i| i["system"] == ROW_SYSTEM)
+                .and_then(|i| i["value"].as_str())
+                .unwrap_or("?")
+                .to_owned();
+            let facts = format!(
+                "{t} {} {} {} subject={} member={} owner={}",
+                r["status"],
+                r["period"],
+                r["participant"][0]["role"],
+                name(
+                    &r["subject"]["reference"]
+                        .clone()
+                        .or_else(|| r["for"]["reference"].clone())
+                ),
+                name(&r["participant"][0]["member"]["reference"]),
+                r["owner"]["reference"]
+                    .as_str()
+                    .map(|x| name(&Value::from(x)))
+                    .unwrap_or_default(),
+            );
+            out.entry(row).or_default().push(facts);
+        }
+    }
+    out
+}
+
+trait OrElse {
+    fn or_else(self, f: impl FnOnce() -> Value) -> Value;
+}
+impl OrElse for Value {
+    fn or_else(self, f: impl FnOnce() -> Value) -> Value {
+        if self.is_null() {
+            f()
+        } else {
+            self
+        }
+    }
+}
+
+/// Every product relation is a target of a Provenance (by id, versioned or not).
+async fn unprovenanced(c: &FhirClient) -> Vec<String> {
+    let mut targets = BTreeSet::new();
+    for p in c.search_all("Provenance?_count=500").await.unwrap() {
+        for t in p["target"].as_array().into_iter().flatten() {
+            let r = t["reference"].as_str().unwrap_or("");
+            targets.insert(r.split("/_history/").next().unwrap_or(r).to_owned());
+        }
+    }
+    let mut missing = Vec::new();
+    for t in ["CareTeam", "Task"] {
+        for r in c
+            .search_all(&format!("{t}?_tag={TAG}&_count=500"))
+            .await
+            .unwrap()
+        {
+            let id = format!("{t}/{}", r["id"].as_str().unwrap());
+            if !targets.contains(&id) {
+                missing.push(id);
+            }
+        }
+    }
+    missing
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_server_ends_where_the_plain_server_ends() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let (r1, r2) = regions(dir.path());
+    // The plain server: the end state to reach.
+    let plain = tenant("plain");
+    let st = dir.path().join("plain.sqlite");
+    let a = sync(&s.base, &plain, &r1, &st);
+    assert_eq!(a["errors"], 0, "{a}");
+    let b = sync(&s.base, &plain, &r2, &st);
+    assert_eq!(b["errors"], 0, "{b}");
+    assert!(b["ended"].as_u64().unwrap() > 10, "{b}");
+    let want = end_state(&client(&s.base, &plain)).await;
+    assert!(want.values().all(|v| v.len() == 1));
+
+    for (name, p) in personalities() {
+        let proxy = proxy(
+            &s.base,
+            Faults {
+                personality: p,
+                ..Default::default()
+            },
+            11,
+        );
+        let t = tenant("personality");
+        let c = client(&s.base, &t);
+        let state = dir.path().join(format!("{t}.sqlite"));
+        // The first sync, killed once it has written some of the product's relations.
+        let mut child = common::fastkontakt()
+            .current_dir(root())
+            .args([
+                "sync",
+                "--ehr",
+                &proxy.base,
+                "--tenant",
+                &t,
+                "--as-of",
+                "2026-06-01",
+            ])
+            .args(["--chunk-size", "20", "--register"])
+            .arg(&r1)
+            .arg("--state")
+            .arg(&state)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        let mut killed = false;
+        loop {
+            let n = c
+                .search_all(&format!("CareTeam?_tag={TAG}&_count=500&_elements=id"))
+                .await
+                .map(|v| v.len())
+                .unwrap_or(0);
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if n >= 40 || start.elapsed().as_secs() > 120 {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                killed = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(
+            killed,
+            "{name}: the first sync finished before it could be killed; make the region larger"
+        );
+        let first = sync(&proxy.base, &t, &r1, &state);
+        assert_eq!(first["errors"], 0, "{name}: {first}");
+        assert_eq!(first["conflicts"], 0, "{name}: {first}");
+        let changed = sync(&proxy.base, &t, &r2, &state);
+        assert_eq!(changed["errors"], 0, "{name}: {changed}");
+        assert_eq!(changed["conflicts"], 0, "{name}: {changed}");
+        assert_eq!(changed["ended"], b["ended"], "{name}: {changed}");
+        let got = end_state(&c).await;
+        let dupes: Vec<&String> = got
+            .iter()
+            .filter(|(_, v)| v.len() > 1)
+            .map(|(k, _)| k)
+            .collect();
+        assert!(dupes.is_empty(), "{name}: duplicates {dupes:?}");
+        let differs: Vec<(&String, &Vec<String>, Option<&Vec<String>>)> = got
+            .iter()
+            .filter(|(k, v)| want.get(*k) != Some(*v))
+            .map(|(k, v)| (k, v, want.get(k)))
+            .take(3)
+            .collect();
+        assert_eq!(got.len(), want.len(), "{name} (killed: {killed})");
+        assert!(differs.is_empty(), "{name}: {differs:?}");
+        let missing = unprovenanced(&c).await;
+        assert!(missing.is_empty(), "{name}: no Provenance for {missing:?}");
+        let again = sync(&proxy.base, &t, &r2, &state);
+        let writes = again["writes"].as_u64().unwrap();
+        assert_eq!(writes, 0, "{name}: a re-run writes nothing: {again}");
+        if p.ignore_if_match {
+            let said = again["messages"].to_string() + &changed["messages"].to_string();
+            assert!(said.contains("ignores If-Match"), "{name}: {said}");
+        }
+    }
+}
