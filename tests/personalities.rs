@@ -468,7 +468,8 @@ async fn every_server_ends_where_the_plain_server_ends() {
             .map(|(k, _)| k)
             .collect();
         assert!(dupes.is_empty(), "{name}: duplicates {dupes:?}");
-        let differs: Vec<(&String, &Vec<String>, Option<&Vec<String>>)> = got
+        type Diff<'d> = (&'d String, &'d Vec<String>, Option<&'d Vec<String>>);
+        let differs: Vec<Diff> = got
             .iter()
             .filter(|(k, v)| want.get(*k) != Some(*v))
             .map(|(k, v)| (k, v, want.get(k)))

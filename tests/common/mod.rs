@@ -351,10 +351,12 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
             }
         }
         if pers.refuse_client_ids {
-            if parts.method == axum::http::Method::PUT && segments.len() == 2 && query.is_none() {
-                if !exists(segments[0].to_owned(), segments[1].to_owned()).await {
-                    return refusal(405, "client-assigned ids are not allowed: create with POST");
-                }
+            if parts.method == axum::http::Method::PUT
+                && segments.len() == 2
+                && query.is_none()
+                && !exists(segments[0].to_owned(), segments[1].to_owned()).await
+            {
+                return refusal(405, "client-assigned ids are not allowed: create with POST");
             }
             if let Some(b) = &bundle {
                 for e in b["entry"].as_array().into_iter().flatten() {
