@@ -310,6 +310,23 @@ async fn end_state(c: &FhirClient) -> BTreeMap<String, Vec<String>> {
             .unwrap_or_else(|| format!("unresolved {v}"))
     };
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Each Patient's listing as the identifiers it points at (a dangling reference shows).
+    for p in c.search_all("Patient?_count=500").await.unwrap() {
+        let mut gp: Vec<String> = p["generalPractitioner"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| name(&r["reference"]))
+            .collect();
+        gp.sort();
+        let who = p["identifier"][0]["value"]
+            .as_str()
+            .unwrap_or("?")
+            .to_owned();
+        out.entry(format!("Patient {who}"))
+            .or_default()
+            .push(gp.join(", "));
+    }
     for t in ["CareTeam", "Task"] {
         for r in c
             .search_all(&format!("{t}?_tag={TAG}&_count=500"))

@@ -755,3 +755,126 @@ async fn the_first_sync_over_hand_typed_contacts_doubles_none_of_them() {
     assert_eq!(count().await, before + created, "{summary}");
     assert!(created + held as usize <= 46, "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_flk_in_the_register_moves_the_patients_general_practitioner() {
+    let s = server();
+    let t = tenant("listing");
+    let c = client(&s.base, &t);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.sqlite");
+    sync(&s.base, &t, &handwritten(), &state, &[]);
+    let patient = || async {
+        c.search_post(
+            "Patient",
+            &[(
+                "identifier",
+                "urn:oid:1.2.752.129.2.1.3.1|193103041004".to_owned(),
+            )],
+        )
+        .await
+        .unwrap()
+        .remove(0)
+    };
+    let role_of = |hsa: &str| {
+        let hsa = hsa.to_owned();
+        let c = &c;
+        async move {
+            let p = c
+                .search_post(
+                    "Practitioner",
+                    &[("identifier", format!("urn:oid:1.2.752.129.2.1.4.1|{hsa}"))],
+                )
+                .await
+                .unwrap();
+            let pid = p[0]["id"].as_str().unwrap().to_owned();
+            let roles = c
+                .search_all(&format!("PractitionerRole?practitioner=Practitioner/{pid}"))
+                .await
+                .unwrap();
+            format!("PractitionerRole/{}", roles[0]["id"].as_str().unwrap())
+        }
+    };
+    let gp = |p: &Value| -> Vec<String> {
+        p["generalPractitioner"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["reference"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let before = patient().await;
+    assert!(
+        gp(&before).contains(&role_of("SE2321000016-L001").await),
+        "{before}"
+    );
+
+    // The register moves ok-all-1's FLK from Anna Lind to Jonas Ek (same unit).
+    let text = std::fs::read_to_string(handwritten()).unwrap();
+    let moved: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("ok-all-1;") {
+                l.replace("SE2321000016-L001;Anna Lind", "SE2321000016-L004;Jonas Ek")
+            } else {
+                l.to_owned()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect();
+    let reg2 = dir.path().join("register2.csv");
+    std::fs::write(&reg2, moved).unwrap();
+    let sum = dir.path().join("s.json");
+    let o = sync(
+        &s.base,
+        &t,
+        &reg2,
+        &state,
+        &["--summary", sum.to_str().unwrap()],
+    );
+    let s2 = summary(&o, &sum);
+    assert_eq!(s2["errors"], 0, "{s2}");
+    assert_eq!(s2["updated"], 2, "the relation and the Patient: {s2}");
+    let after = patient().await;
+    let jonas = role_of("SE2321000016-L004").await;
+    assert!(gp(&after).contains(&jonas), "{after}");
+    assert!(!gp(&after).contains(&role_of("SE2321000016-L001").await));
+    // What else the Patient holds is the EHR's, and stays.
+    assert_eq!(after["identifier"], before["identifier"]);
+    assert_eq!(after["name"], before["name"]);
+    let o = sync(
+        &s.base,
+        &t,
+        &reg2,
+        &state,
+        &["--summary", sum.to_str().unwrap()],
+    );
+    assert_eq!(summary(&o, &sum)["writes"], 0);
+
+    // A person points the Patient elsewhere; the register then moves the FLK back: a conflict,
+    // and the person's value is kept.
+    let mut edited = after.clone();
+    edited["generalPractitioner"] =
+        serde_json::json!([{"reference": "Organization/someone-elses"}]);
+    let id = edited["id"].as_str().unwrap().to_owned();
+    c.send(Method::PUT, &format!("Patient/{id}"), Some(&edited), None)
+        .await
+        .unwrap();
+    let o = sync(
+        &s.base,
+        &t,
+        &handwritten(),
+        &state,
+        &["--summary", sum.to_str().unwrap()],
+    );
+    let s3 = summary(&o, &sum);
+    assert!(s3["conflicts"].as_u64().unwrap() >= 1, "{s3}");
+    assert!(
+        s3["messages"].to_string().contains("generalPractitioner"),
+        "{s3}"
+    );
+    assert_eq!(
+        gp(&patient().await),
+        vec!["Organization/someone-elses".to_owned()]
+    );
+}

@@ -450,3 +450,158 @@ async fn kill_9_during_a_takeover_then_a_rerun_converges() {
     let (_, again) = sync(&s.base, &t, &reg, &state, &["--takeover", "adopt"]);
     assert_eq!(again["writes"], 0, "{again}");
 }
+
+/// The README's go-live walk-through, step by step, on the shipped samples: probe, reconcile
+/// with takeover (the report shows it), a plan for review, its apply, and a run that then has
+/// nothing to do; on the plain server and behind each server personality.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_go_live_walk_through_works_on_every_server() {
+    use common::{proxy, Faults, Personality};
+    let s = server();
+    let all = Personality {
+        refuse_client_ids: true,
+        no_transactions: true,
+        ignore_if_match: true,
+        return_minimal: true,
+        count_cap: Some(50),
+        no_tag_search: false,
+    };
+    let one = |f: fn(&mut Personality)| {
+        let mut p = Personality::default();
+        f(&mut p);
+        p
+    };
+    let servers = [
+        ("plain", Personality::default()),
+        ("refuses client ids", one(|p| p.refuse_client_ids = true)),
+        ("no transactions", one(|p| p.no_transactions = true)),
+        ("ignores If-Match", one(|p| p.ignore_if_match = true)),
+        ("return=minimal", one(|p| p.return_minimal = true)),
+        ("_count capped", one(|p| p.count_cap = Some(50))),
+        ("all at once", all),
+    ];
+    for (name, personality) in servers {
+        let work = tempfile::tempdir().unwrap();
+        let t = tenant("golive");
+        let c = client(&s.base, &t);
+        common::load(&c, &root().join("samples/handwritten/ehr")).await;
+        let p = proxy(
+            &s.base,
+            Faults {
+                personality,
+                ..Default::default()
+            },
+            3,
+        );
+        let state = work.path().join("state.sqlite");
+        let run = |args: &[&str]| {
+            let o = common::fastkontakt()
+                .current_dir(root())
+                .args(args)
+                .args(["--tenant", &t])
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            (o.status.code(), text)
+        };
+        let st = state.to_str().unwrap();
+        let reg = handwritten();
+        let reg = reg.to_str().unwrap();
+        // 1. probe, facts kept for sync.
+        let (code, text) = run(&["probe", "--ehr", &p.base, "--yes-write", "--state", st]);
+        assert_eq!(code, Some(0), "{name}: {text}");
+        // 2. reconcile with the takeover chosen: the report shows what becomes of each.
+        let report = work.path().join("report");
+        let (code, text) = run(&[
+            "reconcile",
+            "--register",
+            reg,
+            "--ehr",
+            &p.base,
+            "--takeover",
+            "adopt",
+            "--report",
+            report.to_str().unwrap(),
+            "--fail-on",
+            "never",
+            "--state",
+            st,
+        ]);
+        assert_eq!(code, Some(0), "{name}: {text}");
+        let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+        assert!(
+            html.contains("id=\"takeover\""),
+            "{name}: no takeover section"
+        );
+        let plan: Value =
+            serde_json::from_slice(&std::fs::read(report.join("plan.json")).unwrap()).unwrap();
+        assert!(
+            plan["takeover"]["counts"]["adopt"].as_u64().unwrap() >= 40,
+            "{name}: {}",
+            plan["takeover"]
+        );
+        // 3. a plan for review, then 4. its apply.
+        let planned = work.path().join("plan.json");
+        let (code, text) = run(&[
+            "sync",
+            "--register",
+            reg,
+            "--ehr",
+            &p.base,
+            "--state",
+            st,
+            "--takeover",
+            "adopt",
+            "plan",
+            "-o",
+            planned.to_str().unwrap(),
+        ]);
+        assert!(code.is_some_and(|c| c <= 1), "{name}: {text}");
+        let writes = p.writes.load(std::sync::atomic::Ordering::Relaxed);
+        let summary = work.path().join("summary.json");
+        let (code, text) = run(&[
+            "sync",
+            "--ehr",
+            &p.base,
+            "--state",
+            st,
+            "--summary",
+            summary.to_str().unwrap(),
+            "apply",
+            planned.to_str().unwrap(),
+        ]);
+        assert!(code.is_some_and(|c| c <= 1), "{name}: {text}");
+        assert!(p.writes.load(std::sync::atomic::Ordering::Relaxed) > writes);
+        let sum: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+        assert_eq!(sum["errors"], 0, "{name}: {sum}");
+        assert_eq!(sum["conflicts"], 0, "{name}: {sum}");
+        assert!(sum["adopted"].as_u64().unwrap() >= 40, "{name}: {sum}");
+        let after = read(&c).await;
+        assert!(after.doubled().is_empty(), "{name}: {:?}", after.doubled());
+        let rows = after.rows();
+        assert_eq!(
+            rows.keys().cloned().collect::<BTreeSet<_>>(),
+            register_rows(&handwritten()),
+            "{name}"
+        );
+        assert!(rows.values().all(|&n| n == 1), "{name}: {rows:?}");
+        // 5. the next scheduled sync has nothing to do.
+        let (again, sum2) = sync(
+            &p.base,
+            &t,
+            &handwritten(),
+            &state,
+            &["--takeover", "adopt"],
+        );
+        assert_eq!(
+            sum2["writes"],
+            0,
+            "{name}: {sum2}\n{}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+    }
+}

@@ -686,7 +686,7 @@ impl FhirClient {
 
     /// A search by POST to `[type]/_search` with the parameters in a form body, so that the
     /// values (identity numbers) appear in no URL, access log or error message.
-    pub(crate) async fn search_post(
+    pub async fn search_post(
         &self,
         resource_type: &str,
         params: &[(&str, String)],

@@ -306,6 +306,15 @@ type PatientFacts = (
     Option<crate::domain::HsaId>,
 );
 
+/// The state's key of a Patient's listing (`Patient.generalPractitioner/id`): apart from the
+/// Patient's own key, which records its creation.
+fn listing_key(patient_id: &str) -> PlanKey {
+    PlanKey::Reference {
+        resource_type: "Patient.generalPractitioner".into(),
+        id: patient_id.to_owned(),
+    }
+}
+
 /// Register → what the EHR should hold.
 pub(crate) struct Desired {
     /// key → (contact, source, relation JSON)
@@ -389,12 +398,19 @@ pub(crate) fn desired(
     })
 }
 
+/// What the EHR already has of the referenced resources.
+struct Resolved {
+    /// Deterministic `Type/id` → the EHR's.
+    rewrite: HashMap<String, String>,
+    /// Referenced resources the EHR lacks.
+    creates: Vec<Value>,
+    /// The EHR's Patients found, by `system|value` of the identifier searched.
+    patients: HashMap<String, Value>,
+}
+
 /// Finds which of the referenced resources the EHR already has (by business identifier), and
-/// which must be created. Returns the reference rewrite map and the creates.
-async fn resolve_references(
-    client: &FhirClient,
-    refs: &[Value],
-) -> Result<(HashMap<String, String>, Vec<Value>), SyncError> {
+/// which must be created.
+async fn resolve_references(client: &FhirClient, refs: &[Value]) -> Result<Resolved, SyncError> {
     let mut by_type: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for r in refs {
         by_type
@@ -404,6 +420,7 @@ async fn resolve_references(
     }
     let mut rewrite = HashMap::new();
     let mut creates = Vec::new();
+    let mut patients = HashMap::new();
     for (t, list) in by_type {
         for chunk in list.chunks(40) {
             let ids: Vec<String> = chunk
@@ -444,6 +461,13 @@ async fn resolve_references(
                     i["value"].as_str().unwrap_or("")
                 );
                 let det = format!("{t}/{}", r["id"].as_str().unwrap_or(""));
+                if t == "Patient" {
+                    if let Some(id) = existing.get(&key) {
+                        if let Some(p) = found.iter().find(|f| f["id"].as_str() == Some(id)) {
+                            patients.insert(key.clone(), p.clone());
+                        }
+                    }
+                }
                 match existing.get(&key) {
                     Some(id) if format!("{t}/{id}") != det => {
                         rewrite.insert(det, format!("{t}/{id}"));
@@ -457,7 +481,11 @@ async fn resolve_references(
     for c in &mut creates {
         rewrite_refs(c, &rewrite);
     }
-    Ok((rewrite, creates))
+    Ok(Resolved {
+        rewrite,
+        creates,
+        patients,
+    })
 }
 
 fn encode(s: &str) -> String {
@@ -555,7 +583,11 @@ pub(crate) async fn plan(
     opts: &Options,
     register_name: &str,
 ) -> Result<SyncPlan, SyncError> {
-    let (rewrite, creates) = resolve_references(client, &d.references).await?;
+    let Resolved {
+        rewrite,
+        creates,
+        patients,
+    } = resolve_references(client, &d.references).await?;
     let mut errors = Vec::new();
     let actual = actual(client, m, &mut errors).await?;
     let mut planner = Planner::new(
@@ -578,6 +610,7 @@ pub(crate) async fn plan(
         planner.resolved(det, existing);
     }
     planner.reference_creates(creates);
+    planner.listings(&d.references, &patients)?;
     let held = Held {
         rows: &d.held_rows,
         patients: &d.held_patients,
@@ -771,6 +804,94 @@ impl<'a> Planner<'a> {
                 before: None,
             });
         }
+    }
+
+    /// `Patient.generalPractitioner` of the EHR's existing Patients brought to the register's
+    /// FLK and listing unit (an element the register owns, domain.md). Only where the register
+    /// names an FLK or a listing: a patient it says nothing of keeps what the EHR has. A
+    /// person's change since the last sync is a conflict.
+    pub(crate) fn listings(
+        &mut self,
+        desired: &[Value],
+        existing: &HashMap<String, Value>,
+    ) -> Result<(), SyncError> {
+        let refs = |v: &Value| -> Vec<String> {
+            let mut r: Vec<String> = v["generalPractitioner"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x["reference"].as_str().map(str::to_owned))
+                .collect();
+            r.sort();
+            r
+        };
+        for d in desired.iter().filter(|r| r["resourceType"] == "Patient") {
+            let i = &d["identifier"][0];
+            let key = format!(
+                "{}|{}",
+                i["system"].as_str().unwrap_or(""),
+                i["value"].as_str().unwrap_or("")
+            );
+            let Some(have) = existing.get(&key) else {
+                continue;
+            };
+            let mut want = d.clone();
+            rewrite_refs(&mut want, &self.rewrite);
+            let want_gp = refs(&want);
+            if want_gp.is_empty() || want_gp == refs(have) {
+                continue;
+            }
+            let id = have["id"].as_str().unwrap_or("").to_owned();
+            let pkey = listing_key(&id);
+            let have_owned = self.own.owned(have);
+            let have_h = hash(&have_owned);
+            if let Some(l) = self.state.applied(&pkey)? {
+                if l.owned_hash != have_h {
+                    self.plan.conflicts.push(Conflict {
+                        key: pkey.clone(),
+                        resource: format!("Patient/{id}"),
+                        reason: "a person changed Patient.generalPractitioner since the last sync"
+                            .into(),
+                        register: Some(json!({"generalPractitioner": want["generalPractitioner"]})),
+                        ehr: Some(have_owned.clone()),
+                    });
+                    if self.opts.on_conflict == OnConflict::Report {
+                        continue;
+                    }
+                }
+            }
+            let body = self.own.merge(
+                have,
+                &json!({"resourceType": "Patient", "generalPractitioner": want["generalPractitioner"]}),
+            );
+            let patient = i["value"].as_str().and_then(|v| PatientId::parse(v).ok());
+            let seq = self.next();
+            self.plan.items.push(PlanItem {
+                seq,
+                key: pkey,
+                action: Action::Update,
+                resource_type: "Patient".into(),
+                id,
+                expected_version: version_of(have),
+                owned_hash: hash(&self.own.owned(&body)),
+                body,
+                register_row: None,
+                reason:
+                    "the register's FLK or listing unit differs from Patient.generalPractitioner"
+                        .into(),
+                facts: patient.map(|p| Facts {
+                    patient_hash: patient_hash(self.state.key(), &p),
+                    kind: "listing (Patient.generalPractitioner)".into(),
+                    staff: None,
+                    unit: want_gp.join(", "),
+                    status: ContactStatus::Active.code().to_owned(),
+                    valid_from: self.opts.as_of.to_string(),
+                    valid_to: None,
+                }),
+                before: Some(have_owned),
+            });
+        }
+        Ok(())
     }
 
     /// One relation: what the register wants (if anything) against what the EHR has.
@@ -1495,6 +1616,14 @@ impl<'a> Applier<'a> {
         item
     }
 
+    /// The server named a create: later references to it, by our id or by the `urn:uuid:` it
+    /// had inside its transaction, go to the server's id.
+    fn assign(&mut self, t: &str, ours: &str, theirs: &str) {
+        let to = format!("{t}/{theirs}");
+        self.assigned.insert(format!("{t}/{ours}"), to.clone());
+        self.assigned.insert(format!("urn:uuid:{ours}"), to);
+    }
+
     /// `identifier=system|value` of what a create stands for: the Rad-id of a relation, the
     /// business identifier of a reference.
     fn if_none_exist(&self, i: &PlanItem) -> Option<String> {
@@ -1537,10 +1666,19 @@ impl<'a> Applier<'a> {
         }
         let grouped = transactions && self.strategy.grouping == Grouping::Transaction;
         // References first, so no relation points at nothing even for a moment.
-        let (refs, rels): (Vec<&PlanItem>, Vec<&PlanItem>) = plan
+        let (mut refs, rels): (Vec<&PlanItem>, Vec<&PlanItem>) = plan
             .items
             .iter()
             .partition(|i| i.action == Action::CreateReference);
+        // What is referenced before what references it (a server naming its creates must
+        // have named the PractitionerRole before the Patient pointing at it is sent).
+        let rank = |t: &str| match t {
+            "Organization" => 0,
+            "Practitioner" => 1,
+            "PractitionerRole" => 2,
+            _ => 3,
+        };
+        refs.sort_by_key(|i| (rank(&i.resource_type), i.seq));
         for group in [refs, rels] {
             for chunk in group.chunks(chunk_size.max(1)) {
                 let mut items: Vec<PlanItem> = chunk.iter().map(|i| self.prepare(i)).collect();
@@ -1558,8 +1696,10 @@ impl<'a> Applier<'a> {
                 self.state.record_pending(self.run, &pending)?;
                 let ok = grouped && self.transaction(&mut items).await?;
                 if !ok {
-                    for i in &items {
-                        self.one(i).await?;
+                    // Each prepared just before it is sent: it may name one created just now.
+                    for i in chunk {
+                        let item = self.prepare(i);
+                        self.one(&item).await?;
                     }
                 }
             }
@@ -1572,6 +1712,25 @@ impl<'a> Applier<'a> {
 
     async fn transaction(&mut self, chunk: &mut [PlanItem]) -> Result<bool, SyncError> {
         let posts: Vec<bool> = chunk.iter().map(|i| self.posts(i)).collect();
+        // What the server names in this very transaction is referenced by its fullUrl, which
+        // the server resolves (a Patient's generalPractitioner → a PractitionerRole created
+        // beside it).
+        let in_chunk: HashMap<String, String> = chunk
+            .iter()
+            .zip(&posts)
+            .filter(|(_, p)| **p)
+            .map(|(i, _)| {
+                (
+                    format!("{}/{}", i.resource_type, i.id),
+                    format!("urn:uuid:{}", i.id),
+                )
+            })
+            .collect();
+        if !in_chunk.is_empty() {
+            for i in chunk.iter_mut() {
+                rewrite_refs(&mut i.body, &in_chunk);
+            }
+        }
         let inex: Vec<Option<String>> = chunk
             .iter()
             .zip(&posts)
@@ -1619,10 +1778,7 @@ impl<'a> Applier<'a> {
                     if posts[n] {
                         match answer.and_then(transaction::entry_id) {
                             Some(id) => {
-                                self.assigned.insert(
-                                    format!("{}/{}", i.resource_type, i.id),
-                                    format!("{}/{id}", i.resource_type),
-                                );
+                                self.assign(&i.resource_type, &i.id, &id);
                                 i.id = id;
                             }
                             None => {
@@ -1635,6 +1791,7 @@ impl<'a> Applier<'a> {
                         }
                     }
                     actual.push(versioned(&i.resource_type, &i.id, v.as_deref()));
+                    self.listing_baseline(i, v.as_deref())?;
                     done.push(self.ledger(i, v));
                     self.written.push((
                         i.resource_type.clone(),
@@ -1719,10 +1876,7 @@ impl<'a> Applier<'a> {
             ));
             return Ok(());
         };
-        self.assigned.insert(
-            format!("{}/{}", item.resource_type, item.id),
-            format!("{}/{id}", item.resource_type),
-        );
+        self.assign(&item.resource_type, &item.id, &id);
         let mut done_item = item.clone();
         done_item.id = id.clone();
         if resp.status == 200 {
@@ -1748,16 +1902,29 @@ impl<'a> Applier<'a> {
         self.written_one(&done_item, v).await
     }
 
+    /// A Patient the product creates: its listing as created is the baseline a person's later
+    /// change of `generalPractitioner` is told by.
+    fn listing_baseline(&mut self, i: &PlanItem, v: Option<&str>) -> Result<(), SyncError> {
+        if i.action == Action::CreateReference && i.resource_type == "Patient" {
+            let mut body = i.body.clone();
+            rewrite_refs(&mut body, &self.assigned);
+            self.state.adopt(
+                &listing_key(&i.id),
+                &Applied {
+                    resource: format!("Patient/{}", i.id),
+                    version: v.map(str::to_owned),
+                    owned_hash: hash(&self.own.owned(&body)),
+                },
+                self.run,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Records a write that landed, and writes its Provenance (its own request).
     async fn written_one(&mut self, item: &PlanItem, v: Option<String>) -> Result<(), SyncError> {
-        let done = self.ledger(item, v.clone());
-        self.state.record_applied(self.run, &[done])?;
-        self.written.push((
-            item.resource_type.clone(),
-            item.id.clone(),
-            item.owned_hash.clone(),
-        ));
-        self.count(item.action);
+        // The Provenance before the state records the write: a run killed in between finds
+        // the write unrecorded, adopts it and sees its Provenance (or writes it late).
         let target = versioned(&item.resource_type, &item.id, v.as_deref());
         let prov = provenance(self.m, &[item], vec![target], &self.register, &self.sha);
         let id = prov["id"].as_str().unwrap_or("").to_owned();
@@ -1774,6 +1941,15 @@ impl<'a> Applier<'a> {
                 .send(Method::PUT, &format!("Provenance/{id}"), Some(&prov), None)
                 .await?;
         }
+        self.listing_baseline(item, v.as_deref())?;
+        let done = self.ledger(item, v);
+        self.state.record_applied(self.run, &[done])?;
+        self.written.push((
+            item.resource_type.clone(),
+            item.id.clone(),
+            item.owned_hash.clone(),
+        ));
+        self.count(item.action);
         Ok(())
     }
 

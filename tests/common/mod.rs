@@ -449,9 +449,16 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
         }
         let mut b = Response::builder().status(status.as_u16());
         for (k, v) in headers.iter() {
-            if k != "transfer-encoding" && k != "content-length" {
-                b = b.header(k.as_str(), v.as_bytes());
+            if k == "transfer-encoding" || k == "content-length" {
+                continue;
             }
+            // Locations (a create's, a Bulk export's status URL) name the server's base too.
+            if k == "location" || k == "content-location" {
+                let v = String::from_utf8_lossy(v.as_bytes()).replace(&st.up, &st.own);
+                b = b.header(k.as_str(), v);
+                continue;
+            }
+            b = b.header(k.as_str(), v.as_bytes());
         }
         b.body(Body::from(body)).unwrap()
     }
