@@ -505,3 +505,59 @@ async fn every_server_ends_where_the_plain_server_ends() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_syncs_through_one_state_file_take_turns_on_a_server_that_names_its_creates() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let (r1, _) = regions(dir.path());
+    let proxy = proxy(
+        &s.base,
+        Faults {
+            personality: Personality {
+                refuse_client_ids: true,
+                no_transactions: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        13,
+    );
+    let t = tenant("turns");
+    let state = dir.path().join("state.sqlite");
+    let spawn = || {
+        common::fastkontakt()
+            .current_dir(root())
+            .args(["sync", "--ehr", &proxy.base, "--tenant", &t, "--register"])
+            .arg(&r1)
+            .arg("--state")
+            .arg(&state)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let errs = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    assert!(a.status.code().is_some_and(|c| c <= 1), "{errs}");
+    assert!(b.status.code().is_some_and(|c| c <= 1), "{errs}");
+    assert!(errs.contains("waiting: another run holds"), "{errs}");
+    let got = end_state(&client(&s.base, &t)).await;
+    let dupes: Vec<&String> = got
+        .iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(dupes.is_empty(), "duplicates {dupes:?}");
+    let c = client(&s.base, &t);
+    let patients = c.search_all("Patient?_count=500").await.unwrap();
+    let ids: BTreeSet<&str> = patients
+        .iter()
+        .filter_map(|p| p["identifier"][0]["value"].as_str())
+        .collect();
+    assert_eq!(ids.len(), patients.len(), "no Patient created twice");
+}

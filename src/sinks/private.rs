@@ -18,6 +18,18 @@ pub fn create_file(path: &Path) -> io::Result<File> {
     o.open(path)
 }
 
+/// Opens a file for reading and writing, created with mode 0600 if absent, not truncated.
+pub fn open_rw(path: &Path) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+}
+
 /// Writes a whole file with mode 0600.
 pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;

@@ -113,6 +113,13 @@ pub(crate) async fn run(
 ) -> Result<(SyncPlan, Summary), SyncError> {
     let t0 = Instant::now();
     let mut state = State::open(job.state, job.state_key)?;
+    // One writing run per state file: a second waits, told who holds it, and then plans
+    // against what the first wrote.
+    let _lock = if job.dry_run {
+        None
+    } else {
+        state.lock_for_writing()?
+    };
     let desired = engine::desired(job.register, m, on_reject)?;
     let name = job.register.display().to_string();
     let run = state.start_run(&name, &desired.sha256, client.base(), job.dry_run)?;
@@ -255,6 +262,7 @@ pub(crate) async fn apply_plan(
         )));
     }
     let mut state = State::open(state_path, state_key)?;
+    let _lock = state.lock_for_writing()?;
     let run = state.start_run(&plan.register, &plan.register_sha256, client.base(), false)?;
     let (strategy, notes) = write_strategy(client, m, &state, &Writing::default(), false).await?;
     let mut a = Applier::new(

@@ -18,6 +18,17 @@ pub enum StateError {
     },
     #[error("state key: {0}")]
     Key(String),
+    #[error("the lock beside the state file, {path}: {source}")]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// One writing run per state file at a time: an exclusive lock on `STATE.lock`, released when
+/// the run ends however it ends (the system drops it with the process, kill -9 included).
+pub(crate) struct WriteLock {
+    _file: std::fs::File,
 }
 
 /// The operator's secret that keys every patient hash in the state file (HMAC-SHA256), so
@@ -282,6 +293,45 @@ impl State {
 
     pub(crate) fn key(&self) -> &StateKey {
         &self.key
+    }
+
+    /// Takes the state file's writer lock, waiting (and saying who holds it) while another
+    /// run has it. Two syncs through one state file never write at once.
+    pub(crate) fn lock_for_writing(&self) -> Result<Option<WriteLock>, StateError> {
+        use std::io::{Read, Seek, Write};
+        if self.path == ":memory:" {
+            return Ok(None);
+        }
+        let path = format!("{}.lock", self.path);
+        let err = |source| StateError::Lock {
+            path: path.clone(),
+            source,
+        };
+        let mut f = crate::sinks::private::open_rw(std::path::Path::new(&path)).map_err(err)?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = f.read_to_string(&mut holder);
+                tracing::warn!(lock = %path, holder = %holder.trim(), "another run is writing through this state file; waiting for it to end");
+                eprintln!(
+                    "waiting: another run holds {path} ({}); it writes through the same state file",
+                    holder.trim()
+                );
+                f.lock().map_err(err)?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
+        }
+        f.set_len(0).map_err(err)?;
+        f.rewind().map_err(err)?;
+        writeln!(
+            f,
+            "pid {} since {}",
+            std::process::id(),
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+        .map_err(err)?;
+        Ok(Some(WriteLock { _file: f }))
     }
 
     /// What a probe learnt of the server at `base`, if it was probed.
