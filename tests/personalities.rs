@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::{proxy, root, server, tenant, Faults, Personality};
-use fastkontakt::fhir::client::{ClientConfig, FhirClient};
+use common::{client, proxy, root, server, tenant, Faults, Personality};
+use fastkontakt::fhir::client::FhirClient;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -15,12 +15,6 @@ use std::path::{Path, PathBuf};
 const ROW_SYSTEM: &str =
     "https://fhir.fastkontakt.example/NamingSystem/befolkningsregistret-rad-id";
 const TAG: &str = "https://fhir.fastkontakt.example/CodeSystem/kalla|befolkningsregistret";
-
-fn client(base: &str, tenant: &str) -> FhirClient {
-    let mut c = ClientConfig::new(base);
-    c.tenant = Some(tenant.to_owned());
-    FhirClient::new(c).unwrap()
-}
 
 fn personalities() -> Vec<(&'static str, Personality)> {
     let all = Personality {

@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{proxy, root, server, tenant, Faults};
-use fastkontakt::fhir::client::{ClientConfig, FhirClient};
+use common::{client, proxy, root, server, tenant, Faults};
+use fastkontakt::fhir::client::FhirClient;
 use reqwest::Method;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -14,12 +14,6 @@ use std::process::{Command, Output};
 
 const ROW_SYSTEM: &str =
     "https://fhir.fastkontakt.example/NamingSystem/befolkningsregistret-rad-id";
-
-fn client(base: &str, tenant: &str) -> FhirClient {
-    let mut c = ClientConfig::new(base);
-    c.tenant = Some(tenant.to_owned());
-    FhirClient::new(c).unwrap()
-}
 
 fn sync(base: &str, tenant: &str, register: &Path, state: &Path, extra: &[&str]) -> Output {
     common::fastkontakt()

@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{root, server, tenant};
-use fastkontakt::fhir::client::{ClientConfig, FhirClient};
+use common::{client, root, server, tenant};
+use fastkontakt::fhir::client::FhirClient;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,12 +14,6 @@ use std::process::Output;
 const ROW_SYSTEM: &str =
     "https://fhir.fastkontakt.example/NamingSystem/befolkningsregistret-rad-id";
 const TAG: &str = "https://fhir.fastkontakt.example/CodeSystem/kalla";
-
-fn client(base: &str, tenant: &str) -> FhirClient {
-    let mut c = ClientConfig::new(base);
-    c.tenant = Some(tenant.to_owned());
-    FhirClient::new(c).unwrap()
-}
 
 fn sync(
     base: &str,

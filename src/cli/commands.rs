@@ -2,7 +2,7 @@
 //! printed for a person (stderr) or written as asked, and the exit code.
 
 use super::args::{Cli, Command, FailOn, Format, ReconcileArgs, SyncAction, SyncArgs};
-use super::config::{client_from, merge_sync_args, state_key};
+use super::config::{client_from, connection, merge_sync_args, state_key};
 use super::{load_mappings, mappings_dir, output, runtime};
 use anyhow::Context;
 use fastkontakt::checks::{Profile, Severity};
@@ -349,21 +349,12 @@ pub(super) fn reconcile(cli: &Cli, a: &ReconcileArgs) -> anyhow::Result<ExitCode
     let own = fastkontakt::sync::ownership(&dir).context("loading mappings/ownership.toml")?;
     let ehr = if pipelines::is_url(&a.ehr) {
         // Connection settings as for sync: a TOML file, with flags over it.
-        let mut args = match &a.config {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?;
-                toml::from_str::<SyncArgs>(&text).with_context(|| format!("{}", p.display()))?
-            }
-            None => SyncArgs::default(),
-        };
-        args.ehr = Some(a.ehr.clone());
-        if a.tenant.is_some() {
-            args.tenant = a.tenant.clone();
-        }
-        if a.bearer.is_some() {
-            args.bearer = a.bearer.clone();
-        }
+        let args = connection(
+            a.config.as_deref(),
+            &a.ehr,
+            a.tenant.as_ref(),
+            a.bearer.as_ref(),
+        )?;
         eprintln!("reading the EHR from {} …", a.ehr);
         EhrInput::Server {
             client: std::sync::Arc::new(client_from(&args)?),
@@ -580,21 +571,12 @@ pub(super) fn generate(
 /// `probe`: what the server really does, as a table; the facts kept in a state file for sync.
 pub(super) fn probe(cli: &Cli, a: &super::args::ProbeArgs) -> anyhow::Result<ExitCode> {
     let mappings = load_mappings(cli)?;
-    let mut args = match &a.config {
-        Some(p) => {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            toml::from_str::<SyncArgs>(&text).with_context(|| format!("{}", p.display()))?
-        }
-        None => SyncArgs::default(),
-    };
-    args.ehr = Some(a.ehr.clone());
-    if a.tenant.is_some() {
-        args.tenant = a.tenant.clone();
-    }
-    if a.bearer.is_some() {
-        args.bearer = a.bearer.clone();
-    }
+    let args = connection(
+        a.config.as_deref(),
+        &a.ehr,
+        a.tenant.as_ref(),
+        a.bearer.as_ref(),
+    )?;
     let client = client_from(&args)?;
     let state = match &a.state {
         Some(p) => Some((p.as_path(), state_key(a.state_key.as_deref())?)),

@@ -52,6 +52,32 @@ pub(crate) fn merge_sync_args(args: &SyncArgs) -> anyhow::Result<SyncArgs> {
     Ok(base)
 }
 
+/// Connection settings for a command that only reads or probes a server: a job's TOML file
+/// (`--config`), with the command's flags over it.
+pub(crate) fn connection(
+    config: Option<&std::path::Path>,
+    ehr: &str,
+    tenant: Option<&String>,
+    bearer: Option<&String>,
+) -> anyhow::Result<SyncArgs> {
+    let mut args = match config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str::<SyncArgs>(&text).with_context(|| format!("{}", p.display()))?
+        }
+        None => SyncArgs::default(),
+    };
+    args.ehr = Some(ehr.to_owned());
+    if let Some(t) = tenant {
+        args.tenant = Some(t.clone());
+    }
+    if let Some(b) = bearer {
+        args.bearer = Some(b.clone());
+    }
+    Ok(args)
+}
+
 /// The state file's key from `file:PATH` or `env:NAME`; there is no default.
 pub(crate) fn state_key(spec: Option<&str>) -> anyhow::Result<fastkontakt::sync::state::StateKey> {
     let spec = spec.context(

@@ -650,19 +650,11 @@ impl FhirClient {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Result<Response, ClientError> {
-        let payload = body
-            .map(serde_json::to_vec)
-            .transpose()
-            .map_err(|e| ClientError::Json {
-                url: display_url(&self.url(path)),
-                message: e.to_string(),
-            })?
-            .map(|p| ("application/fhir+json", p));
         let headers: Vec<(&str, String)> = if_match
             .map(|v| ("If-Match", v.to_owned()))
             .into_iter()
             .collect();
-        self.send_raw(method, path, payload, &headers).await
+        self.send_with(method, path, body, &headers).await
     }
 
     /// Sends with retries and the given headers (`Prefer`, `If-None-Exist`, `If-Match` …).

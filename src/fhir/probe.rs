@@ -488,7 +488,16 @@ impl Probe<'_> {
         put: bool,
         made: &mut Vec<String>,
     ) -> Result<Option<String>, ClientError> {
-        let mut b = self.body(n);
+        self.write_new(self.body(n), put, made).await
+    }
+
+    /// Writes a new resource (PUT to a new UUID id, or POST); its id, or None when refused.
+    async fn write_new(
+        &self,
+        mut b: Value,
+        put: bool,
+        made: &mut Vec<String>,
+    ) -> Result<Option<String>, ClientError> {
         let r = if put {
             let id = uuid::Uuid::new_v4().to_string();
             b["id"] = json!(id);
@@ -852,23 +861,7 @@ impl Probe<'_> {
         tries.push(reference);
         let mut out = Vec::new();
         for (i, b) in tries.into_iter().enumerate() {
-            let r = if put {
-                let id = uuid::Uuid::new_v4().to_string();
-                let mut b = b;
-                b["id"] = json!(id);
-                refused(
-                    self.c
-                        .send(Method::PUT, &format!("CareTeam/{id}"), Some(&b), None)
-                        .await,
-                )?
-                .map(|_| id)
-            } else {
-                refused(self.c.send(Method::POST, "CareTeam", Some(&b), None).await)?
-                    .and_then(|r| r.created_id())
-            };
-            if let Some(id) = &r {
-                made.push(id.clone());
-            }
+            let r = self.write_new(b, put, made).await?;
             out.push((i, r.is_none()));
         }
         f.rejects_unknown_element = Some(out[0].1);

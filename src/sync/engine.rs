@@ -1927,20 +1927,7 @@ impl<'a> Applier<'a> {
         // the write unrecorded, adopts it and sees its Provenance (or writes it late).
         let target = versioned(&item.resource_type, &item.id, v.as_deref());
         let prov = provenance(self.m, &[item], vec![target], &self.register, &self.sha);
-        let id = prov["id"].as_str().unwrap_or("").to_owned();
-        if self.strategy.create == CreateBy::ConditionalPost {
-            let mut p = prov;
-            if let Some(o) = p.as_object_mut() {
-                o.remove("id");
-            }
-            self.client
-                .send(Method::POST, "Provenance", Some(&p), None)
-                .await?;
-        } else {
-            self.client
-                .send(Method::PUT, &format!("Provenance/{id}"), Some(&prov), None)
-                .await?;
-        }
+        self.send_provenance(prov).await?;
         self.listing_baseline(item, v.as_deref())?;
         let done = self.ledger(item, v);
         self.state.record_applied(self.run, &[done])?;
@@ -2078,7 +2065,7 @@ impl<'a> Applier<'a> {
         )
         .to_string();
         let (t, rid) = resource.split_once('/').unwrap_or((resource, ""));
-        let mut prov = transaction::provenance(&transaction::ProvenanceFacts {
+        let prov = transaction::provenance(&transaction::ProvenanceFacts {
             id: &id,
             tag_system: &self.m.target.tag_system,
             tag_code: &self.m.target.tag_code,
@@ -2087,6 +2074,12 @@ impl<'a> Applier<'a> {
             register_sha256: &self.sha,
             rows: vec![],
         });
+        self.send_provenance(prov).await
+    }
+
+    /// A Provenance as its own request: PUT to its id, or POSTed to a server that names what
+    /// is created.
+    async fn send_provenance(&self, mut prov: Value) -> Result<(), SyncError> {
         if self.strategy.create == CreateBy::ConditionalPost {
             if let Some(o) = prov.as_object_mut() {
                 o.remove("id");
@@ -2095,6 +2088,7 @@ impl<'a> Applier<'a> {
                 .send(Method::POST, "Provenance", Some(&prov), None)
                 .await?;
         } else {
+            let id = prov["id"].as_str().unwrap_or("").to_owned();
             self.client
                 .send(Method::PUT, &format!("Provenance/{id}"), Some(&prov), None)
                 .await?;

@@ -157,6 +157,13 @@ pub fn tenant(name: &str) -> String {
     )
 }
 
+/// A client of the test server for one tenant.
+pub fn client(base: &str, tenant: &str) -> fastkontakt::fhir::client::FhirClient {
+    let mut c = fastkontakt::fhir::client::ClientConfig::new(base);
+    c.tenant = Some(tenant.to_owned());
+    fastkontakt::fhir::client::FhirClient::new(c).unwrap()
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
