@@ -1143,7 +1143,7 @@ impl<'a> Planner<'a> {
             .iter()
             .map(|&i| self.hand.get(i).resource.to_string())
             .collect();
-        let h = self.hand.get(found[0]).clone();
+        let h = self.hand.get(found[0]);
         let row_source = w.source.to_owned();
         let decision = if found.len() > 1 {
             self.plan.conflicts.push(Conflict {
@@ -1207,7 +1207,7 @@ impl<'a> Planner<'a> {
     /// `replace`, else listed.
     fn duplicates(&mut self, contact: &FixedContact, source: &str) {
         for i in self.hand.duplicates(contact) {
-            let h = self.hand.get(i).clone();
+            let h = self.hand.get(i);
             let replace = self.opts.takeover == Some(TakeoverPolicy::Replace)
                 && !h.team
                 && h.resource_type() == "CareTeam";
@@ -1369,14 +1369,8 @@ impl<'a> Planner<'a> {
             }
         }
         self.active_hand += self.hand.active_single();
-        let left: Vec<u32> = self
-            .hand
-            .unmatched()
-            .filter(|(_, h)| h.status == ContactStatus::Active)
-            .map(|(i, _)| i)
-            .collect();
-        for i in left {
-            let h = self.hand.get(i).clone();
+        for i in self.hand.unmatched_active() {
+            let h = self.hand.get(i);
             let listed = self
                 .register_patients
                 .contains(&crate::sources::ehr::side::patient_key(&h.patient));

@@ -26,7 +26,8 @@ pub enum TakeoverPolicy {
     Report,
 }
 
-/// One fixed contact typed by hand in the EHR: what matching and the ledger need of it.
+/// One fixed contact typed by hand in the EHR, as the planner sees it (made on demand from the
+/// index's compact form).
 #[derive(Debug, Clone)]
 pub(crate) struct HandContact {
     /// `CareTeam/id` or `Task/id` on the server (or in the files).
@@ -42,21 +43,21 @@ pub(crate) struct HandContact {
     pub(crate) team: bool,
 }
 
-impl HandContact {
-    /// The contact read from `resource`; `team` when that resource holds several contacts.
-    pub(crate) fn of(c: &FixedContact, resource: &str, team: bool) -> Self {
-        HandContact {
-            resource: resource.into(),
-            patient: c.patient.clone(),
-            kind: c.kind,
-            staff: c.staff().map(|s| s.hsa.clone()),
-            unit: c.unit.hsa.clone(),
-            status: c.status(),
-            period: c.period,
-            team,
-        }
-    }
+/// How the index keeps a contact: its HSA-ids as numbers into the index's table (a region's
+/// million contacts name a few thousand people and units).
+#[derive(Debug, Clone)]
+struct Slot {
+    resource: Box<str>,
+    patient: PatientId,
+    kind: ContactKind,
+    staff: Option<u32>,
+    unit: u32,
+    status: ContactStatus,
+    period: Period,
+    team: bool,
+}
 
+impl HandContact {
     /// The resource type (`CareTeam` or `Task`).
     pub(crate) fn resource_type(&self) -> &str {
         self.resource.split('/').next().unwrap_or("")
@@ -108,34 +109,61 @@ pub(crate) enum Match {
     Later,
 }
 
-/// The EHR's contacts typed by hand, of a partition of the patients, indexed for matching.
+/// The EHR's contacts typed by hand, of a partition of the patients, indexed for matching:
+/// (key, contact) pairs sorted by key, so a region's index holds no allocation per key.
 #[derive(Debug, Default)]
 pub struct HandIndex {
-    hand: Vec<HandContact>,
-    exact: HashMap<u64, Vec<u32>>,
-    loose: HashMap<u64, Vec<u32>>,
+    hand: Vec<Slot>,
+    exact: Vec<(u64, u32)>,
+    loose: Vec<(u64, u32)>,
     claimed: Vec<bool>,
+    /// Every HSA-id the contacts name, once.
+    hsa: Vec<HsaId>,
+}
+
+/// The contacts of `key` in a sorted (key, contact) list.
+fn bucket(list: &[(u64, u32)], key: u64) -> impl Iterator<Item = u32> + '_ {
+    let from = list.partition_point(|(k, _)| *k < key);
+    list[from..]
+        .iter()
+        .take_while(move |(k, _)| *k == key)
+        .map(|(_, i)| *i)
 }
 
 impl HandIndex {
-    /// Indexes the contacts.
-    pub(crate) fn new(hand: Vec<HandContact>) -> Self {
-        let mut ix = HandIndex {
-            claimed: vec![false; hand.len()],
-            ..Default::default()
+    /// Indexes the contacts: each with the resource it was read from, and whether that
+    /// resource holds several contacts (`team`).
+    pub(crate) fn new<'c>(contacts: impl IntoIterator<Item = (&'c FixedContact, &'c str, bool)>) -> Self {
+        let mut ix = HandIndex::default();
+        let mut numbers: HashMap<HsaId, u32> = HashMap::new();
+        let mut number = |h: &HsaId, table: &mut Vec<HsaId>| -> u32 {
+            *numbers.entry(h.clone()).or_insert_with(|| {
+                table.push(h.clone());
+                (table.len() - 1) as u32
+            })
         };
-        for (i, h) in hand.iter().enumerate() {
-            let i = i as u32;
+        for (c, resource, team) in contacts {
+            let i = ix.hand.len() as u32;
+            let staff = c.staff().map(|s| &s.hsa);
             ix.exact
-                .entry(exact(&h.patient, h.kind, h.staff.as_ref(), &h.unit))
-                .or_default()
-                .push(i);
-            ix.loose
-                .entry(loose(&h.patient, h.kind, &h.unit))
-                .or_default()
-                .push(i);
+                .push((exact(&c.patient, c.kind, staff, &c.unit.hsa), i));
+            ix.loose.push((loose(&c.patient, c.kind, &c.unit.hsa), i));
+            ix.hand.push(Slot {
+                resource: resource.into(),
+                patient: c.patient.clone(),
+                kind: c.kind,
+                staff: staff.map(|s| number(s, &mut ix.hsa)),
+                unit: number(&c.unit.hsa, &mut ix.hsa),
+                status: c.status(),
+                period: c.period,
+                team,
+            });
         }
-        ix.hand = hand;
+        ix.exact.sort_unstable();
+        ix.loose.sort_unstable();
+        ix.claimed = vec![false; ix.hand.len()];
+        ix.hand.shrink_to_fit();
+        ix.hsa.shrink_to_fit();
         ix
     }
 
@@ -145,27 +173,31 @@ impl HandIndex {
     }
 
     /// The contact at `i`.
-    pub(crate) fn get(&self, i: u32) -> &HandContact {
-        &self.hand[i as usize]
+    pub(crate) fn get(&self, i: u32) -> HandContact {
+        let s = &self.hand[i as usize];
+        HandContact {
+            resource: s.resource.clone(),
+            patient: s.patient.clone(),
+            kind: s.kind,
+            staff: s.staff.map(|n| self.hsa[n as usize].clone()),
+            unit: self.hsa[s.unit as usize].clone(),
+            status: s.status,
+            period: s.period,
+            team: s.team,
+        }
     }
 
-    fn unclaimed<'s>(
-        &'s self,
-        list: Option<&'s Vec<u32>>,
-        fits: impl Fn(&HandContact) -> bool + 's,
-    ) -> Vec<u32> {
-        list.into_iter()
-            .flatten()
-            .copied()
+    fn unclaimed(&self, list: &[(u64, u32)], key: u64, fits: impl Fn(&Slot) -> bool) -> Vec<u32> {
+        bucket(list, key)
             .filter(|&i| !self.claimed[i as usize] && fits(&self.hand[i as usize]))
             .collect()
     }
 
-    fn same_person(c: &FixedContact, h: &HandContact) -> bool {
+    fn same_person(&self, c: &FixedContact, h: &Slot) -> bool {
         h.patient == c.patient
             && relation(h.kind) == relation(c.kind)
-            && h.unit == c.unit.hsa
-            && h.staff.as_ref() == c.staff().map(|s| &s.hsa)
+            && self.hsa[h.unit as usize] == c.unit.hsa
+            && h.staff.map(|n| &self.hsa[n as usize]) == c.staff().map(|s| &s.hsa)
     }
 
     /// Several candidates: the one that starts on the row's day is the row's (two copies of
@@ -199,18 +231,18 @@ impl HandIndex {
     /// taken now; any other candidate waits for the whole register (`Later`).
     pub(crate) fn first_look(&mut self, c: &FixedContact) -> Match {
         let ek = exact(&c.patient, c.kind, c.staff().map(|s| &s.hsa), &c.unit.hsa);
-        let now = self.unclaimed(self.exact.get(&ek), |h| {
-            Self::same_person(c, h) && h.status == c.status()
+        let now = self.unclaimed(&self.exact, ek, |h| {
+            self.same_person(c, h) && h.status == c.status()
         });
         if !now.is_empty() {
             return self.claim_for(c, now);
         }
         let any_exact = !self
-            .unclaimed(self.exact.get(&ek), |h| Self::same_person(c, h))
+            .unclaimed(&self.exact, ek, |h| self.same_person(c, h))
             .is_empty();
         let lk = loose(&c.patient, c.kind, &c.unit.hsa);
         let any_loose = !self
-            .unclaimed(self.loose.get(&lk), |h| Self::loosely(c, h))
+            .unclaimed(&self.loose, lk, |h| self.loosely(c, h))
             .is_empty();
         if any_exact || any_loose {
             Match::Later
@@ -219,10 +251,10 @@ impl HandIndex {
         }
     }
 
-    fn loosely(c: &FixedContact, h: &HandContact) -> bool {
+    fn loosely(&self, c: &FixedContact, h: &Slot) -> bool {
         h.patient == c.patient
             && relation(h.kind) == relation(c.kind)
-            && h.unit == c.unit.hsa
+            && self.hsa[h.unit as usize] == c.unit.hsa
             && h.status == c.status()
     }
 
@@ -230,12 +262,12 @@ impl HandIndex {
     /// and kind in the same status.
     pub(crate) fn second_look(&mut self, c: &FixedContact) -> Match {
         let ek = exact(&c.patient, c.kind, c.staff().map(|s| &s.hsa), &c.unit.hsa);
-        let same = self.unclaimed(self.exact.get(&ek), |h| Self::same_person(c, h));
+        let same = self.unclaimed(&self.exact, ek, |h| self.same_person(c, h));
         if !same.is_empty() {
             return self.claim_for(c, same);
         }
         let lk = loose(&c.patient, c.kind, &c.unit.hsa);
-        let other = self.unclaimed(self.loose.get(&lk), |h| Self::loosely(c, h));
+        let other = self.unclaimed(&self.loose, lk, |h| self.loosely(c, h));
         self.claim_for(c, other)
     }
 
@@ -243,8 +275,8 @@ impl HandIndex {
     /// product already carries: duplicates of it.
     pub(crate) fn duplicates(&mut self, c: &FixedContact) -> Vec<u32> {
         let ek = exact(&c.patient, c.kind, c.staff().map(|s| &s.hsa), &c.unit.hsa);
-        let found = self.unclaimed(self.exact.get(&ek), |h| {
-            Self::same_person(c, h) && h.status == ContactStatus::Active
+        let found = self.unclaimed(&self.exact, ek, |h| {
+            self.same_person(c, h) && h.status == ContactStatus::Active
         });
         for &i in &found {
             self.claimed[i as usize] = true;
@@ -252,13 +284,22 @@ impl HandIndex {
         found
     }
 
-    /// Contacts no register row took, in their order.
-    pub(crate) fn unmatched(&self) -> impl Iterator<Item = (u32, &HandContact)> {
+    /// Active contacts no register row took, in their order.
+    pub(crate) fn unmatched_active(&self) -> Vec<u32> {
         self.hand
             .iter()
             .enumerate()
-            .filter(|(i, _)| !self.claimed[*i])
-            .map(|(i, h)| (i as u32, h))
+            .filter(|(i, h)| !self.claimed[*i] && h.status == ContactStatus::Active)
+            .map(|(i, _)| i as u32)
+            .collect()
+    }
+
+    /// How many contacts no register row took.
+    #[cfg(test)]
+    fn unmatched(&self) -> Vec<u32> {
+        (0..self.hand.len() as u32)
+            .filter(|i| !self.claimed[*i as usize])
+            .collect()
     }
 
     /// Active contacts that are not part of a team (what `--end-unmatched` could end).
@@ -492,12 +533,8 @@ mod tests {
     const U: &str = "SE2321000016-9U9U";
 
     fn index(hand: &[FixedContact]) -> HandIndex {
-        HandIndex::new(
-            hand.iter()
-                .enumerate()
-                .map(|(i, c)| HandContact::of(c, &format!("CareTeam/h{i}"), false))
-                .collect(),
-        )
+        let names: Vec<String> = (0..hand.len()).map(|i| format!("CareTeam/h{i}")).collect();
+        HandIndex::new(hand.iter().zip(&names).map(|(c, n)| (c, n.as_str(), false)))
     }
 
     #[test]
@@ -508,7 +545,7 @@ mod tests {
         assert_eq!(ix.first_look(&r), Match::One(0));
         // Taken: a second row of the same key finds nothing.
         assert_eq!(ix.first_look(&r), Match::None);
-        assert_eq!(ix.unmatched().count(), 0);
+        assert_eq!(ix.unmatched().len(), 0);
     }
 
     #[test]
@@ -533,7 +570,7 @@ mod tests {
         let mut ix = index(&[a.clone(), a]);
         let r = contact("R-1", fvk(), A, U, ContactStatus::Active);
         assert_eq!(ix.first_look(&r), Match::Several(vec![0, 1]));
-        assert_eq!(ix.unmatched().count(), 0);
+        assert_eq!(ix.unmatched().len(), 0);
     }
 
     #[test]
@@ -555,7 +592,7 @@ mod tests {
         assert_eq!(ix.first_look(&r), Match::None);
         let other_unit = contact("R-2", ContactKind::Flk, A, B, ContactStatus::Active);
         assert_eq!(ix.first_look(&other_unit), Match::None);
-        assert_eq!(ix.unmatched().count(), 1);
+        assert_eq!(ix.unmatched().len(), 1);
         // A coordinating FVK is the same relation as a plain one (the flag is an attribute).
         let mut ix = index(&[contact("x", fvk(), A, U, ContactStatus::Active)]);
         let coord = ContactKind::Fvk {
@@ -573,6 +610,6 @@ mod tests {
         let mut ix = index(&[active, ended]);
         let r = contact("R-1", fvk(), A, U, ContactStatus::Active);
         assert_eq!(ix.duplicates(&r), vec![0]);
-        assert_eq!(ix.unmatched().map(|(i, _)| i).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(ix.unmatched(), vec![1]);
     }
 }

@@ -9,7 +9,7 @@ use crate::mapping::Mappings;
 use crate::sources::ehr::account::{InputAccount, Verdict};
 use crate::sources::ehr::files::{FhirFileError, FhirFiles};
 use crate::sources::ehr::stream::Origin;
-use crate::sync::takeover::{HandContact, HandIndex};
+use crate::sync::takeover::HandIndex;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::Path;
@@ -227,15 +227,15 @@ impl EhrSide {
         for (_, source) in self.contacts.values().flatten() {
             *per_resource.entry(source.as_str()).or_default() += 1;
         }
-        let mut hand: Vec<HandContact> = self
+        let mut hand: Vec<(&FixedContact, &str, bool)> = self
             .contacts
             .values()
             .flatten()
             .filter(|(_, source)| !ours.contains(source))
-            .map(|(c, source)| HandContact::of(c, source, per_resource[source.as_str()] > 1))
+            .map(|(c, source)| (c, source.as_str(), per_resource[source.as_str()] > 1))
             .collect();
         // In the resources' order, so a plan made twice lists them alike.
-        hand.sort_by(|a, b| a.resource.cmp(&b.resource).then(a.kind.cmp(&b.kind)));
+        hand.sort_by(|a, b| a.1.cmp(b.1).then(a.0.kind.cmp(&b.0.kind)));
         HandIndex::new(hand)
     }
 
