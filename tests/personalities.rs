@@ -24,6 +24,7 @@ fn personalities() -> Vec<(&'static str, Personality)> {
         return_minimal: true,
         count_cap: Some(50),
         no_tag_search: false,
+        unstable_paging: true,
     };
     vec![
         (
@@ -58,6 +59,13 @@ fn personalities() -> Vec<(&'static str, Personality)> {
             "_count capped at 50",
             Personality {
                 count_cap: Some(50),
+                ..Default::default()
+            },
+        ),
+        (
+            "paging moves under writes",
+            Personality {
+                unstable_paging: true,
                 ..Default::default()
             },
         ),
@@ -152,7 +160,10 @@ fn probe_names_what_each_server_does() {
         if p.no_transactions {
             assert_eq!(f["transaction"], false, "{name}: {text}");
             assert_eq!(f["declares_transaction"], false, "{name}");
-            assert_eq!(o["strategy"]["grouping"], "single", "{name}");
+            assert_eq!(f["batch"], true, "{name}");
+            // Batches where If-Match holds, else one request at a time.
+            let want = if p.ignore_if_match { "single" } else { "batch" };
+            assert_eq!(o["strategy"]["grouping"], want, "{name}");
         }
         if p.ignore_if_match {
             assert_eq!(f["if_match"], false, "{name}: {text}");
@@ -172,6 +183,11 @@ fn probe_names_what_each_server_does() {
             Some(n) => assert_eq!(f["count_cap"], n, "{name}: {text}"),
             None => assert!(f["count_cap"].is_null(), "{name}: {text}"),
         }
+        assert_eq!(f["paging_stable"], !p.unstable_paging, "{name}: {text}");
+        assert_eq!(
+            o["strategy"]["read_by_identifier"], p.unstable_paging,
+            "{name}"
+        );
     }
 }
 

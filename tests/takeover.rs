@@ -459,6 +459,7 @@ async fn the_go_live_walk_through_works_on_every_server() {
         return_minimal: true,
         count_cap: Some(50),
         no_tag_search: false,
+        unstable_paging: false,
     };
     let one = |f: fn(&mut Personality)| {
         let mut p = Personality::default();

@@ -620,6 +620,7 @@ pub(super) fn probe(cli: &Cli, a: &super::args::ProbeArgs) -> anyhow::Result<Exi
         match o.strategy.grouping {
             fastkontakt::fhir::probe::Grouping::Transaction =>
                 "in transactions with a Provenance each",
+            fastkontakt::fhir::probe::Grouping::Batch => "in batches, a Provenance for each change",
             fastkontakt::fhir::probe::Grouping::Single =>
                 "one request at a time with a Provenance each",
         },

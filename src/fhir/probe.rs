@@ -92,6 +92,10 @@ pub struct WriteStrategy {
     /// The server refuses a stale `If-Match`; when not, every write is re-checked before and
     /// after.
     pub if_match: bool,
+    /// Paging moves under writes: the product's relations are read by Rad-id in chunks, not
+    /// by paging its tag.
+    #[serde(default)]
+    pub read_by_identifier: bool,
 }
 
 /// How a resource is created.
@@ -110,6 +114,9 @@ pub enum CreateBy {
 pub enum Grouping {
     /// Transaction Bundles with a Provenance in each.
     Transaction,
+    /// Batch Bundles (each entry on its own, If-Match per entry), then a batch of the
+    /// changes' Provenances.
+    Batch,
     /// One request per change, and one for its Provenance.
     Single,
 }
@@ -121,6 +128,7 @@ impl Default for WriteStrategy {
             create: CreateBy::Put,
             grouping: Grouping::Transaction,
             if_match: true,
+            read_by_identifier: false,
         }
     }
 }
@@ -140,10 +148,14 @@ impl ServerFacts {
             // and check each.
             grouping: if transactions && self.if_match_in_transaction != Some(false) {
                 Grouping::Transaction
+            } else if self.batch == Some(true) && self.if_match != Some(false) {
+                Grouping::Batch
             } else {
                 Grouping::Single
             },
             if_match: self.if_match != Some(false),
+            read_by_identifier: self.paging_stable == Some(false)
+                && self.search_identifier != Some(false),
         }
     }
 
@@ -208,6 +220,7 @@ impl ServerFacts {
                 ),
                 match s.grouping {
                     Grouping::Transaction => "writes go in transaction Bundles with their Provenance".into(),
+                    Grouping::Batch => "writes go in batch Bundles (each entry on its own, If-Match each), then a batch of a Provenance per change".into(),
                     Grouping::Single => "writes go one request at a time, each followed by its own Provenance".into(),
                 },
             ),
@@ -228,7 +241,7 @@ impl ServerFacts {
                     yn(self.batch, "carried out", "refused"),
                     if self.declares_batch { "yes" } else { "no" }
                 ),
-                "not used by sync (no atomicity)".into(),
+                "used where transactions are not: a change per entry, each with its Provenance".into(),
             ),
             (
                 "If-Match on PUT (stale version)".into(),
@@ -285,7 +298,11 @@ impl ServerFacts {
             (
                 "paging stable under writes".into(),
                 yn(self.paging_stable, "yes", "NO: entries moved between pages"),
-                "the product reads while nothing of its own writes".into(),
+                if s.read_by_identifier {
+                    "the product's relations are read by Rad-id in chunks, not by paging".into()
+                } else {
+                    "the product's relations are read by paging its tag".into()
+                },
             ),
             (
                 "Prefer: return=minimal".into(),

@@ -171,6 +171,7 @@ pub fn run(
                 &desired,
                 &o.options,
                 &o.register.display().to_string(),
+                crate::sync::engine::ReadBy::Tag,
             ))?)
         }
         None => outcome.plan,

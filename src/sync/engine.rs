@@ -499,20 +499,59 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+/// How the product's relations are read from the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadBy {
+    /// Paging through the product's tag.
+    Tag,
+    /// By Rad-id in chunks (the register's rows and those the state says were written), on a
+    /// server whose paging moves under writes: no page to skip.
+    Identifier,
+}
+
 /// What the EHR holds of the product's relations, by key; duplicates are reported.
 async fn actual(
     client: &FhirClient,
     m: &Mappings,
+    read: ReadBy,
+    rows: &[&RelationKey],
     errors: &mut Vec<String>,
 ) -> Result<HashMap<RelationKey, Value>, SyncError> {
     let tag = format!("{}|{}", m.target.tag_system, m.target.tag_code);
     let mut found = Vec::new();
-    for t in ["CareTeam", "Task"] {
-        found.extend(
-            client
-                .search_all(&format!("{t}?_tag={}&_count=500", encode(&tag)))
-                .await?,
-        );
+    match read {
+        ReadBy::Tag => {
+            for t in ["CareTeam", "Task"] {
+                found.extend(
+                    client
+                        .search_all(&format!("{t}?_tag={}&_count=500", encode(&tag)))
+                        .await?,
+                );
+            }
+        }
+        ReadBy::Identifier => {
+            for carrier in [Carrier::CareTeam, Carrier::Task] {
+                let ids: Vec<String> = rows
+                    .iter()
+                    .filter(|k| k.carrier == carrier)
+                    .map(|k| format!("{}|{}", m.target.row_id_system, k.row))
+                    .collect();
+                for chunk in ids.chunks(50) {
+                    found.extend(
+                        client
+                            .search_post(
+                                carrier.as_str(),
+                                &[
+                                    ("identifier", chunk.join(",")),
+                                    ("_tag", tag.clone()),
+                                    ("_count", "100".into()),
+                                ],
+                            )
+                            .await?,
+                    );
+                }
+            }
+        }
     }
     Ok(product_relations(m, found, errors))
 }
@@ -562,6 +601,9 @@ pub(crate) fn product_relations(
         };
         let key = RelationKey::new(carrier, &row);
         if let Some(prev) = out.get(&key) {
+            if prev["id"] == r["id"] {
+                continue; // the same resource, met twice by the searches
+            }
             errors.push(format!(
                 "{t} row {row} is held by more than one resource ({} and {}); not touched",
                 prev["id"], r["id"]
@@ -574,6 +616,7 @@ pub(crate) fn product_relations(
 }
 
 /// Builds the plan from a live server. Reads only.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn plan(
     client: &FhirClient,
     m: &Mappings,
@@ -582,6 +625,7 @@ pub(crate) async fn plan(
     d: &Desired,
     opts: &Options,
     register_name: &str,
+    read: ReadBy,
 ) -> Result<SyncPlan, SyncError> {
     let Resolved {
         rewrite,
@@ -589,7 +633,15 @@ pub(crate) async fn plan(
         patients,
     } = resolve_references(client, &d.references).await?;
     let mut errors = Vec::new();
-    let actual = actual(client, m, &mut errors).await?;
+    let written = if read == ReadBy::Identifier {
+        state.written_relations()?
+    } else {
+        Vec::new()
+    };
+    let mut rows: Vec<&RelationKey> = d.relations.keys().chain(written.iter()).collect();
+    rows.sort();
+    rows.dedup();
+    let actual = actual(client, m, read, &rows, &mut errors).await?;
     let mut planner = Planner::new(
         m,
         own,
@@ -1688,6 +1740,14 @@ impl<'a> Applier<'a> {
                     })
                     .collect();
                 self.state.record_pending(self.run, &pending)?;
+                // A batch cannot point one entry at another: references the server names are
+                // created one at a time, in order.
+                let one_by_one = self.strategy.create == CreateBy::ConditionalPost
+                    && chunk.iter().any(|i| i.action == Action::CreateReference);
+                if self.strategy.grouping == Grouping::Batch && !one_by_one {
+                    self.batch(chunk, &mut items).await?;
+                    continue;
+                }
                 let ok = grouped && self.transaction(&mut items).await?;
                 if !ok {
                     // Each prepared just before it is sent: it may name one created just now.
@@ -1825,6 +1885,113 @@ impl<'a> Applier<'a> {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A chunk as a batch: each entry on its own (If-Match each, If-None-Exist for creates the
+    /// server names), then a batch of the Provenances of the changes that landed; an entry
+    /// refused for a moved version is re-planned alone, as is every entry of a refused batch.
+    async fn batch(
+        &mut self,
+        planned: &[&PlanItem],
+        chunk: &mut [PlanItem],
+    ) -> Result<(), SyncError> {
+        let posts: Vec<bool> = chunk.iter().map(|i| self.posts(i)).collect();
+        let entries: Vec<Value> = chunk
+            .iter()
+            .zip(&posts)
+            .map(|(i, p)| {
+                transaction::entry(&transaction::Write {
+                    resource_type: &i.resource_type,
+                    id: &i.id,
+                    body: &i.body,
+                    expected_version: i.expected_version.as_deref(),
+                    if_none_exist: if *p { self.if_none_exist(i) } else { None },
+                })
+            })
+            .collect();
+        let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": entries});
+        let answers = match self
+            .client
+            .send(Method::POST, "", Some(&bundle), None)
+            .await
+        {
+            Ok(r) => r.body["entry"].as_array().cloned().unwrap_or_default(),
+            Err(ClientError::Http { status, .. }) if (400..500).contains(&status) => {
+                for i in planned {
+                    let item = self.prepare(i);
+                    self.one(&item).await?;
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut landed = Vec::new();
+        let mut again = Vec::new();
+        for (n, i) in chunk.iter_mut().enumerate() {
+            let answer = answers.get(n);
+            let status = answer
+                .and_then(|a| a["response"]["status"].as_str())
+                .and_then(|s| s.split_whitespace().next())
+                .and_then(|s| s.parse::<u16>().ok())
+                .unwrap_or(0);
+            if !(200..300).contains(&status) {
+                again.push(n);
+                continue;
+            }
+            let v = answer.and_then(transaction::entry_version);
+            if posts[n] {
+                if let Some(id) = answer.and_then(transaction::entry_id) {
+                    self.assign(&i.resource_type, &i.id, &id);
+                    i.id = id;
+                }
+            }
+            landed.push((n, v));
+        }
+        // The Provenances before the state records the changes (a kill in between is
+        // caught by the next run, which writes a missing one late).
+        let post_prov = self.strategy.create == CreateBy::ConditionalPost;
+        let provs: Vec<Value> = landed
+            .iter()
+            .map(|(n, v)| {
+                let i = &chunk[*n];
+                let target = versioned(&i.resource_type, &i.id, v.as_deref());
+                let p = provenance(self.m, &[i], vec![target], &self.register, &self.sha);
+                let id = p["id"].as_str().unwrap_or("").to_owned();
+                let mut e = transaction::entry(&transaction::Write {
+                    resource_type: "Provenance",
+                    id: &id,
+                    body: &p,
+                    expected_version: None,
+                    if_none_exist: None,
+                });
+                if post_prov {
+                    if let Some(r) = e["resource"].as_object_mut() {
+                        r.remove("id");
+                    }
+                    e["request"] = json!({"method": "POST", "url": "Provenance"});
+                }
+                e
+            })
+            .collect();
+        if !provs.is_empty() {
+            let b = json!({"resourceType": "Bundle", "type": "batch", "entry": provs});
+            self.client.send(Method::POST, "", Some(&b), None).await?;
+        }
+        let mut done = Vec::new();
+        for (n, v) in landed {
+            let i = &chunk[n];
+            self.listing_baseline(i, v.as_deref())?;
+            done.push(self.ledger(i, v));
+            self.written
+                .push((i.resource_type.clone(), i.id.clone(), i.owned_hash.clone()));
+            self.count(i.action);
+        }
+        self.state.record_applied(self.run, &done)?;
+        for n in again {
+            let item = self.prepare(planned[n]);
+            self.one(&item).await?;
+        }
+        Ok(())
     }
 
     /// A create the server names: POST with If-None-Exist. A 200 means one with the same

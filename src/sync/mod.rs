@@ -97,6 +97,12 @@ async fn write_strategy(
     if s.create == CreateBy::ConditionalPost {
         notes.push("the server refuses client-chosen ids: creates are POSTs with If-None-Exist, and the server's ids are kept in the state file".into());
     }
+    if s.read_by_identifier {
+        notes.push("the server's paging moves under writes: the product's relations are read by Rad-id in chunks".into());
+    }
+    if s.grouping == Grouping::Batch {
+        notes.push("the server has no usable transactions: writes go in batches, each change with its own Provenance".into());
+    }
     if s.grouping == Grouping::Single {
         notes.push("writes go one request at a time (no usable transactions), each with its own Provenance".into());
     }
@@ -131,7 +137,13 @@ pub(crate) async fn run(
                 return Err(e);
             }
         };
-    let plan = match engine::plan(client, m, own, &state, &desired, &job.options, &name).await {
+    let read = if strategy.read_by_identifier {
+        engine::ReadBy::Identifier
+    } else {
+        engine::ReadBy::Tag
+    };
+    let plan = match engine::plan(client, m, own, &state, &desired, &job.options, &name, read).await
+    {
         Ok(p) => p,
         Err(e) => {
             state.finish_run(run, "failed", &mask_identity_numbers(&e.to_string()))?;

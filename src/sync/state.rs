@@ -412,6 +412,26 @@ impl State {
         Ok(())
     }
 
+    /// The register rows the product has written a relation for (their keys).
+    pub(crate) fn written_relations(&self) -> Result<Vec<super::key::RelationKey>, StateError> {
+        let mut q = self
+            .conn
+            .prepare("SELECT key FROM applied")
+            .map_err(self.err())?;
+        let keys: Vec<String> = q
+            .query_map([], |r| r.get(0))
+            .map_err(self.err())?
+            .collect::<Result<_, _>>()
+            .map_err(self.err())?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| match PlanKey::try_from(k) {
+                Ok(PlanKey::Relation(r)) => Some(r),
+                _ => None,
+            })
+            .collect())
+    }
+
     pub(crate) fn applied(&self, key: &PlanKey) -> Result<Option<Applied>, StateError> {
         // Cached: a region's plan asks once per relation.
         self.conn

@@ -133,7 +133,9 @@ fn bucket(list: &[(u64, u32)], key: u64) -> impl Iterator<Item = u32> + '_ {
 impl HandIndex {
     /// Indexes the contacts: each with the resource it was read from, and whether that
     /// resource holds several contacts (`team`).
-    pub(crate) fn new<'c>(contacts: impl IntoIterator<Item = (&'c FixedContact, &'c str, bool)>) -> Self {
+    pub(crate) fn new<'c>(
+        contacts: impl IntoIterator<Item = (&'c FixedContact, &'c str, bool)>,
+    ) -> Self {
         let mut ix = HandIndex::default();
         let mut numbers: HashMap<HsaId, u32> = HashMap::new();
         let mut number = |h: &HsaId, table: &mut Vec<HsaId>| -> u32 {

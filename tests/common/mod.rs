@@ -198,6 +198,9 @@ pub struct Personality {
     /// Searching by `_tag` is refused (400, unknown parameter): a server the product cannot
     /// find its own resources on.
     pub no_tag_search: bool,
+    /// Every page after the first loses its first entry, as when writes move entries between
+    /// pages already read: paging a type misses resources.
+    pub unstable_paging: bool,
 }
 
 /// The proxy's answer to a request a personality refuses.
@@ -426,6 +429,16 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
                     }
                 }
                 body = serde_json::to_vec(&cs).unwrap().into();
+            }
+        }
+        if pers.unstable_paging && query.as_deref().is_some_and(|q| q.contains("_cursor=")) {
+            if let Ok(mut b) = serde_json::from_slice::<serde_json::Value>(&body) {
+                if let Some(e) = b["entry"].as_array_mut() {
+                    if !e.is_empty() {
+                        e.remove(0);
+                    }
+                }
+                body = serde_json::to_vec(&b).unwrap().into();
             }
         }
         // Paging links name the server's own base; a real proxy (or gateway) rewrites them.
