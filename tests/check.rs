@@ -284,6 +284,10 @@ fn fk_r16_reports_the_bad_checksum_row_with_its_line() {
         f[0].sources
     );
     assert!(f[0].message.contains("check digit"));
+    // Files for machines carry the number as the register had it, so a downstream tool can
+    // join it like every other finding's; the message (shown to people) keeps it masked.
+    assert_eq!(f[0].patient, "195303311773");
+    assert!(!f[0].message.contains("195303311773"), "{}", f[0].message);
     assert_eq!(r.rejected_rows, 1);
 }
 

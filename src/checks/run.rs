@@ -462,10 +462,16 @@ fn rejected_identity(
     if bad.is_empty() {
         return None;
     }
+    // The number as the register had it (a machine joins on it); masked only where shown.
     let patient = row.patient.as_ref().map(|p| p.expose()).unwrap_or_else(|| {
         bad.iter()
             .find(|p| p.column == idcols[0])
-            .map(|p| p.value.replace('-', ""))
+            .map(|p| {
+                p.as_written
+                    .clone()
+                    .unwrap_or_else(|| p.value.clone())
+                    .replace('-', "")
+            })
             .unwrap_or_default()
     });
     let message = bad

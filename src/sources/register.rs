@@ -50,6 +50,10 @@ pub(crate) struct RowProblem {
     /// The offending value; a patient number is masked.
     pub(crate) value: String,
     pub(crate) reason: String,
+    /// The patient number as the register wrote it, for files meant for machines (findings
+    /// JSON and CSV), which must join on it; never printed, logged or serialised from here.
+    #[serde(skip)]
+    pub(crate) as_written: Option<String>,
 }
 
 /// A row that could not become a contact; it goes to the quarantine file.
@@ -537,6 +541,7 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
             column: "(row)".into(),
             value: String::new(),
             reason,
+            as_written: None,
         };
         let unknown = swallowed || patient.is_none();
         let mut item = self.reject(line, raw, vec![p], row_id, patient);
@@ -561,6 +566,7 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
                         self.encoding.name(),
                         encoding_hint(bytes, self.mapping)
                     ),
+                    as_written: None,
                 });
             } else if bytes.len() > self.mapping.format.max_field_bytes {
                 problems.push(RowProblem {
@@ -571,6 +577,7 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
                         bytes.len(),
                         self.mapping.format.max_field_bytes
                     ),
+                    as_written: None,
                 });
             }
         }
@@ -585,6 +592,7 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
             column: self.columns.name(Field::RowId).to_owned(),
             value: id.to_string(),
             reason: "this row id appeared earlier in the file".into(),
+            as_written: None,
         })
     }
 
@@ -621,6 +629,7 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
                 column: "(row)".into(),
                 value: String::new(),
                 reason: format!("has {} fields, the header has {}", rec.len(), self.n_header),
+                as_written: None,
             });
         }
         let parsed = row.parse();
@@ -652,6 +661,7 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
                 column: "(row)".into(),
                 value: String::new(),
                 reason: "incomplete row".into(),
+                as_written: None,
             };
             return self.reject(line, raw, vec![p], None, None);
         };
@@ -672,6 +682,7 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
                     column: "(row)".into(),
                     value: String::new(),
                     reason: e.to_string(),
+                    as_written: None,
                 };
                 self.reject(line, raw, vec![p], Some(row_id), Some(patient))
             }
@@ -709,7 +720,9 @@ impl RowParser<'_> {
 
     fn problem(&mut self, field: Field, value: &str, reason: String) {
         // A patient number is masked wherever it stands (a shifted row puts it anywhere).
-        let value = if matches!(field, Field::Patient) {
+        let patient = matches!(field, Field::Patient);
+        let as_written = patient.then(|| value.trim().to_owned());
+        let value = if patient {
             mask(value)
         } else {
             mask_identity_numbers(&shorten(value))
@@ -718,6 +731,7 @@ impl RowParser<'_> {
             column: self.c.name(field).to_owned(),
             value,
             reason,
+            as_written,
         });
     }
 
