@@ -6,6 +6,9 @@ findings.json; review the diff before committing, as with any golden file.
     make-cases.py [REGISTER.csv OUT_DIR]   (benches/golden.sh makes 500 cases this way)"""
 import csv, io, os, re, sys
 
+# Cases of rules that have a basis only in Örebro's guideline (off under Gävleborg, the default).
+REGION_RULES = {"r02-": "orebro", "r05-": "orebro", "r06-": "orebro", "r11-": "orebro",
+                "r14-": "orebro", "r15-": "orebro", "r18-": "orebro"}
 here = os.path.dirname(os.path.abspath(__file__))
 src = os.path.join(here, "..", "handwritten", "register.csv")
 if len(sys.argv) == 3:
@@ -61,6 +64,11 @@ for n, (patient, rs) in enumerate(by_patient.items(), start=1):
         w = csv.writer(out, delimiter=";", lineterminator="\n")
         w.writerow(header)
         w.writerows(rs)
+    # A rule that is one region's runs under that region's profile (a file `profile`).
+    region = [p for rule, p in REGION_RULES.items() if name.startswith(rule)]
+    if region:
+        with open(os.path.join(d, "profile"), "w", encoding="utf-8") as out:
+            out.write(region[0] + "\n")
     facts = context.get(patient.replace("-", ""), [])
     if facts:
         with open(os.path.join(d, "context.ndjson"), "w", encoding="utf-8") as out:

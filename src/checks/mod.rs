@@ -58,7 +58,8 @@ pub struct Finding {
     pub patient: String,
     /// What is wrong, for a person.
     pub message: String,
-    pub(crate) basis: &'static str,
+    /// The rule's basis in the profile's region (its own document, or the law).
+    pub(crate) basis: std::sync::Arc<str>,
     /// What the register says, when it bears on the finding.
     pub(crate) register: Option<String>,
     /// What the EHR says.
@@ -68,6 +69,13 @@ pub struct Finding {
     pub sources: Vec<String>,
     /// FHIRPath to the element, for OperationOutcome.
     pub(crate) expression: Option<String>,
+}
+
+impl Finding {
+    /// The rule's basis in the run's region.
+    pub fn basis(&self) -> &str {
+        &self.basis
+    }
 }
 
 /// A rule that could not run for lack of data, said once per run.

@@ -66,6 +66,36 @@ struct RawProfile {
     patient_groups: BTreeMap<String, Needs>,
     #[serde(default)]
     large_care_needs: Needs,
+    #[serde(default)]
+    rules: BTreeMap<String, RuleInRegion>,
+}
+
+/// Where a rule stands in one region: its basis in the region's own document (or the law), or
+/// why it does not apply there.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleInRegion {
+    /// The section of the region's document (or the law) the rule rests on here.
+    pub basis: Option<String>,
+    /// Why the rule does not apply in this region; the rule is then off.
+    pub off: Option<String>,
+}
+
+/// One rule as a profile has it (`fastkontakt rules --profile NAME`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RuleInProfile {
+    /// `FK-R01` …
+    pub id: &'static str,
+    /// What the rule asks.
+    pub title: &'static str,
+    /// Whether it runs in this region.
+    pub on: bool,
+    /// Why not, when it does not.
+    pub off_because: Option<String>,
+    /// Its severity here.
+    pub severity: Severity,
+    /// Its basis here.
+    pub basis: String,
 }
 
 /// A region's profile: how its guideline differs (mappings/profiles/NAME.toml).
@@ -80,6 +110,8 @@ pub struct Profile {
     pub(crate) disabled: Vec<String>,
     pub(crate) patient_groups: BTreeMap<PatientGroup, Requirement>,
     pub(crate) large_care_needs: Requirement,
+    /// Each rule's basis in this region, or why it is off (by rule id).
+    pub(crate) rules: BTreeMap<String, RuleInRegion>,
 }
 
 impl Profile {
@@ -104,7 +136,12 @@ impl Profile {
             path: path.clone(),
             message,
         };
-        for id in raw.severity.keys().chain(&raw.disabled) {
+        for id in raw
+            .severity
+            .keys()
+            .chain(&raw.disabled)
+            .chain(raw.rules.keys())
+        {
             if super::catalogue::find(id).is_none() {
                 return Err(invalid(format!("no rule {id} (rules are FK-R01..FK-R20)")));
             }
@@ -151,10 +188,50 @@ impl Profile {
                 .collect(),
             patient_groups: groups,
             large_care_needs: large,
+            rules: raw
+                .rules
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_uppercase(), v))
+                .collect(),
         })
     }
 
     pub(crate) fn enabled(&self, rule: &str) -> bool {
         !self.disabled.iter().any(|d| d == rule)
+            && self.rules.get(rule).is_none_or(|r| r.off.is_none())
+    }
+
+    /// The rule's basis in this region: the profile's, else the catalogue's.
+    pub(crate) fn basis(&self, rule: &super::catalogue::Rule) -> std::sync::Arc<str> {
+        match self.rules.get(rule.id).and_then(|r| r.basis.as_deref()) {
+            Some(b) => b.into(),
+            None => rule.basis.into(),
+        }
+    }
+
+    /// Each rule as it stands in this region: on or off (and why), severity, basis.
+    pub fn rule_table(&self) -> Vec<RuleInProfile> {
+        super::catalogue::RULES
+            .iter()
+            .map(|r| RuleInProfile {
+                id: r.id,
+                title: r.title,
+                on: self.enabled(r.id),
+                off_because: self
+                    .rules
+                    .get(r.id)
+                    .and_then(|x| x.off.clone())
+                    .or_else(|| {
+                        (!self.enabled(r.id)).then(|| "disabled in the profile".to_owned())
+                    }),
+                severity: self.severity.get(r.id).copied().unwrap_or(r.severity),
+                basis: self.basis(r).to_string(),
+            })
+            .collect()
+    }
+
+    /// The profile's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }

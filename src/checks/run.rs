@@ -440,7 +440,7 @@ fn finding(
             .unwrap_or(rule.severity),
         patient,
         message,
-        basis: rule.basis,
+        basis: profile.basis(rule),
         register: None,
         ehr: None,
         unit: None,

@@ -162,9 +162,15 @@ pub(crate) enum Command {
         state_key: Option<String>,
     },
     /// List the rules with their basis, or explain one (`fastkontakt rules FK-R03`).
+    ///
+    /// With --profile, each rule as that region has it: on or off (and why), its severity, and
+    /// its basis in the region's own document or the law.
     Rules {
         /// A rule id, e.g. FK-R03.
         id: Option<String>,
+        /// A region profile: a name in mappings/profiles/ (gavleborg, orebro) or a TOML file.
+        #[arg(long, value_name = "NAME|PATH")]
+        profile: Option<String>,
     },
     /// Sample data: a synthetic region for tests and benchmarks.
     Samples {

@@ -175,6 +175,7 @@ pub(super) fn mapping_test(
         got,
         bless,
         profile: &profile,
+        mappings_dir: &mappings_dir(cli),
         mappings: &mappings,
         as_of,
     })?;
@@ -514,8 +515,37 @@ pub(super) fn history(
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn rules(id: Option<&str>) -> anyhow::Result<ExitCode> {
+pub(super) fn rules(
+    cli: &Cli,
+    id: Option<&str>,
+    profile: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     use fastkontakt::checks::catalogue;
+    if let Some(name) = profile {
+        let mappings = load_mappings(cli)?;
+        let p = Profile::load(name, &mappings_dir(cli), &mappings.terminology)
+            .context("loading the profile")?;
+        println!("profile {}: {}", p.name(), p.description);
+        for r in p.rule_table() {
+            if id.is_some_and(|i| !i.eq_ignore_ascii_case(r.id)) {
+                continue;
+            }
+            match &r.off_because {
+                None => println!(
+                    "{}  on   {:<7}  {}\n          basis: {}",
+                    r.id,
+                    r.severity.to_string(),
+                    r.title,
+                    r.basis
+                ),
+                Some(why) => println!(
+                    "{}  off           {}\n          why: {}",
+                    r.id, r.title, why
+                ),
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     match id {
         Some(id) => {
             let r = catalogue::find(id)

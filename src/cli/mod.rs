@@ -37,7 +37,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             state,
             state_key,
         } => commands::history(patient, *at, state, state_key.as_deref()),
-        Command::Rules { id } => commands::rules(id.as_deref()),
+        Command::Rules { id, profile } => commands::rules(&cli, id.as_deref(), profile.as_deref()),
         Command::Mapping {
             command:
                 args::MappingCommand::Test {

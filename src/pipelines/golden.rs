@@ -23,8 +23,11 @@ pub struct Options<'a> {
     pub got: Option<&'a Path>,
     /// Write `expected.ndjson` and `findings.json` from the product instead of comparing.
     pub bless: bool,
-    /// The profile the expected findings are computed under.
+    /// The profile the expected findings are computed under, unless a case names its own (a
+    /// file `profile` in its folder holding a profile's name: a rule that is one region's).
     pub profile: &'a Profile,
+    /// Where the named profiles are (`mappings/`).
+    pub mappings_dir: &'a Path,
     /// The mappings.
     pub mappings: &'a Mappings,
     /// The day "active" is judged on.
@@ -127,7 +130,15 @@ fn compare(o: &Options, dir: &Path, name: &str, result: &mut CaseResult) -> Resu
     if context.is_file() {
         std::fs::copy(&context, ehr.join("context.ndjson")).map_err(|e| e.to_string())?;
     }
-    let findings = findings_of(o, &dir.join("register.csv"), &ehr)?;
+    let own = match std::fs::read_to_string(dir.join("profile")) {
+        Ok(name) => Some(
+            Profile::load(name.trim(), o.mappings_dir, &o.mappings.terminology)
+                .map_err(|e| e.to_string())?,
+        ),
+        Err(_) => None,
+    };
+    let profile = own.as_ref().unwrap_or(o.profile);
+    let findings = findings_of(o, profile, &dir.join("register.csv"), &ehr)?;
     if o.bless {
         let lines: Vec<String> = got.iter().map(Value::to_string).collect();
         std::fs::write(dir.join("expected.ndjson"), lines.join("\n") + "\n")
@@ -168,13 +179,18 @@ fn read_values(path: &Path) -> Result<Vec<Value>, String> {
 }
 
 /// The findings, as `RULE patient`, of the register against the FHIR as the EHR.
-fn findings_of(o: &Options, register: &Path, ehr: &Path) -> Result<BTreeSet<String>, String> {
+fn findings_of(
+    o: &Options,
+    profile: &Profile,
+    register: &Path,
+    ehr: &Path,
+) -> Result<BTreeSet<String>, String> {
     let side = EhrSide::from_files(ehr, o.mappings).map_err(|e| e.to_string())?;
     let report = run::run(
         CheckInput {
             register: Some(register),
             ehr: Some(side),
-            profile: o.profile,
+            profile,
             mappings: o.mappings,
             as_of: o.as_of,
             quarantine: None,

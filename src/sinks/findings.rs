@@ -194,7 +194,7 @@ pub fn write_csv(r: &CheckReport, out: &mut dyn Write) -> Result<(), csv::Error>
             f.register.as_deref().unwrap_or(""),
             f.ehr.as_deref().unwrap_or(""),
             f.unit.as_ref().map(|u| u.as_str()).unwrap_or(""),
-            f.basis,
+            &f.basis,
             &f.sources.join(" | "),
         ])?;
     }

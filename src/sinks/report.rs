@@ -2,7 +2,7 @@
 //! `findings.csv`, `findings.json` (as `check --format json`) and `plan.json`.
 
 use crate::checks::run::{masked, CheckReport};
-use crate::checks::{catalogue, Severity};
+use crate::checks::Severity;
 use crate::sync::spill::{ActionCounts, SpilledItems};
 use crate::sync::SyncPlan;
 use serde::Serialize;
@@ -304,15 +304,14 @@ fn esc(s: &str) -> String {
 
 /// The findings per rule, with each rule's basis.
 fn rule_table(
-    by_rule: &BTreeMap<&str, (Severity, u64)>,
+    by_rule: &BTreeMap<&str, (Severity, u64, &str)>,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     writeln!(
         out,
         r#"<div class="two"><section><h2>Per regel</h2><table id="rules"><thead><tr><th>Regel</th><th>Allvarlighet</th><th>Antal</th><th>Grund</th></tr></thead><tbody>"#
     )?;
-    for (rule, (sev, n)) in by_rule {
-        let basis = catalogue::find(rule).map(|r| r.basis).unwrap_or("");
+    for (rule, (sev, n, basis)) in by_rule {
         writeln!(
             out,
             r#"<tr><td>{rule}</td><td class="sev-{sev}">{sev}</td><td>{n}</td><td class="basis">{}</td></tr>"#,
@@ -486,11 +485,12 @@ pub(crate) fn html(
     facts: &RunFacts,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
-    let mut by_rule: BTreeMap<&str, (Severity, u64)> = BTreeMap::new();
+    // Each rule with its basis in the run's region, as its findings carry it.
+    let mut by_rule: BTreeMap<&str, (Severity, u64, &str)> = BTreeMap::new();
     let mut by_unit: BTreeMap<String, [u64; 3]> = BTreeMap::new();
     let mut by_severity = [0u64; 3];
     for f in &report.findings {
-        by_rule.entry(f.rule).or_insert((f.severity, 0)).1 += 1;
+        by_rule.entry(f.rule).or_insert((f.severity, 0, &f.basis)).1 += 1;
         let u = f
             .unit
             .as_ref()
@@ -510,7 +510,7 @@ pub(crate) fn html(
             m: &f.message,
             reg: f.register.as_deref().unwrap_or(""),
             ehr: f.ehr.as_deref().unwrap_or(""),
-            b: f.basis,
+            b: &f.basis,
             src: f.sources.join(" · "),
         })
         .collect();

@@ -134,7 +134,7 @@ impl<'p> Engine<'p> {
             severity,
             patient: patient.expose(),
             message,
-            basis: r.basis,
+            basis: self.profile.basis(r),
             register: x.register,
             ehr: x.ehr,
             unit: x.unit,
