@@ -129,10 +129,26 @@ fn life_threatening(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
         "life-threatening condition (Flag/Condition)",
     ) && ctx.life_threatening
     {
-        let physician = fvks
+        let licensed =
+            |c: &crate::domain::FixedContact| c.staff().and_then(|s| s.is_licensed_physician());
+        let physician = fvks.iter().any(|(c, _)| licensed(c) == Some(true));
+        // An FVK whose profession or licence is not known may be the physician: the rule
+        // cannot be judged for this patient, which is not the same as a breach.
+        let unknown: Vec<Sourced> = fvks
             .iter()
-            .any(|(c, _)| c.staff().and_then(|s| s.is_licensed_physician()) == Some(true));
-        if !physician {
+            .filter(|(c, _)| licensed(c).is_none())
+            .copied()
+            .collect();
+        if !physician && !unknown.is_empty() {
+            e.emit(
+                out,
+                RuleId::R03,
+                Some(Severity::Info),
+                p,
+                "not evaluated for this patient: a life-threatening condition, and whether the FVK is a licensed physician is not known (profession or licence missing)".into(),
+                side(&unknown),
+            );
+        } else if !physician {
             let msg = if fvks.is_empty() {
                 "life-threatening condition and no active FVK; a licensed physician must be FVK"
                     .to_owned()
@@ -211,7 +227,7 @@ fn health_care_staff(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<F
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{findings, has, row, rows};
+    use super::super::testkit::{findings, findings_of, has, row, rows};
     use crate::domain::PatientContext;
 
     const VC: &str = "SE2321000016-V0001";
@@ -294,6 +310,50 @@ mod tests {
         // Without the condition a nurse is fine.
         let calm = PatientContext::default();
         assert!(!has(&findings("orebro", &nurse, &calm), "FK-R03"));
+    }
+
+    #[test]
+    fn fk_r03_an_unknown_licence_is_not_evaluated_not_a_breach() {
+        let ctx = PatientContext {
+            life_threatening: true,
+            ..Default::default()
+        };
+        // A physician whose licence is not known, and an FVK whose profession is not known.
+        let unknown_licence = rows(&[&fvk("a", "", "SE2321000016-L001", "Läkare", "", VC)]);
+        let unknown_profession = rows(&[&fvk("a", "", "SE2321000016-L001", "", "J", VC)]);
+        for (what, r) in [
+            ("licence", &unknown_licence),
+            ("profession", &unknown_profession),
+        ] {
+            for profile in ["gavleborg", "orebro"] {
+                let f = findings_of(profile, r, &ctx);
+                let r03: Vec<_> = f.iter().filter(|f| f.rule == "FK-R03").collect();
+                assert_eq!(r03.len(), 1, "{what} {profile}");
+                assert_eq!(
+                    r03[0].severity,
+                    crate::checks::Severity::Info,
+                    "{what} {profile}"
+                );
+                assert!(
+                    r03[0].message.starts_with("not evaluated"),
+                    "{}",
+                    r03[0].message
+                );
+            }
+        }
+        // A known nurse beside an unknown one: still not evaluated (the unknown may be the
+        // physician); a known nurse alone is the breach.
+        let mixed = rows(&[
+            &fvk("a", "", "SE2321000016-N001", "Sjuksköterska", "J", VC),
+            &fvk("b", "", "SE2321000016-L001", "Läkare", "", SPEC),
+        ]);
+        let f = findings_of("orebro", &mixed, &ctx);
+        assert!(f
+            .iter()
+            .any(|f| f.rule == "FK-R03" && f.severity == crate::checks::Severity::Info));
+        assert!(!f
+            .iter()
+            .any(|f| f.rule == "FK-R03" && f.severity == crate::checks::Severity::Error));
     }
 
     #[test]

@@ -358,6 +358,31 @@ pub(super) mod testkit {
         ctx: &PatientContext,
         directory: Option<&[(&str, &str)]>,
     ) -> Vec<String> {
+        let mut ids: Vec<String> = full(profile, register, ehr, ctx, directory)
+            .iter()
+            .map(|f| f.rule.to_owned())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// The findings themselves (severity, message), of the register's contacts.
+    pub(crate) fn findings_of(
+        profile: &str,
+        contacts: &[FixedContact],
+        ctx: &PatientContext,
+    ) -> Vec<crate::checks::Finding> {
+        full(profile, contacts, None, ctx, None)
+    }
+
+    fn full(
+        profile: &str,
+        register: &[FixedContact],
+        ehr: Option<&[FixedContact]>,
+        ctx: &PatientContext,
+        directory: Option<&[(&str, &str)]>,
+    ) -> Vec<crate::checks::Finding> {
         let m = mappings();
         let dir = crate::mapping::default_dir();
         let profile = Profile::load(profile, &dir, &m.terminology).expect("profile");
@@ -399,10 +424,7 @@ pub(super) mod testkit {
         };
         let mut out = Vec::new();
         e.check(&d, &mut out);
-        let mut ids: Vec<String> = out.iter().map(|f| f.rule.to_owned()).collect();
-        ids.sort();
-        ids.dedup();
-        ids
+        out
     }
 
     pub(crate) fn has(ids: &[String], rule: &str) -> bool {
