@@ -71,8 +71,14 @@ pub(super) fn plans(
                         "which principal answers for {unassigned} intervention(s)"
                     ));
                 }
-                if s.overall_responsibility.is_none() {
-                    missing.push("the principal with overall responsibility".into());
+                match s.overall_responsibility {
+                    None => missing.push("the principal with overall responsibility".into()),
+                    // HSL 16 kap. 4 § and Örebro §1.1.3: one of the principals, the region or
+                    // the municipality, has the overall responsibility; another actor cannot.
+                    Some(crate::domain::Principal::Other) => missing.push(
+                        "a principal with overall responsibility (the region or the municipality; 'annan' cannot hold it)".into(),
+                    ),
+                    Some(_) => {}
                 }
             }
             PlanBody::MedicalCarePlan(m) => {
@@ -202,11 +208,28 @@ mod tests {
         let no_consent = with(
             PlanBody::Sip(Sip {
                 consent: None,
-                ..whole
+                ..whole.clone()
             }),
             &c,
         );
         assert!(has(&findings("orebro", &c, &no_consent), "FK-R13"));
+        // The overall responsibility lies with the region or the municipality, never another.
+        let other = with(
+            PlanBody::Sip(Sip {
+                overall_responsibility: Some(Principal::Other),
+                ..whole.clone()
+            }),
+            &c,
+        );
+        assert!(has(&findings("orebro", &c, &other), "FK-R13"));
+        let municipality = with(
+            PlanBody::Sip(Sip {
+                overall_responsibility: Some(Principal::Municipality),
+                ..whole
+            }),
+            &c,
+        );
+        assert!(!has(&findings("orebro", &c, &municipality), "FK-R13"));
     }
 
     #[test]
