@@ -139,7 +139,20 @@ fn life_threatening(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
             .filter(|(c, _)| licensed(c).is_none())
             .copied()
             .collect();
-        if !physician && !unknown.is_empty() {
+        if let (true, Some(d)) = (fvks.is_empty(), v.declined_fvk()) {
+            // The patient declined: documented, said, not a breach of the unit's.
+            e.emit(
+                out,
+                RuleId::R03,
+                Some(Severity::Info),
+                p,
+                format!(
+                    "life-threatening condition; the patient declined an FVK on {}",
+                    d.0.period.start()
+                ),
+                side(&[d]),
+            );
+        } else if !physician && !unknown.is_empty() {
             e.emit(
                 out,
                 RuleId::R03,
@@ -310,6 +323,32 @@ mod tests {
         // Without the condition a nurse is fine.
         let calm = PatientContext::default();
         assert!(!has(&findings("orebro", &nurse, &calm), "FK-R03"));
+    }
+
+    #[test]
+    fn fk_r03_a_documented_decline_is_information_not_lacking() {
+        let ctx = PatientContext {
+            life_threatening: true,
+            ..Default::default()
+        };
+        let declined = rows(&[&super::super::testkit::declined_fvk("a")]);
+        for profile in ["gavleborg", "orebro"] {
+            let f = findings_of(profile, &declined, &ctx);
+            let r03: Vec<_> = f.iter().filter(|f| f.rule == "FK-R03").collect();
+            assert_eq!(r03.len(), 1, "{profile}");
+            assert_eq!(r03[0].severity, crate::checks::Severity::Info);
+            assert!(
+                r03[0].message.contains("declined an FVK on 2025-09-01"),
+                "{}",
+                r03[0].message
+            );
+        }
+        // Without a decline, no FVK at all is the breach.
+        let none = rows(&[&super::super::testkit::gp_flk("f")]);
+        let f = findings_of("orebro", &none, &ctx);
+        assert!(f
+            .iter()
+            .any(|f| f.rule == "FK-R03" && f.severity == crate::checks::Severity::Error));
     }
 
     #[test]

@@ -42,6 +42,21 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
                     NeededContact::Fvk => !fvks.is_empty(),
                     NeededContact::Flk => !flks.is_empty(),
                 };
+                // A documented decline is the patient's choice: said, not counted as lacking.
+                if let (false, NeededContact::Fvk, Some(d)) = (has, n, v.declined_fvk()) {
+                    e.emit(
+                        out,
+                        RuleId::R18,
+                        Some(crate::checks::Severity::Info),
+                        p,
+                        format!(
+                            "{why}: the patient declined an FVK on {}",
+                            d.0.period.start()
+                        ),
+                        side(&[d]),
+                    );
+                    continue;
+                }
                 if !has {
                     missing.push(match n {
                         NeededContact::Fvk => "an FVK".to_owned(),
@@ -74,7 +89,9 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{findings, gp_flk, has, nurse_fvk, rows};
+    use super::super::testkit::{
+        declined_fvk, findings, findings_of, gp_flk, has, nurse_fvk, rows,
+    };
     use crate::domain::context::PatientGroup;
     use crate::domain::PatientContext;
 
@@ -94,5 +111,24 @@ mod tests {
             ..Default::default()
         };
         assert!(!has(&findings("orebro", &flk_only, &simple), "FK-R18"));
+    }
+
+    #[test]
+    fn fk_r18_a_declined_fvk_is_said_as_information_not_as_lacking() {
+        let complex = PatientContext {
+            groups: vec![PatientGroup::Komplicerat],
+            ..Default::default()
+        };
+        let declined = rows(&[&gp_flk("a"), &declined_fvk("b")]);
+        let f = findings_of("orebro", &declined, &complex);
+        let r18: Vec<_> = f.iter().filter(|f| f.rule == "FK-R18").collect();
+        assert_eq!(r18.len(), 1, "{r18:?}");
+        assert_eq!(r18[0].severity, crate::checks::Severity::Info);
+        assert!(
+            r18[0].message.contains("declined an FVK on"),
+            "{}",
+            r18[0].message
+        );
+        assert!(!r18[0].message.contains("lacks"), "{}", r18[0].message);
     }
 }

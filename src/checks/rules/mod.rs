@@ -218,6 +218,18 @@ pub(crate) struct View<'v> {
 }
 
 impl View<'_> {
+    /// A documented decline of an FVK (Gävleborg §2.1: an offer declined is documented), the
+    /// latest: "lacks an FVK" is then the patient's choice, not a gap.
+    fn declined_fvk(&self) -> Option<Sourced<'_>> {
+        self.view
+            .iter()
+            .filter(|(c, _)| {
+                c.status() == crate::domain::ContactStatus::Declined && c.kind.is_fvk()
+            })
+            .max_by_key(|(c, _)| c.period.start())
+            .copied()
+    }
+
     /// What a finding says of the contacts concerned, on the side the rules judged.
     fn side(&self, v: &[Sourced]) -> Extra {
         let src = v.iter().map(|(_, s)| s.to_string()).collect::<Vec<_>>();
@@ -324,6 +336,11 @@ pub(super) mod testkit {
     }
 
     /// A licensed nurse as FVK (not coordinating) at the same primary-care centre.
+    /// An FVK offered and declined (Avböjd) on 2025-09-01.
+    pub(crate) fn declined_fvk(id: &str) -> String {
+        format!("{id};19310304-1004;FVK;;;Avböjd;2025-09-01;;;;;;;SE2321000016-V0001;Enhet;Vårdcentral;;;")
+    }
+
     pub(crate) fn nurse_fvk(id: &str) -> String {
         row(
             id,
