@@ -39,6 +39,20 @@ pub(crate) struct Needs {
     pub(crate) contacts: Vec<NeededContact>,
     #[serde(default)]
     pub(crate) plans: Vec<String>,
+    /// Örebro §6.2's colours: red "prioritera" (the default), yellow "prioriteras vid behov".
+    #[serde(default)]
+    pub(crate) tier: Tier,
+}
+
+/// How strongly the prioritisation model (Örebro §6.2) points at a group's contacts and plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Tier {
+    /// Red: prioritise.
+    #[default]
+    Red,
+    /// Yellow: prioritise when needed.
+    Yellow,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -49,7 +63,7 @@ pub(crate) enum NeededContact {
 }
 
 /// The contacts and plans a group of patients should have.
-pub(crate) type Requirement = (Vec<NeededContact>, Vec<PlanKind>);
+pub(crate) type Requirement = (Vec<NeededContact>, Vec<PlanKind>, Tier);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,11 +179,15 @@ impl Profile {
         for (g, needs) in &raw.patient_groups {
             let group = PatientGroup::from_code(g)
                 .ok_or_else(|| invalid(format!("patient_groups.{g}: not a patientgrupp code")))?;
-            groups.insert(group, (needs.contacts.clone(), plans(&needs.plans)?));
+            groups.insert(
+                group,
+                (needs.contacts.clone(), plans(&needs.plans)?, needs.tier),
+            );
         }
         let large = (
             raw.large_care_needs.contacts.clone(),
             plans(&raw.large_care_needs.plans)?,
+            raw.large_care_needs.tier,
         );
         Ok(Profile {
             name: raw.name,

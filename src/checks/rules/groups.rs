@@ -2,7 +2,7 @@
 
 use super::{Engine, PatientData, Sourced, View};
 use crate::checks::catalogue::RuleId;
-use crate::checks::profile::{NeededContact, Requirement};
+use crate::checks::profile::{NeededContact, Requirement, Tier};
 use crate::checks::Finding;
 
 pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
@@ -35,7 +35,7 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
         if ctx.large_care_needs {
             needs.push(("large care needs".into(), &e.profile.large_care_needs));
         }
-        for (why, (contacts, plans)) in needs {
+        for (why, (contacts, plans, tier)) in needs {
             let mut missing = Vec::new();
             for n in contacts {
                 let has = match n {
@@ -74,12 +74,24 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
                 }
             }
             if !missing.is_empty() {
+                // The model gives an indication; the assessment is the unit's (Örebro §6.2):
+                // said as what it indicates, red as the rule's severity, yellow as information.
+                let (severity, colour) = match tier {
+                    Tier::Red => (None, "prioritise"),
+                    Tier::Yellow => (
+                        Some(crate::checks::Severity::Info),
+                        "prioritise when needed",
+                    ),
+                };
                 e.emit(
                     out,
                     RuleId::R18,
-                    None,
+                    severity,
                     p,
-                    format!("{why}: lacks {}", missing.join(", ")),
+                    format!(
+                        "{why}: the prioritisation model indicates {} ({colour}), and the patient has none; the assessment is the unit's",
+                        missing.join(", ")
+                    ),
                     side(active),
                 );
             }
@@ -111,6 +123,43 @@ mod tests {
             ..Default::default()
         };
         assert!(!has(&findings("orebro", &flk_only, &simple), "FK-R18"));
+    }
+
+    #[test]
+    fn fk_r18_is_an_indication_and_a_yellow_group_is_information() {
+        let complex = PatientContext {
+            groups: vec![PatientGroup::Komplicerat],
+            ..Default::default()
+        };
+        let flk_only = rows(&[&gp_flk("a")]);
+        let f = findings_of("orebro", &flk_only, &complex);
+        let r18: Vec<_> = f.iter().filter(|f| f.rule == "FK-R18").collect();
+        assert_eq!(r18[0].severity, crate::checks::Severity::Warning);
+        assert!(
+            r18[0].message.contains("indicates an FVK (prioritise)"),
+            "{}",
+            r18[0].message
+        );
+        // A region that marks the group yellow ("prioriteras vid behov") is told, not warned.
+        let dir = tempfile::tempdir().unwrap();
+        let base =
+            std::fs::read_to_string(crate::mapping::default_dir().join("profiles/orebro.toml"))
+                .unwrap();
+        let yellow = base.replace(
+            r#"komplicerat = { contacts = ["fvk"] }"#,
+            r#"komplicerat = { contacts = ["fvk"], tier = "yellow" }"#,
+        );
+        assert_ne!(yellow, base);
+        let path = dir.path().join("yellow.toml");
+        std::fs::write(&path, yellow).unwrap();
+        let f = findings_of(path.to_str().unwrap(), &flk_only, &complex);
+        let r18: Vec<_> = f.iter().filter(|f| f.rule == "FK-R18").collect();
+        assert_eq!(r18[0].severity, crate::checks::Severity::Info);
+        assert!(
+            r18[0].message.contains("prioritise when needed"),
+            "{}",
+            r18[0].message
+        );
     }
 
     #[test]
