@@ -133,7 +133,8 @@ fn takeover_section(p: &PlanCounts, out: &mut dyn Write) -> std::io::Result<()> 
     }
     writeln!(
         out,
-        r#"<table id="takeover-table"><thead><tr><th>Beslut</th><th>Journalens resurs</th><th>Patient</th><th>Kontakt</th><th>Enhet</th><th>Registerrad</th></tr></thead><tbody>"#
+        r#"<details><summary>Varje kontakt och beslut ({n} rader)</summary><table id="takeover-table"><thead><tr><th>Beslut</th><th>Journalens resurs</th><th>Patient</th><th>Kontakt</th><th>Enhet</th><th>Registerrad</th></tr></thead><tbody>"#,
+        n = p.takeover_entries.len()
     )?;
     for e in &p.takeover_entries {
         writeln!(
@@ -148,7 +149,7 @@ fn takeover_section(p: &PlanCounts, out: &mut dyn Write) -> std::io::Result<()> 
         )?;
     }
     let total: u64 = p.takeover.values().sum();
-    writeln!(out, "</tbody></table>")?;
+    writeln!(out, "</tbody></table></details>")?;
     if total as usize > p.takeover_entries.len() {
         writeln!(
             out,
