@@ -586,6 +586,65 @@ fn credentials_never_follow_a_next_link_to_another_origin() {
 }
 
 #[test]
+fn probe_against_a_hostile_server_sends_nothing_to_another_origin_and_leaks_no_token() {
+    let other = serve(listener("127.0.0.2"), |_| (200, vec![fhir()], bundle(None)));
+    let other_base = other.base.clone();
+    // A server that takes every write and answers every search with a page on another origin.
+    let home = serve(listener("127.0.0.1"), move |s| {
+        let careteam = json!({"resourceType": "CareTeam", "id": "p1", "meta": {"versionId": "1"}, "status": "entered-in-error"}).to_string();
+        match s.method.as_str() {
+            _ if s.uri.starts_with("/metadata") => (200, vec![fhir()], metadata(false)),
+            "PUT" | "POST" if !s.uri.contains("_search") => (
+                201,
+                vec![fhir(), ("location", "CareTeam/p1/_history/1".into())],
+                careteam,
+            ),
+            "DELETE" => (204, vec![], String::new()),
+            _ if s.uri.contains('?') || s.uri.contains("_search") => (
+                200,
+                vec![fhir()],
+                bundle(Some(&format!("{other_base}/CareTeam?_cursor=stolen"))),
+            ),
+            _ => (200, vec![fhir()], careteam),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("probe.json");
+    let o = common::fastkontakt()
+        .current_dir(root())
+        .env("FK_TOKEN", "secret-token-123")
+        .args([
+            "probe",
+            "--ehr",
+            &home.base,
+            "--yes-write",
+            "--bearer",
+            "env:FK_TOKEN",
+            "--report",
+        ])
+        .arg(&report)
+        .output()
+        .unwrap();
+    let t = text(&o);
+    // Its searches cannot be read whole: a safe sync is not possible, and it says so.
+    assert_eq!(code(&o), 1, "{t}");
+    assert!(t.contains("NOT possible"), "{t}");
+    assert!(
+        other.seen().is_empty(),
+        "another origin was asked: {:?}",
+        other.seen()
+    );
+    assert!(home
+        .seen()
+        .iter()
+        .all(|s| s.auth.as_deref() == Some("Bearer secret-token-123")));
+    assert!(!t.contains("secret-token-123"));
+    assert!(!std::fs::read_to_string(&report)
+        .unwrap()
+        .contains("secret-token-123"));
+}
+
+#[test]
 fn a_repeated_next_link_stops_paging() {
     let home = serve(listener("127.0.0.1"), |s| {
         if s.uri.starts_with("/metadata") {

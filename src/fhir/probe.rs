@@ -834,6 +834,16 @@ impl Probe<'_> {
         seen.extend(ids(&first));
         let mut next = next_link(&first);
         while let Some(url) = next {
+            // A page on another origin is not this server's: never fetched (nor given a token).
+            let absolute = reqwest::Url::parse(&url).is_ok();
+            if absolute && !c.same_origin(&url) {
+                f.notes.push(format!(
+                    "a next link leaves the server's origin ({}): paging stopped",
+                    super::client::display_url(&url)
+                ));
+                f.paging_stable = Some(false);
+                return Ok(());
+            }
             if !wrote {
                 for i in 0..5 {
                     self.create(&format!("w{i}"), put, made).await?;
