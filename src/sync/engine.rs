@@ -1687,13 +1687,13 @@ impl<'a> Applier<'a> {
         self.strategy.create == CreateBy::ConditionalPost && is_create(i.action)
     }
 
-    /// Applies every item: transaction chunks where the server's facts allow, else one item at
-    /// a time with a Provenance each; a refused chunk falls back to one at a time.
+    /// Applies every item the way the server's facts allow: transaction chunks, batches, or
+    /// one item at a time, each change with a Provenance; a refused chunk falls back to one at
+    /// a time.
     pub(crate) async fn apply(
         &mut self,
         plan: &SyncPlan,
         chunk_size: usize,
-        transactions: bool,
     ) -> Result<(), SyncError> {
         for a in &plan.adopt {
             self.state.adopt(
@@ -1710,7 +1710,7 @@ impl<'a> Applier<'a> {
                     .await?;
             }
         }
-        let grouped = transactions && self.strategy.grouping == Grouping::Transaction;
+        let grouped = self.strategy.grouping == Grouping::Transaction;
         // References first, so no relation points at nothing even for a moment.
         let (mut refs, rels): (Vec<&PlanItem>, Vec<&PlanItem>) = plan
             .items

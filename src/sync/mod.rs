@@ -178,7 +178,7 @@ pub(crate) async fn run(
             &desired.sha256,
             strategy,
         );
-        a.apply(&plan, job.chunk_size, true).await?;
+        a.apply(&plan, job.chunk_size).await?;
         a.summary
     };
     summary.strategy = Some(strategy);
@@ -287,7 +287,7 @@ pub(crate) async fn apply_plan(
         &plan.register_sha256,
         strategy,
     );
-    a.apply(plan, chunk_size, true).await?;
+    a.apply(plan, chunk_size).await?;
     let mut summary = a.summary;
     summary.strategy = Some(strategy);
     summary.messages.extend(notes);
