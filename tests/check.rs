@@ -585,3 +585,49 @@ fn check_quarantines_the_rejected_row_once() {
         1
     );
 }
+
+#[test]
+fn fk_r14_a_physician_in_specialist_care_may_write_the_medical_care_plan() {
+    // Örebro §9.2: the FLK "eller den behandlande läkaren inom specialistvården". The shipped
+    // plan's author (the FLK) is moved to a physician with a role at a specialist clinic who is
+    // not among the patient's contacts, then to a nurse there.
+    let src = root().join("samples/handwritten/ehr");
+    let patient = "199305203177";
+    let with_author = |role: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            src.join("contacts.ndjson"),
+            dir.path().join("contacts.ndjson"),
+        )
+        .unwrap();
+        let context: String = std::fs::read_to_string(src.join("context.ndjson"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                if l.contains("\"id\":\"mvp-komplett\"") {
+                    l.replace(
+                        "PractitionerRole/57ef26e3-91d1-5b54-b2d1-01c02508a9a4",
+                        &format!("PractitionerRole/{role}"),
+                    )
+                } else {
+                    l.to_owned()
+                }
+            })
+            .map(|l| l + "\n")
+            .collect();
+        assert!(context.contains(role));
+        std::fs::write(dir.path().join("context.ndjson"), context).unwrap();
+        let r = check(
+            "orebro",
+            Some(root().join("samples/handwritten/register.csv")),
+            Some(dir.path().to_path_buf()),
+        );
+        r.findings
+            .iter()
+            .any(|f| f.rule == "FK-R14" && f.patient == patient)
+    };
+    // L005, a physician at the specialist clinic S0001.
+    assert!(!with_author("ac19cc12-5ef4-56dd-9b27-5cbc26cd5146"));
+    // N003, a nurse at the same clinic: not a physician.
+    assert!(with_author("46b18c50-55e5-5fcb-bbc4-1a556855c611"));
+}

@@ -280,7 +280,8 @@ pub fn run(
     };
     let mut run = Run {
         partition: input.partition,
-        engine: Engine::new(input.profile, availability, directory, input.as_of),
+        engine: Engine::new(input.profile, availability, directory, input.as_of)
+            .with_specialist_physicians(&ehr.facts.specialist_physicians),
         findings: Vec::new(),
         patients: 0,
         ehr_seen: HashSet::new(),

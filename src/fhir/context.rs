@@ -50,6 +50,9 @@ pub struct EhrFacts {
     pub availability: Availability,
     /// (staff, unit) pairs with an active PractitionerRole: the person is selectable there.
     pub(crate) directory: HashSet<(HsaId, HsaId)>,
+    /// Physicians with an active role at a specialist or inpatient unit: who may write a
+    /// medical care plan as "den behandlande läkaren inom specialistvården" (Örebro §9.2).
+    pub(crate) specialist_physicians: HashSet<HsaId>,
 }
 
 /// Reads the EHR-only facts (Flags, Conditions, Observations, Encounters, plans).
@@ -73,6 +76,36 @@ impl<'m> ContextReader<'m> {
                 .and_then(|i| Inbound::patient_id(std::slice::from_ref(i)))
                 .and_then(Result::ok),
         }
+    }
+
+    /// A PractitionerRole of a physician (its `code` from the yrke CodeSystem) at a specialist
+    /// clinic or an inpatient unit (the Organization's enhetstyp).
+    fn specialist_physician_role(
+        &self,
+        idx: &Index,
+        pr: &fhirbolt::model::r4::resources::PractitionerRole,
+    ) -> bool {
+        use crate::domain::{Profession, UnitKind};
+        use crate::mapping::terminology::ids;
+        let t = &self.m.terminology;
+        let physician = pr
+            .code
+            .iter()
+            .filter_map(|c| code_in(c, t.url(ids::YRKE)))
+            .any(|c| Profession::from_code(c) == Some(Profession::Lakare));
+        let unit = match pr.organization.as_deref().and_then(|r| idx.get(r)) {
+            Some(Resource::Organization(o)) => o
+                .r#type
+                .iter()
+                .find_map(|c| code_in(c, t.url(ids::ENHETSTYP)))
+                .and_then(UnitKind::from_code),
+            _ => None,
+        };
+        physician
+            && matches!(
+                unit,
+                Some(UnitKind::SpecialistClinic | UnitKind::InpatientWard)
+            )
     }
 
     fn hsa_of(&self, idx: &Index, r: Option<&Reference>) -> Option<HsaId> {
@@ -471,6 +504,9 @@ impl<'m> ContextReader<'m> {
                     let unit = self.hsa_of(idx, pr.organization.as_deref());
                     match (active, staff, unit) {
                         (true, Some(s), Some(u)) => {
+                            if self.specialist_physician_role(idx, pr) {
+                                out.specialist_physicians.insert(s.clone());
+                            }
                             out.directory.insert((s, u));
                         }
                         (false, ..) => return Verdict::not_used("inactive (active = false)"),

@@ -45,6 +45,9 @@ pub(crate) struct Engine<'p> {
     pub(crate) profile: &'p Profile,
     pub(crate) availability: Availability,
     pub(crate) directory: &'p HashSet<(HsaId, HsaId)>,
+    /// Physicians with a role in specialist care (FK-R14's treating physician), when the EHR's
+    /// directory is read.
+    pub(crate) specialist_physicians: Option<&'p HashSet<HsaId>>,
     pub(crate) as_of: NaiveDate,
     pub(crate) not_evaluated: BTreeSet<NotEvaluated>,
 }
@@ -93,9 +96,16 @@ impl<'p> Engine<'p> {
             profile,
             availability,
             directory,
+            specialist_physicians: None,
             as_of,
             not_evaluated: BTreeSet::new(),
         }
+    }
+
+    /// The physicians with a role in specialist care, from the EHR's directory.
+    pub fn with_specialist_physicians(mut self, s: &'p HashSet<HsaId>) -> Self {
+        self.specialist_physicians = Some(s);
+        self
     }
 
     /// Records that a rule could not run; true when it can.

@@ -115,8 +115,12 @@ pub(super) fn plans(
                                 &s.hsa == a && s.profession == Some(Profession::Lakare)
                             })
                         });
-                        if !is_flk && !is_physician {
-                            missing.push(format!("an author who is the FLK or a treating physician ({a} is neither among the patient's contacts)"));
+                        // Örebro §9.2: the FLK, or "den behandlande läkaren inom
+                        // specialistvården": a physician with a role in specialist care.
+                        let in_specialist_care =
+                            e.specialist_physicians.is_some_and(|set| set.contains(a));
+                        if !is_flk && !is_physician && !in_specialist_care {
+                            missing.push(format!("an author who is the FLK or a treating physician ({a} is neither among the patient's contacts nor a physician in specialist care)"));
                         }
                     }
                 }

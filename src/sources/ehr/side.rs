@@ -431,6 +431,7 @@ impl EhrSide {
                     }
                     facts.availability.absorb(f.availability);
                     facts.directory.extend(f.directory);
+                    facts.specialist_physicians.extend(f.specialist_physicians);
                     for (p, c) in f.contexts {
                         if part.holds(&p) {
                             facts.contexts.entry(p).or_default().absorb(c);
