@@ -268,31 +268,7 @@ fn regions(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn sync(base: &str, tenant: &str, register: &Path, state: &Path) -> Value {
-    let summary = state.with_extension("summary.json");
-    let _ = std::fs::remove_file(&summary);
-    let o = common::fastkontakt()
-        .current_dir(root())
-        .args([
-            "sync",
-            "--ehr",
-            base,
-            "--tenant",
-            tenant,
-            "--as-of",
-            "2026-06-01",
-        ])
-        .args(["--chunk-size", "50", "--register"])
-        .arg(register)
-        .arg("--state")
-        .arg(state)
-        .arg("--summary")
-        .arg(&summary)
-        .output()
-        .unwrap();
-    std::fs::read(&summary)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| panic!("no summary:\n{}", String::from_utf8_lossy(&o.stderr)))
+    common::sync_with_summary(base, tenant, register, state, &["--chunk-size", "50"]).1
 }
 
 /// The product's relations as the register's facts, whatever ids the server gave: per Rad-id,
@@ -461,11 +437,7 @@ async fn every_server_ends_where_the_plain_server_ends() {
         let start = std::time::Instant::now();
         let mut killed = false;
         loop {
-            let n = c
-                .search_all(&format!("CareTeam?_tag={TAG}&_count=500&_elements=id"))
-                .await
-                .map(|v| v.len())
-                .unwrap_or(0);
+            let n = common::product_careteams(&c).await;
             if child.try_wait().unwrap().is_some() {
                 break;
             }

@@ -402,14 +402,7 @@ async fn kill_9_mid_run_then_a_rerun_converges_with_no_duplicate_and_no_lost_row
     let start = std::time::Instant::now();
     loop {
         // The product's own relations (not the probe's resources, written first).
-        let n = c
-            .search_all(&format!(
-                "CareTeam?_tag={}|befolkningsregistret&_count=500&_elements=id",
-                "https://fhir.fastkontakt.example/CodeSystem/kalla"
-            ))
-            .await
-            .map(|v| v.len())
-            .unwrap_or(0);
+        let n = common::product_careteams(&c).await;
         if n >= 50 || start.elapsed().as_secs() > 60 {
             break;
         }

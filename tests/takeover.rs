@@ -22,38 +22,7 @@ fn sync(
     state: &Path,
     extra: &[&str],
 ) -> (Output, Value) {
-    let summary = state.with_extension("summary.json");
-    let _ = std::fs::remove_file(&summary);
-    let o = common::fastkontakt()
-        .current_dir(root())
-        .args([
-            "sync",
-            "--ehr",
-            base,
-            "--tenant",
-            tenant,
-            "--as-of",
-            "2026-06-01",
-        ])
-        .arg("--register")
-        .arg(register)
-        .arg("--state")
-        .arg(state)
-        .arg("--summary")
-        .arg(&summary)
-        .args(extra)
-        .output()
-        .unwrap();
-    let s = std::fs::read(&summary)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no summary; stderr:\n{}",
-                String::from_utf8_lossy(&o.stderr)
-            )
-        });
-    (o, s)
+    common::sync_with_summary(base, tenant, register, state, extra)
 }
 
 fn handwritten() -> PathBuf {
@@ -404,13 +373,7 @@ async fn kill_9_during_a_takeover_then_a_rerun_converges() {
         .unwrap();
     let start = std::time::Instant::now();
     loop {
-        let n = c
-            .search_all(&format!(
-                "CareTeam?_tag={TAG}|befolkningsregistret&_count=500&_elements=id"
-            ))
-            .await
-            .map(|v| v.len())
-            .unwrap_or(0);
+        let n = common::product_careteams(&c).await;
         if n >= 50 || start.elapsed().as_secs() > 120 {
             break;
         }

@@ -164,6 +164,60 @@ pub fn client(base: &str, tenant: &str) -> fastkontakt::fhir::client::FhirClient
     fastkontakt::fhir::client::FhirClient::new(c).unwrap()
 }
 
+/// Runs `sync` of `register` into the tenant with a summary file beside the state file; the
+/// summary as JSON (a run that wrote none panics with its stderr).
+pub fn sync_with_summary(
+    base: &str,
+    tenant: &str,
+    register: &std::path::Path,
+    state: &std::path::Path,
+    extra: &[&str],
+) -> (std::process::Output, serde_json::Value) {
+    let summary = state.with_extension("summary.json");
+    let _ = std::fs::remove_file(&summary);
+    let o = fastkontakt()
+        .current_dir(root())
+        .args([
+            "sync",
+            "--ehr",
+            base,
+            "--tenant",
+            tenant,
+            "--as-of",
+            "2026-06-01",
+        ])
+        .arg("--register")
+        .arg(register)
+        .arg("--state")
+        .arg(state)
+        .arg("--summary")
+        .arg(&summary)
+        .args(extra)
+        .output()
+        .unwrap();
+    let s = std::fs::read(&summary)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no summary; stderr:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            )
+        });
+    (o, s)
+}
+
+/// How many CareTeams carry the product's tag (not counting the probe's resources): a
+/// killing test waits for some of them.
+pub async fn product_careteams(c: &fastkontakt::fhir::client::FhirClient) -> usize {
+    c.search_all(
+        "CareTeam?_tag=https://fhir.fastkontakt.example/CodeSystem/kalla|befolkningsregistret&_count=500&_elements=id",
+    )
+    .await
+    .map(|v| v.len())
+    .unwrap_or(0)
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
