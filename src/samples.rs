@@ -249,9 +249,9 @@ fn region(spec: &Spec, rng: &mut ChaCha8Rng, m: &Mappings) -> Region {
     let mut staff = BTreeMap::new();
     let mut next = 0usize;
     let mut person =
-        |rng: &mut ChaCha8Rng, p: Profession, specialties: Vec<crate::domain::SpecialtyCode>| {
+        |rng: &mut ChaCha8Rng, p: &str, specialties: Vec<crate::domain::SpecialtyCode>| {
             next += 1;
-            let licence = if matches!(p, Profession::Underskoterska | Profession::Administrator) {
+            let licence = if matches!(p, "underskoterska" | "administrator") {
                 Licence::NotLicensed
             } else {
                 Licence::Licensed
@@ -259,7 +259,7 @@ fn region(spec: &Spec, rng: &mut ChaCha8Rng, m: &Mappings) -> Region {
             Staff {
                 hsa: hsa('P', next),
                 name: Some(name(rng)),
-                profession: Some(p),
+                profession: Some(profession(m, p)),
                 licence,
                 specialties,
             }
@@ -274,28 +274,28 @@ fn region(spec: &Spec, rng: &mut ChaCha8Rng, m: &Mappings) -> Region {
                 17 => spec_of("geriatrik"),
                 _ => [spec_of("allmanmedicin"), spec_of("geriatrik")].concat(),
             };
-            v.push(person(rng, Profession::Lakare, s));
+            v.push(person(rng, "lakare", s));
         }
         for _ in 0..(per_centre / 1200).max(2) {
-            v.push(person(rng, Profession::Sjukskoterska, Vec::new()));
+            v.push(person(rng, "sjukskoterska", Vec::new()));
         }
-        v.push(person(rng, Profession::Arbetsterapeut, Vec::new()));
-        v.push(person(rng, Profession::Fysioterapeut, Vec::new()));
-        v.push(person(rng, Profession::Administrator, Vec::new()));
+        v.push(person(rng, "arbetsterapeut", Vec::new()));
+        v.push(person(rng, "fysioterapeut", Vec::new()));
+        v.push(person(rng, "administrator", Vec::new()));
         staff.insert(c.hsa.clone(), v);
     }
     for c in clinics.iter().chain(&wards).chain(&municipal) {
         let mut v = Vec::new();
         for _ in 0..3 {
-            v.push(person(rng, Profession::Sjukskoterska, Vec::new()));
+            v.push(person(rng, "sjukskoterska", Vec::new()));
         }
-        v.push(person(rng, Profession::Lakare, spec_of("internmedicin")));
+        v.push(person(rng, "lakare", spec_of("internmedicin")));
         for p in [
-            Profession::Psykolog,
-            Profession::Kurator,
-            Profession::Underskoterska,
-            Profession::Arbetsterapeut,
-            Profession::Fysioterapeut,
+            "psykolog",
+            "kurator",
+            "underskoterska",
+            "arbetsterapeut",
+            "fysioterapeut",
         ] {
             v.push(person(rng, p, Vec::new()));
         }
@@ -314,9 +314,12 @@ fn pick<'a, T>(rng: &mut ChaCha8Rng, v: &'a [T]) -> &'a T {
     &v[rng.gen_range(0..v.len())]
 }
 
-fn staff_with<'a>(r: &'a Region, unit: &HsaId, p: Profession, rng: &mut ChaCha8Rng) -> &'a Staff {
+fn staff_with<'a>(r: &'a Region, unit: &HsaId, p: &str, rng: &mut ChaCha8Rng) -> &'a Staff {
     let v = &r.staff[unit];
-    let of: Vec<&Staff> = v.iter().filter(|s| s.profession == Some(p)).collect();
+    let of: Vec<&Staff> = v
+        .iter()
+        .filter(|s| s.profession.map(Profession::code) == Some(p))
+        .collect();
     if of.is_empty() {
         pick(rng, v)
     } else {
@@ -324,16 +327,24 @@ fn staff_with<'a>(r: &'a Region, unit: &HsaId, p: Profession, rng: &mut ChaCha8R
     }
 }
 
-fn role_profession(role: TreatingRole) -> Profession {
-    use TreatingRole as T;
-    match role {
-        T::PatientansvarigArbetsterapeut => Profession::Arbetsterapeut,
-        T::PatientansvarigFysioterapeut => Profession::Fysioterapeut,
-        T::PatientansvarigPsykolog => Profession::Psykolog,
-        T::PatientansvarigKurator => Profession::Kurator,
-        T::PatientansvarigUnderskoterska => Profession::Underskoterska,
-        _ => Profession::Sjukskoterska,
-    }
+/// A profession of the shipped CodeSystem (the generator writes the shipped codes; one a
+/// region removed is written as an unlisted word, which the rules then report).
+fn profession(m: &Mappings, code: &str) -> Profession {
+    m.terminology
+        .profession(code)
+        .unwrap_or_else(|| Profession::unlisted(code))
+}
+
+/// A treating role of the shipped CodeSystem (as `profession`).
+fn role(m: &Mappings, code: &str) -> TreatingRole {
+    m.terminology
+        .treating_role(code)
+        .unwrap_or_else(|| TreatingRole::unlisted(code))
+}
+
+/// The profession code that holds a treating role (the CodeSystem's property `yrke`).
+fn role_profession(role: TreatingRole) -> &'static str {
+    role.profession().unwrap_or("sjukskoterska")
 }
 
 struct Writer {
@@ -380,7 +391,7 @@ fn ehr_target(m: &Mappings) -> Mappings {
 
 /// Writes `register.csv`, `ehr/*.ndjson` and `manifest.json` into `dir`.
 /// The fixed-contact FVK profession of the generated region.
-const FVK_PROFESSION: Profession = Profession::Sjukskoterska;
+const FVK_PROFESSION: &str = "sjukskoterska";
 
 /// A patient being generated: identity and listing unit.
 struct Draft {
@@ -483,7 +494,7 @@ impl<'a> Gen<'a> {
         self.today - Duration::days(self.rng.gen_range(30..max_days))
     }
 
-    fn staff(&mut self, unit: &HsaId, p: Profession) -> &'a Staff {
+    fn staff(&mut self, unit: &HsaId, p: &str) -> &'a Staff {
         staff_with(self.region, unit, p, &mut self.rng)
     }
 
@@ -497,7 +508,7 @@ impl<'a> Gen<'a> {
         };
         if let Some(l) = &p.listing {
             if self.rng.gen_range(0..100) < 55 {
-                let s = self.staff(&l.hsa, Profession::Lakare);
+                let s = self.staff(&l.hsa, "lakare");
                 let start = self.past(3000);
                 let c = self.contact(
                     p,
@@ -534,7 +545,7 @@ impl<'a> Gen<'a> {
             contacts.push(c);
         }
         if self.rng.gen_range(0..100) < 12 {
-            let role = *pick(&mut self.rng, TreatingRole::ALL);
+            let role = *pick(&mut self.rng, &self.m.terminology.treating_roles());
             let unit = pick(&mut self.rng, &region.clinics).clone();
             let s = self.staff(&unit.hsa, role_profession(role));
             let start = self.past(1200);
@@ -548,7 +559,7 @@ impl<'a> Gen<'a> {
             // Ended long before any active contact starts, so never overlapping one (FK-R17).
             let start = self.today - Duration::days(self.rng.gen_range(1700..4000));
             let end = start + Duration::days(self.rng.gen_range(30..400));
-            let kind = ContactKind::TreatingRole(TreatingRole::Kontaktsjukskoterska);
+            let kind = ContactKind::TreatingRole(role(self.m, "kontaktsjukskoterska"));
             let c = self.contact(
                 p,
                 kind,
@@ -670,9 +681,9 @@ impl<'a> Gen<'a> {
         let prof = if anomaly == Anomaly::SecondFvk {
             FVK_PROFESSION
         } else {
-            Profession::Administrator
+            "administrator"
         };
-        let unit = if prof == Profession::Administrator {
+        let unit = if prof == "administrator" {
             p.listing
                 .clone()
                 .unwrap_or_else(|| region.centres[0].clone())
@@ -714,7 +725,7 @@ impl<'a> Gen<'a> {
         let (unit, s) = match anomaly {
             Anomaly::FlkNotPhysician => (
                 c.unit.clone(),
-                self.staff(&c.unit.hsa, Profession::Sjukskoterska).clone(),
+                self.staff(&c.unit.hsa, "sjukskoterska").clone(),
             ),
             Anomaly::FlkWithoutGpSpecialty => {
                 let mut s = c.staff().expect("FLK has staff").clone();
@@ -734,7 +745,7 @@ impl<'a> Gen<'a> {
                     .filter(|u| Some(&u.hsa) != p.listing.as_ref().map(|l| &l.hsa))
                     .collect();
                 let u = (*pick(&mut self.rng, &others)).clone();
-                let s = self.staff(&u.hsa, Profession::Lakare).clone();
+                let s = self.staff(&u.hsa, "lakare").clone();
                 (u, s)
             }
         };
@@ -791,9 +802,9 @@ impl<'a> Gen<'a> {
             .listing
             .clone()
             .unwrap_or_else(|| self.region.centres[0].clone());
-        let s = self.staff(&unit.hsa, Profession::Sjukskoterska).clone();
+        let s = self.staff(&unit.hsa, "sjukskoterska").clone();
         let start = self.past(300);
-        let kind = ContactKind::TreatingRole(TreatingRole::PatientansvarigSjukskoterska);
+        let kind = ContactKind::TreatingRole(role(self.m, "patientansvarig-sjukskoterska"));
         let c = self.contact(p, kind, ContactStatus::Active, Some(&s), &unit, start, None);
         Injected {
             applied: true,
@@ -815,10 +826,13 @@ impl<'a> Gen<'a> {
         let prof = c
             .staff()
             .and_then(|s| s.profession)
+            .map(Profession::code)
             .unwrap_or(FVK_PROFESSION);
         let alts: Vec<&Staff> = self.region.staff[&c.unit.hsa]
             .iter()
-            .filter(|s| Some(&s.hsa) != cur.as_ref() && s.profession == Some(prof))
+            .filter(|s| {
+                Some(&s.hsa) != cur.as_ref() && s.profession.map(Profession::code) == Some(prof)
+            })
             .collect();
         if alts.is_empty() {
             return Injected::default();

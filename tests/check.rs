@@ -203,6 +203,42 @@ const TABLE: &[(&str, &str, &str, &[&str])] = &[
     ),
     ("FK-R20", "r20-deceased", "ok-all", &["gavleborg", "orebro"]),
     (
+        "FK-R07",
+        "r07-notice-other-unit",
+        "r07-discharge-fvk-ehr-only",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R21",
+        "r21-unlisted-profession",
+        "r21-dietist-fvk-ok",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R21",
+        "r21-unlisted-role",
+        "ok-all",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R22",
+        "r22-request-late",
+        "r22-request-recent-ok",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R22",
+        "r22-request-late",
+        "r22-informed-ok",
+        &["gavleborg", "orebro"],
+    ),
+    (
+        "FK-R23",
+        "ok-all",
+        "r23-recent-fvk-ok",
+        &["gavleborg", "orebro"],
+    ),
+    (
         "FK-R20",
         "r20-moved",
         "r13-sip-ok",
@@ -281,12 +317,18 @@ fn the_clean_patient_has_no_finding_at_all() {
             "r14-mvp-ok",
             "r15-agreement-ok",
             "samordningsnummer-ok",
+            "r21-dietist-fvk-ok",
+            "r22-request-recent-ok",
+            "r22-informed-ok",
+            "r23-recent-fvk-ok",
         ] {
             let pnr = &cases()[case];
+            // FK-R23 is a reminder, not a breach: an FVK appointed over a year before the day
+            // of the check (2026-06-01) is due for the evaluation Örebro §7.3 asks for.
             let f: Vec<_> = r
                 .findings
                 .iter()
-                .filter(|f| &f.patient == pnr)
+                .filter(|f| &f.patient == pnr && f.rule != "FK-R23")
                 .map(|f| (f.rule, &f.message))
                 .collect();
             assert!(f.is_empty(), "{case} under {profile}: {f:?}");
@@ -329,7 +371,9 @@ fn generated_regions_give_exactly_the_injected_inconsistencies() {
             Some(dir.path().join("ehr")),
         );
         let mut got: BTreeMap<String, usize> = BTreeMap::new();
-        for f in &r.findings {
+        // FK-R23's reminders follow the generated dates, not the injected inconsistencies (its
+        // unit tests hold it to its months).
+        for f in r.findings.iter().filter(|f| f.rule != "FK-R23") {
             *got.entry(f.rule.to_owned()).or_default() += 1;
         }
         // What the generator injected, for the rules that apply in this region.
@@ -630,4 +674,84 @@ fn fk_r14_a_physician_in_specialist_care_may_write_the_medical_care_plan() {
     assert!(!with_author("ac19cc12-5ef4-56dd-9b27-5cbc26cd5146"));
     // N003, a nurse at the same clinic: not a physician.
     assert!(with_author("46b18c50-55e5-5fcb-bbc4-1a556855c611"));
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_region_adds_a_profession_by_editing_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let maps = dir.path().join("mappings");
+    copy_dir(&root().join("mappings"), &maps);
+    let register = dir.path().join("register.csv");
+    let header = std::fs::read_to_string(root().join("samples/handwritten/register.csv"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        &register,
+        format!("{header}\nr1;19310304-1004;FVK;;;Aktiv;2026-01-01;;SE2321000016-A001;Ada Ek;Audionom;J;;SE2321000016-V0001;Vårdcentralen;Vårdcentral;SE2321000016-V0001;;\n"),
+    )
+    .unwrap();
+    let run = |maps: &std::path::Path| {
+        let o = bin()
+            .arg("--mappings")
+            .arg(maps)
+            .args([
+                "check",
+                "--profile",
+                "orebro",
+                "--format",
+                "json",
+                "--as-of",
+                "2026-06-01",
+                "--register",
+            ])
+            .arg(&register)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+        v
+    };
+    // Not in the list: the row is read (no rejected row) and FK-R21 warns.
+    let before = run(&maps);
+    assert_eq!(before["rejected_rows"], 0, "{before}");
+    let r21 = |v: &serde_json::Value| {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "FK-R21")
+            .count()
+    };
+    assert_eq!(r21(&before), 1, "{before}");
+    // The region adds one concept to CodeSystem-yrke.json: the same row is now quiet.
+    let cs_path = maps.join("fhir/CodeSystem-yrke.json");
+    let mut cs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cs_path).unwrap()).unwrap();
+    cs["concept"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "code": "audionom",
+            "display": "Audionom",
+            "property": [{"code": "halso-och-sjukvardspersonal", "valueBoolean": true}]
+        }));
+    std::fs::write(&cs_path, cs.to_string()).unwrap();
+    let after = run(&maps);
+    assert_eq!(r21(&after), 0, "{after}");
 }

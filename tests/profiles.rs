@@ -85,6 +85,7 @@ fn structure_definitions_are_compiled_from_the_current_fsh() {
         "fast-kontakt-careteam",
         "behandlande-roll-careteam",
         "avbojt-erbjudande-task",
+        "erbjudande-task",
     ] {
         assert!(
             names.contains(&format!("StructureDefinition-{id}.json")),

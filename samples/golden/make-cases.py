@@ -47,7 +47,7 @@ if os.path.isdir(ehr_dir) and len(sys.argv) != 3:
         if t == "Patient":
             ids = r.get("identifier") or [{}]
             context.setdefault(ids[0].get("value", "").replace("-", ""), []).append(r)
-        elif t in ("Flag", "Condition", "Observation", "Encounter", "EpisodeOfCare", "CarePlan"):
+        elif t in ("Flag", "Condition", "Observation", "Encounter", "Communication", "EpisodeOfCare", "CarePlan"):
             p = (pnr_of(r) or "").replace("-", "")
             group = context.setdefault(p, [])
             group.append(r)

@@ -1,4 +1,4 @@
-//! The guideline rules FK-R01..FK-R20: id, default severity, basis as `domain.md` cites it
+//! The guideline rules FK-R01..FK-R23 (R21..R23 the product's own reading of the guidelines): id, default severity, basis as `domain.md` cites it
 //! (checked against the guidelines in shared/seeds), a one-line explanation, and the data each
 //! needs. The logic is in `rules.rs`; a profile may change a severity.
 
@@ -41,7 +41,7 @@ const fn rule(
 
 use Severity::{Error as E, Warning as W};
 
-/// The guideline's rules FK-R01..FK-R20, in id order.
+/// The guideline's rules FK-R01..FK-R23, in id order.
 pub const RULES: &[Rule] = &[
     rule("FK-R01", E, "At most one active FVK per patient", "Gävleborg §2.2 (also §2.1)",
         "Gävleborg registers one FVK per patient in the register, and so one in Cosmic; a profile may instead cap FVKs per unit.",
@@ -61,9 +61,9 @@ pub const RULES: &[Rule] = &[
     rule("FK-R06", E, "Municipal care: the patient has an FLK at a primary-care unit", "Örebro §8.3",
         "Patients in special housing, short-term care or home health care have an FLK at a vårdcentral.",
         "EHR: municipal care form"),
-    rule("FK-R07", E, "Discharge: an FVK in the region's outpatient care", "Lag (2017:612) 2 kap. 5 §; Örebro §1.1.1, §7.5; Gävleborg §2.6",
-        "Before discharge from inpatient care an FVK is appointed in the region's outpatient care (coordinating, under Örebro). It need not be in the register.",
-        "EHR: inpatient encounter with discharge decided"),
+    rule("FK-R07", E, "Discharge: the unit an admission notice went to appoints an FVK", "Lag (2017:612) 2 kap. 5 §; Örebro §1.1.1, §7.5; Gävleborg §2.6",
+        "Once an admission notice (inskrivningsmeddelande) has gone to a unit of the region's outpatient care, that unit appoints an FVK before the patient is discharged; under Örebro the coordinating FVK (a patient's only FVK is it) is in the region's outpatient care. It need not be in the register.",
+        "EHR: inpatient encounter with discharge decided; admission notices (Communication)"),
     rule("FK-R08", E, "Register and EHR agree", "Gävleborg §2.2",
         "Every active register contact is in the EHR with the same person, unit, role and period, and the EHR has no register-kind contact the register lacks.",
         "both the register and the EHR's contacts"),
@@ -103,6 +103,17 @@ pub const RULES: &[Rule] = &[
     rule("FK-R20", E, "No active contacts after death or moving out", "register hygiene (Navet feeds the register)",
         "A deceased patient, or one who moved out of the region, has no active contacts left.",
         "EHR: Patient.deceased, moved-out flag"),
+    // FK-R21..R23 are the product's own, from issue 16's reading of both guidelines: not in
+    // domain.md's list, which the guidelines outrank.
+    rule("FK-R21", W, "Professions and treating roles are in the region's lists", "Örebro §7.2; Gävleborg §2.1.1, §2.4",
+        "Any profession may hold the FVK role and the treating roles are examples, so the lists are the region's CodeSystems (mappings/fhir/CodeSystem-yrke.json, CodeSystem-behandlande-roll.json): a word not in them is read and reported here, to be added or corrected; a treating role held by another profession than the one the CodeSystem names for it is information.",
+        "staff profession, treating-role codes"),
+    rule("FK-R22", E, "A requested FVK is appointed in time", "Hälso- och sjukvårdsförordningen (2017:80) 4 kap. 1 §; Örebro §1.1.1, §7.3; Gävleborg §2.1",
+        "An FVK is appointed when the patient asks: a request (Begärd) with no FVK appointed after the profile's number of days is an error.",
+        "register (Begärd rows) or the EHR's offer Tasks"),
+    rule("FK-R23", Severity::Info, "The need for an FVK is evaluated again", "Örebro §7.3; Gävleborg §2.1",
+        "The need for an FVK is evaluated continuously, together with the patient: an active FVK unchanged for the profile's number of months is a reminder to evaluate it again.",
+        "contacts with their start or last register change"),
 ];
 
 /// Checks of the input itself, beside the guideline's rules: a check is only as complete as
@@ -147,6 +158,9 @@ pub(crate) enum RuleId {
     R18,
     R19,
     R20,
+    R21,
+    R22,
+    R23,
 }
 
 impl RuleId {
@@ -166,7 +180,7 @@ mod tests {
 
     #[test]
     fn every_rule_id_names_its_own_entry() {
-        assert_eq!(RULES.len(), 20);
+        assert_eq!(RULES.len(), 23);
         for (i, r) in RULES.iter().enumerate() {
             assert_eq!(r.id, format!("FK-R{:02}", i + 1));
         }

@@ -53,13 +53,11 @@ pub(crate) fn compare<'a>(
     ehr: &[&'a FixedContact],
 ) -> Vec<Discrepancy<'a>> {
     let mut out = Vec::new();
-    let declined = |c: &&&FixedContact| c.status() == ContactStatus::Declined;
-    let reg: Vec<&FixedContact> = register.iter().filter(|c| !declined(c)).copied().collect();
-    let mut ehr_left: Vec<Option<&FixedContact>> = ehr
-        .iter()
-        .filter(|c| !declined(c))
-        .map(|c| Some(*c))
-        .collect();
+    // Steps of the offer name no person: they are not paired (a decline is checked below).
+    let offer = |c: &&&FixedContact| c.status().is_offer();
+    let reg: Vec<&FixedContact> = register.iter().filter(|c| !offer(c)).copied().collect();
+    let mut ehr_left: Vec<Option<&FixedContact>> =
+        ehr.iter().filter(|c| !offer(c)).map(|c| Some(*c)).collect();
     let mut pairs = Vec::new();
     let mut reg_left = Vec::new();
     // Pass 1: same kind, person and unit; prefer the EHR copy with the same status and start.

@@ -21,6 +21,14 @@ pub(crate) struct FvkSettings {
     pub(crate) health_care_staff_only: bool,
     /// FK-R07: the discharge FVK must be the coordinating one (Örebro §7.5).
     pub(crate) discharge_fvk_must_coordinate: bool,
+    /// FK-R22: days within which a requested contact is appointed; absent = the rule does not
+    /// run (neither guideline names a number, so the region states its own).
+    #[serde(default)]
+    pub(crate) request_appointed_within_days: Option<u32>,
+    /// FK-R23: months after which an unchanged active FVK is a reminder to evaluate the need
+    /// again (Örebro §7.3 "fortlöpande"); absent = no reminders.
+    #[serde(default)]
+    pub(crate) review_after_months: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -157,7 +165,7 @@ impl Profile {
             .chain(raw.rules.keys())
         {
             if super::catalogue::find(id).is_none() {
-                return Err(invalid(format!("no rule {id} (rules are FK-R01..FK-R20)")));
+                return Err(invalid(format!("no rule {id} (rules are FK-R01..FK-R23)")));
             }
         }
         for s in &raw.flk.qualifying_specialties {

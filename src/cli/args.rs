@@ -11,7 +11,7 @@ use std::path::PathBuf;
     about = "Fixed care contacts (fast vårdkontakt, fast läkarkontakt, behandlande roller) between a Swedish population register and an EHR's FHIR R4 API",
     long_about = "fastkontakt reads the population register's contact export, translates it to and from FHIR R4 \
 (one CareTeam per patient–contact relation, Inera's \"fast kontakt\" model), checks it against the guideline \
-rules FK-R01..FK-R20 and syncs it into an EHR.\n\n\
+rules FK-R01..FK-R23 and syncs it into an EHR.\n\n\
 Exit codes: 0 done; 1 done, but rows were rejected or findings reached --fail-on; 2 the run failed.",
     after_help = "Examples:\n  fastkontakt translate samples/region/register.csv -o out/bundle.json\n  \
 fastkontakt translate out/bundle.json -o out/register.csv\n  \
@@ -57,7 +57,7 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE")]
         quarantine: Option<PathBuf>,
     },
-    /// Check register and/or EHR data against the guideline rules FK-R01..FK-R20.
+    /// Check register and/or EHR data against the guideline rules FK-R01..FK-R23.
     ///
     /// Rules that need EHR-only facts (life-threatening condition, municipal care, discharge,
     /// plans, …) read them from the EHR data; a rule whose data is absent from the input is

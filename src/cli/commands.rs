@@ -549,7 +549,7 @@ pub(super) fn rules(
     match id {
         Some(id) => {
             let r = catalogue::find(id)
-                .with_context(|| format!("no rule {id}; rules are FK-R01..FK-R20"))?;
+                .with_context(|| format!("no rule {id}; rules are FK-R01..FK-R23"))?;
             println!(
                 "{}  {} ({})\n\n{}\n\nBasis: {}\nNeeds: {}",
                 r.id, r.title, r.severity, r.explanation, r.basis, r.needs

@@ -7,23 +7,59 @@ use super::unit::CareUnit;
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use std::fmt;
 
-code_enum!(
-    /// A treating role (behandlande roll), Gävleborg §2.4. No national code system exists, so
-    /// these are the codes of the project CodeSystem `behandlande-roll`.
-    TreatingRole {
-        /// Kontaktsjuksköterska in cancer care.
-        Kontaktsjukskoterska = "kontaktsjukskoterska",
-        AstmaKolSjukskoterska = "astma-kol-sjukskoterska",
-        Diabetessjukskoterska = "diabetessjukskoterska",
-        Hjartsviktssjukskoterska = "hjartsviktssjukskoterska",
-        PatientansvarigSjukskoterska = "patientansvarig-sjukskoterska",
-        PatientansvarigArbetsterapeut = "patientansvarig-arbetsterapeut",
-        PatientansvarigFysioterapeut = "patientansvarig-fysioterapeut",
-        PatientansvarigPsykolog = "patientansvarig-psykolog",
-        PatientansvarigKurator = "patientansvarig-kurator",
-        PatientansvarigUnderskoterska = "patientansvarig-underskoterska",
+/// A treating role (behandlande roll), Gävleborg §2.4: a code of the project CodeSystem
+/// `behandlande-roll` (no national code system exists), which a region extends by editing the
+/// file; the roles the routine names are examples. A word the CodeSystem lacks is kept as the
+/// source wrote it (`is_listed` false) and reported. Only the terminology makes these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TreatingRole(&'static RoleDef);
+
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct RoleDef {
+    code: &'static str,
+    listed: bool,
+    /// The profession the role belongs to (the CodeSystem's property `yrke`), if it says.
+    profession: Option<&'static str>,
+}
+
+static ROLES: super::code::Pool<RoleDef> = std::sync::OnceLock::new();
+
+impl TreatingRole {
+    /// A code of the CodeSystem, with the profession its property names.
+    pub(crate) fn listed(code: &str, profession: Option<&str>) -> Self {
+        Self::of(code, true, profession)
     }
-);
+    /// A word the CodeSystem does not have, as the source wrote it.
+    pub(crate) fn unlisted(word: &str) -> Self {
+        Self::of(word, false, None)
+    }
+    fn of(code: &str, listed: bool, profession: Option<&str>) -> Self {
+        let def = RoleDef {
+            code: super::code::intern(code),
+            listed,
+            profession: profession.map(super::code::intern),
+        };
+        TreatingRole(super::code::intern_in(&ROLES, def))
+    }
+    /// The code (or, unlisted, the word as written).
+    pub fn code(self) -> &'static str {
+        self.0.code
+    }
+    /// Whether the CodeSystem has the code.
+    pub fn is_listed(self) -> bool {
+        self.0.listed
+    }
+    /// The profession code the role belongs to, when the CodeSystem says.
+    pub fn profession(self) -> Option<&'static str> {
+        self.0.profession
+    }
+}
+
+impl serde::Serialize for TreatingRole {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.code)
+    }
+}
 
 /// What kind of fixed contact a relation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -86,13 +122,29 @@ impl fmt::Display for ContactKind {
 }
 
 code_enum!(
-    /// Life of a relation. `Declined`: the patient declined the offer (Gävleborg §2.1).
+    /// Life of a relation, the offer's steps included. `Informed`: told of the right to an FVK
+    /// (Patientlagen 3 kap. 2 §, Örebro §1.1.1); `Requested`: the patient asked for one, none is
+    /// appointed yet (Örebro §7.3); `Declined`: the patient declined the offer (Gävleborg §2.1);
+    /// `Active`: appointed; `Ended`: ended.
     ContactStatus {
         Active = "aktiv",
         Ended = "avslutad",
         Declined = "avbojd",
+        Requested = "begard",
+        Informed = "informerad",
     }
 );
+
+impl ContactStatus {
+    /// A step of the offer, not (yet) a relation with a named person: informed, requested or
+    /// declined. It names no staff member and is carried by the offer's Task, not a CareTeam.
+    pub fn is_offer(self) -> bool {
+        matches!(
+            self,
+            ContactStatus::Declined | ContactStatus::Requested | ContactStatus::Informed
+        )
+    }
+}
 
 /// A period of dates, end inclusive; `start <= end` always holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -174,7 +226,9 @@ pub struct Registration {
 #[allow(missing_docs)] // each variant's #[error] text says what it is
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContactError {
-    #[error("an {0} contact names no staff member (only a declined offer may)")]
+    #[error(
+        "an {0} contact names no staff member (only an offer may: declined, requested, informed)"
+    )]
     MissingStaff(&'static str),
 }
 
@@ -222,7 +276,7 @@ impl FixedContact {
         listing_unit: Option<HsaId>,
         registration: Option<Registration>,
     ) -> Result<Self, ContactError> {
-        if staff.is_none() && status != ContactStatus::Declined {
+        if staff.is_none() && !status.is_offer() {
             let s = if status == ContactStatus::Active {
                 "active"
             } else {
@@ -242,11 +296,11 @@ impl FixedContact {
             registration,
         })
     }
-    /// Active, ended or declined.
+    /// Active, ended, or a step of the offer.
     pub fn status(&self) -> ContactStatus {
         self.status
     }
-    /// The named staff member (absent for a declined offer).
+    /// The named staff member (absent for an offer).
     pub fn staff(&self) -> Option<&Staff> {
         self.staff.as_ref()
     }

@@ -35,6 +35,9 @@ pub struct PatientContext {
     pub municipal_care: Vec<MunicipalCareForm>,
     /// An inpatient stay is about to end in discharge.
     pub discharge_pending: bool,
+    /// Units of the region's outpatient care an admission notice (inskrivningsmeddelande) went
+    /// to: each is to appoint an FVK before discharge (Gävleborg §2.6, lag 2017:612).
+    pub admission_notices: Vec<HsaId>,
     /// The patient has died (FK-R20).
     pub deceased: bool,
     /// The patient has moved out of the region (FK-R20).
@@ -63,6 +66,8 @@ pub struct Availability {
     pub municipal_care: bool,
     /// Inpatient encounters are recorded.
     pub discharge: bool,
+    /// Admission notices (Communication) are recorded.
+    pub admission_notices: bool,
     /// Deaths or moves are recorded.
     pub deceased_or_moved: bool,
     /// Patient groups are recorded.
@@ -81,6 +86,7 @@ impl PatientContext {
         self.life_threatening |= o.life_threatening;
         self.municipal_care.extend(o.municipal_care);
         self.discharge_pending |= o.discharge_pending;
+        self.admission_notices.extend(o.admission_notices);
         self.deceased |= o.deceased;
         self.moved_out |= o.moved_out;
         self.groups.extend(o.groups);
@@ -100,6 +106,7 @@ impl Availability {
         self.life_threatening |= o.life_threatening;
         self.municipal_care |= o.municipal_care;
         self.discharge |= o.discharge;
+        self.admission_notices |= o.admission_notices;
         self.deceased_or_moved |= o.deceased_or_moved;
         self.patient_groups |= o.patient_groups;
         self.large_care_needs |= o.large_care_needs;

@@ -1,6 +1,7 @@
 //! The guideline's concepts as plain Rust types: no FHIR, no CSV.
 //! Sources build these; checks, diff and sinks read them.
 
+pub(crate) mod code;
 pub mod contact;
 pub mod context;
 pub mod identity;

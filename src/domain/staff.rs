@@ -32,25 +32,66 @@ macro_rules! code_enum {
 }
 pub(crate) use code_enum;
 
-code_enum!(
-    /// Profession (yrke) of a staff member.
-    Profession {
-        Lakare = "lakare",
-        Sjukskoterska = "sjukskoterska",
-        Arbetsterapeut = "arbetsterapeut",
-        Fysioterapeut = "fysioterapeut",
-        Psykolog = "psykolog",
-        Kurator = "kurator",
-        Underskoterska = "underskoterska",
-        Administrator = "administrator",
-    }
-);
+/// A profession (yrke): a code of the CodeSystem `yrke` under `mappings/fhir/`, which a region
+/// extends by editing that file (Örebro §7.2: the FVK role "inte knuten till någon särskild
+/// yrkeskategori"; Gävleborg §2.1.1 names professions only as examples). A word the CodeSystem
+/// lacks is kept as the source wrote it (`is_listed` false) and reported, never dropped.
+/// Only the terminology makes these, so a listed code always exists in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Profession(&'static ProfessionDef);
+
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct ProfessionDef {
+    code: &'static str,
+    listed: bool,
+    health_care: Option<bool>,
+}
+
+static PROFESSIONS: super::code::Pool<ProfessionDef> = std::sync::OnceLock::new();
 
 impl Profession {
-    /// Health-care staff (hälso- och sjukvårdspersonal) as opposed to administrative staff:
-    /// Örebro §7.2 requires an FVK to be health-care staff.
-    pub fn is_health_care_staff(self) -> bool {
-        !matches!(self, Profession::Administrator)
+    /// The physician's code, fixed by law (HSL 7 kap. 3 §: the FLK is a physician).
+    pub const PHYSICIAN: &'static str = "lakare";
+
+    /// A code of the CodeSystem, with its property `halso-och-sjukvardspersonal`.
+    pub(crate) fn listed(code: &str, health_care: Option<bool>) -> Self {
+        Self::of(code, true, health_care)
+    }
+    fn of(code: &str, listed: bool, health_care: Option<bool>) -> Self {
+        let def = ProfessionDef {
+            code: super::code::intern(code),
+            listed,
+            health_care,
+        };
+        Profession(super::code::intern_in(&PROFESSIONS, def))
+    }
+    /// A word the CodeSystem does not have, as the source wrote it.
+    pub(crate) fn unlisted(word: &str) -> Self {
+        Self::of(word, false, None)
+    }
+    /// The code (or, unlisted, the word as written).
+    pub fn code(self) -> &'static str {
+        self.0.code
+    }
+    /// Whether the CodeSystem has the code.
+    pub fn is_listed(self) -> bool {
+        self.0.listed
+    }
+    /// A physician (läkare).
+    pub fn is_physician(self) -> bool {
+        self.0.listed && self.0.code == Self::PHYSICIAN
+    }
+    /// Health-care staff (hälso- och sjukvårdspersonal) as opposed to administrative staff, as
+    /// the CodeSystem's property says (Örebro §7.2 requires an FVK to be health-care staff);
+    /// None when not known (an unlisted word, or a code without the property).
+    pub fn is_health_care_staff(self) -> Option<bool> {
+        self.0.health_care
+    }
+}
+
+impl serde::Serialize for Profession {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.code)
     }
 }
 
@@ -104,8 +145,8 @@ impl Staff {
     /// Whether a licensed physician: None when the licence or profession is unknown.
     pub fn is_licensed_physician(&self) -> Option<bool> {
         match (self.profession, self.licence) {
-            (Some(Profession::Lakare), Licence::Licensed) => Some(true),
-            (Some(Profession::Lakare), Licence::Unknown) => None,
+            (Some(p), Licence::Licensed) if p.is_physician() => Some(true),
+            (Some(p), Licence::Unknown) if p.is_physician() => None,
             (None, _) => None,
             _ => Some(false),
         }

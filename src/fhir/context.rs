@@ -92,7 +92,7 @@ impl<'m> ContextReader<'m> {
             .code
             .iter()
             .filter_map(|c| code_in(c, t.url(ids::YRKE)))
-            .any(|c| Profession::from_code(c) == Some(Profession::Lakare));
+            .any(|c| c == Profession::PHYSICIAN);
         let unit = match pr.organization.as_deref().and_then(|r| idx.get(r)) {
             Some(Resource::Organization(o)) => o
                 .r#type
@@ -127,6 +127,16 @@ impl<'m> ContextReader<'m> {
             Resource::Organization(o) => hsa(&o.identifier),
             _ => None,
         }
+    }
+
+    /// A unit's HSA-id: the Organization's in the data, or a logical reference's identifier.
+    fn unit_hsa(&self, idx: &Index, r: &Reference) -> Option<HsaId> {
+        self.hsa_of(idx, Some(r)).or_else(|| {
+            let i = r.identifier.as_deref()?;
+            let sys = i.system.as_ref()?.value.as_deref()?;
+            (super::systems::classify(sys) == super::systems::IdentifierKind::Hsa)
+                .then(|| HsaId::parse(i.value.as_ref()?.value.as_deref()?).ok())?
+        })
     }
 
     fn principal(&self, idx: &Index, r: Option<&Reference>) -> Option<Principal> {
@@ -480,6 +490,37 @@ impl<'m> ContextReader<'m> {
                     if let Some(id) = self.patient(idx, enc.subject.as_deref()) {
                         out.contexts.entry(id).or_default().discharge_pending |= pending;
                     }
+                }
+                Resource::Communication(c) => {
+                    if !c.category.iter().any(|cc| has(cc, &e.admission_notice)) {
+                        return Verdict::not_used(
+                            "a Communication of no category the mapping names",
+                        );
+                    }
+                    a.admission_notices = true;
+                    let sent =
+                        matches!(c.status.value.as_deref(), Some("in-progress" | "completed"));
+                    if !sent {
+                        return Verdict::not_used("an admission notice not sent (status)");
+                    }
+                    let Some(id) = self.patient(idx, c.subject.as_deref()) else {
+                        return no_patient();
+                    };
+                    let units: Vec<HsaId> = c
+                        .recipient
+                        .iter()
+                        .filter_map(|r| self.unit_hsa(idx, r))
+                        .collect();
+                    if units.is_empty() {
+                        return Verdict::not_used(
+                            "an admission notice whose recipient has no HSA-id in the data",
+                        );
+                    }
+                    out.contexts
+                        .entry(id)
+                        .or_default()
+                        .admission_notices
+                        .extend(units);
                 }
                 Resource::CarePlan(cp) => {
                     let Some(kind) = cp

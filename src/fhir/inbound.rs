@@ -5,7 +5,7 @@
 
 use super::outbound::{
     EXT_NOT_LICENSED, EXT_REGISTER_CHANGE, PROFILE_DECLINED_OFFER, PROFILE_FIXED_CONTACT,
-    PROFILE_TREATING_ROLE,
+    PROFILE_OFFER, PROFILE_TREATING_ROLE,
 };
 use super::systems::{self, IdentifierKind};
 use crate::domain::contact::{
@@ -434,6 +434,16 @@ impl<'m> Inbound<'m> {
             })
     }
 
+    /// The register's own code system for a column (its ConceptMap's source), where a code the
+    /// product's CodeSystem lacks is written as the register had it.
+    fn unlisted_system(&self, map_url: &str) -> Option<&str> {
+        self.m
+            .terminology
+            .map_by_url(map_url)
+            .map(|m| m.source.as_str())
+            .filter(|s| !s.is_empty())
+    }
+
     fn kind_from_role(&self, cc: &CodeableConcept) -> Option<ContactKind> {
         self.kind_and_shape(cc).map(|(k, _)| k)
     }
@@ -445,6 +455,7 @@ impl<'m> Inbound<'m> {
         let t = &self.m.terminology;
         let kv = t.url(ids::KV_TYP_AV_FAST_KONTAKT);
         let roles = t.url(ids::BEHANDLANDE_ROLL);
+        let unlisted_roles = self.unlisted_system(&self.m.register.code_maps.role);
         let kontakttyp = |k: &str| match k {
             "flk" => Some(ContactKind::Flk),
             "fvk" => Some(ContactKind::Fvk {
@@ -465,12 +476,18 @@ impl<'m> Inbound<'m> {
                 kontakttyp(t.map(ids::MAP_KV).reverse(code)?)
                     .map(|k| (k, "role: KV typ av fast kontakt as an OID"))
             } else if sys == roles {
-                TreatingRole::from_code(code).map(|r| {
+                t.treating_role(code).map(|r| {
                     (
                         ContactKind::TreatingRole(r),
                         "role: treating-role CodeSystem",
                     )
                 })
+            } else if Some(sys) == unlisted_roles {
+                // A role the region's CodeSystem lacks, written as the register had it.
+                Some((
+                    ContactKind::TreatingRole(TreatingRole::unlisted(code)),
+                    "role: the register's own role code",
+                ))
             } else {
                 None
             }
@@ -487,7 +504,7 @@ impl<'m> Inbound<'m> {
                 if sys == roll.target {
                     return roll
                         .reverse_exact(code)
-                        .and_then(TreatingRole::from_code)
+                        .and_then(|c| t.treating_role(c))
                         .map(|r| (ContactKind::TreatingRole(r), SNOMED_ONLY));
                 }
                 None
@@ -559,6 +576,7 @@ impl<'m> Inbound<'m> {
             })
         });
         let yrke = t.url(ids::YRKE);
+        let unlisted_yrke = self.unlisted_system(&self.m.register.code_maps.profession);
         let hosp = &t.map(ids::MAP_YRKE_HOSP);
         let qualification_profession = p
             .qualification
@@ -566,14 +584,22 @@ impl<'m> Inbound<'m> {
             .flat_map(|q| codings(&q.code))
             .find_map(|(s, c)| {
                 (s == hosp.target)
-                    .then(|| hosp.reverse(c).and_then(Profession::from_code))
+                    .then(|| hosp.reverse(c).and_then(|c| t.profession(c)))
                     .flatten()
             });
         let profession = role
             .code
             .iter()
             .flat_map(codings)
-            .find_map(|(s, c)| (s == yrke).then(|| Profession::from_code(c)).flatten())
+            .find_map(|(s, c)| {
+                if s == yrke {
+                    t.profession(c)
+                } else if Some(s) == unlisted_yrke {
+                    Some(Profession::unlisted(c))
+                } else {
+                    None
+                }
+            })
             .or(qualification_profession);
         let not_licensed_url = format!("{}/{EXT_NOT_LICENSED}", self.m.target.extension_base);
         let licence = if qualification_profession.is_some() {
@@ -969,7 +995,7 @@ impl<'m> Inbound<'m> {
         })
     }
 
-    fn declined_offer(&self, idx: &Index, task: &Task, out: &mut FhirContacts) -> Option<Verdict> {
+    fn offer(&self, idx: &Index, task: &Task, out: &mut FhirContacts) -> Option<Verdict> {
         let layered = Self::contained_scope(idx, &task.contained, out);
         let idx = layered.as_ref().unwrap_or(idx);
         let t = &self.m.terminology;
@@ -979,20 +1005,30 @@ impl<'m> Inbound<'m> {
             .iter()
             .flat_map(|c| codings(c))
             .any(|(s, c)| s == erbj && c == "erbjudande-fast-kontakt");
-        let declined = task
+        let step = task
             .business_status
             .iter()
             .flat_map(|c| codings(c))
-            .any(|(s, c)| s == erbj && c == "avbojt");
-        let profiled = self.claims_profile(task.meta.as_deref(), &[PROFILE_DECLINED_OFFER]);
+            .find_map(|(s, c)| match (s == erbj, c) {
+                (true, "avbojt") => Some(ContactStatus::Declined),
+                (true, "begart") => Some(ContactStatus::Requested),
+                (true, "informerad") => Some(ContactStatus::Informed),
+                _ => None,
+            });
+        // An answered request (besvarat) is history, not a step of the offer.
+        let is_step = step.is_some();
+        let profiled = self.claims_profile(
+            task.meta.as_deref(),
+            &[PROFILE_DECLINED_OFFER, PROFILE_OFFER],
+        );
         if !is_offer && !profiled {
             return Some(Verdict::not_used(
                 "not an offer of a fixed contact (Task.code)",
             ));
         }
-        if !declined && !profiled {
+        if !is_step && !profiled {
             return Some(Verdict::not_used(
-                "an offer not declined (only a declined offer is a relation)",
+                "an offer that is no longer open or declined (its business status is not informerad, begart or avbojt)",
             ));
         }
         let id = task
@@ -1008,10 +1044,10 @@ impl<'m> Inbound<'m> {
         if !is_offer {
             ctx.problem("Task.code", "not erbjudande#erbjudande-fast-kontakt");
         }
-        if !declined {
+        if !is_step {
             ctx.problem(
                 "Task.businessStatus",
-                "not erbjudande#avbojt: only a declined offer is a relation",
+                "not erbjudande#avbojt, #begart or #informerad: no step of the offer",
             );
             return None;
         }
@@ -1047,7 +1083,7 @@ impl<'m> Inbound<'m> {
             row_id,
             patient,
             kind,
-            ContactStatus::Declined,
+            step.unwrap_or(ContactStatus::Declined),
             period,
             staff,
             unit,
@@ -1070,7 +1106,7 @@ impl<'m> Inbound<'m> {
             let before = (out.contacts.len(), out.problems.len());
             let judged = match r {
                 Resource::CareTeam(ct) => self.care_team(idx, ct, &mut out),
-                Resource::Task(task) => self.declined_offer(idx, task, &mut out),
+                Resource::Task(task) => self.offer(idx, task, &mut out),
                 _ => {
                     out.verdicts.push(Verdict::NotJudged);
                     continue;

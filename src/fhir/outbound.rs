@@ -34,6 +34,8 @@ pub(crate) const EXT_NOT_LICENSED: &str = "ej-legitimerad";
 pub(crate) const PROFILE_FIXED_CONTACT: &str = "fast-kontakt-careteam";
 pub(crate) const PROFILE_TREATING_ROLE: &str = "behandlande-roll-careteam";
 pub(crate) const PROFILE_DECLINED_OFFER: &str = "avbojt-erbjudande-task";
+/// The offer Task at any step (informed, requested, declined).
+pub(crate) const PROFILE_OFFER: &str = "erbjudande-task";
 
 pub(crate) fn coding(c: &TermCoding) -> Coding {
     Coding {
@@ -91,6 +93,10 @@ pub(crate) struct ContactResources {
 /// Builds resources for one target.
 pub struct Outbound<'m> {
     term: &'m Terminology,
+    /// The register's code systems for treating role and profession (its ConceptMaps' sources),
+    /// where a code the product's CodeSystem lacks is written as the register had it.
+    unlisted_role_system: &'m str,
+    unlisted_profession_system: &'m str,
     target: &'m TargetConfig,
     pub(crate) ids: IdMaker,
 }
@@ -98,7 +104,16 @@ pub struct Outbound<'m> {
 impl<'m> Outbound<'m> {
     /// A writer under the mappings' target.
     pub fn new(mappings: &'m Mappings) -> Self {
+        let source = |url: &str| {
+            mappings
+                .terminology
+                .map_by_url(url)
+                .map(|m| m.source.as_str())
+                .unwrap_or_default()
+        };
         Outbound {
+            unlisted_role_system: source(&mappings.register.code_maps.role),
+            unlisted_profession_system: source(&mappings.register.code_maps.profession),
             term: &mappings.terminology,
             target: &mappings.target,
             ids: IdMaker::new(mappings.target.id_namespace),
@@ -143,9 +158,14 @@ impl<'m> Outbound<'m> {
         let t = self.term;
         let mut codings = Vec::new();
         match kind {
-            ContactKind::TreatingRole(r) => {
+            ContactKind::TreatingRole(r) if r.is_listed() => {
                 codings.push(t.coding(ids::BEHANDLANDE_ROLL, r.code()));
                 codings.extend(t.map(ids::MAP_ROLL_SNOMED).target_coding(r.code()));
+            }
+            // Not in the region's CodeSystem: the register's word in the register's system,
+            // never a made-up code in the product's.
+            ContactKind::TreatingRole(r) => {
+                codings.push(unlisted(self.unlisted_role_system, r.code()))
             }
             k => {
                 codings.extend(t.map(ids::MAP_KV).target_coding(k.kind_code()));
@@ -276,6 +296,9 @@ impl<'m> Outbound<'m> {
         let code = s
             .profession
             .map(|p| {
+                if !p.is_listed() {
+                    return concept(vec![unlisted(self.unlisted_profession_system, p.code())]);
+                }
                 let mut c = vec![t.coding(ids::YRKE, p.code())];
                 c.extend(t.map(ids::MAP_YRKE_SNOMED).target_coding(p.code()));
                 concept(c)
@@ -343,8 +366,16 @@ impl<'m> Outbound<'m> {
                 meta: self.meta(),
                 extension: self.register_change_extension(c),
                 identifier: vec![row_identifier],
-                status: "completed".into(),
-                business_status: Some(Box::new(concept(vec![t.coding(ids::ERBJUDANDE, "avbojt")]))),
+                // A request is work to do (requested); information given and a decline are done.
+                status: if c.status() == ContactStatus::Requested {
+                    "requested"
+                } else {
+                    "completed"
+                }
+                .into(),
+                business_status: Some(Box::new(concept(vec![
+                    t.coding(ids::ERBJUDANDE, offer_step(c.status()))
+                ]))),
                 intent: "proposal".into(),
                 code: Some(Box::new(concept(vec![
                     t.coding(ids::ERBJUDANDE, "erbjudande-fast-kontakt")
@@ -630,9 +661,19 @@ impl Outbound<'_> {
     }
 }
 
-/// The resource a contact becomes: a declined offer is a Task (the offer), any other a CareTeam.
+/// The offer Task's business status for a step of the offer.
+pub(crate) fn offer_step(s: ContactStatus) -> &'static str {
+    match s {
+        ContactStatus::Requested => "begart",
+        ContactStatus::Informed => "informerad",
+        _ => "avbojt",
+    }
+}
+
+/// The resource a contact becomes: a step of the offer (informed, requested, declined) is a
+/// Task (the offer), an appointed or ended contact a CareTeam.
 pub(crate) fn relation_type(c: &FixedContact) -> Carrier {
-    if c.status() == ContactStatus::Declined {
+    if c.status().is_offer() {
         Carrier::Task
     } else {
         Carrier::CareTeam
@@ -644,7 +685,7 @@ pub(crate) fn relation_type(c: &FixedContact) -> Carrier {
 pub(crate) enum Carrier {
     /// An active or ended fixed contact.
     CareTeam,
-    /// A declined offer of a fixed contact.
+    /// A step of the offer of a fixed contact (informed, requested, declined).
     Task,
 }
 
@@ -673,6 +714,15 @@ pub(crate) fn type_and_id(r: &Resource) -> (&'static str, String) {
         super::model::type_name(r),
         r.id().and_then(|i| i.value.clone()).unwrap_or_default(),
     )
+}
+
+/// A code the product's CodeSystem lacks, in the source's own system, display the word.
+fn unlisted(system: &str, word: &str) -> TermCoding {
+    TermCoding {
+        system: system.to_owned(),
+        code: word.to_owned(),
+        display: Some(word.to_owned()),
+    }
 }
 
 /// Collects resources once each (by type and id), for a transaction Bundle or NDJSON.

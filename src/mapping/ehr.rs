@@ -34,6 +34,7 @@ struct RawValued {
 struct RawDischarge {
     encounter_class_system: String,
     encounter_class_code: String,
+    admission_notice_category: String,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +64,8 @@ pub(crate) struct EhrMapping {
     pub(crate) municipal_care_observation: Code,
     pub(crate) municipal_care_system: String,
     pub(crate) discharge_class: Code,
+    /// Communication.category of an admission notice (inskrivningsmeddelande).
+    pub(crate) admission_notice: Code,
     pub(crate) moved_out_flag: Code,
     pub(crate) patient_group_observation: Code,
     pub(crate) patient_group_system: String,
@@ -105,6 +108,7 @@ impl EhrMapping {
                 raw.discharge.encounter_class_system,
                 raw.discharge.encounter_class_code,
             ),
+            admission_notice: code(&raw.discharge.admission_notice_category)?,
             moved_out_flag: code(&raw.moved_out.flag_code)?,
             patient_group_observation: code(&raw.patient_group.observation_code)?,
             patient_group_system: system(&raw.patient_group.value_system)?,

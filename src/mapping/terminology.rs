@@ -47,9 +47,21 @@ struct RawResource {
 struct RawConcept {
     code: String,
     display: Option<String>,
+    #[serde(default)]
+    property: Vec<RawProperty>,
+}
+/// A concept's property: only the value types the project CodeSystems use.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawProperty {
+    code: String,
+    value_boolean: Option<bool>,
+    value_code: Option<String>,
 }
 #[derive(Deserialize)]
 struct RawGroup {
+    #[serde(default)]
+    source: String,
     target: String,
     element: Vec<RawElement>,
 }
@@ -71,6 +83,10 @@ struct RawTarget {
 pub(crate) struct CodeSystem {
     pub(crate) url: String,
     displays: HashMap<String, Option<String>>,
+    /// The codes in file order (a generator and a listing want a stable order).
+    order: Vec<String>,
+    /// (code, property) → value: a boolean as `true`/`false`, a code as itself.
+    properties: HashMap<(String, String), String>,
 }
 
 impl CodeSystem {
@@ -79,6 +95,30 @@ impl CodeSystem {
     }
     pub(crate) fn display(&self, code: &str) -> Option<&str> {
         self.displays.get(code).and_then(|d| d.as_deref())
+    }
+    /// The codes in the file's order.
+    pub(crate) fn codes(&self) -> impl Iterator<Item = &str> {
+        self.order.iter().map(String::as_str)
+    }
+    /// A concept's property value.
+    pub(crate) fn property(&self, code: &str, property: &str) -> Option<&str> {
+        self.properties
+            .get(&(code.to_owned(), property.to_owned()))
+            .map(String::as_str)
+    }
+    /// The code a word names: the code itself, or the code whose display it is, compared
+    /// without regard to case (a register that writes "Dietist" names the code `dietist`).
+    pub(crate) fn code_for_word(&self, word: &str) -> Option<&str> {
+        let w = word.trim();
+        self.order
+            .iter()
+            .find(|c| {
+                c.eq_ignore_ascii_case(w)
+                    || self
+                        .display(c)
+                        .is_some_and(|d| d.to_lowercase() == w.to_lowercase())
+            })
+            .map(String::as_str)
     }
 }
 
@@ -92,6 +132,9 @@ pub(crate) struct Coding {
 
 #[derive(Debug, Clone)]
 pub(crate) struct ConceptMap {
+    /// The source system: for a register map, the register's own code system for the column,
+    /// where a code the product's CodeSystem lacks is written as the register had it.
+    pub(crate) source: String,
     pub(crate) target: String,
     forward: HashMap<String, (String, Option<String>)>,
     reverse: HashMap<String, String>,
@@ -129,6 +172,11 @@ impl ConceptMap {
         v
     }
 }
+
+/// The `yrke` property that marks health-care staff (Örebro §7.2), a boolean.
+pub(crate) const HEALTH_CARE_STAFF: &str = "halso-och-sjukvardspersonal";
+/// The `behandlande-roll` property naming the role's profession, a `yrke` code.
+pub(crate) const ROLE_PROFESSION: &str = "yrke";
 
 /// Ids of the conformance resources the product cannot work without.
 pub(crate) mod ids {
@@ -227,17 +275,27 @@ impl Terminology {
                 })?;
             match raw.resource_type.as_str() {
                 "CodeSystem" => {
-                    let displays = raw
-                        .concept
-                        .into_iter()
-                        .map(|c| (c.code, c.display))
-                        .collect();
+                    let mut displays = HashMap::new();
+                    let mut order = Vec::new();
+                    let mut properties = HashMap::new();
+                    for c in raw.concept {
+                        for p in c.property {
+                            let v = p.value_boolean.map(|b| b.to_string()).or(p.value_code);
+                            if let Some(v) = v {
+                                properties.insert((c.code.clone(), p.code), v);
+                            }
+                        }
+                        order.push(c.code.clone());
+                        displays.insert(c.code, c.display);
+                    }
                     t.cs_url_by_id.insert(raw.id.clone(), raw.url.clone());
                     t.code_systems.insert(
                         raw.url.clone(),
                         CodeSystem {
                             url: raw.url,
                             displays,
+                            order,
+                            properties,
                         },
                     );
                 }
@@ -245,9 +303,11 @@ impl Terminology {
                     let mut forward = HashMap::new();
                     let mut reverse = HashMap::new();
                     let mut target = String::new();
+                    let mut source = String::new();
                     let mut exact = std::collections::HashSet::new();
                     for g in raw.group {
                         target = g.target;
+                        source = g.source;
                         for e in g.element {
                             if let Some(tgt) = e.target.into_iter().next() {
                                 if matches!(
@@ -267,6 +327,7 @@ impl Terminology {
                     t.concept_maps.insert(
                         raw.url.clone(),
                         ConceptMap {
+                            source,
                             target,
                             exact,
                             forward,
@@ -303,16 +364,11 @@ impl Terminology {
     fn check_enum_codes(&self) -> Result<(), TerminologyError> {
         let mut need: Vec<(&str, &str)> = Vec::new();
         need.extend(
-            TreatingRole::ALL
-                .iter()
-                .map(|r| (ids::BEHANDLANDE_ROLL, r.code())),
-        );
-        need.extend(
             ContactStatus::ALL
                 .iter()
                 .map(|r| (ids::KONTAKTSTATUS, r.code())),
         );
-        need.extend(Profession::ALL.iter().map(|r| (ids::YRKE, r.code())));
+        need.push((ids::YRKE, Profession::PHYSICIAN));
         need.extend(UnitKind::ALL.iter().map(|r| (ids::ENHETSTYP, r.code())));
         need.extend(PlanKind::ALL.iter().map(|r| (ids::PLANTYP, r.code())));
         need.extend(Principal::ALL.iter().map(|r| (ids::HUVUDMAN, r.code())));
@@ -353,6 +409,9 @@ impl Terminology {
             .unwrap_or_else(|| panic!("ConceptMap {id} not loaded"));
         &self.concept_maps[url]
     }
+    pub(crate) fn cs_by_url(&self, url: &str) -> Option<&CodeSystem> {
+        self.code_systems.get(url)
+    }
     pub(crate) fn map_by_url(&self, url: &str) -> Option<&ConceptMap> {
         self.concept_maps.get(url)
     }
@@ -368,6 +427,46 @@ impl Terminology {
             code: code.to_owned(),
             display: cs.display(code).map(str::to_owned),
         }
+    }
+
+    /// A profession the CodeSystem `yrke` has.
+    pub(crate) fn profession(&self, code: &str) -> Option<Profession> {
+        let cs = self.cs(ids::YRKE);
+        cs.contains(code).then(|| {
+            let hc = cs.property(code, HEALTH_CARE_STAFF).map(|v| v == "true");
+            Profession::listed(code, hc)
+        })
+    }
+    /// A treating role the CodeSystem `behandlande-roll` has.
+    pub(crate) fn treating_role(&self, code: &str) -> Option<TreatingRole> {
+        let cs = self.cs(ids::BEHANDLANDE_ROLL);
+        cs.contains(code)
+            .then(|| TreatingRole::listed(code, cs.property(code, ROLE_PROFESSION)))
+    }
+    /// Every listed treating role, in the file's order.
+    pub(crate) fn treating_roles(&self) -> Vec<TreatingRole> {
+        self.cs(ids::BEHANDLANDE_ROLL)
+            .codes()
+            .filter_map(|c| self.treating_role(c))
+            .collect()
+    }
+    /// A source's word for a profession: through the source's ConceptMap (`map_url`), else a
+    /// code or display of the CodeSystem itself (a region adds a profession by editing that one
+    /// file), else the word kept as written, unlisted.
+    pub(crate) fn profession_of_word(&self, map_url: &str, word: &str) -> Profession {
+        self.map_by_url(map_url)
+            .and_then(|m| m.translate(word))
+            .or_else(|| self.cs(ids::YRKE).code_for_word(word))
+            .and_then(|c| self.profession(c))
+            .unwrap_or_else(|| Profession::unlisted(word.trim()))
+    }
+    /// As `profession_of_word`, for a treating role.
+    pub(crate) fn treating_role_of_word(&self, map_url: &str, word: &str) -> TreatingRole {
+        self.map_by_url(map_url)
+            .and_then(|m| m.translate(word))
+            .or_else(|| self.cs(ids::BEHANDLANDE_ROLL).code_for_word(word))
+            .and_then(|c| self.treating_role(c))
+            .unwrap_or_else(|| TreatingRole::unlisted(word.trim()))
     }
 
     /// A specialty code, if the `specialitet` CodeSystem has it.

@@ -31,7 +31,9 @@ pub fn run(
         .filter(|r| {
             let Some(d) = at else { return true };
             let d = d.to_string();
-            r.status != "avbojd" && r.valid_from <= d && r.valid_to.as_ref().is_none_or(|t| *t >= d)
+            !matches!(r.status.as_str(), "avbojd" | "begard" | "informerad")
+                && r.valid_from <= d
+                && r.valid_to.as_ref().is_none_or(|t| *t >= d)
         })
         .collect())
 }

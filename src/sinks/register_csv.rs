@@ -48,9 +48,14 @@ impl<'m, W: Write> RegisterCsvWriter<'m, W> {
         code: &str,
         row: &FixedContact,
     ) -> Result<String, RegisterWriteError> {
-        self.terminology
-            .map_by_url(map_url)
-            .and_then(|m| m.reverse(code))
+        let map = self.terminology.map_by_url(map_url);
+        map.and_then(|m| m.reverse(code))
+            // A code a region added to the CodeSystem alone: its display, which the reader
+            // accepts as the word.
+            .or_else(|| {
+                map.and_then(|m| self.terminology.cs_by_url(&m.target))
+                    .and_then(|cs| cs.display(code))
+            })
             .map(str::to_owned)
             .ok_or_else(|| RegisterWriteError::NoWord {
                 row: row.row_id.to_string(),
@@ -81,6 +86,7 @@ impl<'m, W: Write> RegisterCsvWriter<'m, W> {
             ContactKind::TreatingRole(_) => "behandlande-roll",
         };
         let role = match c.kind {
+            ContactKind::TreatingRole(r) if !r.is_listed() => r.code().to_owned(),
             ContactKind::TreatingRole(r) => self.word(&maps.role, r.code(), c)?,
             _ => String::new(),
         };
@@ -92,6 +98,7 @@ impl<'m, W: Write> RegisterCsvWriter<'m, W> {
         };
         let staff = c.staff();
         let profession = match staff.and_then(|s| s.profession) {
+            Some(p) if !p.is_listed() => p.code().to_owned(),
             Some(p) => self.word(&maps.profession, p.code(), c)?,
             None => String::new(),
         };

@@ -6,10 +6,10 @@
 //! row on its own ends the broken record (reported) and starts a new one.
 
 use crate::domain::contact::{
-    ContactKind, ContactStatus, FixedContact, Period, Registration, RowId, TreatingRole,
+    ContactKind, ContactStatus, FixedContact, Period, Registration, RowId,
 };
 use crate::domain::identity::{HsaId, PatientId};
-use crate::domain::staff::{Licence, Profession, Staff};
+use crate::domain::staff::{Licence, Staff};
 use crate::domain::unit::{CareUnit, UnitKind};
 use crate::mapping::register::{RegisterMapping, TextEncoding};
 use crate::mapping::Terminology;
@@ -870,15 +870,12 @@ impl RowParser<'_> {
                 self.problem(Field::Role, "", reason);
                 None
             }
-            Some("behandlande-roll") => {
-                let role = self
-                    .code(&m.code_maps.role, &role_word)
-                    .and_then(|r| TreatingRole::from_code(&r));
-                if role.is_none() {
-                    self.unknown_code(Field::Role, &role_word, &m.code_maps.role);
-                }
-                role.map(ContactKind::TreatingRole)
-            }
+            // An open code: a role the region's CodeSystem lacks is read as written and
+            // reported by the rules (FK-R21), never quarantined (Gävleborg §2.4's roles are
+            // examples).
+            Some("behandlande-roll") => Some(ContactKind::TreatingRole(
+                self.t.treating_role_of_word(&m.code_maps.role, &role_word),
+            )),
             Some(other) => {
                 let reason = format!("maps to '{other}', which the product does not know");
                 self.problem(Field::Kind, &kind_word, reason);
@@ -935,17 +932,20 @@ impl RowParser<'_> {
     fn staff(&mut self, status: Option<ContactStatus>) -> Option<Staff> {
         let m = self.m;
         let staff_hsa = self.hsa(Field::StaffHsa);
-        if self.get(Field::StaffHsa).is_empty()
-            && status.is_some_and(|s| s != ContactStatus::Declined)
-        {
-            let reason = format!("required unless {} is declined", self.c.name(Field::Status));
+        if self.get(Field::StaffHsa).is_empty() && status.is_some_and(|s| !s.is_offer()) {
+            let reason = format!(
+                "required unless {} is an offer (declined, requested, informed)",
+                self.c.name(Field::Status)
+            );
             self.problem(Field::StaffHsa, "", reason);
         }
-        let profession = self.optional_code(
-            Field::Profession,
-            &m.code_maps.profession,
-            Profession::from_code,
-        );
+        // An open code (Örebro §7.2: the FVK is not tied to a profession): a word the
+        // CodeSystem lacks is kept as written and reported by the rules (FK-R21).
+        let profession_word = self.get(Field::Profession).to_owned();
+        let profession = (!profession_word.is_empty()).then(|| {
+            self.t
+                .profession_of_word(&m.code_maps.profession, &profession_word)
+        });
         let licence = match self.yes_no(Field::Licensed) {
             Some(true) => Licence::Licensed,
             Some(false) => Licence::NotLicensed,

@@ -747,6 +747,8 @@ pub(crate) struct Planner<'a> {
     register_patients: HashSet<u64>,
     /// Active hand-typed contacts, for the end-share guard under `--end-unmatched`.
     active_hand: usize,
+    /// The business status of an answered request (erbjudande#besvarat), as JSON.
+    answered: Value,
 }
 
 /// A register row waiting for the whole register before its takeover is decided.
@@ -788,6 +790,12 @@ impl<'a> Planner<'a> {
             hand_bodies: HashMap::new(),
             deferred: Vec::new(),
             register_patients: HashSet::new(),
+            answered: {
+                let c = m
+                    .terminology
+                    .coding(crate::mapping::terminology::ids::ERBJUDANDE, "besvarat");
+                json!({"coding": [{"system": c.system, "code": c.code, "display": c.display}]})
+            },
             active_hand: 0,
         }
     }
@@ -1128,8 +1136,11 @@ impl<'a> Planner<'a> {
         held: &Held,
     ) -> Result<(), SyncError> {
         let (own, opts) = (self.own, self.opts);
-        if a["status"] != "active" || t != "CareTeam" {
-            return Ok(()); // already ended, or a declined offer (nothing to end)
+        // An open request (a Task the product wrote as `requested`) is answered once the
+        // register no longer lists it; a decline or information given has nothing to end.
+        let open_request = t == "Task" && a["status"] == "requested";
+        if !open_request && (a["status"] != "active" || t != "CareTeam") {
+            return Ok(()); // already ended, or a step of the offer that is done
         }
         let id = a["id"].as_str().unwrap_or("").to_owned();
         let subject = a["subject"]["identifier"]["value"]
@@ -1152,13 +1163,18 @@ impl<'a> Planner<'a> {
             }
         }
         let mut ended = a.clone();
-        ended["status"] = json!("inactive");
         let end = opts.as_of.to_string();
-        let keep_end = a["period"]["end"]
-            .as_str()
-            .is_some_and(|e| e <= end.as_str());
+        let period = if open_request {
+            ended["status"] = json!("completed");
+            ended["businessStatus"] = self.answered.clone();
+            "executionPeriod"
+        } else {
+            ended["status"] = json!("inactive");
+            "period"
+        };
+        let keep_end = a[period]["end"].as_str().is_some_and(|e| e <= end.as_str());
         if !keep_end {
-            ended["period"]["end"] = json!(end);
+            ended[period]["end"] = json!(end);
         }
         let facts = self.state.last_facts(key)?;
         self.ends += 1;
@@ -1175,7 +1191,7 @@ impl<'a> Planner<'a> {
             register_row: None,
             reason: "no longer in the register: ended, not deleted".into(),
             facts: facts.map(|mut f| {
-                f.status = "avslutad".into();
+                f.status = if open_request { "besvarad" } else { "avslutad" }.into();
                 f.valid_to = Some(opts.as_of.to_string());
                 f
             }),

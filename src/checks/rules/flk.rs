@@ -4,7 +4,7 @@
 use super::{Engine, PatientData, Sourced, View};
 use crate::checks::catalogue::RuleId;
 use crate::checks::Finding;
-use crate::domain::{Profession, UnitKind};
+use crate::domain::UnitKind;
 
 pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
     let View {
@@ -16,7 +16,7 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
         let staff = c.staff();
         let one = [(*c, *s)];
         match staff.and_then(|s| s.profession) {
-            Some(Profession::Lakare) => {
+            Some(prof) if prof.is_physician() => {
                 let spec = staff.map(|s| &s.specialties[..]).unwrap_or_default();
                 let qualifies = spec.iter().any(|x| {
                     e.profile

@@ -178,38 +178,58 @@ fn discharge(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Finding>) 
         p, ctx, a, fvks, ..
     } = v;
     let side = |x: &[Sourced]| v.side(x);
-    // FK-R07: the EHR's FVKs count too, since a discharge FVK need not be in the register.
-    if e.needs(
+    // FK-R07: the duty starts with the admission notice to a unit of the region's outpatient
+    // care (Gävleborg §2.6, lag 2017:612 2 kap. 5 §), and lies with that unit.
+    if !e.needs(
         RuleId::R07,
         a.discharge,
         "inpatient encounters with discharge decided",
-    ) && ctx.discharge_pending
+    ) || !ctx.discharge_pending
+        || !e.needs(
+            RuleId::R07,
+            a.admission_notices,
+            "admission notices (Communication inskrivningsmeddelande)",
+        )
     {
-        let mut candidates = fvks.to_vec();
-        candidates.extend(
-            e.active(&d.ehr)
-                .into_iter()
-                .filter(|(c, _)| c.kind.is_fvk()),
-        );
-        let must_coordinate = e.profile.fvk.discharge_fvk_must_coordinate;
+        return;
+    }
+    // The EHR's FVKs count too, since a discharge FVK need not be in the register.
+    let mut candidates = fvks.to_vec();
+    candidates.extend(
+        e.active(&d.ehr)
+            .into_iter()
+            .filter(|(c, _)| c.kind.is_fvk()),
+    );
+    let people: BTreeSet<(Option<&HsaId>, &HsaId)> = candidates
+        .iter()
+        .map(|(c, _)| (c.staff().map(|s| &s.hsa), &c.unit.hsa))
+        .collect();
+    // Örebro §7.5: a patient's only FVK carries the coordination whether or not it is marked.
+    let single = people.len() == 1;
+    let coordinates = |c: &crate::domain::FixedContact| {
+        single
+            || matches!(
+                c.kind,
+                ContactKind::Fvk {
+                    coordinating: true,
+                    ..
+                }
+            )
+    };
+    let units: BTreeSet<&HsaId> = ctx.admission_notices.iter().collect();
+    for unit in units {
+        if !candidates.iter().any(|(c, _)| &c.unit.hsa == unit) {
+            let mut x = side(&candidates);
+            x.unit = Some(unit.clone());
+            e.emit(out, RuleId::R07, None, p, format!("an admission notice went to unit {unit} and discharge is decided, but the unit has appointed no FVK"), x);
+        }
+    }
+    if e.profile.fvk.discharge_fvk_must_coordinate && !ctx.admission_notices.is_empty() {
         let ok = candidates.iter().any(|(c, _)| {
-            c.unit.kind.is_some_and(UnitKind::is_region_outpatient)
-                && (!must_coordinate
-                    || matches!(
-                        c.kind,
-                        ContactKind::Fvk {
-                            coordinating: true,
-                            ..
-                        }
-                    ))
+            c.unit.kind.is_some_and(UnitKind::is_region_outpatient) && coordinates(c)
         });
         if !ok {
-            let need = if must_coordinate {
-                "a coordinating FVK"
-            } else {
-                "an FVK"
-            };
-            e.emit(out, RuleId::R07, None, p, format!("discharge from inpatient care is decided, but there is no {need} in the region's outpatient care"), side(&candidates));
+            e.emit(out, RuleId::R07, None, p, "discharge is decided, but no FVK in the region's outpatient care has the coordinating responsibility".into(), side(&candidates));
         }
     }
 }
@@ -222,7 +242,7 @@ fn health_care_staff(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<F
         for (c, s) in fvks.iter() {
             if c.staff()
                 .and_then(|s| s.profession)
-                .is_some_and(|p| !p.is_health_care_staff())
+                .is_some_and(|p| p.is_health_care_staff() == Some(false))
             {
                 e.emit(
                     out,
@@ -396,9 +416,10 @@ mod tests {
     }
 
     #[test]
-    fn fk_r07_before_discharge_an_fvk_in_the_region_s_outpatient_care() {
-        let discharge = PatientContext {
+    fn fk_r07_the_unit_an_admission_notice_went_to_appoints_an_fvk_before_discharge() {
+        let notice_to = |unit: &str| PatientContext {
             discharge_pending: true,
+            admission_notices: vec![crate::domain::HsaId::parse(unit).expect("hsa")],
             ..Default::default()
         };
         let ward = rows(&[&row(
@@ -413,33 +434,72 @@ mod tests {
             "SE2321000016-W0001",
             "Slutenvård",
         )]);
-        let outpatient = rows(&[&fvk("a", "", "SE2321000016-N001", "Sjuksköterska", "J", VC)]);
-        let coordinating = rows(&[&fvk(
+        let at_vc = rows(&[&fvk("a", "", "SE2321000016-N001", "Sjuksköterska", "J", VC)]);
+        let at_clinic = rows(&[&fvk(
             "a",
-            "J",
+            "",
             "SE2321000016-N001",
             "Sjuksköterska",
             "J",
-            VC,
+            SPEC,
         )]);
+        let two_uncoordinated = rows(&[
+            &fvk("a", "", "SE2321000016-N001", "Sjuksköterska", "J", VC),
+            &fvk("b", "", "SE2321000016-N002", "Sjuksköterska", "J", SPEC),
+        ]);
+        let two_coordinated = rows(&[
+            &fvk("a", "J", "SE2321000016-N001", "Sjuksköterska", "J", VC),
+            &fvk("b", "", "SE2321000016-N002", "Sjuksköterska", "J", SPEC),
+        ]);
         for profile in ["gavleborg", "orebro"] {
+            // Bad: only an FVK on the ward, or at another unit than the notice's.
             assert!(
-                has(&findings(profile, &ward, &discharge), "FK-R07"),
+                has(&findings(profile, &ward, &notice_to(VC)), "FK-R07"),
                 "{profile}"
             );
             assert!(
-                !has(&findings(profile, &coordinating, &discharge), "FK-R07"),
+                has(&findings(profile, &at_clinic, &notice_to(VC)), "FK-R07"),
+                "{profile}"
+            );
+            // Near miss: the receiving unit's FVK, the patient's only one, not marked
+            // coordinating (under Örebro the single FVK carries the coordination).
+            assert!(
+                !has(&findings(profile, &at_vc, &notice_to(VC)), "FK-R07"),
+                "{profile}"
+            );
+            assert!(
+                !has(
+                    &findings(profile, &two_coordinated, &notice_to(VC)),
+                    "FK-R07"
+                ),
+                "{profile}"
+            );
+            // No admission notice, no duty (Gävleborg §2.6): discharge alone is not enough.
+            let no_notice = PatientContext {
+                discharge_pending: true,
+                ..Default::default()
+            };
+            assert!(
+                !has(&findings(profile, &ward, &no_notice), "FK-R07"),
+                "{profile}"
+            );
+            // No discharge under way, no duty.
+            assert!(
+                !has(
+                    &findings(profile, &ward, &PatientContext::default()),
+                    "FK-R07"
+                ),
                 "{profile}"
             );
         }
-        // Gävleborg §2.6 asks for an FVK in outpatient care, coordinating or not.
-        assert!(!has(
-            &findings("gavleborg", &outpatient, &discharge),
+        // Two FVKs and none coordinating: Örebro §7.5 wants the coordinating one in the
+        // region's outpatient care; Gävleborg's §2.6 asks only for the receiving unit's FVK.
+        assert!(has(
+            &findings("orebro", &two_uncoordinated, &notice_to(VC)),
             "FK-R07"
         ));
-        // No discharge under way, no duty.
         assert!(!has(
-            &findings("gavleborg", &ward, &PatientContext::default()),
+            &findings("gavleborg", &two_uncoordinated, &notice_to(VC)),
             "FK-R07"
         ));
     }

@@ -3,11 +3,13 @@
 //! One file per family of rules; each reads the patient's `View` and emits through the `Engine`.
 
 mod agreement;
+mod codes;
 mod directory;
 mod flk;
 mod fvk;
 mod groups;
 mod life_events;
+mod offer;
 mod overlap;
 mod plans;
 
@@ -72,6 +74,8 @@ fn describe(c: &FixedContact) -> String {
                 .unwrap_or_else(|| "(no end date)".into())
         ),
         ContactStatus::Declined => "declined".to_owned(),
+        ContactStatus::Requested => "requested".to_owned(),
+        ContactStatus::Informed => "informed of the right to one".to_owned(),
     };
     format!(
         "{} {who} at {unit}, from {}, {status}",
@@ -212,6 +216,8 @@ impl<'p> Engine<'p> {
         overlap::check(self, &v, d, out);
         groups::check(self, &v, d, out);
         life_events::check(self, &v, d, out);
+        codes::check(self, &v, d, out);
+        offer::check(self, &v, d, out);
     }
 }
 
@@ -419,6 +425,7 @@ pub(super) mod testkit {
             life_threatening: true,
             municipal_care: true,
             discharge: true,
+            admission_notices: true,
             deceased_or_moved: true,
             patient_groups: true,
             large_care_needs: true,

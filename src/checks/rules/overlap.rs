@@ -3,7 +3,6 @@
 use super::{Engine, PatientData, Sourced, View};
 use crate::checks::catalogue::RuleId;
 use crate::checks::Finding;
-use crate::domain::ContactStatus;
 use std::collections::HashSet;
 
 pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
@@ -12,7 +11,7 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
     // FK-R17
     let live: Vec<Sourced> = view
         .iter()
-        .filter(|(c, _)| c.status() != ContactStatus::Declined)
+        .filter(|(c, _)| !c.status().is_offer())
         .copied()
         .collect();
     let mut reported = HashSet::new();

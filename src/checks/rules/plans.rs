@@ -112,7 +112,7 @@ pub(super) fn plans(
                             .any(|(c, _)| c.staff().is_some_and(|s| &s.hsa == a));
                         let is_physician = view.iter().any(|(c, _)| {
                             c.staff().is_some_and(|s| {
-                                &s.hsa == a && s.profession == Some(Profession::Lakare)
+                                &s.hsa == a && s.profession.is_some_and(Profession::is_physician)
                             })
                         });
                         // Örebro §9.2: the FLK, or "den behandlande läkaren inom

@@ -19,6 +19,7 @@ pub const READ_TYPES: &[&str] = &[
     "Observation",
     "EpisodeOfCare",
     "Encounter",
+    "Communication",
 ];
 
 /// How many not-used resources are listed one by one (the rest are counted by reason).

@@ -23,6 +23,7 @@ pub(crate) const TYPES: &[&str] = &[
     "Observation",
     "EpisodeOfCare",
     "Encounter",
+    "Communication",
     "CarePlan",
     "Consent",
 ];

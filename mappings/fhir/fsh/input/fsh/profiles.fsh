@@ -7,6 +7,7 @@ Alias: $kategori = https://fhir.fastkontakt.example/CodeSystem/careteam-kategori
 Alias: $roll = https://fhir.fastkontakt.example/CodeSystem/behandlande-roll
 Alias: $erbjudande = https://fhir.fastkontakt.example/CodeSystem/erbjudande
 Alias: $deltagarroll = https://fhir.fastkontakt.example/ValueSet/fast-kontakt-deltagarroll
+Alias: $steg = https://fhir.fastkontakt.example/ValueSet/erbjudande-steg
 
 Invariant: fk-status
 Description: "A fixed contact is active or ended (inactive)."
@@ -75,16 +76,16 @@ Description: "One treating role (a contact nurse, a responsible physiotherapist 
 * participant.member 1..1
 * participant.member only Reference(PractitionerRole)
 
-Profile: AvbojtErbjudandeTask
+Profile: ErbjudandeTask
 Parent: Task
-Id: avbojt-erbjudande-task
-Title: "Avböjt erbjudande om fast kontakt"
-Description: "The patient declined the offer of a fixed contact (Gävleborg §2.1): the offer, its kind and its unit."
+Id: erbjudande-task
+Title: "Erbjudande om fast kontakt"
+Description: "A step of the offer of a fixed contact: the patient informed of the right to one (Örebro §1.1.1; status completed), the patient's request (Örebro §7.3, Gävleborg §2.1; status requested, answered when the register no longer lists it), or the patient's decline (Gävleborg §2.1; status completed)."
 * extension contains BefolkningsregisterAndring named registerAndring 0..1
 * code 1..1
 * code = $erbjudande#erbjudande-fast-kontakt
 * businessStatus 1..1
-* businessStatus = $erbjudande#avbojt
+* businessStatus from $steg (required)
 * for 1..1
 * for only Reference(Patient)
 * executionPeriod 1..1
@@ -94,6 +95,13 @@ Description: "The patient declined the offer of a fixed contact (Gävleborg §2.
 * input 1..*
 * input.value[x] only CodeableConcept
 * input.valueCodeableConcept from $deltagarroll (required)
+
+Profile: AvbojtErbjudandeTask
+Parent: ErbjudandeTask
+Id: avbojt-erbjudande-task
+Title: "Avböjt erbjudande om fast kontakt"
+Description: "The patient declined the offer of a fixed contact (Gävleborg §2.1): the offer, its kind and its unit."
+* businessStatus = $erbjudande#avbojt
 
 Profile: FastKontaktPractitionerRole
 Parent: PractitionerRole
