@@ -8,6 +8,7 @@
 
 pub mod checks;
 pub mod domain;
+pub mod duties;
 pub mod fhir;
 pub mod mapping;
 pub mod pipelines;

@@ -222,6 +222,19 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The hand-written register's valid rows (one row fails its check digit), read by the
+/// product's own reader: a count the sync tests expect of a first sync.
+#[allow(dead_code)] // not every test binary uses every helper
+pub fn handwritten_rows() -> usize {
+    use fastkontakt::sources::register::{RegisterItem, RegisterReader};
+    let m = fastkontakt::mapping::Mappings::load(&root().join("mappings"), None, None).unwrap();
+    let path = root().join("samples/handwritten/register.csv");
+    RegisterReader::open(&path, &m.register, &m.terminology)
+        .unwrap()
+        .filter(|i| matches!(i, Ok(RegisterItem::Contact { .. })))
+        .count()
+}
+
 /// Faults the proxy injects, each a share of requests (0..1).
 #[derive(Clone, Copy, Default)]
 pub struct Faults {
