@@ -239,6 +239,12 @@ const TABLE: &[(&str, &str, &str, &[&str])] = &[
         &["gavleborg", "orebro"],
     ),
     (
+        "FK-R24",
+        "r24-inform-open",
+        "ok-all",
+        &["gavleborg", "orebro"],
+    ),
+    (
         "FK-R20",
         "r20-moved",
         "r13-sip-ok",
@@ -428,7 +434,7 @@ fn rules_without_data_are_not_evaluated_once_never_passed() {
     let rules: Vec<&str> = r.not_evaluated.iter().map(|n| n.rule).collect();
     for rule in [
         "FK-R03", "FK-R06", "FK-R07", "FK-R08", "FK-R09", "FK-R10", "FK-R12", "FK-R13", "FK-R14",
-        "FK-R15", "FK-R18", "FK-R20",
+        "FK-R15", "FK-R18", "FK-R20", "FK-R24",
     ] {
         assert_eq!(
             rules.iter().filter(|r| **r == rule).count(),

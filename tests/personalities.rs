@@ -325,8 +325,14 @@ async fn end_state(c: &FhirClient) -> BTreeMap<String, Vec<String>> {
                 .flatten()
                 .find(|i| i["system"] == ROW_SYSTEM)
                 .and_then(|i| i["value"].as_str())
-                .unwrap_or("?")
-                .to_owned();
+                .map(str::to_owned)
+                // An inform-the-patient Task carries its duty's identifier, not a row.
+                .or_else(|| {
+                    r["identifier"][0]["value"]
+                        .as_str()
+                        .map(|v| format!("duty {v}"))
+                })
+                .unwrap_or_else(|| "?".into());
             let facts = format!(
                 "{t} {} {} {} subject={} member={} owner={}",
                 r["status"],

@@ -234,7 +234,11 @@ fn a_plan_from_files_is_refused_by_sync_apply() {
     // but 2 (r08-ehr-missing, r12-declined-not-in-ehr): with no --takeover chosen those are
     // held (no second FLK or FVK), the other 2 are creates.
     let held = handwritten_rows() - 2;
-    assert_eq!(plan["takeover_pending"], held, "{}", plan["takeover_pending"]);
+    assert_eq!(
+        plan["takeover_pending"], held,
+        "{}",
+        plan["takeover_pending"]
+    );
     assert_eq!(plan["takeover"]["counts"]["pending"], held);
     assert_eq!(plan["takeover"]["counts"]["unmatched"], 2);
     assert_eq!(creates, 2);

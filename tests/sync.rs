@@ -56,7 +56,8 @@ fn summary(o: &Output, path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// Relations on the server per register row id: (count, resources).
+/// Relations on the server per register row id: (count, resources). A Task that carries no
+/// row (an inform-the-patient Task) is no relation.
 async fn by_row(c: &FhirClient) -> BTreeMap<String, Vec<Value>> {
     let mut m: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for t in ["CareTeam", "Task"] {
@@ -67,12 +68,182 @@ async fn by_row(c: &FhirClient) -> BTreeMap<String, Vec<Value>> {
                 .flatten()
                 .find(|i| i["system"] == ROW_SYSTEM)
                 .and_then(|i| i["value"].as_str())
-                .unwrap_or("?")
-                .to_owned();
-            m.entry(row).or_default().push(r);
+                .map(str::to_owned);
+            match (row, t) {
+                (Some(row), _) => m.entry(row).or_default().push(r),
+                (None, "CareTeam") => m.entry("?".into()).or_default().push(r),
+                (None, _) => {}
+            }
         }
     }
     m
+}
+
+/// The inform-the-patient Tasks on the server.
+async fn inform_tasks(c: &FhirClient) -> Vec<Value> {
+    c.search_all("Task?_count=500")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t["code"]["coding"][0]["code"] == "informera-om-fast-vardkontakt")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_patient_is_told_when_an_fvk_ends_or_changes_and_gets_the_written_information() {
+    let s = server();
+    let t = tenant("duties");
+    let c = client(&s.base, &t);
+    let dir = tempfile::tempdir().unwrap();
+    let (state, sum) = (
+        dir.path().join("state.sqlite"),
+        dir.path().join("summary.json"),
+    );
+    let letters = dir.path().join("brev");
+    let o = sync(
+        &s.base,
+        &t,
+        &handwritten(),
+        &state,
+        &[
+            "--written-information",
+            "--written-information-dir",
+            letters.to_str().unwrap(),
+            "--summary",
+            sum.to_str().unwrap(),
+        ],
+    );
+    let first = summary(&o, &sum);
+    // The first sync creates; it ends and changes nothing, so no one is to be told.
+    assert!(inform_tasks(&c).await.is_empty());
+    let docs = c.search_all("Composition?_count=500").await.unwrap();
+    // Every patient with a contact in force gets the written information, once.
+    let in_force = {
+        use fastkontakt::sources::register::{RegisterItem, RegisterReader};
+        let m = fastkontakt::mapping::Mappings::load(&root().join("mappings"), None, None).unwrap();
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        let mut p = std::collections::HashSet::new();
+        for i in RegisterReader::open(&handwritten(), &m.register, &m.terminology).unwrap() {
+            if let Ok(RegisterItem::Contact { contact, .. }) = i {
+                if contact.is_active_on(day) {
+                    p.insert(contact.patient.clone());
+                }
+            }
+        }
+        p.len()
+    };
+    assert_eq!(docs.len(), in_force);
+    assert_eq!(first["duties_written"], docs.len(), "{first}");
+    for d in &docs {
+        fastkontakt::fhir::model::parse(&serde_json::to_vec(d).unwrap())
+            .expect("a Composition in strict R4");
+        assert_eq!(d["status"], "final");
+        assert!(d["section"][0]["entry"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty()));
+    }
+    // ok-all: FLK, FVK and a contact nurse, with the units to reach them through.
+    let pnr = "193103041004";
+    let ok_all: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["subject"]["identifier"]["value"] == pnr)
+        .collect();
+    assert_eq!(ok_all.len(), 1);
+    let text = ok_all[0]["section"][0]["text"]["div"].as_str().unwrap();
+    for want in [
+        "Fast läkarkontakt",
+        "Fast vårdkontakt",
+        "Kontaktsjuksköterska",
+        "Anna Lind",
+        "Vårdcentralen Norr",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    // The same as files: a printable page and the Composition, no personnummer in names.
+    let files: Vec<String> = std::fs::read_dir(&letters)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 2 * docs.len());
+    assert!(files
+        .iter()
+        .all(|f| !f.contains(pnr) && !f.contains("19310304")));
+    let page = files.iter().find(|f| f.ends_with(".html")).unwrap();
+    let html = std::fs::read_to_string(letters.join(page)).unwrap();
+    assert!(html.contains("<html lang=\"sv\">") && html.contains("Dina fasta kontakter"));
+
+    // ok-all-2's FVK ends; r13-sip-ok-1's FVK is another nurse now.
+    let text = std::fs::read_to_string(handwritten()).unwrap();
+    let changed: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("ok-all-2;") {
+                l.replace(";Aktiv;2023-05-10;;", ";Avslutad;2023-05-10;2026-05-31;")
+            } else if l.starts_with("r13-sip-ok-1;") {
+                l.replace("SE2321000016-N002;Sara Holm", "SE2321000016-N001;Erik Berg")
+            } else {
+                l.to_owned()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect();
+    assert_ne!(changed, text);
+    let reg2 = dir.path().join("register2.csv");
+    std::fs::write(&reg2, &changed).unwrap();
+    let o = sync(
+        &s.base,
+        &t,
+        &reg2,
+        &state,
+        &["--written-information", "--summary", sum.to_str().unwrap()],
+    );
+    let second = summary(&o, &sum);
+    let tasks = inform_tasks(&c).await;
+    assert_eq!(tasks.len(), 2, "{second}");
+    let rows = by_row(&c).await;
+    for (row, change) in [("ok-all-2", "avslutad"), ("r13-sip-ok-1", "andrad")] {
+        let ct = &rows[row][0];
+        let task = tasks
+            .iter()
+            .find(|t| t["focus"]["reference"] == format!("CareTeam/{}", ct["id"].as_str().unwrap()))
+            .unwrap_or_else(|| panic!("no task for {row}: {tasks:?}"));
+        fastkontakt::fhir::model::parse(&serde_json::to_vec(task).unwrap())
+            .expect("a Task in strict R4");
+        assert_eq!(task["status"], "requested");
+        assert!(task["identifier"][0]["value"]
+            .as_str()
+            .unwrap()
+            .contains(change));
+        // Owned by the unit, for the patient, pointing at the relation.
+        assert_eq!(task["owner"], ct["managingOrganization"][0]);
+        assert_eq!(task["for"]["reference"], ct["subject"]["reference"]);
+    }
+    // The two patients get their written information again (the other patients' is unchanged).
+    let after = c.search_all("Composition?_count=500").await.unwrap();
+    assert_eq!(after.len(), docs.len() + 2, "{second}");
+    assert_eq!(second["duties_written"], 4, "{second}");
+    let newest = after
+        .iter()
+        .filter(|d| d["subject"]["identifier"]["value"] == pnr)
+        .find(|d| d["id"] != ok_all[0]["id"])
+        .unwrap();
+    let text = newest["section"][0]["text"]["div"].as_str().unwrap();
+    assert!(
+        !text.contains("Fast vårdkontakt"),
+        "the ended FVK is gone: {text}"
+    );
+
+    // A rerun tells no one twice and writes no document again.
+    let o = sync(
+        &s.base,
+        &t,
+        &reg2,
+        &state,
+        &["--written-information", "--summary", sum.to_str().unwrap()],
+    );
+    let third = summary(&o, &sum);
+    assert_eq!(third["duties_written"], 0, "{third}");
+    assert_eq!(inform_tasks(&c).await.len(), 2);
 }
 
 fn handwritten() -> PathBuf {

@@ -47,7 +47,8 @@ if os.path.isdir(ehr_dir) and len(sys.argv) != 3:
         if t == "Patient":
             ids = r.get("identifier") or [{}]
             context.setdefault(ids[0].get("value", "").replace("-", ""), []).append(r)
-        elif t in ("Flag", "Condition", "Observation", "Encounter", "Communication", "EpisodeOfCare", "CarePlan"):
+        elif t in ("Flag", "Condition", "Observation", "Encounter", "Communication", "EpisodeOfCare", "CarePlan") or (
+                t == "Task" and "patientuppgift" in json.dumps(r.get("code", {}))):
             p = (pnr_of(r) or "").replace("-", "")
             group = context.setdefault(p, [])
             group.append(r)

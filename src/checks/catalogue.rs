@@ -1,4 +1,4 @@
-//! The guideline rules FK-R01..FK-R23 (R21..R23 the product's own reading of the guidelines): id, default severity, basis as `domain.md` cites it
+//! The guideline rules FK-R01..FK-R24 (R21..R24 the product's own reading of the guidelines): id, default severity, basis as `domain.md` cites it
 //! (checked against the guidelines in shared/seeds), a one-line explanation, and the data each
 //! needs. The logic is in `rules.rs`; a profile may change a severity.
 
@@ -41,7 +41,7 @@ const fn rule(
 
 use Severity::{Error as E, Warning as W};
 
-/// The guideline's rules FK-R01..FK-R23, in id order.
+/// The guideline's rules FK-R01..FK-R24, in id order.
 pub const RULES: &[Rule] = &[
     rule("FK-R01", E, "At most one active FVK per patient", "Gävleborg §2.2 (also §2.1)",
         "Gävleborg registers one FVK per patient in the register, and so one in Cosmic; a profile may instead cap FVKs per unit.",
@@ -103,7 +103,7 @@ pub const RULES: &[Rule] = &[
     rule("FK-R20", E, "No active contacts after death or moving out", "register hygiene (Navet feeds the register)",
         "A deceased patient, or one who moved out of the region, has no active contacts left.",
         "EHR: Patient.deceased, moved-out flag"),
-    // FK-R21..R23 are the product's own, from issue 16's reading of both guidelines: not in
+    // FK-R21..R24 are the product's own, from issue 16's reading of both guidelines: not in
     // domain.md's list, which the guidelines outrank.
     rule("FK-R21", W, "Professions and treating roles are in the region's lists", "Örebro §7.2; Gävleborg §2.1.1, §2.4",
         "Any profession may hold the FVK role and the treating roles are examples, so the lists are the region's CodeSystems (mappings/fhir/CodeSystem-yrke.json, CodeSystem-behandlande-roll.json): a word not in them is read and reported here, to be added or corrected; a treating role held by another profession than the one the CodeSystem names for it is information.",
@@ -114,6 +114,9 @@ pub const RULES: &[Rule] = &[
     rule("FK-R23", Severity::Info, "The need for an FVK is evaluated again", "Örebro §7.3; Gävleborg §2.1",
         "The need for an FVK is evaluated continuously, together with the patient: an active FVK unchanged for the profile's number of months is a reminder to evaluate it again.",
         "contacts with their start or last register change"),
+    rule("FK-R24", Severity::Info, "The patient is told when an FVK ends or changes", "Örebro §7.4",
+        "When an FVK ends or changes, the patient is told: the sync writes a Task \"inform the patient\" owned by the unit; one still open is listed here until the unit marks it done.",
+        "EHR: inform-the-patient Tasks"),
 ];
 
 /// Checks of the input itself, beside the guideline's rules: a check is only as complete as
@@ -161,6 +164,7 @@ pub(crate) enum RuleId {
     R21,
     R22,
     R23,
+    R24,
 }
 
 impl RuleId {
@@ -180,7 +184,7 @@ mod tests {
 
     #[test]
     fn every_rule_id_names_its_own_entry() {
-        assert_eq!(RULES.len(), 23);
+        assert_eq!(RULES.len(), 24);
         for (i, r) in RULES.iter().enumerate() {
             assert_eq!(r.id, format!("FK-R{:02}", i + 1));
         }

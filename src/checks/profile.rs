@@ -165,7 +165,7 @@ impl Profile {
             .chain(raw.rules.keys())
         {
             if super::catalogue::find(id).is_none() {
-                return Err(invalid(format!("no rule {id} (rules are FK-R01..FK-R23)")));
+                return Err(invalid(format!("no rule {id} (rules are FK-R01..FK-R24)")));
             }
         }
         for s in &raw.flk.qualifying_specialties {

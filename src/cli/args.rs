@@ -11,7 +11,7 @@ use std::path::PathBuf;
     about = "Fixed care contacts (fast vårdkontakt, fast läkarkontakt, behandlande roller) between a Swedish population register and an EHR's FHIR R4 API",
     long_about = "fastkontakt reads the population register's contact export, translates it to and from FHIR R4 \
 (one CareTeam per patient–contact relation, Inera's \"fast kontakt\" model), checks it against the guideline \
-rules FK-R01..FK-R23 and syncs it into an EHR.\n\n\
+rules FK-R01..FK-R24 and syncs it into an EHR.\n\n\
 Exit codes: 0 done; 1 done, but rows were rejected or findings reached --fail-on; 2 the run failed.",
     after_help = "Examples:\n  fastkontakt translate samples/region/register.csv -o out/bundle.json\n  \
 fastkontakt translate out/bundle.json -o out/register.csv\n  \
@@ -57,7 +57,7 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE")]
         quarantine: Option<PathBuf>,
     },
-    /// Check register and/or EHR data against the guideline rules FK-R01..FK-R23.
+    /// Check register and/or EHR data against the guideline rules FK-R01..FK-R24.
     ///
     /// Rules that need EHR-only facts (life-threatening condition, municipal care, discharge,
     /// plans, …) read them from the EHR data; a rule whose data is absent from the input is
@@ -269,6 +269,20 @@ pub(crate) struct SyncArgs {
     /// register lists the patient (under the --max-end-share guard). Default: list them.
     #[arg(long, global = true)]
     pub(crate) end_unmatched: bool,
+    /// Write no Task "inform the patient" when the run ends or changes an FVK (Örebro §7.4:
+    /// the patient is told; by default the Task lands in the unit's work list).
+    #[arg(long, global = true)]
+    pub(crate) no_inform_tasks: bool,
+    /// Write each patient's written information (Örebro §7.4: all fixed contacts, the
+    /// coordinating FVK marked, how to reach them) as a Composition, for each patient whose
+    /// contacts the run changes. Off unless the region turns it on.
+    #[arg(long, global = true)]
+    pub(crate) written_information: bool,
+    /// Also write each such patient's written information here as a printable Swedish page
+    /// (HTML) and its Composition (JSON), one pair of files per patient, named by the
+    /// patient's resource id (no personnummer in file names).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) written_information_dir: Option<PathBuf>,
     /// Probe the server again (what it allows is kept in the state file after the first run;
     /// see `fastkontakt probe`).
     #[arg(long, global = true)]

@@ -290,8 +290,14 @@ pub(super) fn sync(cli: &Cli, raw: &SyncArgs) -> anyhow::Result<ExitCode> {
                 create_by: args.create_by,
                 grouping: args.grouping,
             },
+            duties: fastkontakt::sync::Duties {
+                inform_tasks: !args.no_inform_tasks,
+                written_information: args.written_information,
+                written_information_files: args.written_information_dir.is_some(),
+            },
         },
         chunk_size: chunk,
+        written_information_dir: args.written_information_dir.clone(),
     };
     let outcome = runtime()?.block_on(pipelines::sync::run(
         &client,
@@ -400,6 +406,7 @@ pub(super) fn reconcile(cli: &Cli, a: &ReconcileArgs) -> anyhow::Result<ExitCode
                 takeover: a.takeover,
                 end_unmatched: a.end_unmatched,
                 writing: Default::default(),
+                duties: Default::default(),
             },
             report_dir: &a.report,
             quarantine: a
@@ -549,7 +556,7 @@ pub(super) fn rules(
     match id {
         Some(id) => {
             let r = catalogue::find(id)
-                .with_context(|| format!("no rule {id}; rules are FK-R01..FK-R23"))?;
+                .with_context(|| format!("no rule {id}; rules are FK-R01..FK-R24"))?;
             println!(
                 "{}  {} ({})\n\n{}\n\nBasis: {}\nNeeds: {}",
                 r.id, r.title, r.severity, r.explanation, r.basis, r.needs

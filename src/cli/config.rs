@@ -47,6 +47,11 @@ pub(crate) fn merge_sync_args(args: &SyncArgs) -> anyhow::Result<SyncArgs> {
     }
     base.dry_run |= args.dry_run;
     base.end_unmatched |= args.end_unmatched;
+    base.no_inform_tasks |= args.no_inform_tasks;
+    base.written_information |= args.written_information;
+    if args.written_information_dir.is_some() {
+        base.written_information_dir = args.written_information_dir.clone();
+    }
     base.reprobe |= args.reprobe;
     base.action = args.action.clone();
     Ok(base)

@@ -38,6 +38,8 @@ pub struct PatientContext {
     /// Units of the region's outpatient care an admission notice (inskrivningsmeddelande) went
     /// to: each is to appoint an FVK before discharge (Gävleborg §2.6, lag 2017:612).
     pub admission_notices: Vec<HsaId>,
+    /// Tasks to tell the patient that an FVK ended or changed, not yet done (FK-R24).
+    pub open_inform_tasks: Vec<OpenInformTask>,
     /// The patient has died (FK-R20).
     pub deceased: bool,
     /// The patient has moved out of the region (FK-R20).
@@ -68,6 +70,8 @@ pub struct Availability {
     pub discharge: bool,
     /// Admission notices (Communication) are recorded.
     pub admission_notices: bool,
+    /// Inform-the-patient Tasks are recorded.
+    pub inform_tasks: bool,
     /// Deaths or moves are recorded.
     pub deceased_or_moved: bool,
     /// Patient groups are recorded.
@@ -87,6 +91,7 @@ impl PatientContext {
         self.municipal_care.extend(o.municipal_care);
         self.discharge_pending |= o.discharge_pending;
         self.admission_notices.extend(o.admission_notices);
+        self.open_inform_tasks.extend(o.open_inform_tasks);
         self.deceased |= o.deceased;
         self.moved_out |= o.moved_out;
         self.groups.extend(o.groups);
@@ -107,10 +112,22 @@ impl Availability {
         self.municipal_care |= o.municipal_care;
         self.discharge |= o.discharge;
         self.admission_notices |= o.admission_notices;
+        self.inform_tasks |= o.inform_tasks;
         self.deceased_or_moved |= o.deceased_or_moved;
         self.patient_groups |= o.patient_groups;
         self.large_care_needs |= o.large_care_needs;
         self.plans |= o.plans;
         self.staff_directory |= o.staff_directory;
     }
+}
+
+/// A task to tell the patient that an FVK ended or changed (Örebro §7.4), still open.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OpenInformTask {
+    /// `Task/id`.
+    pub source: String,
+    /// When it was made.
+    pub since: Option<chrono::NaiveDate>,
+    /// The unit that owns it.
+    pub unit: Option<HsaId>,
 }

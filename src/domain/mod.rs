@@ -12,7 +12,7 @@ pub mod unit;
 pub use contact::{
     ContactKind, ContactStatus, FixedContact, Period, Registration, RowId, TreatingRole,
 };
-pub use context::{Availability, MunicipalCareForm, PatientContext, PatientGroup};
+pub use context::{Availability, MunicipalCareForm, OpenInformTask, PatientContext, PatientGroup};
 pub use identity::{HsaId, PatientId, PatientIdKind};
 pub use plan::{
     CarePlanRecord, Consent, DocumentedAgreement, FollowUp, Intervention, MedicalCarePlan,

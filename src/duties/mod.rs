@@ -55,9 +55,11 @@ impl WrittenInformation {
             .map(|c| {
                 let (order, role, coordinating) = match c.kind {
                     ContactKind::Flk => (0, FLK.to_owned(), false),
-                    ContactKind::Fvk { coordinating, .. } => {
-                        (if coordinating { 1 } else { 2 }, "Fast vårdkontakt".to_owned(), coordinating)
-                    }
+                    ContactKind::Fvk { coordinating, .. } => (
+                        if coordinating { 1 } else { 2 },
+                        "Fast vårdkontakt".to_owned(),
+                        coordinating,
+                    ),
                     ContactKind::TreatingRole(r) => {
                         let display = if r.is_listed() {
                             t.cs(ids::BEHANDLANDE_ROLL).display(r.code())
@@ -110,7 +112,14 @@ impl WrittenInformation {
             h.update(
                 format!(
                     "{}|{}|{:?}|{:?}|{:?}|{}|{}|{};",
-                    l.role, l.coordinating, l.name, l.profession, l.unit_name, l.unit, l.since, l.row
+                    l.role,
+                    l.coordinating,
+                    l.name,
+                    l.profession,
+                    l.unit_name,
+                    l.unit,
+                    l.since,
+                    l.row
                 )
                 .as_bytes(),
             );
@@ -148,7 +157,11 @@ impl WrittenInformation {
                 (None, Some(p)) => e(&p.to_lowercase()),
                 (None, None) => "namn saknas".into(),
             };
-            let unit = l.unit_name.as_deref().map(e).unwrap_or_else(|| e(l.unit.as_str()));
+            let unit = l
+                .unit_name
+                .as_deref()
+                .map(e)
+                .unwrap_or_else(|| e(l.unit.as_str()));
             let coordinating = if l.coordinating {
                 " Hen samordnar din vård och är den du i första hand vänder dig till."
             } else {

@@ -491,6 +491,60 @@ impl<'m> ContextReader<'m> {
                         out.contexts.entry(id).or_default().discharge_pending |= pending;
                     }
                 }
+                Resource::Task(task) => {
+                    let uppgift = self
+                        .m
+                        .terminology
+                        .url(crate::mapping::terminology::ids::PATIENTUPPGIFT);
+                    let inform = task.code.as_deref().is_some_and(|cc| {
+                        has(
+                            cc,
+                            &(
+                                uppgift.to_owned(),
+                                "informera-om-fast-vardkontakt".to_owned(),
+                            ),
+                        )
+                    });
+                    if !inform {
+                        return Verdict::NotJudged; // an offer, judged by the contact reader
+                    }
+                    a.inform_tasks = true;
+                    let open = matches!(
+                        task.status.value.as_deref(),
+                        Some(
+                            "requested"
+                                | "received"
+                                | "accepted"
+                                | "ready"
+                                | "in-progress"
+                                | "on-hold"
+                        )
+                    );
+                    let Some(id) = self.patient(idx, task.r#for.as_deref()) else {
+                        return no_patient();
+                    };
+                    if open {
+                        let since = task
+                            .authored_on
+                            .as_ref()
+                            .and_then(|d| d.value.as_deref())
+                            .and_then(|d| d.get(..10))
+                            .and_then(|d| d.parse().ok());
+                        let unit = task.owner.as_deref().and_then(|r| self.unit_hsa(idx, r));
+                        let tid = task
+                            .id
+                            .as_ref()
+                            .and_then(|i| i.value.as_deref())
+                            .unwrap_or("");
+                        out.contexts.entry(id).or_default().open_inform_tasks.push(
+                            crate::domain::OpenInformTask {
+                                source: format!("Task/{tid}"),
+                                since,
+                                unit,
+                            },
+                        );
+                    }
+                }
                 Resource::Communication(c) => {
                     if !c.category.iter().any(|cc| has(cc, &e.admission_notice)) {
                         return Verdict::not_used(

@@ -583,9 +583,15 @@ impl<'m> Inbound<'m> {
             .iter()
             .flat_map(|q| codings(&q.code))
             .find_map(|(s, c)| {
-                (s == hosp.target)
-                    .then(|| hosp.reverse(c).and_then(|c| t.profession(c)))
-                    .flatten()
+                if s == hosp.target {
+                    hosp.reverse(c).and_then(|c| t.profession(c))
+                } else if s == yrke {
+                    t.profession(c)
+                } else if Some(s) == unlisted_yrke {
+                    Some(Profession::unlisted(c))
+                } else {
+                    None
+                }
             });
         let profession = role
             .code

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod context;
+pub(crate) mod duties;
 pub mod ids;
 pub mod inbound;
 pub mod model;

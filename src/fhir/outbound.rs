@@ -251,16 +251,27 @@ impl<'m> Outbound<'m> {
     /// The Practitioner of a staff member.
     pub fn practitioner(&self, s: &Staff) -> Resource {
         let t = self.term;
+        // A licence as HOSP's code where the mapping has one; else, the profession's own
+        // code (a region's addition, or the register's word) stands for "licensed as this".
         let qualification = match (s.licence, s.profession) {
-            (Licence::Licensed, Some(p)) => t
-                .map(ids::MAP_YRKE_HOSP)
-                .target_coding(p.code())
-                .map(|c| PractitionerQualification {
+            (Licence::Licensed, Some(p)) => {
+                let c = t
+                    .map(ids::MAP_YRKE_HOSP)
+                    .target_coding(p.code())
+                    .or_else(|| {
+                        Some(if p.is_listed() {
+                            t.coding(ids::YRKE, p.code())
+                        } else {
+                            unlisted(self.unlisted_profession_system, p.code())
+                        })
+                    });
+                c.map(|c| PractitionerQualification {
                     code: Box::new(concept(vec![c])),
                     ..Default::default()
                 })
                 .into_iter()
-                .collect(),
+                .collect()
+            }
             _ => Vec::new(),
         };
         let extension = if s.licence == Licence::NotLicensed {

@@ -27,6 +27,14 @@ pub struct TargetConfig {
     pub(crate) tag_system: String,
     pub(crate) tag_code: String,
     pub(crate) extension_base: String,
+    /// System of the identifiers of what the product writes for the patient's sake: the
+    /// written information (Composition) and the inform-the-patient Task.
+    #[serde(default = "default_duty_system")]
+    pub(crate) duty_system: String,
+}
+
+fn default_duty_system() -> String {
+    "https://fhir.fastkontakt.example/NamingSystem/fastkontakt-patientuppgift".into()
 }
 
 impl TargetConfig {

@@ -198,6 +198,7 @@ pub(crate) mod ids {
     pub(crate) const KOMMUNAL_VARDFORM: &str = "kommunal-vardform";
     pub(crate) const PATIENTGRUPP: &str = "patientgrupp";
     pub(crate) const PATIENTKONTEXT: &str = "patientkontext";
+    pub(crate) const PATIENTUPPGIFT: &str = "patientuppgift";
     pub(crate) const CODE_SYSTEMS: &[&str] = &[
         KV_TYP_AV_FAST_KONTAKT,
         TYP_AV_CARETEAM,
@@ -217,6 +218,7 @@ pub(crate) mod ids {
         KOMMUNAL_VARDFORM,
         PATIENTGRUPP,
         PATIENTKONTEXT,
+        PATIENTUPPGIFT,
     ];
     pub(crate) const MAP_KV: &str = "kontakttyp-till-kv-typ-av-fast-kontakt";
     pub(crate) const MAP_KONTAKTTYP_SNOMED: &str = "kontakttyp-till-snomed";

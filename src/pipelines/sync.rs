@@ -44,6 +44,8 @@ pub struct Options<'a> {
     pub options: crate::sync::Options,
     /// Entries per transaction.
     pub chunk_size: usize,
+    /// Where the written information of the patients whose contacts changed goes as files.
+    pub written_information_dir: Option<PathBuf>,
 }
 
 /// What a sync did.
@@ -95,6 +97,12 @@ pub async fn run(
         chunk_size: o.chunk_size,
     };
     let (plan, summary) = crate::sync::run(client, m, own, job, on_reject).await?;
+    if let Some(dir) = &o.written_information_dir {
+        crate::sinks::letters::write(dir, &plan.letters).map_err(|source| PipelineError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    }
     if let Mode::Plan { output } = &o.mode {
         let bytes = serde_json::to_vec_pretty(&plan).map_err(|e| PipelineError::Io {
             path: output.clone(),

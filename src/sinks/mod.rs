@@ -2,6 +2,7 @@
 //! They take domain types and plans; none decides anything.
 
 pub mod findings;
+pub mod letters;
 pub mod private;
 pub(crate) mod quarantine;
 pub(crate) mod register_csv;

@@ -62,6 +62,9 @@ pub enum Action {
     /// A contact typed by hand ended: replaced by the product's (`--takeover replace`), or
     /// standing for no register row (`--end-unmatched`).
     EndHandTyped,
+    /// A duty toward the patient written once (Örebro §7.4): the inform-the-patient Task of an
+    /// FVK ended or changed, or the patient's written information (Composition).
+    Duty,
 }
 
 pub(crate) use super::key::{Carrier, PlanKey, RelationKey};
@@ -77,6 +80,7 @@ impl Action {
             Action::CreateReference => "create-reference",
             Action::Adopt => "adopted",
             Action::EndHandTyped => "end-hand-typed",
+            Action::Duty => "duty",
         }
     }
 }
@@ -146,6 +150,10 @@ pub struct SyncPlan {
     /// The EHR's contacts typed by hand: what the takeover decided for each.
     #[serde(default)]
     pub takeover: TakeoverReport,
+    /// The written information of the patients whose contacts the plan changes, as
+    /// Compositions, when asked for as files (never in plan.json: it names patients).
+    #[serde(skip)]
+    pub letters: Vec<Value>,
 }
 
 /// A relation found on the server as the register wants it, recorded in the state without a
@@ -194,6 +202,8 @@ pub struct Summary {
     pub hand_typed_ended: u64,
     /// Referenced resources created.
     pub references_created: u64,
+    /// Duties toward the patient written: inform-the-patient Tasks and written information.
+    pub duties_written: u64,
     /// Requests that changed data.
     pub writes: u64,
     pub(crate) requests: u64,
@@ -243,6 +253,30 @@ pub struct Options {
     pub end_unmatched: bool,
     /// How to write to the server: probed facts, or choices that override them.
     pub writing: Writing,
+    /// What the run writes for the patient's sake beside the relations (Örebro §7.4).
+    pub duties: Duties,
+}
+
+/// The duties toward the patient a sync writes beside the relations (Örebro §7.4).
+#[derive(Debug, Clone, Copy)]
+pub struct Duties {
+    /// A Task "inform the patient" for each FVK the run ends or changes, owned by its unit.
+    pub inform_tasks: bool,
+    /// The written information (a Composition) of each patient whose contacts the run changes,
+    /// written to the EHR; off unless the region turns it on.
+    pub written_information: bool,
+    /// The same written information kept in the plan (`SyncPlan::letters`) for files.
+    pub written_information_files: bool,
+}
+
+impl Default for Duties {
+    fn default() -> Self {
+        Duties {
+            inform_tasks: true,
+            written_information: false,
+            written_information_files: false,
+        }
+    }
 }
 
 /// How sync learns the way to write to a server, and what overrides it.
@@ -682,6 +716,7 @@ pub(crate) async fn plan(
         planner.relation(key, want, actual.get(key), &held)?;
     }
     planner.finish_hand_typed(&held)?;
+    planner.duties(m, d, &actual);
     planner.finish()
 }
 
@@ -1479,6 +1514,125 @@ impl<'a> Planner<'a> {
         body
     }
 
+    /// The duties toward the patient the plan brings (Örebro §7.4), written after the
+    /// relations: a Task "inform the patient" for each FVK it ends or changes, and (when the
+    /// region turns it on) the written information of each patient whose contacts it changes.
+    pub(crate) fn duties(
+        &mut self,
+        m: &Mappings,
+        d: &Desired,
+        actual: &HashMap<RelationKey, Value>,
+    ) {
+        use crate::duties::{FvkChange, WrittenInformation};
+        use crate::fhir::duties as fd;
+        let (duties, as_of) = (self.opts.duties, self.opts.as_of);
+        if self.bodies == Bodies::ReviewOnly {
+            return;
+        }
+        let mut found: Vec<(Value, String)> = Vec::new();
+        if duties.inform_tasks {
+            for i in &self.plan.items {
+                let PlanKey::Relation(k) = &i.key else {
+                    continue;
+                };
+                let change = match i.action {
+                    Action::End => Some(FvkChange::Ended),
+                    Action::Update => fvk_change(i.before.as_ref(), &i.body),
+                    _ => None,
+                };
+                let fvk = is_fvk(m, &i.body) || i.before.as_ref().is_some_and(|b| is_fvk(m, b));
+                if let (Some(change), true, Carrier::CareTeam) = (change, fvk, k.carrier) {
+                    let task = fd::inform_task(m, &i.body, &i.id, &k.row, change, as_of);
+                    let why = match change {
+                        FvkChange::Ended => "the FVK ended: inform the patient (Örebro §7.4)",
+                        FvkChange::Changed => "the FVK changed: inform the patient (Örebro §7.4)",
+                    };
+                    found.push((task, why.into()));
+                }
+            }
+        }
+        if duties.written_information || duties.written_information_files {
+            let touched: HashSet<PatientId> = self
+                .plan
+                .items
+                .iter()
+                .filter(|i| {
+                    matches!(
+                        i.action,
+                        Action::Create | Action::Update | Action::End | Action::Adopt
+                    )
+                })
+                .filter_map(|i| match &i.key {
+                    PlanKey::Relation(k) => d
+                        .relations
+                        .get(k)
+                        .map(|(c, _, _)| c.patient.clone())
+                        .or_else(|| fd::patient_of(&i.body)),
+                    _ => None,
+                })
+                .collect();
+            let mut by_patient: BTreeMap<&PatientId, Vec<(&RelationKey, &FixedContact, &Value)>> =
+                BTreeMap::new();
+            for (k, (c, _, body)) in &d.relations {
+                if touched.contains(&c.patient) {
+                    by_patient.entry(&c.patient).or_default().push((k, c, body));
+                }
+            }
+            for (p, rels) in by_patient {
+                let contacts: Vec<&FixedContact> = rels.iter().map(|(_, c, _)| *c).collect();
+                let Some(info) = WrittenInformation::of(p, &contacts, as_of, &m.terminology) else {
+                    continue;
+                };
+                // Each relation as it is on the server (its id there), or as it will be.
+                let bodies: HashMap<crate::domain::RowId, Value> = rels
+                    .iter()
+                    .map(|(k, c, body)| {
+                        let v = actual.get(*k).cloned().unwrap_or_else(|| {
+                            let mut b = (*body).clone();
+                            rewrite_refs(&mut b, &self.rewrite);
+                            b
+                        });
+                        (c.row_id.clone(), v)
+                    })
+                    .collect();
+                if let Some(doc) = fd::composition(m, &info, &bodies) {
+                    if duties.written_information_files {
+                        self.plan.letters.push(doc.clone());
+                    }
+                    if duties.written_information {
+                        found.push((
+                            doc,
+                            "the patient's contacts changed: the written information (Örebro §7.4)"
+                                .into(),
+                        ));
+                    }
+                }
+            }
+        }
+        for (body, reason) in found {
+            let seq = self.next();
+            let t = body["resourceType"].as_str().unwrap_or("").to_owned();
+            let id = body["id"].as_str().unwrap_or("").to_owned();
+            self.plan.items.push(PlanItem {
+                seq,
+                key: PlanKey::Reference {
+                    resource_type: t.clone(),
+                    id: id.clone(),
+                },
+                action: Action::Duty,
+                resource_type: t,
+                id,
+                expected_version: None,
+                owned_hash: hash(&body),
+                body,
+                register_row: None,
+                reason,
+                facts: None,
+                before: None,
+            });
+        }
+    }
+
     /// The plan, unless it ends more than the allowed share of active relations (a truncated
     /// export must not end half a region).
     pub(crate) fn finish(self) -> Result<SyncPlan, SyncError> {
@@ -1549,8 +1703,63 @@ fn foreseen_version(i: &PlanItem) -> Option<String> {
     }
 }
 
+/// Whether a CareTeam's JSON is an FVK's (its role a KV typ av fast kontakt code for an FVK).
+fn is_fvk(m: &Mappings, ct: &Value) -> bool {
+    let t = &m.terminology;
+    let kv = t.url(crate::mapping::terminology::ids::KV_TYP_AV_FAST_KONTAKT);
+    let map = t.map(crate::mapping::terminology::ids::MAP_KV);
+    ct["participant"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["role"].as_array().into_iter().flatten())
+        .flat_map(|r| r["coding"].as_array().into_iter().flatten())
+        .any(|c| {
+            c["system"] == kv
+                && c["code"]
+                    .as_str()
+                    .and_then(|code| map.reverse(code))
+                    .is_some_and(|k| k.starts_with("fvk"))
+        })
+}
+
+/// What an update does to an FVK that the patient is to be told of: ended, or another person,
+/// unit or coordinating responsibility. `before` holds the register-owned elements as they were.
+fn fvk_change(before: Option<&Value>, after: &Value) -> Option<crate::duties::FvkChange> {
+    use crate::duties::FvkChange;
+    let before = before?;
+    if before["status"] == "active" && after["status"] == "inactive" {
+        return Some(FvkChange::Ended);
+    }
+    let member = |v: &Value| v["participant"][0]["member"]["reference"].clone();
+    let role = |v: &Value| v["participant"][0]["role"].clone();
+    let unit = |v: &Value| v["managingOrganization"][0]["reference"].clone();
+    let changed = |f: &dyn Fn(&Value) -> Value| {
+        let b = f(before);
+        !b.is_null() && b != f(after)
+    };
+    (changed(&member) || changed(&role) || changed(&unit)).then_some(FvkChange::Changed)
+}
+
+/// What a written item's read-back is checked against: its register-owned elements' hash,
+/// or nothing (empty: it need only be there) for what the product owns whole, which a server
+/// may annotate.
+fn verified_hash(i: &PlanItem) -> String {
+    if owns_whole(i.action) {
+        String::new()
+    } else {
+        i.owned_hash.clone()
+    }
+}
+
 fn is_create(a: Action) -> bool {
-    matches!(a, Action::Create | Action::CreateReference)
+    matches!(a, Action::Create | Action::CreateReference | Action::Duty)
+}
+
+/// Whether the product owns the whole body (a reference it created, a duty it wrote), not
+/// only the register-owned elements of a relation.
+fn owns_whole(a: Action) -> bool {
+    matches!(a, Action::CreateReference | Action::Duty)
 }
 
 pub(crate) struct Applier<'a> {
@@ -1607,6 +1816,7 @@ impl<'a> Applier<'a> {
             Action::CreateReference => self.summary.references_created += 1,
             Action::Adopt => self.summary.adopted += 1,
             Action::EndHandTyped => self.summary.hand_typed_ended += 1,
+            Action::Duty => self.summary.duties_written += 1,
         }
     }
 
@@ -1669,7 +1879,7 @@ impl<'a> Applier<'a> {
         let before = item.body.clone();
         rewrite_refs(&mut item.body, &self.assigned);
         if item.body != before {
-            item.owned_hash = if item.action == Action::CreateReference {
+            item.owned_hash = if owns_whole(item.action) {
                 hash(&item.body)
             } else {
                 hash(&self.own.owned(&item.body))
@@ -1689,7 +1899,13 @@ impl<'a> Applier<'a> {
     /// `identifier=system|value` of what a create stands for: the Rad-id of a relation, the
     /// business identifier of a reference.
     fn if_none_exist(&self, i: &PlanItem) -> Option<String> {
-        let ids = i.body["identifier"].as_array()?;
+        // Composition.identifier is one Identifier, elsewhere a list.
+        let one = std::slice::from_ref(&i.body["identifier"]);
+        let ids = match i.body["identifier"].as_array() {
+            Some(a) => a.as_slice(),
+            None if i.body["identifier"].is_object() => one,
+            None => return None,
+        };
         let id = ids
             .iter()
             .find(|x| x["system"] == self.m.target.row_id_system.as_str())
@@ -1863,11 +2079,8 @@ impl<'a> Applier<'a> {
                     actual.push(versioned(&i.resource_type, &i.id, v.as_deref()));
                     self.listing_baseline(i, v.as_deref())?;
                     done.push(self.ledger(i, v));
-                    self.written.push((
-                        i.resource_type.clone(),
-                        i.id.clone(),
-                        i.owned_hash.clone(),
-                    ));
+                    self.written
+                        .push((i.resource_type.clone(), i.id.clone(), verified_hash(i)));
                     self.count(i.action);
                 }
                 self.state.record_applied(self.run, &done)?;
@@ -1999,7 +2212,7 @@ impl<'a> Applier<'a> {
             self.listing_baseline(i, v.as_deref())?;
             done.push(self.ledger(i, v));
             self.written
-                .push((i.resource_type.clone(), i.id.clone(), i.owned_hash.clone()));
+                .push((i.resource_type.clone(), i.id.clone(), verified_hash(i)));
             self.count(i.action);
         }
         self.state.record_applied(self.run, &done)?;
@@ -2060,8 +2273,7 @@ impl<'a> Applier<'a> {
             // It was there already: take it only if it reads as planned.
             let cur = self.client.read(&item.resource_type, &id).await?;
             let same = cur.as_ref().is_some_and(|c| {
-                item.action == Action::CreateReference
-                    || hash(&self.own.owned(c)) == item.owned_hash
+                owns_whole(item.action) || hash(&self.own.owned(c)) == item.owned_hash
             });
             if !same {
                 return self.conflict(
@@ -2111,7 +2323,7 @@ impl<'a> Applier<'a> {
         self.written.push((
             item.resource_type.clone(),
             item.id.clone(),
-            item.owned_hash.clone(),
+            verified_hash(item),
         ));
         self.count(item.action);
         Ok(())
@@ -2126,18 +2338,18 @@ impl<'a> Applier<'a> {
         for attempt in 0..2 {
             let current = self.client.read(&item.resource_type, &item.id).await?;
             if let Some(cur) = &current {
-                let have_h = hash(&if item.action == Action::CreateReference {
+                let have_h = hash(&if owns_whole(item.action) {
                     cur.clone()
                 } else {
                     self.own.owned(cur)
                 });
-                if have_h == item.owned_hash || (item.action == Action::CreateReference) {
+                if have_h == item.owned_hash || owns_whole(item.action) {
                     // Already as wanted (another sync, or an earlier attempt that did land).
                     let l = self.ledger(&item, version_of(cur));
                     self.state.adopt(&item.key, &l.applied, self.run)?;
                     self.state
                         .mark(self.run, item.seq, ItemOutcome::AlreadyApplied, "")?;
-                    if item.action != Action::CreateReference {
+                    if !owns_whole(item.action) {
                         let resource = format!("{}/{}", item.resource_type, item.id);
                         self.late_provenance(
                             &item.key,
@@ -2335,7 +2547,7 @@ impl<'a> Applier<'a> {
                                 o.remove("meta");
                             }
                         }
-                        t != "CareTeam" && t != "Task" || hash(&x) == *h
+                        t != "CareTeam" && t != "Task" || h.is_empty() || hash(&x) == *h
                     });
                     if !ok {
                         self.summary.errors += 1;

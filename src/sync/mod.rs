@@ -8,7 +8,7 @@ pub mod spill;
 pub mod state;
 pub mod takeover;
 
-pub use engine::{Action, OnConflict, Options, Summary, SyncPlan, Writing};
+pub use engine::{Action, Duties, OnConflict, Options, Summary, SyncPlan, Writing};
 
 use crate::fhir::client::FhirClient;
 use crate::fhir::probe::{CreateBy, Grouping, WriteStrategy};
@@ -164,6 +164,7 @@ pub(crate) async fn run(
                 Action::CreateReference => s.references_created += 1,
                 Action::Adopt => s.adopted += 1,
                 Action::EndHandTyped => s.hand_typed_ended += 1,
+                Action::Duty => s.duties_written += 1,
             }
         }
         s

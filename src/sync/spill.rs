@@ -20,6 +20,8 @@ pub struct ActionCounts {
     pub adopt: u64,
     /// Contacts typed by hand to end.
     pub end_hand_typed: u64,
+    /// Duties toward the patient to write (inform-the-patient Tasks, written information).
+    pub duty: u64,
 }
 
 impl ActionCounts {
@@ -31,6 +33,7 @@ impl ActionCounts {
             Action::CreateReference => self.create_reference += 1,
             Action::Adopt => self.adopt += 1,
             Action::EndHandTyped => self.end_hand_typed += 1,
+            Action::Duty => self.duty += 1,
         }
     }
     pub(crate) fn of<'i>(items: impl IntoIterator<Item = &'i PlanItem>) -> Self {
@@ -48,6 +51,7 @@ impl ActionCounts {
             create_reference: self.create_reference + o.create_reference,
             adopt: self.adopt + o.adopt,
             end_hand_typed: self.end_hand_typed + o.end_hand_typed,
+            duty: self.duty + o.duty,
         }
     }
 }

@@ -426,6 +426,7 @@ pub(super) mod testkit {
             municipal_care: true,
             discharge: true,
             admission_notices: true,
+            inform_tasks: true,
             deceased_or_moved: true,
             patient_groups: true,
             large_care_needs: true,

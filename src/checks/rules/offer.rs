@@ -10,6 +10,34 @@ use chrono::Months;
 pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
     requests(e, v, out);
     review(e, v, out);
+    told(e, v, out);
+}
+
+fn told(e: &mut Engine, v: &View, out: &mut Vec<Finding>) {
+    let View { p, ctx, a, .. } = v;
+    // FK-R24
+    if !e.needs(RuleId::R24, a.inform_tasks, "inform-the-patient Tasks") {
+        return;
+    }
+    for t in &ctx.open_inform_tasks {
+        let since = t.since.map(|d| format!(" since {d}")).unwrap_or_default();
+        let unit = t
+            .unit
+            .as_ref()
+            .map(|u| format!(", owned by unit {u}"))
+            .unwrap_or_default();
+        let message = format!(
+            "the patient is still to be told that the FVK ended or changed: the task is open{since}{unit}"
+        );
+        let x = super::Extra {
+            ehr: Some(t.source.clone()),
+            unit: t.unit.clone(),
+            sources: vec![t.source.clone()],
+            expression: Some("Task".into()),
+            ..Default::default()
+        };
+        e.emit(out, RuleId::R24, None, p, message, x);
+    }
 }
 
 fn requests(e: &mut Engine, v: &View, out: &mut Vec<Finding>) {
@@ -72,7 +100,32 @@ fn review(e: &mut Engine, v: &View, out: &mut Vec<Finding>) {
 mod tests {
     use super::super::testkit::{findings, findings_of, has, nurse_fvk, rows, AS_OF};
     use crate::checks::Severity;
-    use crate::domain::PatientContext;
+    use crate::domain::{OpenInformTask, PatientContext};
+
+    #[test]
+    fn fk_r24_an_open_inform_task_is_listed_as_information() {
+        let open = PatientContext {
+            open_inform_tasks: vec![OpenInformTask {
+                source: "Task/t1".into(),
+                since: Some("2026-05-16".parse().expect("date")),
+                unit: None,
+            }],
+            ..Default::default()
+        };
+        for profile in ["gavleborg", "orebro"] {
+            let f = findings_of(profile, &rows(&[&nurse_fvk("a")]), &open);
+            let r24: Vec<_> = f.iter().filter(|f| f.rule == "FK-R24").collect();
+            assert_eq!(r24.len(), 1, "{profile}: {f:?}");
+            assert_eq!(r24[0].severity, Severity::Info);
+            assert!(r24[0].message.contains("2026-05-16"));
+            // None open: nothing.
+            let none = PatientContext::default();
+            assert!(!has(
+                &findings(profile, &rows(&[&nurse_fvk("a")]), &none),
+                "FK-R24"
+            ));
+        }
+    }
 
     /// A request for an FVK (Begärd) made `days` before the test's day.
     fn requested(id: &str, days: i64) -> String {
