@@ -761,3 +761,33 @@ fn a_region_adds_a_profession_by_editing_one_file() {
     let after = run(&maps);
     assert_eq!(r21(&after), 0, "{after}");
 }
+
+#[test]
+fn messages_are_swedish_by_default_and_english_with_lang_en() {
+    let message_of = |extra: &[&str]| {
+        let o = run_check(&[&["--format", "json"], extra].concat());
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let pnr = &cases()["r01-two-fvk"];
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["rule"] == "FK-R01" && f["patient"] == pnr.as_str())
+            .map(|f| f["message"].as_str().unwrap().to_owned())
+            .expect("FK-R01 on r01-two-fvk")
+    };
+    let sv = message_of(&[]);
+    assert!(sv.contains("aktiva fasta vårdkontakter"), "{sv}");
+    let en = message_of(&["--lang", "en"]);
+    assert!(en.contains("active FVKs"), "{en}");
+    // The unit beside its HSA-id, where the patient's contacts name it.
+    let o = run_check(&["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let named = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "FK-R04" && !f["unit"].is_null())
+        .expect("an FK-R04 finding with its unit");
+    assert_eq!(named["unit_name"], "Medicinmottagningen", "{named}");
+}

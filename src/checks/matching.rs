@@ -18,7 +18,7 @@ pub(crate) enum Discrepancy<'a> {
     Differs {
         register: &'a FixedContact,
         ehr: &'a FixedContact,
-        what: String,
+        what: Vec<Difference>,
     },
     /// Ended in the register, active in the EHR.
     EndedOnlyInRegister {
@@ -32,6 +32,14 @@ pub(crate) enum Discrepancy<'a> {
     },
     /// The register records a declined offer that the EHR does not.
     DeclinedNotInEhr(&'a FixedContact),
+}
+
+/// One element that differs: its message id (the field's name), and each side's value.
+#[derive(Debug)]
+pub(crate) struct Difference {
+    pub(crate) field: &'static str,
+    pub(crate) register: String,
+    pub(crate) ehr: String,
 }
 
 fn relation(k: ContactKind) -> (u8, Option<crate::domain::TreatingRole>) {
@@ -135,31 +143,35 @@ pub(crate) fn compare<'a>(
                 ) = (r.kind, e.kind)
                 {
                     if a != b {
-                        what.push(format!("coordinating: register {}, EHR {}", yes(a), yes(b)));
+                        what.push(Difference {
+                            field: "field-coordinating",
+                            register: yes(a).into(),
+                            ehr: yes(b).into(),
+                        });
                     }
                 }
                 if r.period.start() != e.period.start() {
-                    what.push(format!(
-                        "start: register {}, EHR {}",
-                        r.period.start(),
-                        e.period.start()
-                    ));
+                    what.push(Difference {
+                        field: "field-start",
+                        register: r.period.start().to_string(),
+                        ehr: e.period.start().to_string(),
+                    });
                 }
                 if r.period.end() != e.period.end() {
                     let d = |d: Option<chrono::NaiveDate>| {
-                        d.map(|d| d.to_string()).unwrap_or_else(|| "open".into())
+                        d.map(|d| d.to_string()).unwrap_or_else(|| "–".into())
                     };
-                    what.push(format!(
-                        "end: register {}, EHR {}",
-                        d(r.period.end()),
-                        d(e.period.end())
-                    ));
+                    what.push(Difference {
+                        field: "field-end",
+                        register: d(r.period.end()),
+                        ehr: d(e.period.end()),
+                    });
                 }
                 if !what.is_empty() {
                     out.push(Discrepancy::Differs {
                         register: r,
                         ehr: e,
-                        what: what.join("; "),
+                        what,
                     });
                 }
             }
@@ -179,10 +191,11 @@ pub(crate) fn compare<'a>(
     out
 }
 
+/// The register's own words for yes and no, whatever the language of the message.
 fn yes(b: bool) -> &'static str {
     if b {
-        "yes"
+        "J"
     } else {
-        "no"
+        "N"
     }
 }

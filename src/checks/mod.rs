@@ -65,6 +65,9 @@ pub struct Finding {
     /// What the EHR says.
     pub ehr: Option<String>,
     pub(crate) unit: Option<HsaId>,
+    /// The unit's name, where the patient's contacts name it (shown beside the HSA-id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) unit_name: Option<String>,
     /// Register rows (`FILE:LINE Rad-id`) and FHIR resources (`Type/id`) concerned.
     pub sources: Vec<String>,
     /// FHIRPath to the element, for OperationOutcome.

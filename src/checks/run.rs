@@ -280,8 +280,14 @@ pub fn run(
     };
     let mut run = Run {
         partition: input.partition,
-        engine: Engine::new(input.profile, availability, directory, input.as_of)
-            .with_specialist_physicians(&ehr.facts.specialist_physicians),
+        engine: Engine::new(
+            input.profile,
+            availability,
+            directory,
+            input.as_of,
+            input.mappings.speaker(),
+        )
+        .with_specialist_physicians(&ehr.facts.specialist_physicians),
         findings: Vec::new(),
         patients: 0,
         ehr_seen: HashSet::new(),
@@ -321,7 +327,7 @@ pub fn run(
         });
         for row in &rejects {
             on_reject(path, row);
-            if let Some((p, msg, src)) = rejected_identity(path, row, &idcols) {
+            if let Some((p, msg, src)) = rejected_identity(path, row, &idcols, m.speaker()) {
                 run.findings.extend(r16_finding(input.profile, p, msg, src));
             }
             if let Some(q) = quarantine.as_mut() {
@@ -363,7 +369,11 @@ pub fn run(
             sources,
         ));
     }
-    run.findings.extend(input_findings(input.profile, &ehr));
+    run.findings.extend(input_findings(
+        input.profile,
+        &ehr,
+        input.mappings.speaker(),
+    ));
     let findings = run.findings;
     let mut report = CheckReport {
         profile: input.profile.name.clone(),
@@ -384,7 +394,7 @@ pub fn run(
 
 /// FK-IN01 for each piece of EHR data not read, FK-IN02 for each fixed contact that breaks the
 /// shape (at its element), unless the profile disables them.
-fn input_findings(profile: &Profile, ehr: &EhrSide) -> Vec<Finding> {
+fn input_findings(profile: &Profile, ehr: &EhrSide, sp: crate::mapping::Speaker) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut add =
         |id: &'static str, message: String, source: String, expression: Option<String>| {
@@ -395,7 +405,11 @@ fn input_findings(profile: &Profile, ehr: &EhrSide) -> Vec<Finding> {
         };
     for p in &ehr.problems {
         let source = p.split(": ").next().unwrap_or(p).to_owned();
-        add("FK-IN01", format!("not read: {p}"), source, None);
+        let message = sp.say(
+            "fk-in01",
+            crate::mapping::messages::msg_args![what = p.clone()],
+        );
+        add("FK-IN01", message, source, None);
     }
     for p in &ehr.shape_problems {
         add(
@@ -447,6 +461,7 @@ fn finding(
         unit: None,
         sources,
         expression: None,
+        unit_name: None,
     })
 }
 
@@ -454,6 +469,7 @@ fn rejected_identity(
     path: &Path,
     row: &RejectedRow,
     idcols: &[String; 5],
+    sp: crate::mapping::Speaker,
 ) -> Option<(String, String, Vec<String>)> {
     let bad: Vec<&crate::sources::register::RowProblem> = row
         .problems
@@ -488,7 +504,10 @@ fn rejected_identity(
     );
     Some((
         patient,
-        format!("register row rejected: {message}"),
+        sp.say(
+            "fk-r16-rejected",
+            crate::mapping::messages::msg_args![problems = message],
+        ),
         vec![source],
     ))
 }

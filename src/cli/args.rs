@@ -33,6 +33,10 @@ pub(crate) struct Cli {
     /// Log lines as JSON, for a log collector.
     #[arg(long, global = true)]
     pub(crate) log_json: bool,
+    /// Language of the findings' messages: sv (Swedish, the default) or en. The catalogues
+    /// are data: mappings/messages/sv.ftl and en.ftl.
+    #[arg(long, global = true, value_enum, env = "FASTKONTAKT_LANG", default_value_t = fastkontakt::mapping::Lang::Sv)]
+    pub(crate) lang: fastkontakt::mapping::Lang,
     #[command(subcommand)]
     pub(crate) command: Command,
 }

@@ -85,8 +85,10 @@ fn mappings_dir(cli: &Cli) -> PathBuf {
 
 fn load_mappings(cli: &Cli) -> anyhow::Result<Mappings> {
     let dir = mappings_dir(cli);
-    Mappings::load(&dir, cli.register_mapping.as_deref(), cli.target.as_deref())
-        .with_context(|| format!("loading mappings from {}", dir.display()))
+    let mut m = Mappings::load(&dir, cli.register_mapping.as_deref(), cli.target.as_deref())
+        .with_context(|| format!("loading mappings from {}", dir.display()))?;
+    m.lang = cli.lang;
+    Ok(m)
 }
 
 /// Standard output, or a file readable by its owner only (findings name patients).

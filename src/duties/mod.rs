@@ -216,3 +216,96 @@ impl FvkChange {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::WrittenInformation;
+    use crate::checks::rules::testkit::{gp_flk, nurse_fvk, row, rows, AS_OF};
+    use crate::mapping::Mappings;
+
+    fn terminology() -> crate::mapping::Terminology {
+        Mappings::load(&crate::mapping::default_dir(), None, None)
+            .expect("mappings")
+            .terminology
+    }
+
+    #[test]
+    fn the_written_information_lists_the_contacts_in_force_flk_first_coordinator_marked() {
+        let t = terminology();
+        let coordinating = row(
+            "c",
+            "FVK",
+            "",
+            "J",
+            "SE2321000016-N002",
+            "Sjuksköterska",
+            "J",
+            "",
+            "SE2321000016-S0001",
+            "Specialistmottagning",
+        );
+        let ended =
+            nurse_fvk("e").replace(";Aktiv;2024-01-01;;", ";Avslutad;2024-01-01;2025-01-01;");
+        let contacts = rows(&[&nurse_fvk("a"), &coordinating, &gp_flk("b"), &ended]);
+        let refs: Vec<_> = contacts.iter().collect();
+        let as_of = AS_OF.parse().expect("date");
+        let info = WrittenInformation::of(&contacts[0].patient, &refs, as_of, &t).expect("some");
+        let roles: Vec<(&str, bool)> = info
+            .lines
+            .iter()
+            .map(|l| (l.role.as_str(), l.coordinating))
+            .collect();
+        // The ended FVK is not told of; the FLK first, then the coordinating FVK.
+        assert_eq!(
+            roles,
+            [
+                ("Fast läkarkontakt", false),
+                ("Fast vårdkontakt", true),
+                ("Fast vårdkontakt", false)
+            ]
+        );
+        assert_eq!(
+            info.author_unit().map(|u| u.as_str()),
+            Some("SE2321000016-S0001")
+        );
+        let page = info.xhtml();
+        assert!(page.contains("samordnar din vård"), "{page}");
+        assert!(page.starts_with("<div xmlns=\"http://www.w3.org/1999/xhtml\">"));
+        // The same contacts say the same: a rerun writes no new document.
+        assert_eq!(
+            info.digest(),
+            WrittenInformation::of(&contacts[0].patient, &refs, as_of, &t)
+                .expect("some")
+                .digest()
+        );
+        // Nothing in force, nothing to write.
+        let only_ended = rows(&[&ended]);
+        let refs: Vec<_> = only_ended.iter().collect();
+        assert!(WrittenInformation::of(&only_ended[0].patient, &refs, as_of, &t).is_none());
+    }
+
+    #[test]
+    fn names_are_escaped_in_the_page() {
+        let t = terminology();
+        let odd = row(
+            "a",
+            "FVK",
+            "",
+            "",
+            "SE2321000016-N001",
+            "Sjuksköterska",
+            "J",
+            "",
+            "SE2321000016-V0001",
+            "Vårdcentral",
+        )
+        .replace(";Namn;", ";<b>Eva</b> & Co;");
+        let c = rows(&[&odd]);
+        let refs: Vec<_> = c.iter().collect();
+        let info = WrittenInformation::of(&c[0].patient, &refs, AS_OF.parse().expect("d"), &t)
+            .expect("some");
+        let page = info.xhtml();
+        assert!(page.contains("&lt;b&gt;Eva&lt;/b&gt; &amp; Co"), "{page}");
+        assert!(!page.contains("<b>Eva"));
+    }
+}

@@ -2,11 +2,13 @@
 //! which codes mean what, and how FHIR is written for a target. Loaded once, passed down.
 
 pub(crate) mod ehr;
+pub mod messages;
 pub(crate) mod register;
 pub(crate) mod target;
 pub(crate) mod terminology;
 
 pub(crate) use ehr::EhrMapping;
+pub use messages::{Lang, Messages, Speaker};
 pub(crate) use register::RegisterMapping;
 pub use target::{IdentifierStyle, TargetConfig};
 pub(crate) use terminology::{Coding, Terminology};
@@ -38,6 +40,8 @@ pub enum MappingError {
     Toml { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error(transparent)]
+    Messages(#[from] messages::MessagesError),
 }
 
 pub(crate) fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, MappingError> {
@@ -62,9 +66,18 @@ pub struct Mappings {
     /// What the product writes: identifier style, ids, tag, systems.
     pub target: TargetConfig,
     pub(crate) ehr: EhrMapping,
+    /// The findings' messages (`DIR/messages/*.ftl`), shared by every copy of the mappings.
+    pub messages: std::sync::Arc<Messages>,
+    /// The language messages are worded in (`--lang`; Swedish by default).
+    pub lang: Lang,
 }
 
 impl Mappings {
+    /// What messages are worded through in this run's language.
+    pub fn speaker(&self) -> Speaker<'_> {
+        Speaker::new(&self.messages, self.lang)
+    }
+
     /// Loads `DIR/fhir/`, the register mapping (default `DIR/register/default.toml`) and the
     /// target settings (default `DIR/target/default.toml`).
     pub fn load(
@@ -82,11 +95,14 @@ impl Mappings {
             .unwrap_or_else(|| dir.join("target/default.toml"));
         let target = TargetConfig::load(&tgt_path)?;
         let ehr = EhrMapping::load(&dir.join("ehr/default.toml"), &terminology)?;
+        let messages = std::sync::Arc::new(Messages::load(&dir.join("messages"))?);
         Ok(Mappings {
             terminology,
             register,
             target,
             ehr,
+            messages,
+            lang: Lang::default(),
         })
     }
 }

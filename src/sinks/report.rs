@@ -480,6 +480,15 @@ fn summary_cards(
     Ok(())
 }
 
+/// A finding's unit by name with its HSA-id beside it (the HSA-id alone when unnamed).
+fn unit_label(f: &crate::checks::Finding) -> Option<String> {
+    let u = f.unit.as_ref()?;
+    Some(match &f.unit_name {
+        Some(n) => format!("{n} ({u})"),
+        None => u.to_string(),
+    })
+}
+
 pub(crate) fn html(
     report: &CheckReport,
     plan: Option<&PlanCounts>,
@@ -492,11 +501,7 @@ pub(crate) fn html(
     let mut by_severity = [0u64; 3];
     for f in &report.findings {
         by_rule.entry(f.rule).or_insert((f.severity, 0, &f.basis)).1 += 1;
-        let u = f
-            .unit
-            .as_ref()
-            .map(|u| u.to_string())
-            .unwrap_or_else(|| "(ingen enhet)".into());
+        let u = unit_label(f).unwrap_or_else(|| "(ingen enhet)".into());
         by_unit.entry(u).or_default()[f.severity as usize] += 1;
         by_severity[f.severity as usize] += 1;
     }
@@ -507,7 +512,7 @@ pub(crate) fn html(
             s: f.severity,
             r: f.rule,
             p: masked(&f.patient),
-            u: f.unit.as_ref().map(|u| u.to_string()).unwrap_or_default(),
+            u: unit_label(f).unwrap_or_default(),
             m: &f.message,
             reg: f.register.as_deref().unwrap_or(""),
             ehr: f.ehr.as_deref().unwrap_or(""),

@@ -1,11 +1,12 @@
 //! Agreement between the systems: register and EHR hold the same contacts (FK-R08), ended
 //! ones end in both (FK-R09), and a declined offer is documented in the EHR (FK-R12).
 
-use super::{describe, Engine, Extra, PatientData, Sourced, View};
+use super::{Engine, Extra, PatientData, Sourced, View};
 use crate::checks::catalogue::RuleId;
 use crate::checks::matching::{compare, Discrepancy};
 use crate::checks::Finding;
 use crate::domain::FixedContact;
+use crate::mapping::messages::msg_args;
 
 pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Finding>) {
     let View { p, a, .. } = v;
@@ -25,8 +26,8 @@ pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Fin
         };
         for disc in compare(&reg, &ehr) {
             let pair = |r: &FixedContact, e: &FixedContact| Extra {
-                register: Some(describe(r)),
-                ehr: Some(describe(e)),
+                register: Some(v.describe(r)),
+                ehr: Some(v.describe(e)),
                 unit: Some(r.unit.hsa.clone()),
                 sources: [source_of(r, &d.register), source_of(e, &d.ehr)]
                     .into_iter()
@@ -40,9 +41,9 @@ pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Fin
                     RuleId::R08,
                     None,
                     p,
-                    format!("the EHR lacks the register's {}", r.kind),
+                    e.say("fk-r08-missing", msg_args![kind = r.kind.to_string()]),
                     Extra {
-                        register: Some(describe(r)),
+                        register: Some(v.describe(r)),
                         unit: Some(r.unit.hsa.clone()),
                         sources: source_of(r, &d.register).into_iter().collect(),
                         ..Default::default()
@@ -55,7 +56,10 @@ pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Fin
                         RuleId::R08,
                         None,
                         p,
-                        format!("the EHR names another person as {}", register.kind),
+                        e.say(
+                            "fk-r08-other-person",
+                            msg_args![kind = register.kind.to_string()],
+                        ),
                         x,
                     )
                 }
@@ -65,9 +69,9 @@ pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Fin
                     RuleId::R08,
                     None,
                     p,
-                    format!("the EHR has a {} the register lacks", x.kind),
+                    e.say("fk-r08-extra", msg_args![kind = x.kind.to_string()]),
                     Extra {
-                        ehr: Some(describe(x)),
+                        ehr: Some(v.describe(x)),
                         unit: Some(x.unit.hsa.clone()),
                         sources: source_of(x, &d.ehr).into_iter().collect(),
                         expression: Some("CareTeam".into()),
@@ -80,14 +84,24 @@ pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Fin
                     what,
                 } => {
                     let x = pair(register, ehr);
-                    e.emit(
-                        out,
-                        RuleId::R08,
-                        None,
-                        p,
-                        format!("{} differs: {what}", register.kind),
-                        x,
-                    )
+                    let what: Vec<String> = what
+                        .iter()
+                        .map(|d| {
+                            e.say(
+                                "fk-r08-field",
+                                msg_args![
+                                    field = e.say(d.field, msg_args![]),
+                                    register = d.register.clone(),
+                                    ehr = d.ehr.clone()
+                                ],
+                            )
+                        })
+                        .collect();
+                    let message = e.say(
+                        "fk-r08-differs",
+                        msg_args![kind = register.kind.to_string(), what = what.join("; ")],
+                    );
+                    e.emit(out, RuleId::R08, None, p, message, x)
                 }
                 Discrepancy::EndedOnlyInRegister { register, ehr } => {
                     let mut x = pair(register, ehr);
@@ -97,9 +111,9 @@ pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Fin
                         RuleId::R09,
                         None,
                         p,
-                        format!(
-                            "the register ended the {}, the EHR still has it active",
-                            register.kind
+                        e.say(
+                            "fk-r09-register-ended",
+                            msg_args![kind = register.kind.to_string()],
                         ),
                         x,
                     )
@@ -112,9 +126,9 @@ pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Fin
                         RuleId::R09,
                         None,
                         p,
-                        format!(
-                            "the EHR ended the {}, the register still has it active",
-                            register.kind
+                        e.say(
+                            "fk-r09-ehr-ended",
+                            msg_args![kind = register.kind.to_string()],
                         ),
                         x,
                     )
@@ -124,12 +138,9 @@ pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Fin
                     RuleId::R12,
                     None,
                     p,
-                    format!(
-                        "the patient declined an {} offer; the EHR does not record it",
-                        r.kind
-                    ),
+                    e.say("fk-r12", msg_args![kind = r.kind.to_string()]),
                     Extra {
-                        register: Some(describe(r)),
+                        register: Some(v.describe(r)),
                         unit: Some(r.unit.hsa.clone()),
                         sources: source_of(r, &d.register).into_iter().collect(),
                         ..Default::default()

@@ -5,6 +5,7 @@ use super::{Engine, PatientData, View};
 use crate::checks::catalogue::RuleId;
 use crate::checks::{Finding, Severity};
 use crate::domain::ContactKind;
+use crate::mapping::messages::msg_args;
 
 pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
     let View { p, view, .. } = v;
@@ -13,30 +14,23 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
         let one = || v.side(&[(*c, *s)]);
         let profession = c.staff().and_then(|st| st.profession);
         if let Some(prof) = profession.filter(|x| !x.is_listed()) {
-            let message = format!(
-                "profession '{}' is not in the region's CodeSystem yrke (mappings/fhir/CodeSystem-yrke.json): add it there, or correct the row",
-                prof.code()
-            );
+            let message = e.say("fk-r21-profession", msg_args![word = prof.code()]);
             e.emit(out, RuleId::R21, None, p, message, one());
         }
         let ContactKind::TreatingRole(role) = c.kind else {
             continue;
         };
         if !role.is_listed() {
-            let message = format!(
-                "treating role '{}' is not in the region's CodeSystem behandlande-roll (mappings/fhir/CodeSystem-behandlande-roll.json): add it there, or correct the row",
-                role.code()
-            );
+            let message = e.say("fk-r21-role", msg_args![word = role.code()]);
             e.emit(out, RuleId::R21, None, p, message, one());
             continue;
         }
         // A role the CodeSystem gives to one profession, held by another listed one.
         if let (Some(expected), Some(held)) = (role.profession(), profession) {
             if held.is_listed() && held.code() != expected {
-                let message = format!(
-                    "treating role {} is held by a {} (the CodeSystem names it for {expected})",
-                    role.code(),
-                    held.code()
+                let message = e.say(
+                    "fk-r21-mismatch",
+                    msg_args![role = role.code(), held = held.code(), expected = expected],
                 );
                 e.emit(out, RuleId::R21, Some(Severity::Info), p, message, one());
             }

@@ -3,6 +3,7 @@
 use super::{Engine, PatientData, Sourced, View};
 use crate::checks::catalogue::RuleId;
 use crate::checks::Finding;
+use crate::mapping::messages::msg_args;
 
 pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
     let View { p, a, active, .. } = v;
@@ -26,12 +27,13 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
                         RuleId::R10,
                         None,
                         p,
-                        format!(
-                            "{} ({}) holds no active role at {} for {}",
-                            staff.name.as_deref().unwrap_or("?"),
-                            staff.hsa,
-                            c.unit.hsa,
-                            c.kind
+                        e.say(
+                            "fk-r10",
+                            msg_args![
+                                who = super::labelled(staff.name.as_deref(), staff.hsa.as_str()),
+                                unit = v.unit_label(&c.unit.hsa),
+                                kind = c.kind.to_string()
+                            ],
                         ),
                         x,
                     );

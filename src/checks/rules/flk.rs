@@ -5,6 +5,7 @@ use super::{Engine, PatientData, Sourced, View};
 use crate::checks::catalogue::RuleId;
 use crate::checks::Finding;
 use crate::domain::UnitKind;
+use crate::mapping::messages::msg_args;
 
 pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
     let View {
@@ -27,7 +28,7 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
                 });
                 if !qualifies {
                     let has = if spec.is_empty() {
-                        "none recorded".to_owned()
+                        e.say("none-recorded", msg_args![])
                     } else {
                         spec.iter()
                             .map(|x| x.as_str())
@@ -39,9 +40,7 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
                         RuleId::R05,
                         None,
                         p,
-                        format!(
-                            "the FLK's specialties ({has}) are not general-practice competence"
-                        ),
+                        e.say("fk-r05", msg_args![specialties = has]),
                         side(&one),
                     );
                 }
@@ -51,7 +50,7 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
                 RuleId::R04,
                 None,
                 p,
-                format!("the FLK is {}, not a physician", other.code()),
+                e.say("fk-r04-profession", msg_args![profession = other.code()]),
                 side(&one),
             ),
             None => {
@@ -68,9 +67,9 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
                     RuleId::R04,
                     None,
                     p,
-                    format!(
-                        "the FLK works at a {} unit, not a primary-care centre",
-                        k.code()
+                    e.say(
+                        "fk-r04-unit",
+                        msg_args![unit = v.unit_label(&c.unit.hsa), kind = k.code()],
                     ),
                     x,
                 );
@@ -97,10 +96,7 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
                 RuleId::R06,
                 None,
                 p,
-                format!(
-                    "municipal care ({}) but no FLK at a primary-care centre",
-                    forms.join(", ")
-                ),
+                e.say("fk-r06", msg_args![forms = forms.join(", ")]),
                 side(flks),
             );
         }
@@ -112,7 +108,7 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
             RuleId::R19,
             None,
             p,
-            format!("{} active FLKs; a patient has one", flks.len()),
+            e.say("fk-r19-several", msg_args![count = flks.len()]),
             side(flks),
         );
     }
@@ -127,9 +123,9 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
                     RuleId::R19,
                     None,
                     p,
-                    format!(
-                        "the FLK works at {} but the patient is listed at {l}",
-                        c.unit.hsa
+                    e.say(
+                        "fk-r19-listing",
+                        msg_args![unit = v.unit_label(&c.unit.hsa), listing = v.unit_label(l)],
                     ),
                     x,
                 );

@@ -5,6 +5,7 @@ use super::{Engine, PatientData, Sourced, View};
 use crate::checks::catalogue::RuleId;
 use crate::checks::{Finding, Severity};
 use crate::domain::{ContactKind, HsaId, UnitKind};
+use crate::mapping::messages::msg_args;
 use std::collections::BTreeSet;
 
 pub(super) fn check(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Finding>) {
@@ -40,9 +41,9 @@ fn count(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
                 RuleId::R01,
                 None,
                 p,
-                format!(
-                    "{} active FVKs; the profile allows {max} per patient",
-                    counted.len()
+                e.say(
+                    "fk-r01-per-patient",
+                    msg_args![count = counted.len(), max = max],
                 ),
                 side(&counted),
             );
@@ -64,9 +65,9 @@ fn count(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
                     RuleId::R01,
                     None,
                     p,
-                    format!(
-                        "{} active FVKs at unit {u}; the profile allows {max} per unit",
-                        here.len()
+                    e.say(
+                        "fk-r01-per-unit",
+                        msg_args![count = here.len(), unit = v.unit_label(u), max = max],
                     ),
                     x,
                 );
@@ -100,7 +101,7 @@ fn coordination(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Findin
                     RuleId::R02,
                     Some(Severity::Warning),
                     p,
-                    format!("active FVKs in {} units and none coordinates", units.len()),
+                    e.say("fk-r02-none", msg_args![units = units.len()]),
                     side(fvks),
                 );
             } else if coordinating > 1 {
@@ -109,7 +110,7 @@ fn coordination(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Findin
                     RuleId::R02,
                     Some(Severity::Error),
                     p,
-                    format!("{coordinating} FVKs are marked coordinating; exactly one should be"),
+                    e.say("fk-r02-several", msg_args![count = coordinating]),
                     side(fvks),
                 );
             }
@@ -146,9 +147,9 @@ fn life_threatening(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
                 RuleId::R03,
                 Some(Severity::Info),
                 p,
-                format!(
-                    "life-threatening condition; the patient declined an FVK on {}",
-                    d.0.period.start()
+                e.say(
+                    "fk-r03-declined",
+                    msg_args![date = d.0.period.start().to_string()],
                 ),
                 side(&[d]),
             );
@@ -158,15 +159,14 @@ fn life_threatening(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
                 RuleId::R03,
                 Some(Severity::Info),
                 p,
-                "not evaluated for this patient: a life-threatening condition, and whether the FVK is a licensed physician is not known (profession or licence missing)".into(),
+                e.say("fk-r03-unknown", msg_args![]),
                 side(&unknown),
             );
         } else if !physician {
             let msg = if fvks.is_empty() {
-                "life-threatening condition and no active FVK; a licensed physician must be FVK"
-                    .to_owned()
+                e.say("fk-r03-no-fvk", msg_args![])
             } else {
-                "life-threatening condition, but no FVK is a licensed physician".to_owned()
+                e.say("fk-r03-no-physician", msg_args![])
             };
             e.emit(out, RuleId::R03, None, p, msg, side(fvks));
         }
@@ -221,7 +221,8 @@ fn discharge(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Finding>) 
         if !candidates.iter().any(|(c, _)| &c.unit.hsa == unit) {
             let mut x = side(&candidates);
             x.unit = Some(unit.clone());
-            e.emit(out, RuleId::R07, None, p, format!("an admission notice went to unit {unit} and discharge is decided, but the unit has appointed no FVK"), x);
+            let message = e.say("fk-r07-unit", msg_args![unit = v.unit_label(unit)]);
+            e.emit(out, RuleId::R07, None, p, message, x);
         }
     }
     if e.profile.fvk.discharge_fvk_must_coordinate && !ctx.admission_notices.is_empty() {
@@ -229,7 +230,8 @@ fn discharge(e: &mut Engine, v: &View, d: &PatientData, out: &mut Vec<Finding>) 
             c.unit.kind.is_some_and(UnitKind::is_region_outpatient) && coordinates(c)
         });
         if !ok {
-            e.emit(out, RuleId::R07, None, p, "discharge is decided, but no FVK in the region's outpatient care has the coordinating responsibility".into(), side(&candidates));
+            let message = e.say("fk-r07-coordinating", msg_args![]);
+            e.emit(out, RuleId::R07, None, p, message, side(&candidates));
         }
     }
 }
@@ -249,8 +251,7 @@ fn health_care_staff(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<F
                     RuleId::R11,
                     None,
                     p,
-                    "the FVK is administrative staff; the profile requires health-care staff"
-                        .into(),
+                    e.say("fk-r11", msg_args![]),
                     side(&[(*c, *s)]),
                 );
             }
@@ -358,7 +359,9 @@ mod tests {
             assert_eq!(r03.len(), 1, "{profile}");
             assert_eq!(r03[0].severity, crate::checks::Severity::Info);
             assert!(
-                r03[0].message.contains("declined an FVK on 2025-09-01"),
+                r03[0]
+                    .message
+                    .contains("avböjde fast vårdkontakt 2025-09-01"),
                 "{}",
                 r03[0].message
             );
@@ -394,7 +397,7 @@ mod tests {
                     "{what} {profile}"
                 );
                 assert!(
-                    r03[0].message.starts_with("not evaluated"),
+                    r03[0].message.starts_with("inte bedömt"),
                     "{}",
                     r03[0].message
                 );

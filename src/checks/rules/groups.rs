@@ -4,6 +4,7 @@ use super::{Engine, PatientData, Sourced, View};
 use crate::checks::catalogue::RuleId;
 use crate::checks::profile::{NeededContact, Requirement, Tier};
 use crate::checks::Finding;
+use crate::mapping::messages::msg_args;
 
 pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
     let View {
@@ -29,11 +30,14 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
                 e.profile
                     .patient_groups
                     .get(g)
-                    .map(|n| (format!("patient group {}", g.code()), n))
+                    .map(|n| (e.say("why-group", msg_args![group = g.code()]), n))
             })
             .collect();
         if ctx.large_care_needs {
-            needs.push(("large care needs".into(), &e.profile.large_care_needs));
+            needs.push((
+                e.say("why-large-care-needs", msg_args![]),
+                &e.profile.large_care_needs,
+            ));
         }
         for (why, (contacts, plans, tier)) in needs {
             let mut missing = Vec::new();
@@ -49,9 +53,9 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
                         RuleId::R18,
                         Some(crate::checks::Severity::Info),
                         p,
-                        format!(
-                            "{why}: the patient declined an FVK on {}",
-                            d.0.period.start()
+                        e.say(
+                            "fk-r18-declined",
+                            msg_args![why = why.clone(), date = d.0.period.start().to_string()],
                         ),
                         side(&[d]),
                     );
@@ -59,8 +63,8 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
                 }
                 if !has {
                     missing.push(match n {
-                        NeededContact::Fvk => "an FVK".to_owned(),
-                        NeededContact::Flk => "an FLK".to_owned(),
+                        NeededContact::Fvk => "FVK".to_owned(),
+                        NeededContact::Flk => "FLK".to_owned(),
                     });
                 }
             }
@@ -70,17 +74,17 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
                     .iter()
                     .any(|pl| pl.kind() == *k && pl.is_in_force())
                 {
-                    missing.push(format!("a {}", k.code()));
+                    missing.push(k.code().to_owned());
                 }
             }
             if !missing.is_empty() {
                 // The model gives an indication; the assessment is the unit's (Örebro §6.2):
                 // said as what it indicates, red as the rule's severity, yellow as information.
                 let (severity, colour) = match tier {
-                    Tier::Red => (None, "prioritise"),
+                    Tier::Red => (None, e.say("tier-red", msg_args![])),
                     Tier::Yellow => (
                         Some(crate::checks::Severity::Info),
-                        "prioritise when needed",
+                        e.say("tier-yellow", msg_args![]),
                     ),
                 };
                 e.emit(
@@ -88,9 +92,9 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
                     RuleId::R18,
                     severity,
                     p,
-                    format!(
-                        "{why}: the prioritisation model indicates {} ({colour}), and the patient has none; the assessment is the unit's",
-                        missing.join(", ")
+                    e.say(
+                        "fk-r18",
+                        msg_args![why = why, needs = missing.join(", "), tier = colour],
                     ),
                     side(active),
                 );
@@ -136,7 +140,7 @@ mod tests {
         let r18: Vec<_> = f.iter().filter(|f| f.rule == "FK-R18").collect();
         assert_eq!(r18[0].severity, crate::checks::Severity::Warning);
         assert!(
-            r18[0].message.contains("indicates an FVK (prioritise)"),
+            r18[0].message.contains("anger FVK (prioritera)"),
             "{}",
             r18[0].message
         );
@@ -156,7 +160,7 @@ mod tests {
         let r18: Vec<_> = f.iter().filter(|f| f.rule == "FK-R18").collect();
         assert_eq!(r18[0].severity, crate::checks::Severity::Info);
         assert!(
-            r18[0].message.contains("prioritise when needed"),
+            r18[0].message.contains("prioriteras vid behov"),
             "{}",
             r18[0].message
         );
@@ -174,10 +178,10 @@ mod tests {
         assert_eq!(r18.len(), 1, "{r18:?}");
         assert_eq!(r18[0].severity, crate::checks::Severity::Info);
         assert!(
-            r18[0].message.contains("declined an FVK on"),
+            r18[0].message.contains("avböjde fast vårdkontakt"),
             "{}",
             r18[0].message
         );
-        assert!(!r18[0].message.contains("lacks"), "{}", r18[0].message);
+        assert!(!r18[0].message.contains("saknar"), "{}", r18[0].message);
     }
 }

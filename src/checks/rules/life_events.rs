@@ -3,6 +3,7 @@
 use super::{Engine, PatientData, Sourced, View};
 use crate::checks::catalogue::RuleId;
 use crate::checks::Finding;
+use crate::mapping::messages::msg_args;
 
 pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
     let View {
@@ -18,19 +19,16 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
         && !active.is_empty()
     {
         let why = if ctx.deceased {
-            "deceased"
+            e.say("why-deceased", msg_args![])
         } else {
-            "moved out of the region"
+            e.say("why-moved-out", msg_args![])
         };
         e.emit(
             out,
             RuleId::R20,
             None,
             p,
-            format!(
-                "the patient is {why} but has {} active contacts",
-                active.len()
-            ),
+            e.say("fk-r20", msg_args![why = why, count = active.len()]),
             side(active),
         );
     }

@@ -19,6 +19,7 @@ use super::{Finding, NotEvaluated, Severity};
 use crate::domain::{
     Availability, ContactKind, ContactStatus, FixedContact, HsaId, PatientContext, PatientId,
 };
+use crate::mapping::messages::{msg_args, Speaker};
 use chrono::NaiveDate;
 use std::collections::{BTreeSet, HashSet};
 
@@ -52,36 +53,48 @@ pub(crate) struct Engine<'p> {
     pub(crate) specialist_physicians: Option<&'p HashSet<HsaId>>,
     pub(crate) as_of: NaiveDate,
     pub(crate) not_evaluated: BTreeSet<NotEvaluated>,
+    /// The run's messages in its language.
+    pub(crate) speaker: Speaker<'p>,
+    /// The units the patient being checked has contacts at, by HSA-id, with their names.
+    unit_names: std::collections::HashMap<HsaId, String>,
 }
 
-fn describe(c: &FixedContact) -> String {
+/// A contact as a person reads it: kind, who (name with HSA-id), unit (name with HSA-id), since
+/// when, and its state.
+fn describe(sp: &Speaker, c: &FixedContact) -> String {
     let who = c
         .staff()
-        .map(|s| format!("{} ({})", s.name.as_deref().unwrap_or("?"), s.hsa))
-        .unwrap_or_else(|| "no one".into());
-    let unit = c
-        .unit
-        .name
-        .clone()
-        .unwrap_or_else(|| c.unit.hsa.to_string());
+        .map(|s| labelled(s.name.as_deref(), s.hsa.as_str()))
+        .unwrap_or_else(|| sp.say("no-one", msg_args![]));
+    let unit = labelled(c.unit.name.as_deref(), c.unit.hsa.as_str());
     let status = match c.status() {
-        ContactStatus::Active => "active".to_owned(),
-        ContactStatus::Ended => format!(
-            "ended {}",
-            c.period
-                .end()
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| "(no end date)".into())
-        ),
-        ContactStatus::Declined => "declined".to_owned(),
-        ContactStatus::Requested => "requested".to_owned(),
-        ContactStatus::Informed => "informed of the right to one".to_owned(),
+        ContactStatus::Active => sp.say("status-active", msg_args![]),
+        ContactStatus::Ended => match c.period.end() {
+            Some(d) => sp.say("status-ended", msg_args![date = d.to_string()]),
+            None => sp.say("status-ended-undated", msg_args![]),
+        },
+        ContactStatus::Declined => sp.say("status-declined", msg_args![]),
+        ContactStatus::Requested => sp.say("status-requested", msg_args![]),
+        ContactStatus::Informed => sp.say("status-informed", msg_args![]),
     };
-    format!(
-        "{} {who} at {unit}, from {}, {status}",
-        c.kind,
-        c.period.start()
+    sp.say(
+        "contact",
+        msg_args![
+            kind = c.kind.to_string(),
+            who = who,
+            unit = unit,
+            start = c.period.start().to_string(),
+            status = status
+        ],
     )
+}
+
+/// A name with its HSA-id beside it, or the HSA-id alone.
+pub(crate) fn labelled(name: Option<&str>, hsa: &str) -> String {
+    match name {
+        Some(n) => format!("{n} ({hsa})"),
+        None => hsa.to_owned(),
+    }
 }
 
 fn expression_for(source: &str) -> Option<String> {
@@ -95,6 +108,7 @@ impl<'p> Engine<'p> {
         availability: Availability,
         directory: &'p HashSet<(HsaId, HsaId)>,
         as_of: NaiveDate,
+        speaker: Speaker<'p>,
     ) -> Self {
         Engine {
             profile,
@@ -103,7 +117,14 @@ impl<'p> Engine<'p> {
             specialist_physicians: None,
             as_of,
             not_evaluated: BTreeSet::new(),
+            speaker,
+            unit_names: std::collections::HashMap::new(),
         }
+    }
+
+    /// Message `id` in the run's language.
+    pub(crate) fn say(&self, id: &str, args: &[(&str, fluent_bundle::FluentValue<'_>)]) -> String {
+        self.speaker.say(id, args)
     }
 
     /// The physicians with a role in specialist care, from the EHR's directory.
@@ -143,7 +164,12 @@ impl<'p> Engine<'p> {
             .copied()
             .or(severity)
             .unwrap_or(r.severity);
+        let unit_name = x
+            .unit
+            .as_ref()
+            .and_then(|u| self.unit_names.get(u).cloned());
         out.push(Finding {
+            unit_name,
             rule: r.id,
             severity,
             patient: patient.expose(),
@@ -165,6 +191,14 @@ impl<'p> Engine<'p> {
     }
 
     pub(crate) fn check(&mut self, d: &PatientData, out: &mut Vec<Finding>) {
+        self.unit_names.clear();
+        for (c, _) in d.register.iter().chain(&d.ehr) {
+            if let Some(n) = &c.unit.name {
+                self.unit_names
+                    .entry(c.unit.hsa.clone())
+                    .or_insert_with(|| n.clone());
+            }
+        }
         let a = self.availability;
         let p = d.patient;
         let empty = PatientContext::default();
@@ -207,6 +241,7 @@ impl<'p> Engine<'p> {
             active: &active,
             fvks: &fvks,
             flks: &flks,
+            speaker: self.speaker,
         };
         fvk::check(self, &v, d, out);
         flk::check(self, &v, d, out);
@@ -231,9 +266,28 @@ pub(crate) struct View<'v> {
     pub(crate) active: &'v [Sourced<'v>],
     pub(crate) fvks: &'v [Sourced<'v>],
     pub(crate) flks: &'v [Sourced<'v>],
+    /// The run's messages in its language.
+    pub(crate) speaker: Speaker<'v>,
 }
 
 impl View<'_> {
+    /// A unit by name with its HSA-id beside it, the name from any of the patient's contacts
+    /// at that unit (the HSA-id alone when none names it).
+    pub(crate) fn unit_label(&self, hsa: &HsaId) -> String {
+        let name = self
+            .view
+            .iter()
+            .map(|(c, _)| &c.unit)
+            .find(|u| &u.hsa == hsa && u.name.is_some())
+            .and_then(|u| u.name.as_deref());
+        labelled(name, hsa.as_str())
+    }
+
+    /// A contact as a person reads it.
+    pub(crate) fn describe(&self, c: &FixedContact) -> String {
+        describe(&self.speaker, c)
+    }
+
     /// A documented decline of an FVK (Gävleborg §2.1: an offer declined is documented), the
     /// latest: "lacks an FVK" is then the patient's choice, not a gap.
     fn declined_fvk(&self) -> Option<Sourced<'_>> {
@@ -251,7 +305,7 @@ impl View<'_> {
         let src = v.iter().map(|(_, s)| s.to_string()).collect::<Vec<_>>();
         let list = v
             .iter()
-            .map(|(c, _)| describe(c))
+            .map(|(c, _)| describe(&self.speaker, c))
             .collect::<Vec<_>>()
             .join("; ");
         if self.a.register {
@@ -274,7 +328,7 @@ impl View<'_> {
 /// For the rules' unit tests: contacts written as register rows (read by the real reader), a
 /// patient's context, and the findings one profile gives for them.
 #[cfg(test)]
-pub(super) mod testkit {
+pub(crate) mod testkit {
     use super::Engine;
     use super::PatientData;
     use crate::checks::Profile;
@@ -439,7 +493,7 @@ pub(super) mod testkit {
             .filter_map(|(s, u)| Some((HsaId::parse(s).ok()?, HsaId::parse(u).ok()?)))
             .collect();
         let as_of = AS_OF.parse().expect("date");
-        let mut e = Engine::new(&profile, all, &directory, as_of);
+        let mut e = Engine::new(&profile, all, &directory, as_of, m.speaker());
         let patient = register
             .first()
             .or(ehr.and_then(|x| x.first()))

@@ -5,6 +5,7 @@ use super::{Engine, PatientData, View};
 use crate::checks::catalogue::RuleId;
 use crate::checks::Finding;
 use crate::domain::ContactStatus;
+use crate::mapping::messages::msg_args;
 use chrono::Months;
 
 pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
@@ -20,15 +21,13 @@ fn told(e: &mut Engine, v: &View, out: &mut Vec<Finding>) {
         return;
     }
     for t in &ctx.open_inform_tasks {
-        let since = t.since.map(|d| format!(" since {d}")).unwrap_or_default();
+        let since = t.since.map(|d| d.to_string()).unwrap_or_else(|| "–".into());
         let unit = t
             .unit
             .as_ref()
-            .map(|u| format!(", owned by unit {u}"))
-            .unwrap_or_default();
-        let message = format!(
-            "the patient is still to be told that the FVK ended or changed: the task is open{since}{unit}"
-        );
+            .map(|u| v.unit_label(u))
+            .unwrap_or_else(|| "–".into());
+        let message = e.say("fk-r24", msg_args![since = since, unit = unit]);
         let x = super::Extra {
             ehr: Some(t.source.clone()),
             unit: t.unit.clone(),
@@ -60,9 +59,14 @@ fn requests(e: &mut Engine, v: &View, out: &mut Vec<Finding>) {
         });
         let waited = (e.as_of - asked).num_days();
         if !met && waited > i64::from(days) {
-            let message = format!(
-                "the patient asked for a {} on {asked}; none is appointed after {waited} days (the profile allows {days})",
-                req.kind
+            let message = e.say(
+                "fk-r22",
+                msg_args![
+                    kind = req.kind.to_string(),
+                    date = asked.to_string(),
+                    waited = waited,
+                    days = days
+                ],
             );
             e.emit(out, RuleId::R22, None, p, message, v.side(&[(*req, *s)]));
         }
@@ -88,8 +92,9 @@ fn review(e: &mut Engine, v: &View, out: &mut Vec<Finding>) {
             .filter(|d| *d > c.period.start())
             .unwrap_or(c.period.start());
         if changed <= due {
-            let message = format!(
-                "the FVK is unchanged since {changed}, over {months} months: evaluate the need again together with the patient"
+            let message = e.say(
+                "fk-r23",
+                msg_args![date = changed.to_string(), months = months],
             );
             e.emit(out, RuleId::R23, None, p, message, v.side(&[(*c, *s)]));
         }

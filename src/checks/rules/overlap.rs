@@ -3,6 +3,7 @@
 use super::{Engine, PatientData, Sourced, View};
 use crate::checks::catalogue::RuleId;
 use crate::checks::Finding;
+use crate::mapping::messages::msg_args;
 use std::collections::HashSet;
 
 pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
@@ -29,10 +30,7 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
                     RuleId::R17,
                     None,
                     p,
-                    format!(
-                        "the same person is {} twice over overlapping periods",
-                        a1.kind
-                    ),
+                    e.say("fk-r17", msg_args![kind = a1.kind.to_string()]),
                     side(&[(*a1, *s1), (*a2, *s2)]),
                 );
             }

@@ -6,6 +6,7 @@ use crate::checks::catalogue::RuleId;
 use crate::checks::Finding;
 use crate::domain::plan::PlanBody;
 use crate::domain::{PatientContext, PatientId, Profession};
+use crate::mapping::messages::msg_args;
 
 pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Finding>) {
     let View {
@@ -43,23 +44,24 @@ pub(super) fn plans(
             ..Default::default()
         };
         let mut missing: Vec<String> = Vec::new();
+        let say = |id: &str| e.say(id, msg_args![]);
         let (rule, name) = match &plan.body {
-            PlanBody::Sip(_) => (RuleId::R13, "the SIP"),
-            PlanBody::MedicalCarePlan(_) => (RuleId::R14, "the medical care plan"),
-            PlanBody::DocumentedAgreement(_) => (RuleId::R15, "the documented agreement"),
+            PlanBody::Sip(_) => (RuleId::R13, "plan-sip"),
+            PlanBody::MedicalCarePlan(_) => (RuleId::R14, "plan-medical"),
+            PlanBody::DocumentedAgreement(_) => (RuleId::R15, "plan-agreement"),
         };
         match &plan.body {
             PlanBody::Sip(s) => {
                 match &s.consent {
-                    None => missing.push("the patient's consent".into()),
-                    Some(c) if !c.active => missing.push(format!(
-                        "an active consent (Consent/{} is not active)",
-                        c.id
+                    None => missing.push(say("lacks-consent")),
+                    Some(c) if !c.active => missing.push(e.say(
+                        "lacks-active-consent",
+                        msg_args![consent = format!("Consent/{}", c.id)],
                     )),
                     Some(_) => {}
                 }
                 if s.interventions.is_empty() {
-                    missing.push("the interventions needed".into());
+                    missing.push(say("lacks-interventions"));
                 }
                 let unassigned = s
                     .interventions
@@ -67,45 +69,37 @@ pub(super) fn plans(
                     .filter(|i| i.responsible.is_none())
                     .count();
                 if unassigned > 0 {
-                    missing.push(format!(
-                        "which principal answers for {unassigned} intervention(s)"
-                    ));
+                    missing.push(e.say("lacks-responsible", msg_args![count = unassigned]));
                 }
                 match s.overall_responsibility {
-                    None => missing.push("the principal with overall responsibility".into()),
+                    None => missing.push(say("lacks-overall")),
                     // HSL 16 kap. 4 § and Örebro §1.1.3: one of the principals, the region or
                     // the municipality, has the overall responsibility; another actor cannot.
-                    Some(crate::domain::Principal::Other) => missing.push(
-                        "a principal with overall responsibility (the region or the municipality; 'annan' cannot hold it)".into(),
-                    ),
+                    Some(crate::domain::Principal::Other) => {
+                        missing.push(say("lacks-overall-principal"))
+                    }
                     Some(_) => {}
                 }
             }
             PlanBody::MedicalCarePlan(m) => {
                 let parts = [
-                    (m.prognosis.is_none(), "a prognosis"),
-                    (
-                        m.care_level_on_deterioration.is_none(),
-                        "care level and direction on serious deterioration",
-                    ),
-                    (
-                        m.direct_contact.is_none(),
-                        "direct contact on deterioration",
-                    ),
+                    (m.prognosis.is_none(), "lacks-prognosis"),
+                    (m.care_level_on_deterioration.is_none(), "lacks-care-level"),
+                    (m.direct_contact.is_none(), "lacks-direct-contact"),
                     (
                         m.action_plan_on_deterioration.is_none(),
-                        "an action plan on deterioration",
+                        "lacks-action-plan",
                     ),
                     (
                         m.follow_up
                             .as_ref()
                             .is_none_or(|f| f.when.is_none() || f.by.is_none()),
-                        "when and by whom it is followed up",
+                        "lacks-follow-up",
                     ),
                 ];
-                missing.extend(parts.iter().filter(|(m, _)| *m).map(|(_, w)| w.to_string()));
+                missing.extend(parts.iter().filter(|(m, _)| *m).map(|(_, w)| say(w)));
                 match &m.author {
-                    None => missing.push("its author".into()),
+                    None => missing.push(say("lacks-author")),
                     Some(a) => {
                         let is_flk = flks
                             .iter()
@@ -120,29 +114,31 @@ pub(super) fn plans(
                         let in_specialist_care =
                             e.specialist_physicians.is_some_and(|set| set.contains(a));
                         if !is_flk && !is_physician && !in_specialist_care {
-                            missing.push(format!("an author who is the FLK or a treating physician ({a} is neither among the patient's contacts nor a physician in specialist care)"));
+                            missing.push(
+                                e.say("lacks-author-role", msg_args![author = a.to_string()]),
+                            );
                         }
                     }
                 }
             }
             PlanBody::DocumentedAgreement(ag) => {
                 if ag.patient_commitments.is_empty() {
-                    missing.push("the patient's commitments".into());
+                    missing.push(say("lacks-patient-commitments"));
                 }
                 if ag.care_commitments.is_empty() {
-                    missing.push("the care's commitments".into());
+                    missing.push(say("lacks-care-commitments"));
                 }
-                for (v, what) in [(fvks, "the FVK"), (flks, "the FLK")] {
+                for (v, what) in [(fvks, "FVK"), (flks, "FLK")] {
                     let named = v.iter().any(|(c, _)| {
                         c.staff()
                             .is_some_and(|s| ag.named_contacts.contains(&s.hsa))
                     });
                     if !v.is_empty() && !named {
-                        missing.push(format!("{what} among its contacts"));
+                        missing.push(e.say("lacks-named", msg_args![kind = what]));
                     }
                 }
                 if ag.next_contact.is_none() {
-                    missing.push("the agreed time of the next contact".into());
+                    missing.push(say("lacks-next-contact"));
                 }
             }
         }
@@ -152,7 +148,13 @@ pub(super) fn plans(
                 rule,
                 None,
                 p,
-                format!("{name} lacks {}", missing.join(", ")),
+                e.say(
+                    "plan-lacks",
+                    msg_args![
+                        plan = e.say(name, msg_args![]),
+                        missing = missing.join(", ")
+                    ],
+                ),
                 x(),
             );
         }
