@@ -269,3 +269,31 @@ fn a_plan_from_files_is_refused_by_sync_apply() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--apply needs --ehr URL"));
 }
+
+#[test]
+fn reconcile_writes_every_patients_written_information_on_request() {
+    let work = tempfile::tempdir().unwrap();
+    let letters = work.path().join("brev");
+    reconcile(
+        &root().join("samples/handwritten/register.csv"),
+        root().join("samples/handwritten/ehr").to_str().unwrap(),
+        &work.path().join("r"),
+        &["--written-information-dir", letters.to_str().unwrap()],
+    );
+    let names: Vec<String> = std::fs::read_dir(&letters)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let pages: Vec<&String> = names.iter().filter(|n| n.ends_with(".html")).collect();
+    // One page and one Composition per patient with a contact in force on 2026-06-01: every
+    // patient of the hand-written register but those whose contacts are all ended or offers
+    // (r09, r12 ×2, r22 ×3, r24) and the row that fails its check digit.
+    assert_eq!(pages.len(), 38, "{names:?}");
+    assert_eq!(names.len(), 2 * pages.len());
+    for n in names.iter().filter(|n| n.ends_with(".json")) {
+        let c = std::fs::read(letters.join(n)).unwrap();
+        fastkontakt::fhir::model::parse(&c).expect("a Composition in strict R4");
+    }
+    let any = std::fs::read_to_string(letters.join(pages[0])).unwrap();
+    assert!(any.contains("Dina fasta kontakter i vården"), "{any}");
+}

@@ -404,6 +404,12 @@ pub(crate) struct ReconcileArgs {
     /// Plan to end the active contacts typed by hand that no register row stands for.
     #[arg(long)]
     pub(crate) end_unmatched: bool,
+    /// Write every patient's written information (Örebro §7.4: all fixed contacts, the
+    /// coordinating FVK marked, the unit to reach each through) here: a printable Swedish page
+    /// (HTML) and its Composition (JSON) per patient with a contact in force, named by the
+    /// patient's resource id.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) written_information_dir: Option<PathBuf>,
     /// Refuse a plan that ends more than this share of the active relations (0..1).
     #[arg(long, default_value_t = 0.2)]
     pub(crate) max_end_share: f64,

@@ -415,6 +415,7 @@ pub(super) fn reconcile(cli: &Cli, a: &ReconcileArgs) -> anyhow::Result<ExitCode
                 .unwrap_or_else(|| a.report.join("register.quarantine.csv")),
             partitions: a.partitions,
             apply: a.apply,
+            written_information_dir: a.written_information_dir.clone(),
         },
         rt.handle(),
         &progress,

@@ -181,6 +181,47 @@ impl WrittenInformation {
     }
 }
 
+/// The written information of every patient with a contact in force in a register export, as
+/// Compositions (for files: their references are the product's deterministic ids). Holds the
+/// export's contacts in force in memory, grouped by patient; rows the reader rejects are left
+/// out (the run that reads the export reports them).
+pub fn from_register(
+    path: &std::path::Path,
+    m: &crate::mapping::Mappings,
+    as_of: NaiveDate,
+) -> Result<Vec<serde_json::Value>, crate::sources::register::RegisterError> {
+    use crate::sources::register::{RegisterItem, RegisterReader};
+    use std::collections::{BTreeMap, HashMap};
+    let mut by_patient: BTreeMap<PatientId, Vec<FixedContact>> = BTreeMap::new();
+    for item in RegisterReader::open(path, &m.register, &m.terminology)? {
+        if let RegisterItem::Contact { contact, .. } = item? {
+            if contact.is_active_on(as_of) {
+                by_patient
+                    .entry(contact.patient.clone())
+                    .or_default()
+                    .push(contact);
+            }
+        }
+    }
+    let out = crate::fhir::outbound::Outbound::new(m);
+    let mut docs = Vec::new();
+    for (p, contacts) in &by_patient {
+        let refs: Vec<&FixedContact> = contacts.iter().collect();
+        let Some(info) = WrittenInformation::of(p, &refs, as_of, &m.terminology) else {
+            continue;
+        };
+        let bodies: HashMap<RowId, serde_json::Value> = contacts
+            .iter()
+            .filter_map(|c| {
+                let r = crate::fhir::model::to_value(out.contact(c).relation).ok()?;
+                Some((c.row_id.clone(), r))
+            })
+            .collect();
+        docs.extend(crate::fhir::duties::composition(m, &info, &bodies));
+    }
+    Ok(docs)
+}
+
 /// XHTML text escaping.
 pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")

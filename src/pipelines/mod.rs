@@ -31,6 +31,8 @@ pub enum PipelineError {
     State(#[from] crate::sync::state::StateError),
     #[error(transparent)]
     Report(#[from] crate::sinks::report::ReportError),
+    #[error(transparent)]
+    Register(#[from] crate::sources::register::RegisterError),
     #[error("reading the EHR from {ehr}: {source}")]
     EhrServer {
         ehr: String,

@@ -60,6 +60,9 @@ pub struct Options<'a> {
     pub partitions: Option<u32>,
     /// Carry out the live plan (a server only).
     pub apply: bool,
+    /// Write each patient's written information here (Örebro §7.4): a printable page and its
+    /// Composition per patient with a contact in force.
+    pub written_information_dir: Option<PathBuf>,
 }
 
 /// What a reconcile found, planned and wrote.
@@ -204,6 +207,17 @@ pub fn run(
         }
         _ => None,
     };
+    let mut written = written;
+    if let Some(dir) = &o.written_information_dir {
+        let io = |source| PipelineError::Io {
+            path: dir.clone(),
+            source,
+        };
+        let docs = crate::duties::from_register(o.register, o.mappings, o.options.as_of)?;
+        let pages = crate::sinks::letters::write(dir, &docs).map_err(io)?;
+        tracing::info!(pages = pages.len(), "wrote the written information");
+        written.push(dir.clone());
+    }
     Ok(Outcome {
         report: outcome.report,
         plan: counts,
