@@ -43,6 +43,21 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
+    /// Run as a service: the jobs of a TOML file on their schedules, on exports dropped in a
+    /// folder, and when asked over HTTP (GET /healthz /readyz /metrics /runs /runs/ID,
+    /// POST /jobs/NAME/run[?dry_run=true]).
+    ///
+    /// The file: [server] bind (127.0.0.1:8080; elsewhere needs tokens = "file:PATH"),
+    /// history (the run history, SQLite), history_days; then [[job]] name, kind = "sync",
+    /// schedule (cron in Europe/Stockholm; six fields for seconds), drop_folder, and
+    /// [job.sync] with what `sync --config` takes (register, ehr, state, state_key, …).
+    /// SIGTERM lets the run in flight finish; a run the service did not finish runs again at
+    /// the next start. See samples/serve.toml.
+    Serve {
+        /// The service's settings (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Translate register CSV → FHIR (transaction Bundle, or NDJSON), or FHIR → register CSV.
     ///
     /// The direction follows INPUT: a .csv file is a register export; a .json Bundle, an
@@ -221,7 +236,7 @@ pub(crate) enum MappingCommand {
     },
 }
 
-#[derive(clap::Args, Default, serde::Deserialize)]
+#[derive(clap::Args, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct SyncArgs {
     /// Settings file (TOML) for scheduled jobs; command-line flags override it.

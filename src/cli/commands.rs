@@ -2,7 +2,9 @@
 //! printed for a person (stderr) or written as asked, and the exit code.
 
 use super::args::{Cli, Command, FailOn, Format, ReconcileArgs, SyncAction, SyncArgs};
-use super::config::{client_from, connection, merge_sync_args, state_key};
+use super::config::{
+    client_from, connection, merge_sync_args, state_key, state_path, sync_options,
+};
 use super::{load_mappings, mappings_dir, output, runtime};
 use anyhow::Context;
 use fastkontakt::checks::{Profile, Severity};
@@ -256,11 +258,7 @@ pub(super) fn sync(cli: &Cli, raw: &SyncArgs) -> anyhow::Result<ExitCode> {
     let own = fastkontakt::sync::ownership(&mappings_dir(cli))
         .context("loading mappings/ownership.toml")?;
     let client = client_from(&args)?;
-    let state = args
-        .state
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("fastkontakt-state.sqlite"));
-    let chunk = args.chunk_size.unwrap_or(100);
+    let state = state_path(&args);
     let mode = match &args.action {
         Some(SyncAction::Apply { plan }) => pipelines::sync::Mode::Apply { plan: plan.clone() },
         Some(SyncAction::Plan { output }) => pipelines::sync::Mode::Plan {
@@ -271,34 +269,7 @@ pub(super) fn sync(cli: &Cli, raw: &SyncArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let printing_plan = !matches!(mode, pipelines::sync::Mode::Run { dry_run: false });
-    let o = pipelines::sync::Options {
-        register: args.register.as_deref(),
-        state: &state,
-        state_key: state_key(args.state_key.as_deref())?,
-        mode,
-        options: fastkontakt::sync::Options {
-            on_conflict: args
-                .on_conflict
-                .unwrap_or(fastkontakt::sync::OnConflict::Report),
-            chunk_size: chunk,
-            as_of: args.as_of.unwrap_or_else(pipelines::today),
-            max_end_share: args.max_end_share.unwrap_or(0.2),
-            takeover: args.takeover,
-            end_unmatched: args.end_unmatched,
-            writing: fastkontakt::sync::Writing {
-                reprobe: args.reprobe,
-                create_by: args.create_by,
-                grouping: args.grouping,
-            },
-            duties: fastkontakt::sync::Duties {
-                inform_tasks: !args.no_inform_tasks,
-                written_information: args.written_information,
-                written_information_files: args.written_information_dir.is_some(),
-            },
-        },
-        chunk_size: chunk,
-        written_information_dir: args.written_information_dir.clone(),
-    };
+    let o = sync_options(&args, &state, mode)?;
     let outcome = runtime()?.block_on(pipelines::sync::run(
         &client,
         &mappings,

@@ -152,3 +152,47 @@ pub(crate) fn client_from(
     }
     Ok(FhirClient::new(cfg)?)
 }
+
+/// The state file a job's settings name (default `fastkontakt-state.sqlite`).
+pub(crate) fn state_path(args: &SyncArgs) -> std::path::PathBuf {
+    args.state
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("fastkontakt-state.sqlite"))
+}
+
+/// One sync as the settings describe it: the command line's and a service job's alike.
+pub(crate) fn sync_options<'a>(
+    args: &'a SyncArgs,
+    state: &'a std::path::Path,
+    mode: fastkontakt::pipelines::sync::Mode,
+) -> anyhow::Result<fastkontakt::pipelines::sync::Options<'a>> {
+    let chunk = args.chunk_size.unwrap_or(100);
+    Ok(fastkontakt::pipelines::sync::Options {
+        register: args.register.as_deref(),
+        state,
+        state_key: state_key(args.state_key.as_deref())?,
+        mode,
+        options: fastkontakt::sync::Options {
+            on_conflict: args
+                .on_conflict
+                .unwrap_or(fastkontakt::sync::OnConflict::Report),
+            chunk_size: chunk,
+            as_of: args.as_of.unwrap_or_else(fastkontakt::pipelines::today),
+            max_end_share: args.max_end_share.unwrap_or(0.2),
+            takeover: args.takeover,
+            end_unmatched: args.end_unmatched,
+            writing: fastkontakt::sync::Writing {
+                reprobe: args.reprobe,
+                create_by: args.create_by,
+                grouping: args.grouping,
+            },
+            duties: fastkontakt::sync::Duties {
+                inform_tasks: !args.no_inform_tasks,
+                written_information: args.written_information,
+                written_information_files: args.written_information_dir.is_some(),
+            },
+        },
+        chunk_size: chunk,
+        written_information_dir: args.written_information_dir.clone(),
+    })
+}

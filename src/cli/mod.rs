@@ -5,6 +5,7 @@
 pub(crate) mod args;
 mod commands;
 mod config;
+mod serve;
 
 use anyhow::Context;
 use args::{Cli, Command};
@@ -37,6 +38,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             state,
             state_key,
         } => commands::history(patient, *at, state, state_key.as_deref()),
+        Command::Serve { config } => serve::serve(&cli, config),
         Command::Rules { id, profile } => commands::rules(&cli, id.as_deref(), profile.as_deref()),
         Command::Mapping {
             command:

@@ -215,12 +215,20 @@ pub struct Summary {
     pub strategy: Option<WriteStrategy>,
     /// What the run wants said (held ends, errors).
     pub messages: Vec<String>,
+    /// Stopped between chunks before the plan's end (a service shutting down).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
 }
 
 impl Summary {
+    /// Requests made to the server.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
     /// 0 done, 1 done with conflicts or rejected rows, 2 failed.
     pub fn exit_code(&self) -> u8 {
-        if self.errors > 0 {
+        if self.errors > 0 || self.stopped {
             2
         } else if self.conflicts > 0
             || self.rejected_rows > 0
@@ -1959,6 +1967,15 @@ impl<'a> Applier<'a> {
         refs.sort_by_key(|i| (rank(&i.resource_type), i.seq));
         for group in [refs, rels] {
             for chunk in group.chunks(chunk_size.max(1)) {
+                // A service shutting down: the chunk in flight was finished and recorded;
+                // the rest is left for the next run, which resumes from the state file.
+                if super::stop_requested() {
+                    self.summary.stopped = true;
+                    self.summary.messages.push(
+                        "stopped before the plan's end (the service is shutting down): the next run resumes it".into(),
+                    );
+                    return self.verify().await;
+                }
                 let mut items: Vec<PlanItem> = chunk.iter().map(|i| self.prepare(i)).collect();
                 let pending: Vec<Pending> = items
                     .iter()

@@ -307,3 +307,15 @@ pub(crate) async fn apply_plan(
     )?;
     Ok(summary)
 }
+
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks every sync in this process to stop at its next chunk boundary: what is written is
+/// recorded, the rest is left for the next run (a service shutting down).
+pub fn request_stop() {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+pub(crate) fn stop_requested() -> bool {
+    STOP.load(std::sync::atomic::Ordering::SeqCst)
+}

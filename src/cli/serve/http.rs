@@ -1,0 +1,120 @@
+//! The service's HTTP API (axum): health, readiness, Prometheus metrics, the run history, and
+//! a trigger per job. Every route but the health check asks for a bearer token when tokens are
+//! configured (they must be, to listen beyond the loopback).
+
+use super::{Service, Trigger};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::sync::Arc;
+
+pub(super) fn router(service: Arc<Service>) -> Router {
+    let api = Router::new()
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/runs", get(runs))
+        .route("/runs/{id}", get(run))
+        .route("/jobs/{name}/run", post(trigger))
+        .layer(middleware::from_fn_with_state(service.clone(), auth));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(api)
+        .with_state(service)
+}
+
+/// A bearer token from the configured list, compared in constant time.
+async fn auth(State(s): State<Arc<Service>>, req: Request, next: Next) -> Response {
+    if s.tokens.is_empty() {
+        return next.run(req).await;
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let ok = s.tokens.iter().any(|t| {
+        t.len() == given.len()
+            && t.bytes()
+                .zip(given.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    });
+    if ok {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "a bearer token is required\n",
+        )
+            .into_response()
+    }
+}
+
+/// Ready when the run history takes a write and no job is refused its settings.
+async fn readyz(State(s): State<Arc<Service>>) -> Response {
+    let history = s.history.writable();
+    let body = serde_json::json!({ "history_writable": history });
+    let status = if history {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(s): State<Arc<Service>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.text(),
+    )
+        .into_response()
+}
+
+async fn runs(State(s): State<Arc<Service>>) -> Response {
+    match s.history.runs(100) {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}\n")).into_response(),
+    }
+}
+
+async fn run(State(s): State<Arc<Service>>, Path(id): Path<i64>) -> Response {
+    match s.history.run(id) {
+        Ok(Some(r)) => Json(r).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, "no such run\n").into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}\n")).into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RunQuery {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn trigger(
+    State(s): State<Arc<Service>>,
+    Path(name): Path<String>,
+    Query(q): Query<RunQuery>,
+) -> Response {
+    let Some(job) = s.job(&name) else {
+        return (StatusCode::NOT_FOUND, "no such job\n").into_response();
+    };
+    job.trigger(Trigger {
+        why: "asked over HTTP".into(),
+        dry_run: q.dry_run,
+        register: None,
+    });
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"job": name, "queued": true, "dry_run": q.dry_run})),
+    )
+        .into_response()
+}
