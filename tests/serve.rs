@@ -169,6 +169,16 @@ state = "{s2}"
 as_of = "2026-06-01"
 
 [[job]]
+name = "region-check"
+kind = "reconcile"
+profile = "orebro"
+report = "{reports}"
+[job.sync]
+register = "{hand}"
+ehr = "{hand_ehr}"
+as_of = "2026-06-01"
+
+[[job]]
 name = "dropped"
 kind = "sync"
 drop_folder = "{drop}"
@@ -182,6 +192,8 @@ as_of = "2026-06-01"
             history = dir.path().join("history.sqlite").display(),
             big = big.display(),
             hand = hand.display(),
+            hand_ehr = root().join("samples/handwritten/ehr").display(),
+            reports = dir.path().join("reports").display(),
             drop = drop.display(),
             ehr = s.base,
             s1 = state("asked").display(),
@@ -287,6 +299,48 @@ as_of = "2026-06-01"
             "not Prometheus text: {l}"
         );
     }
+    // A reconcile job: its summary, its report folder served per run, its findings counted.
+    assert_eq!(post(&srv.base, "/jobs/region-check/run").await, 202);
+    let rc = finished(&srv.base, "region-check", 1, Duration::from_secs(120)).await;
+    let rc = &rc[0];
+    assert_eq!(rc["outcome"], "findings", "{rc}");
+    let errors = rc["summary"]["findings"]["error"].as_u64().unwrap();
+    assert!(errors > 10, "{rc}");
+    let id = rc["id"].as_i64().unwrap();
+    let (status, html) = get(&srv.base, &format!("/runs/{id}/report/"), Some(TOKEN)).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Sammanfattning"), "the report page");
+    let (status, fj) = get(
+        &srv.base,
+        &format!("/runs/{id}/report/findings.json"),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let fj: Value = serde_json::from_str(&fj).unwrap();
+    let in_file = fj["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .count() as u64;
+    assert_eq!(in_file, errors);
+    let escape = get(
+        &srv.base,
+        &format!("/runs/{id}/report/..%2F..%2Fserve.toml"),
+        Some(TOKEN),
+    )
+    .await;
+    assert!(escape.0 == 400 || escape.0 == 404, "{escape:?}");
+    let (_, text) = get(&srv.base, "/metrics", Some(TOKEN)).await;
+    let r01: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("fastkontakt_findings{") && l.contains("job=\"region-check\""))
+        .filter(|l| l.contains("severity=\"error\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(r01 as u64, errors, "{text}");
+
     let (status, one) = get(&srv.base, &format!("/runs/{}", first["id"]), Some(TOKEN)).await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -407,3 +461,164 @@ chunk_size = 25
         drop(srv);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fhir_endpoint_serves_terminology_translate_and_check_as_the_cli_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+bind = "127.0.0.1:{port}"
+history = "{history}"
+
+[[job]]
+name = "idle"
+kind = "sync"
+[job.sync]
+register = "samples/handwritten/register.csv"
+ehr = "http://127.0.0.1:9"
+"#,
+            history = dir.path().join("history.sqlite").display(),
+        ),
+    )
+    .unwrap();
+    let srv = start(&config, port);
+    let http = ::reqwest::Client::new();
+    let get_json = |path: &str| {
+        let url = format!("{}{path}", srv.base);
+        let http = http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    // The CapabilityStatement, strict R4.
+    let cs = get_json("/fhir/metadata").await;
+    fastkontakt::fhir::model::parse(cs.to_string().as_bytes()).expect("strict R4");
+    assert_eq!(cs["fhirVersion"], "4.0.1");
+    // Read and search the project's conformance resources.
+    let yrke = get_json("/fhir/CodeSystem/yrke").await;
+    assert!(yrke["concept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["code"] == "dietist"));
+    let found = get_json(
+        "/fhir/ConceptMap?url=https://fhir.fastkontakt.example/ConceptMap/kontakttyp-till-kv-typ-av-fast-kontakt",
+    )
+    .await;
+    assert_eq!(found["total"], 1);
+    // ConceptMap/$translate: the register's FVK → the product's code → KV typ av fast kontakt.
+    let t1 = get_json("/fhir/ConceptMap/$translate?system=https://fhir.fastkontakt.example/register/v1/Kontakttyp&code=FVK").await;
+    assert_eq!(t1["parameter"][0]["valueBoolean"], true, "{t1}");
+    let code = t1["parameter"][1]["part"][1]["valueCoding"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(code, "fvk");
+    let t2 = get_json(&format!(
+        "/fhir/ConceptMap/$translate?url=https://fhir.fastkontakt.example/ConceptMap/kontakttyp-till-kv-typ-av-fast-kontakt&code={code}"
+    ))
+    .await;
+    assert_eq!(
+        t2["parameter"][1]["part"][1]["valueCoding"]["code"], "1",
+        "{t2}"
+    );
+    let miss = get_json("/fhir/ConceptMap/$translate?system=https://fhir.fastkontakt.example/register/v1/Kontakttyp&code=XYZ").await;
+    assert_eq!(miss["parameter"][0]["valueBoolean"], false);
+
+    // $translate: the register CSV → the Bundle the CLI writes, and back to the CLI's CSV.
+    let csv = std::fs::read(root().join("samples/handwritten/register.csv")).unwrap();
+    let r = http
+        .post(format!("{}/fhir/$translate", srv.base))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["x-rejected-rows"], "1");
+    let bundle: Value = r.json().await.unwrap();
+    let cli_bundle = dir.path().join("cli.json");
+    let o = common::fastkontakt()
+        .current_dir(root())
+        .args(["translate", "samples/handwritten/register.csv", "-o"])
+        .arg(&cli_bundle)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "one rejected row");
+    let cli: Value = serde_json::from_slice(&std::fs::read(&cli_bundle).unwrap()).unwrap();
+    assert_eq!(bundle, cli, "the endpoint writes what the CLI writes");
+    let back = http
+        .post(format!("{}/fhir/$translate", srv.base))
+        .header("content-type", FHIR)
+        .body(bundle.to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let cli_csv = dir.path().join("cli.csv");
+    common::fastkontakt()
+        .current_dir(root())
+        .arg("translate")
+        .arg(&cli_bundle)
+        .arg("-o")
+        .arg(&cli_csv)
+        .output()
+        .unwrap();
+    assert_eq!(back, std::fs::read_to_string(&cli_csv).unwrap());
+
+    // $check: FHIR → an OperationOutcome, an issue per finding, as `check` gives it.
+    let ndjson = std::fs::read(root().join("samples/handwritten/ehr/contacts.ndjson")).unwrap();
+    let oo: Value = http
+        .post(format!(
+            "{}/fhir/$check?profile=orebro&as_of=2026-06-01",
+            srv.base
+        ))
+        .header("content-type", FHIR)
+        .body(ndjson)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    fastkontakt::fhir::model::parse(oo.to_string().as_bytes()).expect("strict R4");
+    let o = common::fastkontakt()
+        .current_dir(root())
+        .args([
+            "check",
+            "--ehr",
+            "samples/handwritten/ehr/contacts.ndjson",
+            "--profile",
+            "orebro",
+            "--as-of",
+            "2026-06-01",
+            "--format",
+            "operation-outcome",
+        ])
+        .output()
+        .unwrap();
+    let cli_oo: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(!cli_oo["issue"].as_array().unwrap().is_empty());
+    assert_eq!(oo, cli_oo);
+    // A refused request is an OperationOutcome too.
+    let bad = http
+        .post(format!("{}/fhir/$check?profile=../../etc", srv.base))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    let bad: Value = bad.json().await.unwrap();
+    assert_eq!(bad["resourceType"], "OperationOutcome");
+}
+
+const FHIR: &str = "application/fhir+json";

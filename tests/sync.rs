@@ -190,14 +190,17 @@ async fn the_patient_is_told_when_an_fvk_ends_or_changes_and_gets_the_written_in
     assert_ne!(changed, text);
     let reg2 = dir.path().join("register2.csv");
     std::fs::write(&reg2, &changed).unwrap();
-    let o = sync(
-        &s.base,
-        &t,
-        &reg2,
-        &state,
-        &["--written-information", "--summary", sum.to_str().unwrap()],
-    );
-    let second = summary(&o, &sum);
+    let resync = || {
+        let o = sync(
+            &s.base,
+            &t,
+            &reg2,
+            &state,
+            &["--written-information", "--summary", sum.to_str().unwrap()],
+        );
+        summary(&o, &sum)
+    };
+    let second = resync();
     let tasks = inform_tasks(&c).await;
     assert_eq!(tasks.len(), 2, "{second}");
     let rows = by_row(&c).await;
@@ -234,14 +237,7 @@ async fn the_patient_is_told_when_an_fvk_ends_or_changes_and_gets_the_written_in
     );
 
     // A rerun tells no one twice and writes no document again.
-    let o = sync(
-        &s.base,
-        &t,
-        &reg2,
-        &state,
-        &["--written-information", "--summary", sum.to_str().unwrap()],
-    );
-    let third = summary(&o, &sum);
+    let third = resync();
     assert_eq!(third["duties_written"], 0, "{third}");
     assert_eq!(inform_tasks(&c).await.len(), 2);
 }

@@ -328,19 +328,7 @@ mod tests {
     #[test]
     fn names_are_escaped_in_the_page() {
         let t = terminology();
-        let odd = row(
-            "a",
-            "FVK",
-            "",
-            "",
-            "SE2321000016-N001",
-            "Sjuksköterska",
-            "J",
-            "",
-            "SE2321000016-V0001",
-            "Vårdcentral",
-        )
-        .replace(";Namn;", ";<b>Eva</b> & Co;");
+        let odd = nurse_fvk("a").replace(";Namn;", ";<b>Eva</b> & Co;");
         let c = rows(&[&odd]);
         let refs: Vec<_> = c.iter().collect();
         let info = WrittenInformation::of(&c[0].patient, &refs, AS_OF.parse().expect("d"), &t)

@@ -17,7 +17,10 @@ pub(super) fn router(service: Arc<Service>) -> Router {
         .route("/metrics", get(metrics))
         .route("/runs", get(runs))
         .route("/runs/{id}", get(run))
+        .route("/runs/{id}/report/", get(report_index))
+        .route("/runs/{id}/report/{*file}", get(report_file))
         .route("/jobs/{name}/run", post(trigger))
+        .merge(super::fhir::router())
         .layer(middleware::from_fn_with_state(service.clone(), auth));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -117,4 +120,46 @@ async fn trigger(
         Json(serde_json::json!({"job": name, "queued": true, "dry_run": q.dry_run})),
     )
         .into_response()
+}
+
+async fn report_index(State(s): State<Arc<Service>>, Path(id): Path<i64>) -> Response {
+    report(&s, id, "report.html")
+}
+
+async fn report_file(
+    State(s): State<Arc<Service>>,
+    Path((id, file)): Path<(i64, String)>,
+) -> Response {
+    report(&s, id, &file)
+}
+
+/// A file of a run's report folder. Only plain names below the folder: no `..`, no absolute
+/// path, nothing but what the run wrote there.
+fn report(s: &Service, id: i64, file: &str) -> Response {
+    let dir = match s.history.run(id) {
+        Ok(Some(r)) => r.report,
+        Ok(None) => return (StatusCode::NOT_FOUND, "no such run\n").into_response(),
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}\n")).into_response(),
+    };
+    let Some(dir) = dir else {
+        return (StatusCode::NOT_FOUND, "the run wrote no report\n").into_response();
+    };
+    let rel = std::path::Path::new(file);
+    let plain = rel
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !plain || file.is_empty() {
+        return (StatusCode::BAD_REQUEST, "not a file of the report\n").into_response();
+    }
+    let path = std::path::Path::new(&dir).join(rel);
+    let kind = match path.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("json") => "application/json",
+        Some("csv") => "text/csv; charset=utf-8",
+        _ => "application/octet-stream",
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, kind)], bytes).into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, "no such file in the report\n").into_response(),
+    }
 }

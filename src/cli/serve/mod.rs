@@ -3,6 +3,7 @@
 //! the same pipeline as the command line and is recorded in the run history; `/metrics` shows
 //! what they did. The work is the library's; this is the edge that schedules and reports it.
 
+mod fhir;
 mod history;
 mod http;
 mod schedule;
@@ -68,6 +69,8 @@ impl Default for ServerConfig {
 enum JobKind {
     /// `sync`: the register into the EHR.
     Sync,
+    /// `reconcile`: the whole region checked and a plan made, a report folder per run.
+    Reconcile,
 }
 
 #[derive(Deserialize)]
@@ -80,7 +83,12 @@ struct JobConfig {
     /// A folder the register's exports land in: the newest complete `.csv` is run (complete:
     /// a `NAME.done` beside it, or a size that stopped changing between two looks).
     drop_folder: Option<PathBuf>,
-    /// Everything `sync --config` takes: register, ehr, state, state_key, tenant, auth, …
+    /// A reconcile's region profile (gavleborg, orebro, or a TOML file).
+    profile: Option<String>,
+    /// A reconcile's report folder: each run writes `REPORT/run-ID/`.
+    report: Option<PathBuf>,
+    /// Everything `sync --config` takes: register, ehr (a URL, or a reconcile's files),
+    /// state, state_key, tenant, auth, …
     #[serde(default)]
     sync: SyncArgs,
 }
@@ -100,6 +108,8 @@ struct Job {
     kind: JobKind,
     schedule: Option<Schedule>,
     drop_folder: Option<PathBuf>,
+    profile: String,
+    report: PathBuf,
     args: SyncArgs,
     pending: Mutex<Option<Trigger>>,
     wake: Notify,
@@ -127,6 +137,13 @@ struct JobLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FindingLabel {
+    job: String,
+    rule: String,
+    severity: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunLabel {
     job: String,
     outcome: String,
@@ -145,6 +162,7 @@ struct Metrics {
     requests: Family<JobLabel, Counter>,
     retries: Family<JobLabel, Counter>,
     duration: Family<JobLabel, Histogram>,
+    findings: Family<FindingLabel, Gauge>,
 }
 
 impl Metrics {
@@ -178,7 +196,14 @@ impl Metrics {
             Histogram::new([1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0])
         });
         registry.register("run_duration_seconds", "Run wall time", duration.clone());
+        let findings = Family::<FindingLabel, Gauge>::default();
+        registry.register(
+            "findings",
+            "Findings of each job's last reconcile, by rule and severity",
+            findings.clone(),
+        );
         Metrics {
+            findings,
             registry,
             runs,
             last_success,
@@ -220,6 +245,25 @@ impl Metrics {
         }
     }
 
+    /// The findings of a job's last run, by rule and severity (a rule silent now reads 0).
+    fn findings(&self, job: &str, findings: &[fastkontakt::checks::Finding]) {
+        let mut counts: HashMap<(&str, String), i64> = HashMap::new();
+        for f in findings {
+            *counts.entry((f.rule, f.severity.to_string())).or_default() += 1;
+        }
+        for rule in fastkontakt::checks::catalogue::RULES {
+            for sev in ["error", "warning", "info"] {
+                let l = FindingLabel {
+                    job: job.to_owned(),
+                    rule: rule.id.to_owned(),
+                    severity: sev.to_owned(),
+                };
+                let n = counts.get(&(rule.id, sev.to_owned())).copied().unwrap_or(0);
+                self.findings.get_or_create(&l).set(n);
+            }
+        }
+    }
+
     fn text(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
@@ -228,12 +272,25 @@ impl Metrics {
     }
 }
 
+/// What one run did: its exit code as the command line would give it, what the history keeps,
+/// the sync's summary for the metrics, and the report folder.
+struct JobOutcome {
+    exit_code: u8,
+    stopped: bool,
+    json: serde_json::Value,
+    sync: Option<fastkontakt::sync::Summary>,
+    report: Option<PathBuf>,
+}
+
 /// What the HTTP handlers and the runners share.
 pub(super) struct Service {
     jobs: Vec<Arc<Job>>,
     history: History,
     metrics: Metrics,
     mappings: Arc<fastkontakt::mapping::Mappings>,
+    mappings_dir: PathBuf,
+    /// The conformance resources the FHIR endpoint serves.
+    conformance: Vec<serde_json::Value>,
     own: Arc<fastkontakt::sync::ownership::Ownership>,
     tokens: Vec<String>,
     shutting_down: std::sync::atomic::AtomicBool,
@@ -286,11 +343,17 @@ pub(super) fn serve(cli: &Cli, config: &Path) -> anyhow::Result<ExitCode> {
                 j.name
             );
         }
+        let report = j
+            .report
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("out").join(&j.name));
         jobs.push(Arc::new(Job {
             name: j.name,
             kind: j.kind,
             schedule,
             drop_folder: j.drop_folder,
+            profile: j.profile.unwrap_or_else(|| "gavleborg".into()),
+            report,
             args: j.sync,
             pending: Mutex::new(None),
             wake: Notify::new(),
@@ -307,6 +370,9 @@ pub(super) fn serve(cli: &Cli, config: &Path) -> anyhow::Result<ExitCode> {
         history,
         metrics: Metrics::new(),
         mappings: Arc::new(super::load_mappings(cli)?),
+        mappings_dir: super::mappings_dir(cli),
+        conformance: fhir::load_conformance(&super::mappings_dir(cli))
+            .context("reading mappings/fhir/")?,
         own: Arc::new(
             fastkontakt::sync::ownership(&super::mappings_dir(cli))
                 .context("loading mappings/ownership.toml")?,
@@ -488,32 +554,35 @@ async fn run_once(service: &Arc<Service>, job: &Arc<Job>, t: Trigger) {
         let s = service.clone();
         let j = job.clone();
         // Each run on its own thread and runtime: the pipelines are the command line's.
-        let result = tokio::task::spawn_blocking(move || run_job(&s, &j, &t))
+        let result = tokio::task::spawn_blocking(move || run_job(&s, &j, &t, run))
             .await
             .map_err(|e| anyhow::anyhow!("the run panicked: {e}"))
             .and_then(|r| r);
-        let (outcome, summary) = match &result {
-            Ok(s) if s.stopped => ("interrupted", Some(s)),
-            Ok(s) if s.exit_code() == 0 => ("ok", Some(s)),
-            Ok(s) if s.exit_code() == 1 => ("findings", Some(s)),
-            Ok(s) => ("failed", Some(s)),
+        let outcome = match &result {
+            Ok(o) if o.stopped => "interrupted",
+            Ok(o) if o.exit_code == 0 => "ok",
+            Ok(o) if o.exit_code == 1 => "findings",
+            Ok(_) => "failed",
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "run failed");
-                ("failed", None)
+                "failed"
             }
         };
-        service.metrics.record(&job.name, outcome, summary);
-        let json = summary
-            .and_then(|s| serde_json::to_value(s).ok())
-            .or_else(|| {
-                result
-                    .as_ref()
-                    .err()
-                    .map(|e| serde_json::json!({"error": format!("{e:#}")}))
-            });
-        if let Err(e) = service
-            .history
-            .finish(run, &job.name, outcome, json.as_ref(), None)
+        let ok = result.as_ref().ok();
+        service
+            .metrics
+            .record(&job.name, outcome, ok.and_then(|o| o.sync.as_ref()));
+        let json = match &result {
+            Ok(o) => o.json.clone(),
+            Err(e) => serde_json::json!({"error": format!("{e:#}")}),
+        };
+        let report = ok
+            .and_then(|o| o.report.as_ref())
+            .map(|p| p.display().to_string());
+        if let Err(e) =
+            service
+                .history
+                .finish(run, &job.name, outcome, Some(&json), report.as_deref())
         {
             tracing::error!(error = %e, "the run history refused the outcome");
         }
@@ -523,45 +592,156 @@ async fn run_once(service: &Arc<Service>, job: &Arc<Job>, t: Trigger) {
     .await;
 }
 
-/// One run of a job, blocking (its own runtime): the same pipeline as `fastkontakt sync`.
-fn run_job(
-    service: &Service,
-    job: &Job,
-    t: &Trigger,
-) -> anyhow::Result<fastkontakt::sync::Summary> {
-    match job.kind {
-        JobKind::Sync => {
-            let mut args = job.args.clone();
-            if let Some(r) = &t.register {
-                args.register = Some(r.clone());
-            } else if let Some(dir) = &job.drop_folder {
-                if args.register.is_none() {
-                    args.register = newest_export(dir).map(|(p, _, _)| p);
-                }
-            }
-            args.dry_run |= t.dry_run;
-            // As on the command line, the state key may come from the environment.
-            if args.state_key.is_none() {
-                args.state_key = std::env::var("FASTKONTAKT_STATE_KEY").ok();
-            }
-            let client = super::config::client_from(&args)?;
-            let state = super::config::state_path(&args);
-            let mode = fastkontakt::pipelines::sync::Mode::Run {
-                dry_run: args.dry_run,
-            };
-            let o = super::config::sync_options(&args, &state, mode)?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let mut rejected = 0u64;
-            let outcome = rt.block_on(fastkontakt::pipelines::sync::run(
-                &client,
-                &service.mappings,
-                &service.own,
-                o,
-                &mut |_, _| rejected += 1,
-            ))?;
-            Ok(outcome.summary)
+/// One run of a job, blocking (its own runtime): the same pipeline as the command line's.
+fn run_job(service: &Service, job: &Job, t: &Trigger, run: i64) -> anyhow::Result<JobOutcome> {
+    let mut args = job.args.clone();
+    if let Some(r) = &t.register {
+        args.register = Some(r.clone());
+    } else if let Some(dir) = &job.drop_folder {
+        if args.register.is_none() {
+            args.register = newest_export(dir).map(|(p, _, _)| p);
         }
     }
+    args.dry_run |= t.dry_run;
+    // As on the command line, the state key may come from the environment.
+    if args.state_key.is_none() {
+        args.state_key = std::env::var("FASTKONTAKT_STATE_KEY").ok();
+    }
+    match job.kind {
+        JobKind::Sync => sync_job(service, &args),
+        JobKind::Reconcile => reconcile_job(service, job, &args, run),
+    }
+}
+
+fn sync_job(service: &Service, args: &SyncArgs) -> anyhow::Result<JobOutcome> {
+    let client = super::config::client_from(args)?;
+    let state = super::config::state_path(args);
+    let mode = fastkontakt::pipelines::sync::Mode::Run {
+        dry_run: args.dry_run,
+    };
+    let o = super::config::sync_options(args, &state, mode)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let outcome = rt.block_on(fastkontakt::pipelines::sync::run(
+        &client,
+        &service.mappings,
+        &service.own,
+        o,
+        // Rejected rows are counted in the summary and quarantined by the pipeline.
+        &mut |_, _| {},
+    ))?;
+    let s = outcome.summary;
+    Ok(JobOutcome {
+        exit_code: s.exit_code(),
+        stopped: s.stopped,
+        json: serde_json::to_value(&s)?,
+        sync: Some(s),
+        report: None,
+    })
+}
+
+/// A reconcile run: the same pipeline as `fastkontakt reconcile`, its report in
+/// `REPORT/run-ID/` (a plan for review; the service does not apply it).
+fn reconcile_job(
+    service: &Service,
+    job: &Job,
+    args: &SyncArgs,
+    run: i64,
+) -> anyhow::Result<JobOutcome> {
+    use fastkontakt::checks::Severity;
+    use fastkontakt::pipelines::reconcile::{EhrInput, Options};
+    let register = args
+        .register
+        .clone()
+        .context("a reconcile job needs register (or a drop_folder with an export)")?;
+    let ehr_text = args.ehr.clone().context("a reconcile job needs ehr")?;
+    let dir = job.report.join(format!("run-{run}"));
+    let ehr = if fastkontakt::pipelines::is_url(&ehr_text) {
+        EhrInput::Server {
+            client: Arc::new(super::config::client_from(args)?),
+            fetch_dir: dir.join(".fetched"),
+            keep: false,
+            export: true,
+            concurrency: 4,
+        }
+    } else {
+        EhrInput::Files(PathBuf::from(&ehr_text))
+    };
+    let profile = fastkontakt::checks::Profile::load(
+        &job.profile,
+        &service.mappings_dir,
+        &service.mappings.terminology,
+    )
+    .context("loading the profile")?;
+    let state_path = super::config::state_path(args);
+    let state = if state_path.exists() {
+        Some((
+            state_path.as_path(),
+            super::config::state_key(args.state_key.as_deref())?,
+        ))
+    } else {
+        None
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    let progress = fastkontakt::progress::Progress::hidden();
+    let outcome = fastkontakt::pipelines::reconcile::run(
+        Options {
+            register: &register,
+            ehr,
+            profile: &profile,
+            mappings: &service.mappings,
+            own: &service.own,
+            state,
+            options: fastkontakt::sync::Options {
+                on_conflict: args
+                    .on_conflict
+                    .unwrap_or(fastkontakt::sync::OnConflict::Report),
+                chunk_size: 100,
+                as_of: args.as_of.unwrap_or_else(fastkontakt::pipelines::today),
+                max_end_share: args.max_end_share.unwrap_or(0.2),
+                takeover: args.takeover,
+                end_unmatched: args.end_unmatched,
+                writing: Default::default(),
+                duties: Default::default(),
+            },
+            report_dir: &dir,
+            quarantine: dir.join("register.quarantine.csv"),
+            partitions: None,
+            apply: false,
+            written_information_dir: None,
+        },
+        rt.handle(),
+        &progress,
+        &mut |_, _| {},
+    )?;
+    let r = &outcome.report;
+    let count = |s: Severity| r.findings.iter().filter(|f| f.severity == s).count();
+    let errors = count(Severity::Error);
+    let json = serde_json::json!({
+        "patients": r.patients,
+        "register_rows": r.register_rows,
+        "ehr_contacts": r.ehr_contacts,
+        "rejected_rows": r.rejected_rows,
+        "findings": {
+            "error": errors,
+            "warning": count(Severity::Warning),
+            "info": count(Severity::Info),
+        },
+        "plan": outcome.plan.as_ref().map(|(c, review_only)| serde_json::json!({
+            "create": c.actions.create,
+            "update": c.actions.update,
+            "end": c.actions.end,
+            "review_only": review_only,
+        })),
+        "duration_seconds": outcome.seconds,
+    });
+    service.metrics.findings(&job.name, &r.findings);
+    Ok(JobOutcome {
+        exit_code: u8::from(errors > 0 || r.rejected_rows > 0),
+        stopped: false,
+        json,
+        sync: None,
+        report: Some(dir),
+    })
 }
