@@ -208,7 +208,9 @@ as_of = "2026-06-01"
     assert_eq!(get(&srv.base, "/runs", None).await.0, 401);
     assert_eq!(get(&srv.base, "/runs", Some("wrong")).await.0, 401);
     assert_eq!(get(&srv.base, "/healthz", None).await.0, 200);
-    assert_eq!(get(&srv.base, "/readyz", Some(TOKEN)).await.0, 200);
+    let (status, ready) = get(&srv.base, "/readyz", Some(TOKEN)).await;
+    assert_eq!(status, 200, "{ready}");
+    assert!(ready.contains("\"asked\":true"), "{ready}");
 
     // Asked over HTTP, three times while the first run runs: two runs, not three.
     assert_eq!(post(&srv.base, "/jobs/asked/run").await, 202);
@@ -292,6 +294,20 @@ as_of = "2026-06-01"
         "dropped"
     )
     .is_some());
+    // Every FHIR request of the runs is in the latency histogram.
+    let sum_requests: u64 = asked
+        .iter()
+        .map(|r| r["summary"]["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        metric(
+            &text,
+            "fastkontakt_fhir_request_duration_seconds_count",
+            "asked"
+        ),
+        Some(sum_requests as f64),
+        "{text}"
+    );
     // Every line is a comment, a sample or the end marker.
     for l in text.lines() {
         assert!(
@@ -487,6 +503,10 @@ ehr = "http://127.0.0.1:9"
     )
     .unwrap();
     let srv = start(&config, port);
+    // Its job's EHR (port 9) does not answer: not ready, and says why.
+    let (status, ready) = get(&srv.base, "/readyz", None).await;
+    assert_eq!(status, 503, "{ready}");
+    assert!(ready.contains("\"idle\":false"), "{ready}");
     let http = ::reqwest::Client::new();
     let get_json = |path: &str| {
         let url = format!("{}{path}", srv.base);
@@ -622,3 +642,38 @@ ehr = "http://127.0.0.1:9"
 }
 
 const FHIR: &str = "application/fhir+json";
+
+/// The shipped systemd unit verifies (where `systemd-analyze` exists: on a machine without
+/// systemd there is nothing to check it against, and the test says so).
+#[test]
+fn the_systemd_unit_verifies() {
+    let Ok(which) = std::process::Command::new("sh")
+        .args(["-c", "command -v systemd-analyze"])
+        .output()
+    else {
+        return;
+    };
+    if !which.status.success() {
+        eprintln!("systemd-analyze is not installed: the unit is not verified here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let unit = std::fs::read_to_string(root().join("samples/deploy/fastkontakt.service"))
+        .unwrap()
+        .replace(
+            "/usr/local/bin/fastkontakt",
+            env!("CARGO_BIN_EXE_fastkontakt"),
+        );
+    let path = dir.path().join("fastkontakt.service");
+    std::fs::write(&path, unit).unwrap();
+    let o = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && !err.contains("fastkontakt.service:"),
+        "{err}"
+    );
+}

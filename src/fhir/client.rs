@@ -333,6 +333,8 @@ pub struct FhirClient {
     pub(crate) retries: AtomicU64,
     /// 429 answers met (each waited out).
     pub(crate) throttled: AtomicU64,
+    /// Each request's wall time in seconds, for a latency histogram (the first million).
+    latencies: Mutex<Vec<f32>>,
 }
 
 /// The OperationOutcome's issue texts, or the start of the body, with any identity number a
@@ -425,6 +427,23 @@ fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 impl FhirClient {
+    fn latency(&self, since: Instant) {
+        let mut l = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
+        if l.len() < 1_000_000 {
+            l.push(since.elapsed().as_secs_f32());
+        }
+    }
+
+    /// The requests' wall times so far (seconds), emptied: a run's latency histogram.
+    pub fn take_latencies(&self) -> Vec<f32> {
+        std::mem::take(&mut *self.latencies.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// 429 answers met so far.
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
+    }
+
     /// A client for one endpoint.
     pub fn new(cfg: ClientConfig) -> Result<Self, ClientError> {
         let base = reqwest::Url::parse(&cfg.base)
@@ -494,6 +513,7 @@ impl FhirClient {
             requests: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
+            latencies: Mutex::new(Vec::new()),
         })
     }
 
@@ -746,7 +766,10 @@ impl FhirClient {
             if let Some(token) = self.bearer_for(&full).await? {
                 req = req.bearer_auth(token);
             }
-            let wait = match req.send().await {
+            let sent = Instant::now();
+            let answer = req.send().await;
+            self.latency(sent);
+            let wait = match answer {
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();

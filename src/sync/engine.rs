@@ -209,6 +209,11 @@ pub struct Summary {
     pub(crate) requests: u64,
     /// Requests retried.
     pub retries: u64,
+    /// 429 answers met (each waited out).
+    pub throttled: u64,
+    /// Each request's wall time (seconds): the service's latency histogram.
+    #[serde(skip)]
+    pub latencies: Vec<f32>,
     /// Wall time.
     pub duration_seconds: f64,
     /// How the run wrote to the server (from its probed facts, or the config).

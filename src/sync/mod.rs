@@ -212,6 +212,8 @@ pub(crate) async fn run(
     summary.writes = client.writes.load(std::sync::atomic::Ordering::Relaxed);
     summary.requests = client.requests.load(std::sync::atomic::Ordering::Relaxed);
     summary.retries = client.retries.load(std::sync::atomic::Ordering::Relaxed);
+    summary.throttled = client.throttled();
+    summary.latencies = client.take_latencies();
     summary.duration_seconds = t0.elapsed().as_secs_f64();
     let status = match summary.exit_code() {
         0 => "done",
@@ -295,6 +297,9 @@ pub(crate) async fn apply_plan(
     summary.unchanged = plan.unchanged;
     summary.writes = client.writes.load(std::sync::atomic::Ordering::Relaxed);
     summary.requests = client.requests.load(std::sync::atomic::Ordering::Relaxed);
+    summary.retries = client.retries.load(std::sync::atomic::Ordering::Relaxed);
+    summary.throttled = client.throttled();
+    summary.latencies = client.take_latencies();
     summary.duration_seconds = t0.elapsed().as_secs_f64();
     state.finish_run(
         run,

@@ -58,11 +58,37 @@ async fn auth(State(s): State<Arc<Service>>, req: Request, next: Next) -> Respon
     }
 }
 
-/// Ready when the run history takes a write and no job is refused its settings.
+/// Ready when the run history takes a write and each job's EHR answers (any HTTP answer to
+/// `metadata` within 3 s: the server is there; what it allows is the run's business).
 async fn readyz(State(s): State<Arc<Service>>) -> Response {
     let history = s.history.writable();
-    let body = serde_json::json!({ "history_writable": history });
-    let status = if history {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build();
+    let mut ehrs = serde_json::Map::new();
+    let mut all = true;
+    for j in &s.jobs {
+        let Some(ehr) = j
+            .args
+            .ehr
+            .as_deref()
+            .filter(|e| fastkontakt::pipelines::is_url(e))
+        else {
+            continue;
+        };
+        let up = match &http {
+            Ok(c) => c
+                .get(format!("{}/metadata", ehr.trim_end_matches('/')))
+                .send()
+                .await
+                .is_ok(),
+            Err(_) => false,
+        };
+        all &= up;
+        ehrs.insert(j.name.clone(), serde_json::Value::Bool(up));
+    }
+    let body = serde_json::json!({ "history_writable": history, "ehr_reachable": ehrs });
+    let status = if history && all {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -161,6 +161,8 @@ struct Metrics {
     rejected_rows: Family<JobLabel, Counter>,
     requests: Family<JobLabel, Counter>,
     retries: Family<JobLabel, Counter>,
+    throttled: Family<JobLabel, Counter>,
+    latency: Family<JobLabel, Histogram>,
     duration: Family<JobLabel, Histogram>,
     findings: Family<FindingLabel, Gauge>,
 }
@@ -192,6 +194,21 @@ impl Metrics {
             "fhir_retries",
             "FHIR requests retried (429, 503, lost answers)",
         );
+        let throttled = counter(
+            &mut registry,
+            "fhir_throttled",
+            "429 answers from the EHR (each waited out)",
+        );
+        let latency = Family::<JobLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
+        });
+        registry.register(
+            "fhir_request_duration_seconds",
+            "Wall time of each FHIR request to the EHR",
+            latency.clone(),
+        );
         let duration = Family::<JobLabel, Histogram>::new_with_constructor(|| {
             Histogram::new([1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0])
         });
@@ -214,6 +231,8 @@ impl Metrics {
             rejected_rows,
             requests,
             retries,
+            throttled,
+            latency,
             duration,
         }
     }
@@ -236,6 +255,11 @@ impl Metrics {
             self.rejected_rows.get_or_create(&j).inc_by(s.rejected_rows);
             self.requests.get_or_create(&j).inc_by(s.requests());
             self.retries.get_or_create(&j).inc_by(s.retries);
+            self.throttled.get_or_create(&j).inc_by(s.throttled);
+            let h = self.latency.get_or_create(&j);
+            for l in &s.latencies {
+                h.observe(f64::from(*l));
+            }
             self.duration.get_or_create(&j).observe(s.duration_seconds);
         }
         if outcome != "failed" {
