@@ -221,6 +221,13 @@ fn stage(body: &[u8], csv: bool) -> std::io::Result<(tempfile::TempDir, std::pat
 /// Bundle, or NDJSON) → the register CSV.
 async fn translate(State(s): State<Arc<Service>>, headers: HeaderMap, body: Bytes) -> Response {
     let csv = is_csv(&headers);
+    let Ok(_slot) = s.work_slots.acquire().await else {
+        return outcome(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "transient",
+            "shutting down",
+        );
+    };
     let m = s.mappings.clone();
     let res = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<u8>, u64)> {
         let (_dir, path) = stage(&body, csv)?;
@@ -295,6 +302,13 @@ async fn check(
         Some(Ok(d)) => d,
         Some(Err(_)) => return outcome(StatusCode::BAD_REQUEST, "invalid", "as_of is YYYY-MM-DD"),
         None => fastkontakt::pipelines::today(),
+    };
+    let Ok(_slot) = s.work_slots.acquire().await else {
+        return outcome(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "transient",
+            "shutting down",
+        );
     };
     let svc = s.clone();
     let rt = tokio::runtime::Handle::current();

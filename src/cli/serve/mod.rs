@@ -315,6 +315,9 @@ pub(super) struct Service {
     mappings_dir: PathBuf,
     /// The conformance resources the FHIR endpoint serves.
     conformance: Vec<serde_json::Value>,
+    /// `$check` and `$translate` calls at work at once (the rest wait their turn): memory is
+    /// then bounded by this many bodies however many clients call.
+    work_slots: tokio::sync::Semaphore,
     own: Arc<fastkontakt::sync::ownership::Ownership>,
     tokens: Vec<String>,
     shutting_down: std::sync::atomic::AtomicBool,
@@ -397,6 +400,9 @@ pub(super) fn serve(cli: &Cli, config: &Path) -> anyhow::Result<ExitCode> {
         mappings_dir: super::mappings_dir(cli),
         conformance: fhir::load_conformance(&super::mappings_dir(cli))
             .context("reading mappings/fhir/")?,
+        work_slots: tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        ),
         own: Arc::new(
             fastkontakt::sync::ownership(&super::mappings_dir(cli))
                 .context("loading mappings/ownership.toml")?,
