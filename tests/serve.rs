@@ -179,6 +179,16 @@ ehr = "{hand_ehr}"
 as_of = "2026-06-01"
 
 [[job]]
+name = "rules"
+kind = "check"
+profile = "gavleborg"
+report = "{reports}"
+[job.sync]
+register = "{hand}"
+ehr = "{hand_ehr}"
+as_of = "2026-06-01"
+
+[[job]]
 name = "dropped"
 kind = "sync"
 drop_folder = "{drop}"
@@ -356,6 +366,30 @@ as_of = "2026-06-01"
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert_eq!(r01 as u64, errors, "{text}");
+
+    // A check job: the same findings as the reconcile's rules, as files in its report folder.
+    assert_eq!(post(&srv.base, "/jobs/rules/run").await, 202);
+    let ck = finished(&srv.base, "rules", 1, Duration::from_secs(120)).await;
+    let ck = &ck[0];
+    assert_eq!(ck["outcome"], "findings", "{ck}");
+    let id = ck["id"].as_i64().unwrap();
+    let (status, fj) = get(
+        &srv.base,
+        &format!("/runs/{id}/report/findings.json"),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let fj: Value = serde_json::from_str(&fj).unwrap();
+    assert_eq!(
+        fj["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["severity"] == "error")
+            .count() as u64,
+        ck["summary"]["findings"]["error"].as_u64().unwrap()
+    );
 
     let (status, one) = get(&srv.base, &format!("/runs/{}", first["id"]), Some(TOKEN)).await;
     assert_eq!(status, 200);

@@ -48,7 +48,8 @@ pub(crate) enum Command {
     /// POST /jobs/NAME/run[?dry_run=true]).
     ///
     /// The file: [server] bind (127.0.0.1:8080; elsewhere needs tokens = "file:PATH"),
-    /// history (the run history, SQLite), history_days; then [[job]] name, kind = "sync",
+    /// history (the run history, SQLite), history_days; then [[job]] name, kind (sync,
+    /// reconcile or check; the last two with profile and report, a folder per run),
     /// schedule (cron in Europe/Stockholm; six fields for seconds), drop_folder, and
     /// [job.sync] with what `sync --config` takes (register, ehr, state, state_key, …).
     /// SIGTERM lets the run in flight finish; a run the service did not finish runs again at

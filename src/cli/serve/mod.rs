@@ -71,6 +71,9 @@ enum JobKind {
     Sync,
     /// `reconcile`: the whole region checked and a plan made, a report folder per run.
     Reconcile,
+    /// `check`: the rules over the register and/or the EHR, the findings in the report folder
+    /// (`findings.json`, `findings.csv`) and in the metrics.
+    Check,
 }
 
 #[derive(Deserialize)]
@@ -640,6 +643,7 @@ fn run_job(service: &Service, job: &Job, t: &Trigger, run: i64) -> anyhow::Resul
     match job.kind {
         JobKind::Sync => sync_job(service, &args),
         JobKind::Reconcile => reconcile_job(service, job, &args, run),
+        JobKind::Check => check_job(service, job, &args, run),
     }
 }
 
@@ -771,6 +775,81 @@ fn reconcile_job(
         exit_code: u8::from(errors > 0 || r.rejected_rows > 0),
         stopped: false,
         json,
+        sync: None,
+        report: Some(dir),
+    })
+}
+
+/// A check run: the same pipeline as `fastkontakt check`, its findings as JSON and CSV in
+/// `REPORT/run-ID/`.
+fn check_job(
+    service: &Service,
+    job: &Job,
+    args: &SyncArgs,
+    run: i64,
+) -> anyhow::Result<JobOutcome> {
+    use fastkontakt::checks::Severity;
+    use fastkontakt::pipelines::check::{EhrInput, Options};
+    let profile = fastkontakt::checks::Profile::load(
+        &job.profile,
+        &service.mappings_dir,
+        &service.mappings.terminology,
+    )
+    .context("loading the profile")?;
+    let client = match args.ehr.as_deref() {
+        Some(e) if fastkontakt::pipelines::is_url(e) => Some(super::config::client_from(args)?),
+        _ => None,
+    };
+    let files = args
+        .ehr
+        .as_deref()
+        .filter(|e| !fastkontakt::pipelines::is_url(e))
+        .map(PathBuf::from);
+    let ehr = match (&client, &files) {
+        (Some(c), _) => EhrInput::Server(c),
+        (None, Some(p)) => EhrInput::Files(p),
+        (None, None) => EhrInput::None,
+    };
+    if args.register.is_none() && matches!(ehr, EhrInput::None) {
+        anyhow::bail!("a check job needs register, ehr or both");
+    }
+    let dir = job.report.join(format!("run-{run}"));
+    fastkontakt::sinks::private::create_dir(&dir)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let report = fastkontakt::pipelines::check::run(
+        Options {
+            register: args.register.as_deref(),
+            ehr,
+            profile: &profile,
+            mappings: &service.mappings,
+            as_of: args.as_of.unwrap_or_else(fastkontakt::pipelines::today),
+            quarantine: Some(dir.join("register.quarantine.csv")),
+        },
+        rt.handle(),
+        &fastkontakt::progress::Progress::hidden(),
+        &mut |_, _| {},
+    )?;
+    let mut json_out = fastkontakt::sinks::private::create_file(&dir.join("findings.json"))?;
+    fastkontakt::sinks::findings::write_json(&report, &mut json_out)?;
+    let mut csv_out = fastkontakt::sinks::private::create_file(&dir.join("findings.csv"))?;
+    fastkontakt::sinks::findings::write_csv(&report, &mut csv_out)?;
+    let count = |s: Severity| report.findings.iter().filter(|f| f.severity == s).count();
+    let errors = count(Severity::Error);
+    service.metrics.findings(&job.name, &report.findings);
+    Ok(JobOutcome {
+        exit_code: u8::from(errors > 0 || report.rejected_rows > 0),
+        stopped: false,
+        json: serde_json::json!({
+            "patients": report.patients,
+            "register_rows": report.register_rows,
+            "ehr_contacts": report.ehr_contacts,
+            "rejected_rows": report.rejected_rows,
+            "findings": {
+                "error": errors,
+                "warning": count(Severity::Warning),
+                "info": count(Severity::Info),
+            },
+        }),
         sync: None,
         report: Some(dir),
     })
