@@ -711,3 +711,58 @@ fn the_systemd_unit_verifies() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_speaks_tls_when_given_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
+    let port = free_port();
+    let config = dir.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+bind = "127.0.0.1:{port}"
+tokens = "file:{tokens}"
+history = "{history}"
+tls_cert = "{cert}"
+tls_key = "{key}"
+
+[[job]]
+name = "idle"
+kind = "sync"
+[job.sync]
+register = "samples/handwritten/register.csv"
+"#,
+            tokens = tokens.display(),
+            history = dir.path().join("history.sqlite").display(),
+            cert = cert.display(),
+            key = key.display(),
+        ),
+    )
+    .unwrap();
+    let srv = start(&config, port);
+    let https = ::reqwest::Client::builder()
+        .add_root_certificate(::reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let ok = https
+        .get(format!("https://localhost:{port}/runs"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    // Plain HTTP gets no answer from a TLS listener.
+    let plain = ::reqwest::Client::new()
+        .get(format!("{}/healthz", srv.base))
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+}

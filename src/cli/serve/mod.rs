@@ -49,6 +49,9 @@ struct ServerConfig {
     history_days: u32,
     /// Seconds between looks into the drop folders.
     drop_poll_seconds: u64,
+    /// TLS for the API (rustls): the certificate chain and its private key, PEM files.
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +62,8 @@ impl Default for ServerConfig {
             history: PathBuf::from("fastkontakt-serve.sqlite"),
             history_days: 90,
             drop_poll_seconds: 5,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -447,20 +452,41 @@ async fn run_service(service: Arc<Service>, server: ServerConfig) -> anyhow::Res
             )));
         }
     }
-    let listener = tokio::net::TcpListener::bind(server.bind)
-        .await
-        .with_context(|| format!("binding {}", server.bind))?;
-    tracing::info!(bind = %server.bind, jobs = service.jobs.len(), "serving");
-    eprintln!(
-        "fastkontakt serve: listening on http://{}",
-        listener.local_addr()?
-    );
     let app = http::router(service.clone());
-    let shutdown = shutdown_signal();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the HTTP server failed")?;
+    tracing::info!(bind = %server.bind, jobs = service.jobs.len(), "serving");
+    match (&server.tls_cert, &server.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| format!("reading {} and {}", cert.display(), key.display()))?;
+            let handle = axum_server::Handle::new();
+            let stop = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                stop.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+            });
+            eprintln!("fastkontakt serve: listening on https://{}", server.bind);
+            axum_server::bind_rustls(server.bind, tls)
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await
+                .context("the HTTPS server failed")?;
+        }
+        (None, None) => {
+            let listener = tokio::net::TcpListener::bind(server.bind)
+                .await
+                .with_context(|| format!("binding {}", server.bind))?;
+            eprintln!(
+                "fastkontakt serve: listening on http://{}",
+                listener.local_addr()?
+            );
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("the HTTP server failed")?;
+        }
+        _ => anyhow::bail!("server.tls_cert and server.tls_key go together"),
+    }
     // SIGTERM: no new runs; a run in flight finishes its chunk and records its state.
     service
         .shutting_down
