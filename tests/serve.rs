@@ -23,6 +23,22 @@ impl Drop for Serve {
     }
 }
 
+/// A service file: the `[server]` section on `port` with its history in `dir`, `extra` server
+/// keys, then the jobs.
+fn serve_toml(dir: &Path, port: u16, extra: &str, jobs: &str) -> PathBuf {
+    let path = dir.join(format!("serve-{port}.toml"));
+    let history = dir.join(format!("history-{port}.sqlite"));
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nbind = \"127.0.0.1:{port}\"\nhistory = \"{}\"\n{extra}\n{jobs}",
+            history.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -416,15 +432,12 @@ async fn sigterm_or_sigkill_mid_run_and_a_restart_finish_the_run_with_no_duplica
     for (sig, name) in [(libc::SIGTERM, "term"), (libc::SIGKILL, "kill")] {
         let t = tenant(&format!("serve-{name}"));
         let port = free_port();
-        let config = dir.path().join(format!("{name}.toml"));
-        std::fs::write(
-            &config,
-            format!(
+        let config = serve_toml(
+            dir.path(),
+            port,
+            "",
+            &format!(
                 r#"
-[server]
-bind = "127.0.0.1:{port}"
-history = "{history}"
-
 [[job]]
 name = "region"
 kind = "sync"
@@ -435,13 +448,11 @@ tenant = "{t}"
 state = "{state}"
 chunk_size = 25
 "#,
-                history = dir.path().join(format!("{name}-history.sqlite")).display(),
                 big = big.display(),
                 ehr = s.base,
                 state = dir.path().join(format!("{name}-state.sqlite")).display(),
             ),
-        )
-        .unwrap();
+        );
         let c = client(&s.base, &t);
         let mut srv = start(&config, port);
         let status = ::reqwest::Client::new()
@@ -516,15 +527,11 @@ chunk_size = 25
 async fn the_fhir_endpoint_serves_terminology_translate_and_check_as_the_cli_does() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = dir.path().join("serve.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-bind = "127.0.0.1:{port}"
-history = "{history}"
-
+    let config = serve_toml(
+        dir.path(),
+        port,
+        "",
+        r#"
 [[job]]
 name = "idle"
 kind = "sync"
@@ -532,10 +539,7 @@ kind = "sync"
 register = "samples/handwritten/register.csv"
 ehr = "http://127.0.0.1:9"
 "#,
-            history = dir.path().join("history.sqlite").display(),
-        ),
-    )
-    .unwrap();
+    );
     let srv = start(&config, port);
     // Its job's EHR (port 9) does not answer: not ready, and says why.
     let (status, ready) = get(&srv.base, "/readyz", None).await;
@@ -722,31 +726,23 @@ async fn the_api_speaks_tls_when_given_a_certificate() {
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
     let port = free_port();
-    let config = dir.path().join("serve.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-bind = "127.0.0.1:{port}"
-tokens = "file:{tokens}"
-history = "{history}"
-tls_cert = "{cert}"
-tls_key = "{key}"
-
+    let config = serve_toml(
+        dir.path(),
+        port,
+        &format!(
+            "tokens = \"file:{}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"",
+            tokens.display(),
+            cert.display(),
+            key.display()
+        ),
+        r#"
 [[job]]
 name = "idle"
 kind = "sync"
 [job.sync]
 register = "samples/handwritten/register.csv"
 "#,
-            tokens = tokens.display(),
-            history = dir.path().join("history.sqlite").display(),
-            cert = cert.display(),
-            key = key.display(),
-        ),
-    )
-    .unwrap();
+    );
     let srv = start(&config, port);
     let https = ::reqwest::Client::builder()
         .add_root_certificate(::reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap())

@@ -49,6 +49,15 @@ fn fhir(status: StatusCode, v: Value) -> Response {
     (status, [(header::CONTENT_TYPE, FHIR_JSON)], v.to_string()).into_response()
 }
 
+/// The input could not be worked on: what the pipeline said, as an OperationOutcome.
+fn refused(e: &anyhow::Error) -> Response {
+    outcome(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+        &format!("{e:#}"),
+    )
+}
+
 /// An OperationOutcome for a refused request.
 fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
     fhir(
@@ -267,11 +276,7 @@ async fn translate(State(s): State<Arc<Service>>, headers: HeaderMap, body: Byte
             )
                 .into_response()
         }
-        Ok(Err(e)) => outcome(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            &format!("{e:#}"),
-        ),
+        Ok(Err(e)) => refused(&e),
         Err(e) => outcome(
             StatusCode::INTERNAL_SERVER_ERROR,
             "exception",
@@ -337,11 +342,7 @@ async fn check(
     .await;
     match res {
         Ok(Ok(oo)) => fhir(StatusCode::OK, oo),
-        Ok(Err(e)) => outcome(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            &format!("{e:#}"),
-        ),
+        Ok(Err(e)) => refused(&e),
         Err(e) => outcome(
             StatusCode::INTERNAL_SERVER_ERROR,
             "exception",
