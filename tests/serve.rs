@@ -541,6 +541,19 @@ ehr = "http://127.0.0.1:9"
 "#,
     );
     let srv = start(&config, port);
+    // A second service on the same run history is refused, naming the first.
+    let o = common::fastkontakt()
+        .current_dir(root())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("another fastkontakt serve runs these jobs") && err.contains("pid "),
+        "{err}"
+    );
     // Its job's EHR (port 9) does not answer: not ready, and says why.
     let (status, ready) = get(&srv.base, "/readyz", None).await;
     assert_eq!(status, 503, "{ready}");

@@ -23,10 +23,34 @@ pub(crate) struct RunRecord {
 
 pub(crate) struct History {
     db: Mutex<Connection>,
+    /// `HISTORY.lock`, held for the service's life: one service per run history.
+    _lock: std::fs::File,
 }
 
 impl History {
     pub(crate) fn open(path: &Path) -> anyhow::Result<Self> {
+        use std::io::{Read, Seek, Write};
+        // One service per run history (and so per set of jobs): a second is refused, naming
+        // the one that runs.
+        let lock_path = path.with_extension("sqlite.lock");
+        let mut lock = fastkontakt::sinks::private::open_rw(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = lock.read_to_string(&mut holder);
+                anyhow::bail!(
+                    "another fastkontakt serve runs these jobs ({}, {}): stop it first",
+                    lock_path.display(),
+                    holder.trim()
+                );
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+        lock.set_len(0)?;
+        lock.rewind()?;
+        writeln!(lock, "pid {} since {}", std::process::id(), now())?;
         let db = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
         db.execute_batch(
             "PRAGMA journal_mode=WAL;
@@ -42,7 +66,10 @@ impl History {
              );
              CREATE INDEX IF NOT EXISTS run_event_run ON run_event(run);",
         )?;
-        Ok(History { db: Mutex::new(db) })
+        Ok(History {
+            db: Mutex::new(db),
+            _lock: lock,
+        })
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
