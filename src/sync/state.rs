@@ -211,7 +211,6 @@ pub struct LedgerEntry {
 }
 
 const SCHEMA: &str = "
-PRAGMA journal_mode = WAL;
 PRAGMA busy_timeout = 10000;
 CREATE TABLE IF NOT EXISTS runs (
   id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL, finished TEXT, register TEXT,
@@ -258,6 +257,25 @@ impl State {
             }
         }
         let conn = Connection::open(path).map_err(db)?;
+        // Before the first statement: two runs opening a new file at once wait for each other
+        // (switching it to WAL) instead of failing "database is locked".
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db)?;
+        // Switching a new file to WAL needs it to itself and does not wait on the busy
+        // handler: a second run opening it at the same moment tries again shortly.
+        let mut tries = 0;
+        loop {
+            match conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())) {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 200 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(db(e)),
+            }
+        }
         conn.execute_batch(SCHEMA).map_err(db)?;
         let stored: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE name = 'key'", [], |r| {
@@ -281,11 +299,24 @@ impl State {
                         "{p} holds a ledger hashed with the public namespace (made before state keys); start a new state file with --state-key, and keep the old one for its history"
                     )));
                 }
+                // Two runs may open a new state file at once: the first to write the key's
+                // fingerprint wins, and the other is held to it like any later run.
                 conn.execute(
-                    "INSERT INTO meta (name, value) VALUES ('key', ?1)",
+                    "INSERT INTO meta (name, value) VALUES ('key', ?1) ON CONFLICT(name) DO NOTHING",
                     [key.fingerprint()],
                 )
                 .map_err(db)?;
+                let now: Option<String> = conn
+                    .query_row("SELECT value FROM meta WHERE name = 'key'", [], |r| {
+                        r.get(0)
+                    })
+                    .optional()
+                    .map_err(db)?;
+                if now.as_deref() != Some(key.fingerprint().as_str()) {
+                    return Err(StateError::Key(format!(
+                        "{p} was made with another state key at the same moment; give the key it was made with (--state-key)"
+                    )));
+                }
             }
         }
         Ok(State { conn, path: p, key })
@@ -602,5 +633,38 @@ impl State {
             })
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{State, StateKey};
+
+    #[test]
+    fn two_runs_opening_a_new_state_file_at_once_both_get_it() {
+        // Both find no key recorded and both record it: the second must not fail on the first's
+        // row (it did, as a UNIQUE constraint error, one time in a few hundred).
+        for round in 0..40 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("state.sqlite");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let runs: Vec<_> = (0..2)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let key = StateKey::new(b"a key of sixteen bytes or more").expect("key");
+                        barrier.wait();
+                        State::open(&path, key).map(|_| ())
+                    })
+                })
+                .collect();
+            for r in runs {
+                let opened = r.join().expect("thread");
+                assert!(opened.is_ok(), "round {round}: {opened:?}");
+            }
+            // Another key is still refused.
+            let other = StateKey::new(b"another key of sixteen bytes").expect("key");
+            assert!(State::open(&path, other).is_err());
+        }
     }
 }
