@@ -688,6 +688,22 @@ ehr = "http://127.0.0.1:9"
         .await
         .unwrap();
     assert_eq!(bad.status().as_u16(), 400);
+    // A body that is not FHIR: an FK-IN01 issue naming the request, not a file of the service.
+    let junk: Value = http
+        .post(format!("{}/fhir/$check?profile=orebro", srv.base))
+        .body("this is not json {")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = junk.to_string();
+    assert!(
+        text.contains("FK-IN01") && text.contains("request:1"),
+        "{text}"
+    );
+    assert!(!text.contains("/tmp"), "{text}");
     let bad: Value = bad.json().await.unwrap();
     assert_eq!(bad["resourceType"], "OperationOutcome");
 }

@@ -2099,11 +2099,7 @@ impl<'a> Applier<'a> {
                         }
                     }
                     actual.push(versioned(&i.resource_type, &i.id, v.as_deref()));
-                    self.listing_baseline(i, v.as_deref())?;
-                    done.push(self.ledger(i, v));
-                    self.written
-                        .push((i.resource_type.clone(), i.id.clone(), verified_hash(i)));
-                    self.count(i.action);
+                    done.push(self.landed(i, v)?);
                 }
                 self.state.record_applied(self.run, &done)?;
                 if actual != targets {
@@ -2231,11 +2227,7 @@ impl<'a> Applier<'a> {
         let mut done = Vec::new();
         for (n, v) in landed {
             let i = &chunk[n];
-            self.listing_baseline(i, v.as_deref())?;
-            done.push(self.ledger(i, v));
-            self.written
-                .push((i.resource_type.clone(), i.id.clone(), verified_hash(i)));
-            self.count(i.action);
+            done.push(self.landed(i, v)?);
         }
         self.state.record_applied(self.run, &done)?;
         for n in again {
@@ -2339,16 +2331,21 @@ impl<'a> Applier<'a> {
         let target = versioned(&item.resource_type, &item.id, v.as_deref());
         let prov = provenance(self.m, &[item], vec![target], &self.register, &self.sha);
         self.send_provenance(prov).await?;
-        self.listing_baseline(item, v.as_deref())?;
-        let done = self.ledger(item, v);
+        let done = self.landed(item, v)?;
         self.state.record_applied(self.run, &[done])?;
-        self.written.push((
-            item.resource_type.clone(),
-            item.id.clone(),
-            verified_hash(item),
-        ));
-        self.count(item.action);
         Ok(())
+    }
+
+    /// A write that landed, whatever carried it (transaction, batch, single request): its
+    /// listing baseline, its ledger entry (returned, for the state to record), its read-back
+    /// check and its count.
+    fn landed(&mut self, i: &PlanItem, v: Option<String>) -> Result<Done, SyncError> {
+        self.listing_baseline(i, v.as_deref())?;
+        let done = self.ledger(i, v);
+        self.written
+            .push((i.resource_type.clone(), i.id.clone(), verified_hash(i)));
+        self.count(i.action);
+        Ok(done)
     }
 
     /// One item, re-planned against the server's current version if it moved (once).

@@ -55,8 +55,6 @@ pub(crate) struct Engine<'p> {
     pub(crate) not_evaluated: BTreeSet<NotEvaluated>,
     /// The run's messages in its language.
     pub(crate) speaker: Speaker<'p>,
-    /// The units the patient being checked has contacts at, by HSA-id, with their names.
-    unit_names: std::collections::HashMap<HsaId, String>,
 }
 
 /// A contact as a person reads it: kind, who (name with HSA-id), unit (name with HSA-id), since
@@ -118,7 +116,6 @@ impl<'p> Engine<'p> {
             as_of,
             not_evaluated: BTreeSet::new(),
             speaker,
-            unit_names: std::collections::HashMap::new(),
         }
     }
 
@@ -164,12 +161,8 @@ impl<'p> Engine<'p> {
             .copied()
             .or(severity)
             .unwrap_or(r.severity);
-        let unit_name = x
-            .unit
-            .as_ref()
-            .and_then(|u| self.unit_names.get(u).cloned());
         out.push(Finding {
-            unit_name,
+            unit_name: None,
             rule: r.id,
             severity,
             patient: patient.expose(),
@@ -191,14 +184,7 @@ impl<'p> Engine<'p> {
     }
 
     pub(crate) fn check(&mut self, d: &PatientData, out: &mut Vec<Finding>) {
-        self.unit_names.clear();
-        for (c, _) in d.register.iter().chain(&d.ehr) {
-            if let Some(n) = &c.unit.name {
-                self.unit_names
-                    .entry(c.unit.hsa.clone())
-                    .or_insert_with(|| n.clone());
-            }
-        }
+        let first = out.len();
         let a = self.availability;
         let p = d.patient;
         let empty = PatientContext::default();
@@ -253,6 +239,17 @@ impl<'p> Engine<'p> {
         life_events::check(self, &v, d, out);
         codes::check(self, &v, d, out);
         offer::check(self, &v, d, out);
+        // Each finding's unit by name, from the patient's contacts at it: looked up for the
+        // findings only, not for every patient checked.
+        for f in &mut out[first..] {
+            f.unit_name = f.unit.as_ref().and_then(|u| {
+                d.register
+                    .iter()
+                    .chain(&d.ehr)
+                    .find(|(c, _)| &c.unit.hsa == u && c.unit.name.is_some())
+                    .and_then(|(c, _)| c.unit.name.clone())
+            });
+        }
     }
 }
 

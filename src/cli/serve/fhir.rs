@@ -337,7 +337,11 @@ async fn check(
             &fastkontakt::progress::Progress::hidden(),
             &mut |_, _| {},
         )?;
-        Ok(fastkontakt::sinks::findings::operation_outcome(&report))
+        // The issues name where the input was read: the request, not the service's own
+        // temporary file.
+        let oo = fastkontakt::sinks::findings::operation_outcome(&report).to_string();
+        let shown = oo.replace(&path.display().to_string(), "request");
+        Ok(serde_json::from_str(&shown)?)
     })
     .await;
     match res {
