@@ -70,6 +70,32 @@ fn handwritten_region_round_trips_through_bundle_and_ndjson() {
 }
 
 #[test]
+fn a_bundle_on_one_ndjson_line_reads_as_the_bundle_file_does() {
+    // Some exporters write a searchset or transaction Bundle per NDJSON line: its entries are
+    // read, the directory ones in the first pass and the contacts in the second.
+    let dir = tempfile::tempdir().unwrap();
+    let input = root().join("samples/handwritten/register.csv");
+    let (bundle, from_file) = round_trip(&input, false, dir.path());
+    let line: serde_json::Value = serde_json::from_slice(&bundle).unwrap();
+    let path = dir.path().join("bundles.ndjson");
+    std::fs::write(&path, format!("{line}\n")).unwrap();
+    let mut csv = Vec::new();
+    let s = translate::fhir_to_register(&path, &mappings(), &mut csv).unwrap();
+    assert_eq!(s.rejected, 0, "{:?}", s.notes);
+    assert_eq!(String::from_utf8(csv).unwrap(), from_file);
+    // A bad Bundle line is reported once, with its line.
+    std::fs::write(
+        &path,
+        format!("{line}\n{{\"resourceType\":\"Bundle\",\"bogus\":1}}\n"),
+    )
+    .unwrap();
+    let mut csv = Vec::new();
+    let s = translate::fhir_to_register(&path, &mappings(), &mut csv).unwrap();
+    assert_eq!(s.rejected, 1, "{:?}", s.notes);
+    assert!(s.notes[0].contains("bundles.ndjson:2"), "{:?}", s.notes);
+}
+
+#[test]
 fn generated_region_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let m = mappings();

@@ -94,7 +94,7 @@ fn load_mappings(cli: &Cli) -> anyhow::Result<Mappings> {
 }
 
 /// Standard output, or a file readable by its owner only (findings name patients).
-fn output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
+fn output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write + Send>> {
     Ok(match path {
         Some(p) => {
             if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -106,7 +106,11 @@ fn output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
                     .with_context(|| format!("creating {}", p.display()))?,
             ))
         }
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        // Unlocked: translate writes on another thread than it reads; the BufWriter batches.
+        None => Box::new(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout(),
+        )),
     })
 }
 

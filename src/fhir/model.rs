@@ -261,6 +261,11 @@ pub fn to_vec(resource: &Resource) -> Result<Vec<u8>, FhirError> {
     fhirbolt::json::to_vec(resource, None).map_err(|e| FhirError::Write(e.to_string()))
 }
 
+/// Serialises a resource onto the end of `buf` (no intermediate buffer).
+pub(crate) fn write_to(resource: &Resource, buf: &mut Vec<u8>) -> Result<(), FhirError> {
+    fhirbolt::json::to_writer(buf, resource, None).map_err(|e| FhirError::Write(e.to_string()))
+}
+
 pub(crate) fn to_value(resource: Resource) -> Result<serde_json::Value, FhirError> {
     fhirbolt::json::to_json_value(resource, None).map_err(|e| FhirError::Write(e.to_string()))
 }

@@ -238,7 +238,7 @@ impl<'m> Outbound<'m> {
         }))
     }
 
-    fn listing_organization(&self, hsa: &HsaId) -> Resource {
+    pub(crate) fn listing_organization(&self, hsa: &HsaId) -> Resource {
         Resource::Organization(Box::new(Organization {
             id: Some(self.ids.organization(hsa).into()),
             meta: self.meta(),
@@ -355,6 +355,21 @@ impl<'m> Outbound<'m> {
     /// The resources for one contact.
     pub(crate) fn contact(&self, c: &FixedContact) -> ContactResources {
         let staff = c.staff();
+        ContactResources {
+            relation: self.relation(c),
+            practitioner: staff.map(|s| self.practitioner(s)),
+            practitioner_role: staff.map(|s| self.practitioner_role(s, &c.unit)),
+            organization: self.organization(&c.unit),
+            listing_organization: c
+                .listing_unit
+                .as_ref()
+                .map(|h| self.listing_organization(h)),
+        }
+    }
+
+    /// The contact's relation alone: its CareTeam, or its Task for an offer's step.
+    pub(crate) fn relation(&self, c: &FixedContact) -> Resource {
+        let staff = c.staff();
         let role_ref = staff.map(|s| {
             Box::new(reference(
                 "PractitionerRole",
@@ -367,10 +382,14 @@ impl<'m> Outbound<'m> {
             &self.ids.organization(&c.unit.hsa),
             c.unit.name.as_deref(),
         );
-        let date = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+        // What `format("%Y-%m-%d")` writes, without parsing the pattern each time.
+        let date = |d: chrono::NaiveDate| {
+            use chrono::Datelike;
+            format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+        };
         let period = period(Some(date(c.period.start())), c.period.end().map(date));
         let row_identifier = identifier(&self.target.row_id_system, c.row_id.as_str());
-        let relation = if relation_type(c) == Carrier::Task {
+        if relation_type(c) == Carrier::Task {
             let t = self.term;
             Resource::Task(Box::new(Task {
                 id: Some(self.ids.relation("Task", &c.row_id).into()),
@@ -440,16 +459,6 @@ impl<'m> Outbound<'m> {
                 managing_organization: vec![org_ref],
                 ..Default::default()
             }))
-        };
-        ContactResources {
-            relation,
-            practitioner: staff.map(|s| self.practitioner(s)),
-            practitioner_role: staff.map(|s| self.practitioner_role(s, &c.unit)),
-            organization: self.organization(&c.unit),
-            listing_organization: c
-                .listing_unit
-                .as_ref()
-                .map(|h| self.listing_organization(h)),
         }
     }
 

@@ -114,20 +114,18 @@ pub(crate) fn entry_version(entry: &Value) -> Option<String> {
 /// PUTs each resource to its deterministic id (order does not matter in a transaction). A
 /// region's Bundle never sits in memory.
 pub(crate) struct ResourceStream<'w> {
-    out: &'w mut dyn std::io::Write,
+    out: &'w mut (dyn std::io::Write + Send),
     ndjson: bool,
     written: usize,
-    seen: std::collections::HashSet<(&'static str, String)>,
 }
 
 impl<'w> ResourceStream<'w> {
     /// A stream into `out`: NDJSON, or one transaction Bundle.
-    pub(crate) fn new(out: &'w mut dyn std::io::Write, ndjson: bool) -> Self {
+    pub(crate) fn new(out: &'w mut (dyn std::io::Write + Send), ndjson: bool) -> Self {
         ResourceStream {
             out,
             ndjson,
             written: 0,
-            seen: Default::default(),
         }
     }
 
@@ -145,28 +143,16 @@ impl<'w> ResourceStream<'w> {
         Ok(())
     }
 
-    /// Writes a resource; with `once`, unless one with the same type and id was written.
-    pub(crate) fn emit(&mut self, r: &super::Resource, once: bool) -> std::io::Result<()> {
-        let (t, id) = super::outbound::type_and_id(r);
-        if once && !self.seen.insert((t, id.clone())) {
+    /// Writes `n` resources encoded by [`encode`] (on any thread), in order.
+    pub(crate) fn write_encoded(&mut self, buf: &[u8], n: usize) -> std::io::Result<()> {
+        if n == 0 {
             return Ok(());
         }
-        let json = super::model::to_vec(r).map_err(std::io::Error::other)?;
-        if self.ndjson {
-            self.out.write_all(&json)?;
-            self.out.write_all(b"\n")?;
-        } else {
-            if self.written > 0 {
-                self.out.write_all(b",")?;
-            }
-            write!(self.out, "\n{{\"fullUrl\":\"urn:uuid:{id}\",\"resource\":")?;
-            self.out.write_all(&json)?;
-            write!(
-                self.out,
-                ",\"request\":{{\"method\":\"PUT\",\"url\":\"{t}/{id}\"}}}}"
-            )?;
+        if !self.ndjson && self.written > 0 {
+            self.out.write_all(b",")?;
         }
-        self.written += 1;
+        self.out.write_all(buf)?;
+        self.written += n;
         Ok(())
     }
 
@@ -177,6 +163,33 @@ impl<'w> ResourceStream<'w> {
         }
         Ok(())
     }
+}
+
+/// Appends one resource to `buf` as [`ResourceStream`] writes it: an NDJSON line, or a
+/// transaction entry that PUTs it at its id (after a comma when `buf` holds entries already).
+pub(crate) fn encode(
+    r: &super::Resource,
+    ndjson: bool,
+    buf: &mut Vec<u8>,
+) -> Result<(), super::model::FhirError> {
+    use std::io::Write as _;
+    if ndjson {
+        super::model::write_to(r, buf)?;
+        buf.push(b'\n');
+    } else {
+        let (t, id) = super::outbound::type_and_id(r);
+        if !buf.is_empty() {
+            buf.push(b',');
+        }
+        // Writing to a Vec cannot fail.
+        let _ = write!(buf, "\n{{\"fullUrl\":\"urn:uuid:{id}\",\"resource\":");
+        super::model::write_to(r, buf)?;
+        let _ = write!(
+            buf,
+            ",\"request\":{{\"method\":\"PUT\",\"url\":\"{t}/{id}\"}}}}"
+        );
+    }
+    Ok(())
 }
 
 /// A referenced resource a review-only plan lists for creation: its type and id only (the

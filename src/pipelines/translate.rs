@@ -1,16 +1,16 @@
 //! Pipeline `translate`: register CSV → FHIR (transaction Bundle or NDJSON), and FHIR →
 //! register CSV. A straight pipe: source → domain → sink, bad input reported, the rest carried on.
 
-use crate::domain::{ContactKind, ContactStatus, HsaId, PatientId, Staff};
-use crate::fhir::inbound::{Inbound, Index};
+use crate::domain::{ContactKind, ContactStatus, FixedContact, HsaId, PatientId, Staff};
+use crate::fhir::inbound::Inbound;
 use crate::fhir::model::FhirError;
 use crate::fhir::outbound::Outbound;
 use crate::mapping::Mappings;
 use crate::sinks::quarantine::Quarantine;
 use crate::sinks::register_csv::{RegisterCsvWriter, RegisterWriteError};
-use crate::sources::ehr::files::{FhirFileError, FhirFiles};
+use crate::sources::ehr::files::FhirFileError;
 use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -67,6 +67,182 @@ struct PatientFacts {
     listing: Option<HsaId>,
 }
 
+/// Contacts built and serialised at a time (while the next chunk is read).
+const CHUNK: usize = 4096;
+
+/// Which of a contact's referenced resources are written with it: each the first time a row
+/// names it (as one Organization whether it is a row's unit or its listing unit).
+#[derive(Clone, Copy, Default)]
+struct Fresh {
+    organization: bool,
+    listing: bool,
+    practitioner: bool,
+    role: bool,
+}
+
+/// The references written so far, by business identifier.
+#[derive(Default)]
+struct Written {
+    organizations: HashSet<HsaId>,
+    practitioners: HashSet<HsaId>,
+    roles: HashSet<(HsaId, HsaId)>,
+}
+
+impl Written {
+    /// What `c` names that was not written before, now counted as written (in the order the
+    /// resources go out: unit, listing unit, practitioner, role).
+    fn fresh(&mut self, c: &FixedContact) -> Fresh {
+        let organization = self.organizations.insert(c.unit.hsa.clone());
+        let listing = c
+            .listing_unit
+            .as_ref()
+            .is_some_and(|l| self.organizations.insert(l.clone()));
+        let (practitioner, role) = match c.staff() {
+            Some(s) => (
+                self.practitioners.insert(s.hsa.clone()),
+                self.roles.insert((s.hsa.clone(), c.unit.hsa.clone())),
+            ),
+            None => (false, false),
+        };
+        Fresh {
+            organization,
+            listing,
+            practitioner,
+            role,
+        }
+    }
+}
+
+/// Resources serialised off the writing thread, and how many.
+#[derive(Default)]
+struct Encoded {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+/// Buffers written and handed back for the next chunk: fresh ones would cost a page fault
+/// and a zeroed page for every 4 KiB of output.
+type Pool = std::sync::Mutex<Vec<Vec<u8>>>;
+
+fn spare(pool: &Pool) -> Vec<u8> {
+    pool.lock()
+        .ok()
+        .and_then(|mut p| p.pop())
+        .unwrap_or_default()
+}
+
+fn give_back(pool: &Pool, mut buf: Vec<u8>) {
+    buf.clear();
+    if let Ok(mut p) = pool.lock() {
+        p.push(buf);
+    }
+}
+
+/// A chunk's resources, each contact's references (when fresh) before its relation, built and
+/// serialised on every core, in pieces to be written in order.
+fn encode_chunk(
+    outbound: &Outbound,
+    chunk: &[(FixedContact, Fresh)],
+    ndjson: bool,
+    pool: &Pool,
+) -> Result<Vec<Encoded>, FhirError> {
+    use crate::fhir::transaction::encode;
+    use rayon::prelude::*;
+    chunk
+        .par_chunks(256)
+        .map(|cs| {
+            let mut e = Encoded {
+                bytes: spare(pool),
+                count: 0,
+            };
+            let mut put = |r: &crate::fhir::Resource| -> Result<(), FhirError> {
+                encode(r, ndjson, &mut e.bytes)?;
+                e.count += 1;
+                Ok(())
+            };
+            for (c, fresh) in cs {
+                if fresh.organization {
+                    put(&outbound.organization(&c.unit))?;
+                }
+                if let (true, Some(l)) = (fresh.listing, &c.listing_unit) {
+                    put(&outbound.listing_organization(l))?;
+                }
+                if let Some(s) = c.staff() {
+                    if fresh.practitioner {
+                        put(&outbound.practitioner(s))?;
+                    }
+                    if fresh.role {
+                        put(&outbound.practitioner_role(s, &c.unit))?;
+                    }
+                }
+                put(&outbound.relation(c))?;
+            }
+            Ok(e)
+        })
+        .collect()
+}
+
+/// Notes a row whose staff member or unit differs from the first row that named them.
+fn note_differences(
+    input: &Path,
+    line: u64,
+    contact: &FixedContact,
+    staff_seen: &mut HashMap<HsaId, (u64, Staff)>,
+    units_seen: &mut HashMap<HsaId, (u64, crate::domain::CareUnit)>,
+    notes: &mut Vec<String>,
+) {
+    if let Some(s) = contact.staff() {
+        match staff_seen.get(&s.hsa) {
+            Some((first, known)) if known != s => notes.push(format!(
+                "{}:{line}: staff {} differs from line {first} (name, profession, licence or specialties); the FHIR Practitioner keeps line {first}'s",
+                input.display(),
+                s.hsa
+            )),
+            Some(_) => {}
+            None => {
+                staff_seen.insert(s.hsa.clone(), (line, s.clone()));
+            }
+        }
+    }
+    match units_seen.get(&contact.unit.hsa) {
+        Some((first, known)) if *known != contact.unit => notes.push(format!(
+            "{}:{line}: unit {} differs from line {first} (name or kind); the FHIR Organization keeps line {first}'s",
+            input.display(),
+            contact.unit.hsa
+        )),
+        Some(_) => {}
+        None => {
+            units_seen.insert(contact.unit.hsa.clone(), (line, contact.unit.clone()));
+        }
+    }
+}
+
+impl PatientFacts {
+    /// Takes a row's listing unit and active FLK into the patient's facts.
+    fn note(&mut self, input: &Path, line: u64, contact: &FixedContact, notes: &mut Vec<String>) {
+        if let Some(l) = &contact.listing_unit {
+            match &self.listing {
+                Some(known) if known != l => notes.push(format!(
+                    "{}:{line}: patient {} listed at {l} here but at {known} on an earlier row; FHIR keeps {known}",
+                    input.display(),
+                    contact.patient
+                )),
+                Some(_) => {}
+                None => self.listing = Some(l.clone()),
+            }
+        }
+        if contact.kind == ContactKind::Flk && contact.status() == ContactStatus::Active {
+            if let Some(s) = contact.staff() {
+                let start = contact.period.start();
+                // Several active FLKs break FK-R19; the mirror takes the latest start.
+                if self.flk.as_ref().is_none_or(|(_, _, d)| start >= *d) {
+                    self.flk = Some((s.hsa.clone(), contact.unit.hsa.clone(), start));
+                }
+            }
+        }
+    }
+}
+
 /// Register CSV → FHIR, streamed: memory holds one row, the references written so far (bounded
 /// by the number of staff and units) and two HSA-ids per patient for the Patient resources.
 /// `on_reject` sees each bad row as it is found (for line-by-line output).
@@ -90,7 +266,7 @@ pub(crate) fn is_register_csv(p: &Path) -> bool {
 pub fn run(
     o: &Options,
     mappings: &Mappings,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
     on_reject: &mut dyn FnMut(&Path, &RejectedRow),
 ) -> Result<TranslateSummary, TranslateError> {
     if is_register_csv(&o.input) {
@@ -111,7 +287,7 @@ pub fn run(
 pub fn register_to_fhir(
     input: &Path,
     mappings: &Mappings,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
     ndjson: bool,
     quarantine_path: Option<PathBuf>,
     on_reject: &mut dyn FnMut(&Path, &RejectedRow),
@@ -135,95 +311,91 @@ pub fn register_to_fhir(
     let mut patients: HashMap<PatientId, PatientFacts> = HashMap::new();
     let mut staff_seen: HashMap<HsaId, (u64, Staff)> = HashMap::new();
     let mut units_seen: HashMap<HsaId, (u64, crate::domain::CareUnit)> = HashMap::new();
+    let mut written = Written::default();
     let mut patient_order: Vec<PatientId> = Vec::new();
-    for item in &mut reader {
-        match item? {
-            RegisterItem::Rejected(row) => {
-                on_reject(input, &row);
-                quarantine
-                    .write(&row)
-                    .map_err(|source| TranslateError::Quarantine {
-                        path: qpath.clone(),
-                        source,
-                    })?;
-                summary.rejected += 1;
+    // This thread reads and checks rows; a second builds and serialises each chunk's resources
+    // on every core and writes them, while the next chunk is read. Output is in the rows' order.
+    let (to_build, build_rx) = std::sync::mpsc::sync_channel::<Vec<(FixedContact, Fresh)>>(2);
+    let outbound = &outbound;
+    let stream = std::thread::scope(|sc| -> Result<_, TranslateError> {
+        let builder = sc.spawn(move || -> Result<_, TranslateError> {
+            let pool = Pool::default();
+            for chunk in build_rx {
+                for e in encode_chunk(outbound, &chunk, ndjson, &pool)? {
+                    stream.write_encoded(&e.bytes, e.count)?;
+                    give_back(&pool, e.bytes);
+                }
             }
-            RegisterItem::Contact { line, contact } => {
-                summary.contacts += 1;
-                if let Some(s) = contact.staff() {
-                    match staff_seen.get(&s.hsa) {
-                        Some((first, known)) if known != s => summary.notes.push(format!(
-                            "{}:{line}: staff {} differs from line {first} (name, profession, licence or specialties); the FHIR Practitioner keeps line {first}'s",
-                            input.display(),
-                            s.hsa
-                        )),
-                        Some(_) => {}
-                        None => {
-                            staff_seen.insert(s.hsa.clone(), (line, s.clone()));
-                        }
-                    }
+            Ok(stream)
+        });
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut rows = reader.by_ref().peekable();
+        while let Some(item) = rows.next() {
+            match item? {
+                RegisterItem::Rejected(row) => {
+                    on_reject(input, &row);
+                    quarantine
+                        .write(&row)
+                        .map_err(|source| TranslateError::Quarantine {
+                            path: qpath.clone(),
+                            source,
+                        })?;
+                    summary.rejected += 1;
                 }
-                match units_seen.get(&contact.unit.hsa) {
-                    Some((first, known)) if *known != contact.unit => summary.notes.push(format!(
-                        "{}:{line}: unit {} differs from line {first} (name or kind); the FHIR Organization keeps line {first}'s",
-                        input.display(),
-                        contact.unit.hsa
-                    )),
-                    Some(_) => {}
-                    None => {
-                        units_seen.insert(contact.unit.hsa.clone(), (line, contact.unit.clone()));
-                    }
+                RegisterItem::Contact { line, contact } => {
+                    summary.contacts += 1;
+                    note_differences(
+                        input,
+                        line,
+                        &contact,
+                        &mut staff_seen,
+                        &mut units_seen,
+                        &mut summary.notes,
+                    );
+                    let facts = patients.entry(contact.patient.clone()).or_insert_with(|| {
+                        patient_order.push(contact.patient.clone());
+                        PatientFacts::default()
+                    });
+                    facts.note(input, line, &contact, &mut summary.notes);
+                    let fresh = written.fresh(&contact);
+                    chunk.push((contact, fresh));
                 }
-                let facts = patients.entry(contact.patient.clone()).or_insert_with(|| {
-                    patient_order.push(contact.patient.clone());
-                    PatientFacts::default()
-                });
-                if let Some(l) = &contact.listing_unit {
-                    match &facts.listing {
-                        Some(known) if known != l => summary.notes.push(format!(
-                            "{}:{line}: patient {} listed at {l} here but at {known} on an earlier row; FHIR keeps {known}",
-                            input.display(),
-                            contact.patient
-                        )),
-                        Some(_) => {}
-                        None => facts.listing = Some(l.clone()),
-                    }
+            }
+            if chunk.len() >= CHUNK || (rows.peek().is_none() && !chunk.is_empty()) {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                if to_build.send(full).is_err() {
+                    break; // the builder stopped on an error, which its join reports
                 }
-                if contact.kind == ContactKind::Flk && contact.status() == ContactStatus::Active {
-                    if let Some(s) = contact.staff() {
-                        let start = contact.period.start();
-                        // Several active FLKs break FK-R19; the mirror takes the latest start.
-                        if facts.flk.as_ref().is_none_or(|(_, _, d)| start >= *d) {
-                            facts.flk = Some((s.hsa.clone(), contact.unit.hsa.clone(), start));
-                        }
-                    }
-                }
-                let r = outbound.contact(&contact);
-                stream.emit(&r.organization, true)?;
-                if let Some(o) = r.listing_organization {
-                    stream.emit(&o, true)?;
-                }
-                if let Some(p) = r.practitioner {
-                    stream.emit(&p, true)?;
-                }
-                if let Some(p) = r.practitioner_role {
-                    stream.emit(&p, true)?;
-                }
-                // Row ids are unique (the reader rejects a repeat), so relations need no check.
-                stream.emit(&r.relation, false)?;
             }
         }
-    }
-    for p in &patient_order {
-        let f = &patients[p];
-        stream.emit(
-            &outbound.patient(
-                p,
-                f.flk.as_ref().map(|(s, u, _)| (s, u)),
-                f.listing.as_ref(),
-            ),
-            false,
-        )?;
+        drop(to_build);
+        builder
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })?;
+    let mut stream = stream;
+    // The Patients last, each with what its rows said, built on every core.
+    use rayon::prelude::*;
+    let encoded: Vec<Result<Encoded, FhirError>> = patient_order
+        .par_chunks(256)
+        .map(|ps| {
+            let mut e = Encoded::default();
+            for p in ps {
+                let f = &patients[p];
+                let r = outbound.patient(
+                    p,
+                    f.flk.as_ref().map(|(s, u, _)| (s, u)),
+                    f.listing.as_ref(),
+                );
+                crate::fhir::transaction::encode(&r, ndjson, &mut e.bytes)?;
+                e.count += 1;
+            }
+            Ok(e)
+        })
+        .collect();
+    for e in encoded {
+        let e = e?;
+        stream.write_encoded(&e.bytes, e.count)?;
     }
     stream.finish()?;
     summary.resources_written = stream.written();
@@ -236,57 +408,97 @@ pub fn register_to_fhir(
     Ok(summary)
 }
 
-/// FHIR (Bundle, NDJSON or a folder) → register CSV.
+/// FHIR (Bundle, NDJSON or a folder) → register CSV, streamed: the directory and Patients
+/// (as stubs) are read first and kept; the CareTeams and Tasks then pass a batch at a time,
+/// parsed and read on every core, and each batch's rows are written before the next is read.
+/// Memory holds the directory, a stub per patient and one batch, whatever the input's size.
 pub fn fhir_to_register(
     input: &Path,
     mappings: &Mappings,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> Result<TranslateSummary, TranslateError> {
-    let files = FhirFiles::read(input)?;
+    use crate::sources::ehr::account::Verdict;
+    use crate::sources::ehr::side::EhrDirectory;
+    use crate::sources::ehr::stream::{EhrStream, Pass};
+    use rayon::prelude::*;
+    let stream = EhrStream::open(input)?;
+    let dir = EhrDirectory::read(&stream, &|_| {})?;
+    let idx = dir.index();
     let mut summary = TranslateSummary::default();
-    for bad in &files.bad {
-        summary.notes.push(bad.to_string());
+    for bad in dir.problems() {
+        summary.notes.push(bad.clone());
         summary.rejected += 1;
     }
-    let idx = Index::new(files.resources.iter().map(|(u, r)| (u.clone(), r)));
-    let refs: Vec<&crate::fhir::Resource> = files.resources.iter().map(|(_, r)| r).collect();
-    let read = Inbound::new(mappings).contacts(&idx, &refs);
-    for p in &read.problems {
-        summary.notes.push(p.to_string());
-    }
-    // CareTeams and Tasks that are not fixed contacts are not rejected, but not silent either.
+    let mut w = RegisterCsvWriter::new(out, &mappings.register, &mappings.terminology)?;
     let mut not_used = 0usize;
-    for (r, v) in refs.iter().zip(&read.verdicts) {
-        if let crate::sources::ehr::account::Verdict::NotUsed { reason, detail } = v {
-            not_used += 1;
-            if not_used <= 20 {
-                let (t, id) = crate::fhir::outbound::type_and_id(r);
-                let detail = detail
-                    .as_deref()
-                    .map(|d| format!(" ({d})"))
-                    .unwrap_or_default();
-                summary
-                    .notes
-                    .push(format!("{t}/{id}: not used: {reason}{detail}"));
+    let mut failed: Option<TranslateError> = None;
+    let inbound = Inbound::new(mappings);
+    stream.read(Pass::PatientScoped, &|_| {}, &mut |batch| {
+        if failed.is_some() {
+            return;
+        }
+        let mut ok = Vec::with_capacity(batch.len());
+        for item in batch {
+            match item {
+                Ok((_, _, r)) => ok.push(r),
+                Err(bad) => {
+                    summary.notes.push(bad.to_string());
+                    summary.rejected += 1;
+                }
             }
         }
+        // Read in parallel, written in the input's order.
+        let reads: Vec<_> = ok
+            .par_chunks(256)
+            .map(|chunk| {
+                let refs: Vec<&crate::fhir::Resource> = chunk.iter().collect();
+                (inbound.contacts(&idx, &refs), refs)
+            })
+            .collect();
+        for (read, refs) in reads {
+            for p in &read.problems {
+                summary.notes.push(p.to_string());
+            }
+            summary.rejected += read
+                .problems
+                .iter()
+                .map(|p| &p.resource)
+                .collect::<std::collections::HashSet<_>>()
+                .len() as u64;
+            // CareTeams and Tasks that are not fixed contacts are not rejected, but not
+            // silent either.
+            for (r, v) in refs.iter().zip(&read.verdicts) {
+                if let Verdict::NotUsed { reason, detail } = v {
+                    not_used += 1;
+                    if not_used <= 20 {
+                        let (t, id) = crate::fhir::outbound::type_and_id(r);
+                        let detail = detail
+                            .as_deref()
+                            .map(|d| format!(" ({d})"))
+                            .unwrap_or_default();
+                        summary
+                            .notes
+                            .push(format!("{t}/{id}: not used: {reason}{detail}"));
+                    }
+                }
+            }
+            for c in &read.contacts {
+                if let Err(e) = w.write(c) {
+                    failed = Some(e.into());
+                    return;
+                }
+                summary.contacts += 1;
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
     }
     if not_used > 20 {
         summary.notes.push(format!(
             "… and {} more CareTeams and Tasks not used",
             not_used - 20
         ));
-    }
-    summary.rejected += read
-        .problems
-        .iter()
-        .map(|p| &p.resource)
-        .collect::<std::collections::HashSet<_>>()
-        .len() as u64;
-    let mut w = RegisterCsvWriter::new(out, &mappings.register, &mappings.terminology)?;
-    for c in &read.contacts {
-        w.write(c)?;
-        summary.contacts += 1;
     }
     w.finish()?;
     Ok(summary)

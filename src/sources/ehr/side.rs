@@ -202,6 +202,11 @@ impl EhrDirectory {
         out
     }
 
+    /// Lines of directory types that could not be read, each with its file and line.
+    pub(crate) fn problems(&self) -> &[String] {
+        &self.problems
+    }
+
     /// The directory resources (Practitioner, PractitionerRole, Organization, Consent).
     pub(crate) fn all(&self) -> impl Iterator<Item = &crate::fhir::Resource> {
         self.resources.iter().map(|(_, r)| r)

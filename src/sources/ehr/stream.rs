@@ -34,6 +34,22 @@ impl Pass {
     fn wants(self, resource_type: &str) -> bool {
         DIRECTORY_TYPES.contains(&resource_type) == (self == Pass::Directory)
     }
+
+    /// Whether a line of this (peeked) type is parsed in this pass: a Bundle's entries may
+    /// belong to either pass, so both parse it.
+    fn wants_line(self, resource_type: &str) -> bool {
+        resource_type == "Bundle" || self.wants(resource_type)
+    }
+
+    /// Whether this pass reports a bad line whose type was peeked: the pass that wants the
+    /// type, and for a Bundle the patient-scoped pass alone.
+    fn wants_reported(self, line: &[u8]) -> bool {
+        match model::peek_type(line) {
+            Some("Bundle") => self == Pass::PatientScoped,
+            Some(t) => self.wants(t),
+            None => self == Pass::PatientScoped,
+        }
+    }
 }
 
 /// One parsed resource with where it came from and the Bundle fullUrl it came with, or why it
@@ -50,8 +66,10 @@ pub(crate) struct Origin {
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ndjson = self.file.extension().is_some_and(|x| x == "ndjson");
         match (self.line, self.entry) {
             (0, _) => write!(f, "{}", self.file.display()),
+            (line, Some(n)) if ndjson => write!(f, "{}:{line} entry[{n}]", self.file.display()),
             (_, Some(n)) => write!(f, "{} entry[{n}]", self.file.display()),
             (line, None) => write!(f, "{}:{line}", self.file.display()),
         }
@@ -104,7 +122,7 @@ impl EhrStream {
                 let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
                 let mut line_no = 0u64;
                 loop {
-                    let mut batch: Vec<(u64, bool, Vec<u8>)> = Vec::with_capacity(self.batch_lines);
+                    let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(self.batch_lines);
                     let mut consumed = 0u64;
                     let mut too_long = Vec::new();
                     while batch.len() < self.batch_lines {
@@ -119,12 +137,9 @@ impl EhrStream {
                         if buf.iter().all(u8::is_ascii_whitespace) {
                             continue;
                         }
-                        let peeked = model::peek_type(&buf).map(str::to_owned);
+                        let peeked = model::peek_type(&buf);
                         if cut {
-                            if peeked
-                                .as_deref()
-                                .map_or(pass == Pass::PatientScoped, |t| pass.wants(t))
-                            {
+                            if pass.wants_reported(&buf) {
                                 too_long.push(BadResource {
                                     path: path.clone(),
                                     line: line_no,
@@ -137,32 +152,57 @@ impl EhrStream {
                         }
                         // A line whose type cannot be peeked is parsed in both passes and
                         // kept by the pass that wants its type.
-                        if peeked.as_deref().is_none_or(|t| pass.wants(t)) {
-                            batch.push((line_no, peeked.is_some(), buf));
+                        if peeked.is_none_or(|t| pass.wants_line(t)) {
+                            batch.push((line_no, buf));
                         }
                     }
                     let last = consumed == 0;
                     if !batch.is_empty() || !too_long.is_empty() {
                         let mut parsed: Vec<Parsed> = batch
                             .into_par_iter()
-                            .filter_map(|(line, peeked, bytes)| match model::parse_line(&bytes) {
-                                Ok(r) => pass.wants(model::type_name(&r)).then(|| {
-                                    let at = Origin {
-                                        file: origin_file.clone(),
-                                        line,
-                                        entry: None,
-                                    };
-                                    Ok((at, None, r))
-                                }),
-                                // Reported once: by this pass if it wants the line's type,
-                                // else (type unknown) by the patient-scoped pass.
-                                Err(e) => (peeked || pass == Pass::PatientScoped).then(|| {
-                                    Err(BadResource {
-                                        path: path.clone(),
-                                        line,
-                                        reason: short_reason(&e.to_string()),
-                                    })
-                                }),
+                            .flat_map_iter(|(line, bytes)| {
+                                let at = |entry| Origin {
+                                    file: origin_file.clone(),
+                                    line,
+                                    entry,
+                                };
+                                match model::parse_line(&bytes) {
+                                    // A Bundle on a line: its entries, each in its pass.
+                                    Ok(Resource::Bundle(b)) => b
+                                        .entry
+                                        .into_iter()
+                                        .enumerate()
+                                        .filter_map(|(n, e)| {
+                                            let r = e.resource?;
+                                            pass.wants(model::type_name(&r)).then(|| {
+                                                Ok((
+                                                    at(Some(n as u32)),
+                                                    e.full_url.and_then(|u| u.value),
+                                                    r,
+                                                ))
+                                            })
+                                        })
+                                        .collect(),
+                                    Ok(r) => pass
+                                        .wants(model::type_name(&r))
+                                        .then(|| Ok((at(None), None, r)))
+                                        .into_iter()
+                                        .collect::<Vec<_>>(),
+                                    // Reported once: by this pass if it wants the line's type
+                                    // (a Bundle's by the patient-scoped pass), else (type
+                                    // unknown) by the patient-scoped pass.
+                                    Err(e) => pass
+                                        .wants_reported(&bytes)
+                                        .then(|| {
+                                            Err(BadResource {
+                                                path: path.clone(),
+                                                line,
+                                                reason: short_reason(&e.to_string()),
+                                            })
+                                        })
+                                        .into_iter()
+                                        .collect(),
+                                }
                             })
                             .collect();
                         parsed.extend(too_long.into_iter().map(Err));
