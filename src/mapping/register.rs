@@ -25,6 +25,38 @@ pub(crate) struct Format {
     /// A field longer than this is a problem of its row.
     #[serde(default = "default_max_field_bytes")]
     pub(crate) max_field_bytes: usize,
+    /// `date_format` and `timestamp_format` read once at load: chrono otherwise reads the
+    /// format string again for every field it parses.
+    #[serde(skip)]
+    pub(crate) date_items: Option<Vec<chrono::format::Item<'static>>>,
+    #[serde(skip)]
+    pub(crate) timestamp_items: Option<Vec<chrono::format::Item<'static>>>,
+}
+
+impl Format {
+    /// A date in `date_format`, as `NaiveDate::parse_from_str` reads it.
+    pub(crate) fn parse_date(&self, text: &str) -> chrono::ParseResult<chrono::NaiveDate> {
+        match &self.date_items {
+            Some(items) => {
+                let mut p = chrono::format::Parsed::new();
+                chrono::format::parse(&mut p, text, items.iter())?;
+                p.to_naive_date()
+            }
+            None => chrono::NaiveDate::parse_from_str(text, &self.date_format),
+        }
+    }
+
+    /// A timestamp in `timestamp_format`, as `NaiveDateTime::parse_from_str` reads it.
+    pub(crate) fn parse_timestamp(&self, text: &str) -> chrono::ParseResult<chrono::NaiveDateTime> {
+        match &self.timestamp_items {
+            Some(items) => {
+                let mut p = chrono::format::Parsed::new();
+                chrono::format::parse(&mut p, text, items.iter())?;
+                p.to_naive_datetime_with_offset(0)
+            }
+            None => chrono::NaiveDateTime::parse_from_str(text, &self.timestamp_format),
+        }
+    }
 }
 
 fn default_encoding() -> String {
@@ -181,6 +213,10 @@ fn utf8() -> TextEncoding {
 impl RegisterMapping {
     pub(crate) fn load(path: &Path, terminology: &Terminology) -> Result<Self, MappingError> {
         let mut m: RegisterMapping = read_toml(path)?;
+        // A format chrono cannot read stays a string: each field then fails with its message.
+        let items = |f: &str| chrono::format::StrftimeItems::new(f).parse_to_owned().ok();
+        m.format.date_items = items(&m.format.date_format);
+        m.format.timestamp_items = items(&m.format.timestamp_format);
         let invalid = |message: String| MappingError::Invalid {
             path: path.into(),
             message,

@@ -10,7 +10,8 @@ use crate::sinks::quarantine::Quarantine;
 use crate::sinks::register_csv::{RegisterCsvWriter, RegisterWriteError};
 use crate::sources::ehr::files::FhirFileError;
 use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
-use std::collections::{HashMap, HashSet};
+// A fast hasher seeded per process: these maps hold a key per patient, staff member and unit.
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -374,28 +375,30 @@ pub fn register_to_fhir(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })?;
     let mut stream = stream;
-    // The Patients last, each with what its rows said, built on every core.
+    // The Patients last, each with what its rows said, built on every core a block at a time.
     use rayon::prelude::*;
-    let encoded: Vec<Result<Encoded, FhirError>> = patient_order
-        .par_chunks(256)
-        .map(|ps| {
-            let mut e = Encoded::default();
-            for p in ps {
-                let f = &patients[p];
-                let r = outbound.patient(
-                    p,
-                    f.flk.as_ref().map(|(s, u, _)| (s, u)),
-                    f.listing.as_ref(),
-                );
-                crate::fhir::transaction::encode(&r, ndjson, &mut e.bytes)?;
-                e.count += 1;
-            }
-            Ok(e)
-        })
-        .collect();
-    for e in encoded {
-        let e = e?;
-        stream.write_encoded(&e.bytes, e.count)?;
+    for block in patient_order.chunks(CHUNK) {
+        let encoded: Vec<Result<Encoded, FhirError>> = block
+            .par_chunks(256)
+            .map(|ps| {
+                let mut e = Encoded::default();
+                for p in ps {
+                    let f = &patients[p];
+                    let r = outbound.patient(
+                        p,
+                        f.flk.as_ref().map(|(s, u, _)| (s, u)),
+                        f.listing.as_ref(),
+                    );
+                    crate::fhir::transaction::encode(&r, ndjson, &mut e.bytes)?;
+                    e.count += 1;
+                }
+                Ok(e)
+            })
+            .collect();
+        for e in encoded {
+            let e = e?;
+            stream.write_encoded(&e.bytes, e.count)?;
+        }
     }
     stream.finish()?;
     summary.resources_written = stream.written();
@@ -463,7 +466,7 @@ pub fn fhir_to_register(
                 .problems
                 .iter()
                 .map(|p| &p.resource)
-                .collect::<std::collections::HashSet<_>>()
+                .collect::<HashSet<_>>()
                 .len() as u64;
             // CareTeams and Tasks that are not fixed contacts are not rejected, but not
             // silent either.
