@@ -16,7 +16,7 @@ BIN=$PWD/target/release/fastkontakt
 DATA=${FASTKONTAKT_HFS_DATA:-$HOME/.cache/fastkontakt/hfs-data}
 R="$W/sync-$N"
 mkdir -p "$R"
-[ -f "$R/register.csv" ] || $BIN samples generate --patients "$N" --seed 7 -o "$R" >/dev/null
+[ -f "$R/register.csv" ] || $BIN samples generate --patients "$N" --seed 7 -o "$R" >/dev/null 2>&1
 PORT=18391
 BASE="http://127.0.0.1:$PORT"
 HFS_PID=
@@ -48,7 +48,7 @@ KEY="$R/state.key"; head -c 32 /dev/urandom | base64 > "$KEY"; chmod 600 "$KEY"
 rm -f "$R/state.sqlite"*
 t0=$(now)
 $BIN sync --register "$R/register.csv" --ehr "$BASE" --state "$R/state.sqlite" --state-key "file:$KEY" \
-  --summary "$R/summary.json" >/dev/null 2>"$R/sync.log" || true
+  --summary "$R/summary.json" ${SYNC_ARGS:-} >/dev/null 2>"$R/sync.log" || true
 t1=$(now)
 SYNC_N=$(count)
 stop_hfs

@@ -424,7 +424,10 @@ pub fn fhir_to_register(
     use crate::sources::ehr::side::EhrDirectory;
     use crate::sources::ehr::stream::{EhrStream, Pass};
     use rayon::prelude::*;
-    let stream = EhrStream::open(input)?;
+    let mut stream = EhrStream::open(input)?;
+    // Smaller batches than a reconcile's: a parsed CareTeam is ten times its line, and
+    // nothing here waits on a batch.
+    stream.batch_lines = 2048;
     let dir = EhrDirectory::read(&stream, &|_| {})?;
     let idx = dir.index();
     let mut summary = TranslateSummary::default();
