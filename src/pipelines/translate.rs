@@ -244,9 +244,6 @@ impl PatientFacts {
     }
 }
 
-/// Register CSV → FHIR, streamed: memory holds one row, the references written so far (bounded
-/// by the number of staff and units) and two HSA-ids per patient for the Patient resources.
-/// `on_reject` sees each bad row as it is found (for line-by-line output).
 /// What `translate` is asked to do; the direction follows the input (a `.csv` file is a
 /// register export, anything else is FHIR).
 pub struct Options {
@@ -284,7 +281,10 @@ pub fn run(
     }
 }
 
-/// Register CSV → FHIR (a transaction Bundle, or NDJSON), streamed.
+/// Register CSV → FHIR (a transaction Bundle, or NDJSON), streamed: memory holds a few chunks
+/// of rows, the references written so far (bounded by the number of staff and units) and two
+/// HSA-ids per patient for the Patient resources, written last. `on_reject` sees each bad row
+/// as it is found (for line-by-line output).
 pub fn register_to_fhir(
     input: &Path,
     mappings: &Mappings,
