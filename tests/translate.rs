@@ -96,6 +96,62 @@ fn a_bundle_on_one_ndjson_line_reads_as_the_bundle_file_does() {
 }
 
 #[test]
+fn a_unit_or_staff_member_named_twice_is_written_once_and_a_difference_is_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "Rad-id;Personnummer;Kontakttyp;Rollkod;Samordningsansvar;Status;Fr.o.m.;T.o.m.;Medarbetare HSA-id;Medarbetare namn;Yrke;Legitimerad;Specialitet;Enhet HSA-id;Enhet namn;Enhetstyp;Listningsenhet HSA-id;Registrerad;Registrerad av";
+    // Row 1 names V0002 only as its listing unit; row 2 has it as its unit; row 3 renames
+    // Anna Lind's unit and Anna Lind herself, and lists its patient at V0001 (a unit already).
+    let rows = [
+        "r1;19310304-1004;FLK;;;Aktiv;2022-02-01;;SE2321000016-L001;Anna Lind;Läkare;J;Allmänmedicin;SE2321000016-V0001;Vårdcentralen Norr;Vårdcentral;SE2321000016-V0002;2022-02-01 09:00:00;SE2321000016-7X7X",
+        "r2;19121212-1212;FLK;;;Aktiv;2022-03-01;;SE2321000016-L002;Bo Ek;Läkare;J;Allmänmedicin;SE2321000016-V0002;Vårdcentralen Syd;Vårdcentral;SE2321000016-V0002;2022-03-01 09:00:00;SE2321000016-7X7X",
+        "r3;19121212-1212;FVK;;;Aktiv;2022-04-01;;SE2321000016-L001;Anna Lindh;Läkare;J;Allmänmedicin;SE2321000016-V0001;VC Norr;Vårdcentral;SE2321000016-V0001;2022-04-01 09:00:00;SE2321000016-7X7X",
+    ];
+    let input = dir.path().join("register.csv");
+    std::fs::write(&input, format!("{head}\n{}\n", rows.join("\n"))).unwrap();
+    let mut out = Vec::new();
+    let s = translate::register_to_fhir(&input, &mappings(), &mut out, true, None, &mut |_, _| {})
+        .unwrap();
+    assert_eq!((s.contacts, s.rejected), (3, 0), "{:?}", s.notes);
+    let resources: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |t: &str| resources.iter().filter(|r| r["resourceType"] == t).count();
+    // Two units (the listing unit once, as identifier only: it came first), two staff members,
+    // two roles, three relations, two Patients.
+    assert_eq!(
+        [
+            count("Organization"),
+            count("Practitioner"),
+            count("PractitionerRole"),
+            count("CareTeam"),
+            count("Patient")
+        ],
+        [2, 2, 2, 3, 2]
+    );
+    let v2 = resources
+        .iter()
+        .find(|r| r["resourceType"] == "Organization" && r.to_string().contains("V0002"))
+        .unwrap();
+    assert!(v2.get("name").is_none(), "{v2}");
+    assert!(
+        s.notes
+            .iter()
+            .any(|n| n.contains(":4: staff SE2321000016-L001 differs from line 2")),
+        "{:?}",
+        s.notes
+    );
+    assert!(
+        s.notes
+            .iter()
+            .any(|n| n.contains(":4: unit SE2321000016-V0001 differs from line 2")),
+        "{:?}",
+        s.notes
+    );
+}
+
+#[test]
 fn generated_region_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let m = mappings();

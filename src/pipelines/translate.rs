@@ -81,30 +81,63 @@ struct Fresh {
     role: bool,
 }
 
-/// The references written so far, by business identifier.
+/// The staff members, units and roles rows have named so far, each with the line that first
+/// named it (whose values the FHIR resource keeps); listing units named by no row as its unit.
 #[derive(Default)]
-struct Written {
-    organizations: HashSet<HsaId>,
-    practitioners: HashSet<HsaId>,
+struct References {
+    staff: HashMap<HsaId, (u64, Staff)>,
+    units: HashMap<HsaId, (u64, crate::domain::CareUnit)>,
+    listing_only: HashSet<HsaId>,
     roles: HashSet<(HsaId, HsaId)>,
 }
 
-impl Written {
-    /// What `c` names that was not written before, now counted as written (in the order the
-    /// resources go out: unit, listing unit, practitioner, role).
-    fn fresh(&mut self, c: &FixedContact) -> Fresh {
-        let organization = self.organizations.insert(c.unit.hsa.clone());
+impl References {
+    /// Takes a row's references: notes a staff member or unit that differs from the row that
+    /// first named it, and says which resources go out with this row (in the order they are
+    /// written: unit, listing unit, practitioner, role). A listing unit and a row's unit with
+    /// the same HSA-id are one Organization, written the first time either is named.
+    fn take(
+        &mut self,
+        input: &Path,
+        line: u64,
+        c: &FixedContact,
+        notes: &mut Vec<String>,
+    ) -> Fresh {
+        let mut practitioner = false;
+        if let Some(s) = c.staff() {
+            match self.staff.get(&s.hsa) {
+                Some((first, known)) if known != s => notes.push(format!(
+                    "{}:{line}: staff {} differs from line {first} (name, profession, licence or specialties); the FHIR Practitioner keeps line {first}'s",
+                    input.display(),
+                    s.hsa
+                )),
+                Some(_) => {}
+                None => {
+                    self.staff.insert(s.hsa.clone(), (line, s.clone()));
+                    practitioner = true;
+                }
+            }
+        }
+        let mut organization = false;
+        match self.units.get(&c.unit.hsa) {
+            Some((first, known)) if *known != c.unit => notes.push(format!(
+                "{}:{line}: unit {} differs from line {first} (name or kind); the FHIR Organization keeps line {first}'s",
+                input.display(),
+                c.unit.hsa
+            )),
+            Some(_) => {}
+            None => {
+                organization = !self.listing_only.contains(&c.unit.hsa);
+                self.units.insert(c.unit.hsa.clone(), (line, c.unit.clone()));
+            }
+        }
         let listing = c
             .listing_unit
             .as_ref()
-            .is_some_and(|l| self.organizations.insert(l.clone()));
-        let (practitioner, role) = match c.staff() {
-            Some(s) => (
-                self.practitioners.insert(s.hsa.clone()),
-                self.roles.insert((s.hsa.clone(), c.unit.hsa.clone())),
-            ),
-            None => (false, false),
-        };
+            .is_some_and(|l| !self.units.contains_key(l) && self.listing_only.insert(l.clone()));
+        let role = c
+            .staff()
+            .is_some_and(|s| self.roles.insert((s.hsa.clone(), c.unit.hsa.clone())));
         Fresh {
             organization,
             listing,
@@ -181,41 +214,6 @@ fn encode_chunk(
             Ok(e)
         })
         .collect()
-}
-
-/// Notes a row whose staff member or unit differs from the first row that named them.
-fn note_differences(
-    input: &Path,
-    line: u64,
-    contact: &FixedContact,
-    staff_seen: &mut HashMap<HsaId, (u64, Staff)>,
-    units_seen: &mut HashMap<HsaId, (u64, crate::domain::CareUnit)>,
-    notes: &mut Vec<String>,
-) {
-    if let Some(s) = contact.staff() {
-        match staff_seen.get(&s.hsa) {
-            Some((first, known)) if known != s => notes.push(format!(
-                "{}:{line}: staff {} differs from line {first} (name, profession, licence or specialties); the FHIR Practitioner keeps line {first}'s",
-                input.display(),
-                s.hsa
-            )),
-            Some(_) => {}
-            None => {
-                staff_seen.insert(s.hsa.clone(), (line, s.clone()));
-            }
-        }
-    }
-    match units_seen.get(&contact.unit.hsa) {
-        Some((first, known)) if *known != contact.unit => notes.push(format!(
-            "{}:{line}: unit {} differs from line {first} (name or kind); the FHIR Organization keeps line {first}'s",
-            input.display(),
-            contact.unit.hsa
-        )),
-        Some(_) => {}
-        None => {
-            units_seen.insert(contact.unit.hsa.clone(), (line, contact.unit.clone()));
-        }
-    }
 }
 
 impl PatientFacts {
@@ -310,9 +308,7 @@ pub fn register_to_fhir(
     let mut stream = crate::fhir::transaction::ResourceStream::new(out, ndjson);
     stream.start()?;
     let mut patients: HashMap<PatientId, PatientFacts> = HashMap::new();
-    let mut staff_seen: HashMap<HsaId, (u64, Staff)> = HashMap::new();
-    let mut units_seen: HashMap<HsaId, (u64, crate::domain::CareUnit)> = HashMap::new();
-    let mut written = Written::default();
+    let mut references = References::default();
     let mut patient_order: Vec<PatientId> = Vec::new();
     // This thread reads and checks rows; a second builds and serialises each chunk's resources
     // on every core and writes them, while the next chunk is read. Output is in the rows' order.
@@ -345,20 +341,12 @@ pub fn register_to_fhir(
                 }
                 RegisterItem::Contact { line, contact } => {
                     summary.contacts += 1;
-                    note_differences(
-                        input,
-                        line,
-                        &contact,
-                        &mut staff_seen,
-                        &mut units_seen,
-                        &mut summary.notes,
-                    );
+                    let fresh = references.take(input, line, &contact, &mut summary.notes);
                     let facts = patients.entry(contact.patient.clone()).or_insert_with(|| {
                         patient_order.push(contact.patient.clone());
                         PatientFacts::default()
                     });
                     facts.note(input, line, &contact, &mut summary.notes);
-                    let fresh = written.fresh(&contact);
                     chunk.push((contact, fresh));
                 }
             }
