@@ -55,7 +55,9 @@ pub(super) fn translate(
     for n in &summary.notes {
         eprintln!("note: {n}");
     }
-    let what = if summary.resources_written > 0 {
+    // The direction is the input's, not the output's size: an export whose every row was
+    // rejected still went CSV → FHIR.
+    let what = if pipelines::translate::is_register_csv(input) {
         format!("{} resources", summary.resources_written)
     } else {
         "register rows".to_owned()

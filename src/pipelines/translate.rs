@@ -254,7 +254,7 @@ pub struct Options {
 }
 
 /// Whether a path is a register export rather than FHIR.
-pub(crate) fn is_register_csv(p: &Path) -> bool {
+pub fn is_register_csv(p: &Path) -> bool {
     p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv"))
 }
 
