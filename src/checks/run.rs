@@ -181,7 +181,7 @@ pub(crate) type OnPartition<'h> = dyn FnMut(
         Partition,
         &EhrDirectory,
         &Index,
-        Vec<serde_json::Value>,
+        Vec<crate::sources::ehr::side::KeptRelation>,
         crate::sync::takeover::HandIndex,
     ) -> bool
     + 'h;
@@ -215,16 +215,8 @@ pub fn run_streamed(
             EhrSide::from_stream(&stream, &dir, &idx, s.mappings, part, s.product, &on_bytes)?;
         let product = std::mem::take(&mut side.product);
         // The EHR's contacts typed by hand: a plan creates nothing a hand-typed one stands for.
-        let ours: std::collections::HashSet<String> = product
-            .iter()
-            .map(|v| {
-                format!(
-                    "{}/{}",
-                    v["resourceType"].as_str().unwrap_or(""),
-                    v["id"].as_str().unwrap_or("")
-                )
-            })
-            .collect();
+        let ours: std::collections::HashSet<String> =
+            product.iter().map(|k| k.reference()).collect();
         let hand = if s.product.is_some() {
             side.hand_typed(&ours)
         } else {

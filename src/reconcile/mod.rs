@@ -14,6 +14,7 @@ use crate::fhir::Resource;
 use crate::mapping::Mappings;
 use crate::progress::Progress;
 use crate::sources::ehr::files::FhirFileError;
+use crate::sources::ehr::side::KeptRelation;
 use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
 use crate::sync::engine::{
     product_relations, Bodies, Held, PlanBasis, Planner, RelationKey, SyncError, Want,
@@ -39,6 +40,8 @@ pub enum ReconcileError {
     Sync(#[from] SyncError),
     #[error("the plan's temporary file: {0}")]
     Spill(std::io::Error),
+    #[error("{0}, kept from the EHR files for the plan, could not be read back: {1}")]
+    KeptRelation(String, serde_json::Error),
 }
 
 pub(crate) struct Job<'a> {
@@ -176,7 +179,7 @@ pub(crate) fn run(
     let mut on_partition = |part: Partition,
                             dir: &EhrDirectory,
                             idx: &Index,
-                            product: Vec<Value>,
+                            product: Vec<KeptRelation>,
                             hand: crate::sync::takeover::HandIndex| {
         let Some(spill) = spill.as_mut() else {
             return true;
@@ -185,7 +188,7 @@ pub(crate) fn run(
         let existing = existing.get_or_insert_with(|| Existing::new(dir, idx));
         let mut errors = Vec::new();
         let actual = product_relations(m, product, &mut errors);
-        planner.found(&actual, errors);
+        planner.found(actual.values().filter(|k| k.is_active()).count(), errors);
         match plan_partition(
             &mut planner,
             job.register,
@@ -223,6 +226,12 @@ pub(crate) fn run(
     })
 }
 
+/// A kept relation's JSON, parsed when the plan reaches it.
+fn read_back(k: &KeptRelation) -> Result<Value, ReconcileError> {
+    k.value()
+        .map_err(|e| ReconcileError::KeptRelation(k.reference(), e))
+}
+
 /// Plan items kept in memory before they are moved to disk.
 const SPILL_EVERY: usize = 16_384;
 
@@ -236,7 +245,7 @@ fn plan_partition(
     register: &Path,
     m: &Mappings,
     part: Partition,
-    mut actual: HashMap<RelationKey, Value>,
+    mut actual: HashMap<RelationKey, KeptRelation>,
     existing: &Existing,
     planned_refs: &mut HashSet<String>,
     spill: &mut SpilledItems,
@@ -316,7 +325,7 @@ fn plan_partition(
             source: &source,
             body: &body,
         };
-        let a = actual.remove(&key);
+        let a = actual.remove(&key).map(|k| read_back(&k)).transpose()?;
         // Held rows matter only for ends, which come after the whole register is read.
         planner.relation(&key, Some(want), a.as_ref(), &not_ending)?;
         if planner.items().len() >= SPILL_EVERY {
@@ -329,10 +338,10 @@ fn plan_partition(
         unreadable_rows,
     };
     planner.rejected(0, unreadable_rows);
-    let mut gone: Vec<(RelationKey, Value)> = actual.into_iter().collect();
+    let mut gone: Vec<(RelationKey, KeptRelation)> = actual.into_iter().collect();
     gone.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for (key, a) in gone {
-        planner.relation(&key, None, Some(&a), &held)?;
+        planner.relation(&key, None, Some(&read_back(&a)?), &held)?;
     }
     planner.finish_hand_typed(&held)?;
     spill.take(planner.items()).map_err(ReconcileError::Spill)?;

@@ -622,38 +622,62 @@ async fn hand_typed(
     Ok((ix, raw))
 }
 
-/// The product's relations among the EHR data, by plan key; a row held twice is an error.
-pub(crate) fn product_relations(
-    m: &Mappings,
-    resources: Vec<Value>,
-    errors: &mut Vec<String>,
-) -> HashMap<RelationKey, Value> {
-    let mut out: HashMap<RelationKey, Value> = HashMap::new();
-    for r in resources {
-        let t = r["resourceType"].as_str().unwrap_or("").to_owned();
-        let row = r["identifier"]
+/// What a product CareTeam or Task read from the EHR says of itself before its body is
+/// looked at: a server's JSON, or a compact copy kept from export files.
+pub(crate) trait HeldRelation {
+    /// `CareTeam` or `Task` (or whatever else carries a row id).
+    fn type_name(&self) -> &str;
+    /// The resource's id.
+    fn id(&self) -> &str;
+    /// The register row id it carries under `system`.
+    fn row_id(&self, system: &str) -> Option<&str>;
+}
+
+impl HeldRelation for Value {
+    fn type_name(&self) -> &str {
+        self["resourceType"].as_str().unwrap_or("")
+    }
+    fn id(&self) -> &str {
+        self["id"].as_str().unwrap_or("")
+    }
+    fn row_id(&self, system: &str) -> Option<&str> {
+        self["identifier"]
             .as_array()
             .into_iter()
             .flatten()
-            .find(|i| i["system"] == m.target.row_id_system.as_str())
+            .find(|i| i["system"] == system)
             .and_then(|i| i["value"].as_str())
-            .map(str::to_owned);
-        let Some(row) = row else { continue };
-        let Some(carrier) = Carrier::from_type_name(&t) else {
+    }
+}
+
+/// The product's relations among the EHR data, by plan key; a row held twice is an error.
+pub(crate) fn product_relations<R: HeldRelation>(
+    m: &Mappings,
+    resources: Vec<R>,
+    errors: &mut Vec<String>,
+) -> HashMap<RelationKey, R> {
+    let mut out: HashMap<RelationKey, R> = HashMap::new();
+    for r in resources {
+        let t = r.type_name();
+        let Some(row) = r.row_id(m.target.row_id_system.as_str()) else {
+            continue;
+        };
+        let Some(carrier) = Carrier::from_type_name(t) else {
             errors.push(format!(
                 "{t}/{} carries a register row id ({row}) but is not a CareTeam or Task; not touched",
-                r["id"].as_str().unwrap_or("")
+                r.id()
             ));
             continue;
         };
-        let key = RelationKey::new(carrier, &row);
+        let key = RelationKey::new(carrier, row);
         if let Some(prev) = out.get(&key) {
-            if prev["id"] == r["id"] {
+            if prev.id() == r.id() {
                 continue; // the same resource, met twice by the searches
             }
             errors.push(format!(
-                "{t} row {row} is held by more than one resource ({} and {}); not touched",
-                prev["id"], r["id"]
+                "{t} row {row} is held by more than one resource ({:?} and {:?}); not touched",
+                prev.id(),
+                r.id()
             ));
             continue;
         }
@@ -704,7 +728,10 @@ pub(crate) async fn plan(
     planner.rejected(d.rejected.len() as u64, d.unreadable_rows);
     let (hand, bodies) = hand_typed(client, m, &actual).await?;
     planner.hand_typed(hand, bodies);
-    planner.found(&actual, errors);
+    planner.found(
+        actual.values().filter(|a| a["status"] == "active").count(),
+        errors,
+    );
     for (det, existing) in rewrite {
         planner.resolved(det, existing);
     }
@@ -848,10 +875,10 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// The product's relations found in the EHR (all, or a partition's): the end-share guard
-    /// counts the active ones; a row held twice is an error of the plan.
-    pub(crate) fn found(&mut self, actual: &HashMap<RelationKey, Value>, errors: Vec<String>) {
-        self.active_owned += actual.values().filter(|a| a["status"] == "active").count();
+    /// The product's relations found in the EHR (all, or a partition's): `active` of them are
+    /// active (the end-share guard counts them); `errors`, a row held twice, go in the plan.
+    pub(crate) fn found(&mut self, active: usize, errors: Vec<String>) {
+        self.active_owned += active;
         self.plan.errors.extend(errors);
     }
 
