@@ -44,13 +44,18 @@ pub enum PatientId {
         /// The 12 digits.
         digits: [u8; 12],
     },
-    /// A reserve number, under its issuer's system.
-    Reserv {
-        /// The issuer's system (OID or URI).
-        system: String,
-        /// The number as the issuer wrote it.
-        value: String,
-    },
+    /// A reserve number, under its issuer's system. Boxed: reserve numbers are rare, and a
+    /// region holds millions of identities (16 bytes each this way, 48 with the strings inline).
+    Reserv(Box<ReservNumber>),
+}
+
+/// A reserve number and the system that issued it.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReservNumber {
+    /// The issuer's system (OID or URI).
+    pub system: String,
+    /// The number as the issuer wrote it.
+    pub value: String,
 }
 
 impl PatientId {
@@ -102,17 +107,17 @@ impl PatientId {
         if system.trim().is_empty() || value.trim().is_empty() {
             return Err(IdentityError::Reserv);
         }
-        Ok(PatientId::Reserv {
+        Ok(PatientId::Reserv(Box::new(ReservNumber {
             system: system.trim().to_owned(),
             value: value.trim().to_owned(),
-        })
+        })))
     }
 
     /// Which kind of identity number it is.
     pub fn kind(&self) -> PatientIdKind {
         match self {
             PatientId::Swedish { kind, .. } => *kind,
-            PatientId::Reserv { .. } => PatientIdKind::Reservnummer,
+            PatientId::Reserv(_) => PatientIdKind::Reservnummer,
         }
     }
 
@@ -121,7 +126,7 @@ impl PatientId {
     pub fn expose(&self) -> String {
         match self {
             PatientId::Swedish { digits, .. } => String::from_utf8_lossy(digits).into_owned(),
-            PatientId::Reserv { value, .. } => value.clone(),
+            PatientId::Reserv(r) => r.value.clone(),
         }
     }
 
@@ -132,7 +137,7 @@ impl PatientId {
                 let s = String::from_utf8_lossy(digits);
                 format!("{}-{}", &s[..8], &s[8..])
             }
-            PatientId::Reserv { value, .. } => value.clone(),
+            PatientId::Reserv(r) => r.value.clone(),
         }
     }
 
@@ -153,7 +158,7 @@ impl PatientId {
                 };
                 NaiveDate::from_ymd_opt(y, m, d)
             }
-            PatientId::Reserv { .. } => None,
+            PatientId::Reserv(_) => None,
         }
     }
 }
@@ -190,8 +195,9 @@ impl fmt::Display for PatientId {
                 let s = String::from_utf8_lossy(digits);
                 write!(f, "{}****-**{}", &s[..4], &s[10..])
             }
-            PatientId::Reserv { value, .. } => {
-                let tail: String = value
+            PatientId::Reserv(r) => {
+                let tail: String = r
+                    .value
                     .chars()
                     .rev()
                     .take(2)

@@ -112,8 +112,9 @@ pub struct Index<'r> {
 pub(crate) struct PatientStub {
     /// The identity its identifiers give (an error when an identifier fails its check).
     pub(crate) id: Option<Result<PatientId, String>>,
-    /// `Patient.generalPractitioner` references (the listing unit is the Organization among them).
-    pub(crate) general_practitioner: Vec<Reference>,
+    /// `Patient.generalPractitioner` reference texts (the listing unit is the Organization
+    /// among them): the text alone, a million Patients' full References took 400 MB.
+    pub(crate) general_practitioner: Box<[Box<str>]>,
     pub(crate) deceased: bool,
     /// The identifier systems the Patient carries, kept only when none gave an identity.
     pub(crate) systems_seen: Option<Box<str>>,
@@ -139,14 +140,10 @@ impl PatientStub {
         PatientStub {
             id,
             systems_seen,
-            // Only the reference text is read (a million Patients' displays add up).
             general_practitioner: p
                 .general_practitioner
                 .iter()
-                .map(|r| Reference {
-                    reference: r.reference.clone(),
-                    ..Default::default()
-                })
+                .filter_map(|r| text(&r.reference).map(Into::into))
                 .collect(),
             deceased: match &p.deceased {
                 Some(PatientDeceased::Boolean(b)) => b.value == Some(true),
@@ -226,7 +223,10 @@ impl<'r> Index<'r> {
     }
 
     fn lookup<'s, T>(map: &'s HashMap<String, T>, reference: &Reference) -> Option<&'s T> {
-        let r = text(&reference.reference)?;
+        Self::lookup_text(map, text(&reference.reference)?)
+    }
+
+    fn lookup_text<'s, T>(map: &'s HashMap<String, T>, r: &str) -> Option<&'s T> {
         if let Some(found) = map.get(r) {
             return Some(found);
         }
@@ -286,9 +286,14 @@ impl<'r> Index<'r> {
 
     /// Resolves a literal reference: relative, absolute (its last two segments) or urn:uuid.
     pub(crate) fn get(&self, reference: &Reference) -> Option<&'r Resource> {
-        Self::lookup(&self.by_key, reference)
+        self.get_text(text(&reference.reference)?)
+    }
+
+    /// Resolves a reference given as its text.
+    pub(crate) fn get_text(&self, reference: &str) -> Option<&'r Resource> {
+        Self::lookup_text(&self.by_key, reference)
             .copied()
-            .or_else(|| self.parent?.get(reference))
+            .or_else(|| self.parent?.get_text(reference))
     }
 
     /// Resolves a reference to a Patient.
@@ -428,7 +433,7 @@ impl<'m> Inbound<'m> {
     pub(crate) fn listing_of(&self, idx: &Index, p: &PatientStub) -> Option<HsaId> {
         p.general_practitioner
             .iter()
-            .find_map(|r| match idx.get(r) {
+            .find_map(|r| match idx.get_text(r) {
                 Some(Resource::Organization(o)) => Self::hsa(&o.identifier).and_then(Result::ok),
                 _ => None,
             })

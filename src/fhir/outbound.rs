@@ -140,7 +140,7 @@ impl<'m> Outbound<'m> {
 
     pub(crate) fn patient_identifier(&self, p: &PatientId) -> Identifier {
         let system = match p {
-            PatientId::Reserv { system, .. } => system.clone(),
+            PatientId::Reserv(r) => r.system.clone(),
             _ => systems::patient_system(self.target.identifier_style, p.kind()).to_owned(),
         };
         identifier(&system, &p.expose())
