@@ -217,42 +217,83 @@ impl fmt::Debug for PatientId {
     }
 }
 
-/// HSA-id of a person or unit: `SE` + 10-digit organisation number + `-` + suffix.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
-pub struct HsaId(String);
+/// The longest HSA-id: `SE`, 10 digits, `-` and at most 18 characters.
+const HSA_MAX: usize = 31;
+
+/// HSA-id of a person or unit: `SE` + 10-digit organisation number + `-` + suffix. Held inline
+/// (32 bytes, no allocation): a region's contacts carry millions of them.
+#[derive(Clone)]
+pub struct HsaId {
+    /// At least 14 (the shortest HSA-id), so never zero: `Option<HsaId>` is 32 bytes too.
+    len: std::num::NonZeroU8,
+    bytes: [u8; HSA_MAX],
+}
 
 impl HsaId {
     /// An HSA-id, if well-formed.
     pub fn parse(text: &str) -> Result<Self, IdentityError> {
         let t = text.trim();
         let b = t.as_bytes();
-        let ok = b.len() <= 31
+        let ok = b.len() <= HSA_MAX
             && b.len() >= 14
             && b.starts_with(b"SE")
             && b[2..12].iter().all(u8::is_ascii_digit)
             && b[12] == b'-'
             && b[13..].iter().all(u8::is_ascii_alphanumeric);
-        if ok {
-            Ok(HsaId(t.to_owned()))
-        } else {
-            Err(IdentityError::HsaForm)
+        let len = u8::try_from(b.len())
+            .ok()
+            .and_then(std::num::NonZeroU8::new);
+        match len {
+            Some(len) if ok => {
+                let mut bytes = [0; HSA_MAX];
+                bytes[..b.len()].copy_from_slice(b);
+                Ok(HsaId { len, bytes })
+            }
+            _ => Err(IdentityError::HsaForm),
         }
     }
     /// The HSA-id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // ASCII by `parse`: the check cannot fail.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len.get())]).unwrap_or_default()
+    }
+}
+
+impl PartialEq for HsaId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+impl Eq for HsaId {}
+impl std::hash::Hash for HsaId {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h)
+    }
+}
+impl PartialOrd for HsaId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for HsaId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+impl serde::Serialize for HsaId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
 impl fmt::Display for HsaId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 impl fmt::Debug for HsaId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HsaId({})", self.0)
+        write!(f, "HsaId({})", self.as_str())
     }
 }
 
@@ -317,5 +358,29 @@ mod tests {
         assert!(HsaId::parse("XX2321000016-1A2B").is_err());
         assert!(HsaId::parse("SE2321000016-").is_err());
         assert!(HsaId::parse("SE2321000016-1A2B-").is_err());
+    }
+
+    #[test]
+    fn hsa_id_held_inline_reads_back_as_written_and_sorts_as_text() {
+        let longest = format!("SE2321000016-{}", "A".repeat(18));
+        assert_eq!(
+            HsaId::parse(&longest).map(|h| h.to_string()),
+            Ok(longest.clone())
+        );
+        assert!(HsaId::parse(&format!("{longest}B")).is_err());
+        let shortest = HsaId::parse(" SE2321000016-1 ").map(|h| h.to_string());
+        assert_eq!(shortest, Ok("SE2321000016-1".to_owned()));
+        // Text order, not byte-array order: a shorter id that is a prefix sorts first.
+        let mut ids: Vec<HsaId> = ["SE2321000016-E10", "SE2321000016-E1", "SE2321000016-A9"]
+            .iter()
+            .filter_map(|t| HsaId::parse(t).ok())
+            .collect();
+        ids.sort();
+        let texts: Vec<&str> = ids.iter().map(HsaId::as_str).collect();
+        assert_eq!(
+            texts,
+            ["SE2321000016-A9", "SE2321000016-E1", "SE2321000016-E10"]
+        );
+        assert_eq!(std::mem::size_of::<Option<HsaId>>(), 32);
     }
 }

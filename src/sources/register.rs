@@ -98,6 +98,8 @@ impl RejectedRow {
 }
 
 /// What the reader yields for each record.
+// The large variant is the common one: boxing it would allocate once more per row.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum RegisterItem {
     /// A row read as a contact, with its line.
