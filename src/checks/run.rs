@@ -120,7 +120,7 @@ struct Run<'a> {
     engine: Engine<'a>,
     findings: Vec<Finding>,
     patients: u64,
-    ehr_seen: HashSet<PatientId>,
+    ehr_seen: foldhash::HashSet<PatientId>,
 }
 
 impl Run<'_> {
@@ -282,7 +282,7 @@ pub fn run(
         .with_specialist_physicians(&ehr.facts.specialist_physicians),
         findings: Vec::new(),
         patients: 0,
-        ehr_seen: HashSet::new(),
+        ehr_seen: Default::default(),
     };
     let mut report_rows = 0u64;
     let mut rejected = 0u64;

@@ -259,15 +259,23 @@ impl HsaId {
     }
 }
 
+impl HsaId {
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len.get())]
+    }
+}
+
+// Compared, hashed and ordered as the bytes of its text (which order as the text does),
+// without reading them as UTF-8 each time.
 impl PartialEq for HsaId {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.bytes() == other.bytes()
     }
 }
 impl Eq for HsaId {}
 impl std::hash::Hash for HsaId {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.as_str().hash(h)
+        self.bytes().hash(h)
     }
 }
 impl PartialOrd for HsaId {
@@ -277,7 +285,7 @@ impl PartialOrd for HsaId {
 }
 impl Ord for HsaId {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        self.bytes().cmp(other.bytes())
     }
 }
 impl serde::Serialize for HsaId {

@@ -16,7 +16,7 @@ use chrono::NaiveDate;
 use fhirbolt::model::r4::resources::{CarePlan, CarePlanActivityDetailScheduled, ObservationValue};
 use fhirbolt::model::r4::types::{CodeableConcept, Reference};
 use fhirbolt::model::r4::Resource;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 fn has(cc: &CodeableConcept, code: &Code) -> bool {
     cc.coding.iter().any(|c| {
@@ -45,7 +45,7 @@ fn string(s: &Option<fhirbolt::model::r4::types::String>) -> Option<String> {
 #[derive(Debug, Default)]
 pub struct EhrFacts {
     /// What the EHR knows of each patient.
-    pub contexts: HashMap<PatientId, PatientContext>,
+    pub contexts: foldhash::HashMap<PatientId, PatientContext>,
     /// Which kinds of fact the data holds at all.
     pub availability: Availability,
     /// (staff, unit) pairs with an active PractitionerRole: the person is selectable there.

@@ -23,7 +23,9 @@ use fhirbolt::model::r4::resources::{
 };
 use fhirbolt::model::r4::types::{CodeableConcept, ExtensionValue, Identifier, Reference};
 use fhirbolt::model::r4::Resource;
-use std::collections::HashMap;
+// Hashed fast (foldhash): a region's index is looked up several times per contact, by
+// reference texts of 40-odd bytes.
+use foldhash::HashMap;
 
 /// The shape of a role coded only in SNOMED CT.
 const SNOMED_ONLY: &str = "role: SNOMED CT only (read through the product's ConceptMaps)";
@@ -159,9 +161,9 @@ impl<'r> Index<'r> {
     pub fn new(resources: impl IntoIterator<Item = (Option<String>, &'r Resource)>) -> Self {
         let mut idx = Index {
             parent: None,
-            by_key: HashMap::new(),
-            roles_of: HashMap::new(),
-            patients: HashMap::new(),
+            by_key: HashMap::default(),
+            roles_of: HashMap::default(),
+            patients: HashMap::default(),
             all_patients: Vec::new(),
         };
         let mut roles = Vec::new();

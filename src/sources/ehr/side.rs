@@ -24,7 +24,7 @@ pub(crate) fn patient_key(p: &PatientId) -> u64 {
 /// The EHR side, loaded and grouped by patient.
 #[derive(Default)]
 pub struct EhrSide {
-    pub(crate) contacts: HashMap<PatientId, Vec<(FixedContact, String)>>,
+    pub(crate) contacts: foldhash::HashMap<PatientId, Vec<(FixedContact, String)>>,
     pub(crate) facts: EhrFacts,
     /// Data that could not be read at all (a bad line, a resource that is not R4).
     pub(crate) problems: Vec<String>,
