@@ -297,3 +297,87 @@ fn reconcile_writes_every_patients_written_information_on_request() {
     let any = std::fs::read_to_string(letters.join(pages[0])).unwrap();
     assert!(any.contains("Dina fasta kontakter i vården"), "{any}");
 }
+
+/// At go-live the EHR holds the product's own CareTeams and Tasks, which a plan from files keeps
+/// compact and reads back when it reaches each relation: an unchanged register plans nothing;
+/// a row ended in the register is a conflict (no state file says who changed the EHR's copy),
+/// with the EHR's version compared field by field; a row gone from the register is ended.
+#[test]
+fn a_plan_from_files_reads_the_products_own_relations_back() {
+    let work = tempfile::tempdir().unwrap();
+    let region = generated(&work.path().join("region"), 200);
+    let register = region.join("register.csv");
+    let ehr = work.path().join("ehr");
+    std::fs::create_dir_all(&ehr).unwrap();
+    let out = common::fastkontakt()
+        .current_dir(root())
+        .arg("translate")
+        .arg(&register)
+        .args(["--ndjson", "-o"])
+        .arg(ehr.join("live.ndjson"))
+        .arg("--quarantine")
+        .arg(work.path().join("q.csv"))
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(2), "{out:?}");
+    // Two active CareTeams the product wrote, by the register rows they carry.
+    let live = std::fs::read_to_string(ehr.join("live.ndjson")).unwrap();
+    let rows: Vec<String> = live
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["resourceType"] == "CareTeam" && v["status"] == "active")
+        .filter_map(|v| {
+            let ids = v["identifier"].as_array()?.clone();
+            ids.iter()
+                .find(|i| i["value"].as_str().is_some_and(|x| x.starts_with("R-")))
+                .and_then(|i| i["value"].as_str().map(str::to_owned))
+        })
+        .take(2)
+        .collect();
+    assert_eq!(rows.len(), 2, "the region has active CareTeams");
+
+    let same = work.path().join("same");
+    reconcile(&register, ehr.to_str().unwrap(), &same, &[]);
+    let unchanged = json(same.join("plan.json"))["unchanged"].as_u64().unwrap();
+    assert!(
+        unchanged > 100,
+        "the product's relations are unchanged: {unchanged}"
+    );
+    assert_eq!(relation_actions(&same), Vec::<String>::new());
+
+    let text = std::fs::read_to_string(&register).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(';').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let edited: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{};", rows[1])))
+        .map(|l| {
+            if !l.starts_with(&format!("{};", rows[0])) {
+                return l.to_owned();
+            }
+            let mut f: Vec<&str> = l.split(';').collect();
+            f[col("Status")] = "Avslutad";
+            f[col("T.o.m.")] = "2026-05-01";
+            f.join(";")
+        })
+        .collect();
+    let edited_register = work.path().join("edited.csv");
+    std::fs::write(&edited_register, edited.join("\n") + "\n").unwrap();
+    let changed = work.path().join("changed");
+    reconcile(&edited_register, ehr.to_str().unwrap(), &changed, &[]);
+    let plan = json(changed.join("plan.json"));
+    assert_eq!(plan["unchanged"].as_u64().unwrap(), unchanged - 2);
+    assert_eq!(
+        relation_actions(&changed),
+        vec![format!("\"end\" \"CareTeam|{}\"", rows[1])]
+    );
+    let conflicts = plan["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(conflicts[0]["key"], format!("CareTeam|{}", rows[0]));
+    assert_eq!(conflicts[0]["register"]["status"], "inactive");
+    assert_eq!(
+        conflicts[0]["ehr"]["status"], "active",
+        "{:?}",
+        conflicts[0]
+    );
+}
