@@ -115,7 +115,7 @@ pub(crate) struct PatientStub {
     /// The identity its identifiers give (an error when an identifier fails its check).
     pub(crate) id: Option<Result<PatientId, String>>,
     /// `Patient.generalPractitioner` reference texts (the listing unit is the Organization
-    /// among them): the text alone, a million Patients' full References took 400 MB.
+    /// among them): the text alone, as a fhirbolt `Reference` each was 272 bytes before it.
     pub(crate) general_practitioner: Box<[Box<str>]>,
     pub(crate) deceased: bool,
     /// The identifier systems the Patient carries, kept only when none gave an identity.
