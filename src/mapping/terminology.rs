@@ -7,7 +7,8 @@ use crate::domain::plan::{PlanKind, Principal};
 use crate::domain::staff::{Profession, SpecialtyCode};
 use crate::domain::unit::UnitKind;
 use serde::Deserialize;
-use std::collections::HashMap;
+// Looked up for every contact read (professions, specialties, roles): a fast hasher.
+use foldhash::{HashMap, HashMapExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +87,8 @@ pub(crate) struct CodeSystem {
     /// The codes in file order (a generator and a listing want a stable order).
     order: Vec<String>,
     /// (code, property) → value: a boolean as `true`/`false`, a code as itself.
-    properties: HashMap<(String, String), String>,
+    /// A code's properties (name, value): a few per code, looked up without allocating.
+    properties: HashMap<String, Vec<(String, String)>>,
 }
 
 impl CodeSystem {
@@ -103,8 +105,11 @@ impl CodeSystem {
     /// A concept's property value.
     pub(crate) fn property(&self, code: &str, property: &str) -> Option<&str> {
         self.properties
-            .get(&(code.to_owned(), property.to_owned()))
-            .map(String::as_str)
+            .get(code)?
+            .iter()
+            .rev() // a property given twice: the last, as the file's reader always took
+            .find(|(name, _)| name == property)
+            .map(|(_, v)| v.as_str())
     }
     /// The code a word names: the code itself, or the code whose display it is, compared
     /// without regard to case (a register that writes "Dietist" names the code `dietist`).
@@ -284,7 +289,10 @@ impl Terminology {
                         for p in c.property {
                             let v = p.value_boolean.map(|b| b.to_string()).or(p.value_code);
                             if let Some(v) = v {
-                                properties.insert((c.code.clone(), p.code), v);
+                                properties
+                                    .entry(c.code.clone())
+                                    .or_insert_with(Vec::new)
+                                    .push((p.code, v));
                             }
                         }
                         order.push(c.code.clone());

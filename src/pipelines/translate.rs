@@ -411,11 +411,7 @@ pub fn fhir_to_register(
     use crate::sources::ehr::account::Verdict;
     use crate::sources::ehr::side::EhrDirectory;
     use crate::sources::ehr::stream::{EhrStream, Pass};
-    use rayon::prelude::*;
-    let mut stream = EhrStream::open(input)?;
-    // Smaller batches than a reconcile's: a parsed CareTeam is ten times its line, and
-    // nothing here waits on a batch.
-    stream.batch_lines = 2048;
+    let stream = EhrStream::open(input)?;
     let dir = EhrDirectory::read(&stream, &|_| {})?;
     let idx = dir.index();
     let mut summary = TranslateSummary::default();
@@ -427,55 +423,70 @@ pub fn fhir_to_register(
     let mut not_used = 0usize;
     let mut failed: Option<TranslateError> = None;
     let inbound = Inbound::new(mappings);
-    stream.read(Pass::PatientScoped, &|_| {}, &mut |batch| {
-        if failed.is_some() {
-            return;
-        }
-        let mut ok = Vec::with_capacity(batch.len());
-        for item in batch {
+    // What a chunk of resources gave, read on the core that parsed it.
+    #[derive(Default)]
+    struct Read {
+        contacts: Vec<FixedContact>,
+        notes: Vec<String>,
+        rejected: u64,
+        /// `Type/id: not used: reason (detail)` of the chunk's first 20 resources that are
+        /// no fixed contact (the first 20 of the input are among them), and how many in all.
+        not_used: Vec<String>,
+        not_used_count: usize,
+    }
+    let per_chunk = |chunk: Vec<crate::sources::ehr::stream::Parsed>| -> Read {
+        let mut out = Read::default();
+        let mut ok = Vec::with_capacity(chunk.len());
+        for item in chunk {
             match item {
                 Ok((_, _, r)) => ok.push(r),
                 Err(bad) => {
-                    summary.notes.push(bad.to_string());
-                    summary.rejected += 1;
+                    out.notes.push(bad.to_string());
+                    out.rejected += 1;
                 }
             }
         }
-        // Read in parallel, written in the input's order.
-        let reads: Vec<_> = ok
-            .par_chunks(256)
-            .map(|chunk| {
-                let refs: Vec<&crate::fhir::Resource> = chunk.iter().collect();
-                (inbound.contacts(&idx, &refs), refs)
-            })
-            .collect();
-        for (read, refs) in reads {
-            for p in &read.problems {
-                summary.notes.push(p.to_string());
-            }
-            summary.rejected += read
-                .problems
-                .iter()
-                .map(|p| &p.resource)
-                .collect::<HashSet<_>>()
-                .len() as u64;
-            // CareTeams and Tasks that are not fixed contacts are not rejected, but not
-            // silent either.
-            for (r, v) in refs.iter().zip(&read.verdicts) {
-                if let Verdict::NotUsed { reason, detail } = v {
-                    not_used += 1;
-                    if not_used <= 20 {
-                        let (t, id) = crate::fhir::outbound::type_and_id(r);
-                        let detail = detail
-                            .as_deref()
-                            .map(|d| format!(" ({d})"))
-                            .unwrap_or_default();
-                        summary
-                            .notes
-                            .push(format!("{t}/{id}: not used: {reason}{detail}"));
-                    }
+        let refs: Vec<&crate::fhir::Resource> = ok.iter().collect();
+        let read = inbound.contacts(&idx, &refs);
+        out.notes
+            .extend(read.problems.iter().map(ToString::to_string));
+        out.rejected += read
+            .problems
+            .iter()
+            .map(|p| &p.resource)
+            .collect::<HashSet<_>>()
+            .len() as u64;
+        // CareTeams and Tasks that are not fixed contacts are not rejected, but not
+        // silent either.
+        for (r, v) in refs.iter().zip(&read.verdicts) {
+            if let Verdict::NotUsed { reason, detail } = v {
+                out.not_used_count += 1;
+                if out.not_used.len() == 20 {
+                    continue;
                 }
+                let (t, id) = crate::fhir::outbound::type_and_id(r);
+                let detail = detail
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default();
+                out.not_used
+                    .push(format!("{t}/{id}: not used: {reason}{detail}"));
             }
+        }
+        out.contacts = read.contacts;
+        out
+    };
+    stream.read_chunks(Pass::PatientScoped, &|_| {}, &per_chunk, &mut |reads| {
+        if failed.is_some() {
+            return;
+        }
+        // Written in the input's order.
+        for read in reads {
+            summary.notes.extend(read.notes);
+            summary.rejected += read.rejected;
+            let room = 20usize.saturating_sub(not_used);
+            summary.notes.extend(read.not_used.into_iter().take(room));
+            not_used += read.not_used_count;
             for c in &read.contacts {
                 if let Err(e) = w.write(c) {
                     failed = Some(e.into());

@@ -20,7 +20,7 @@ pub(crate) fn read_line_capped<R: BufRead>(
         if avail.is_empty() {
             break;
         }
-        let (take, done) = match avail.iter().position(|&b| b == b'\n') {
+        let (take, done) = match memchr::memchr(b'\n', avail) {
             Some(i) => (i + 1, true),
             None => (avail.len(), false),
         };

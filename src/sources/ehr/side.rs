@@ -86,12 +86,36 @@ impl EhrDirectory {
     ) -> Result<Self, FhirFileError> {
         use crate::fhir::inbound::PatientStub;
         let mut dir = EhrDirectory::default();
-        stream.read(
+        /// A directory resource as kept: a Patient as its stub, the rest compacted.
+        enum Kept {
+            Patient(Option<String>, PatientStub),
+            Other(crate::fhir::Resource),
+        }
+        // Stubs made and copies taken on the core that parsed the chunk.
+        let per_chunk = |chunk: Vec<crate::sources::ehr::stream::Parsed>| {
+            chunk
+                .into_iter()
+                .map(|item| {
+                    item.map(|(origin, url, r)| match r {
+                        crate::fhir::Resource::Patient(p) => {
+                            let id = p.id.as_ref().and_then(|i| i.value.clone());
+                            (origin, url, Kept::Patient(id, PatientStub::of(&p)))
+                        }
+                        // Kept for the whole run, so copied: a clone allocates each list at
+                        // its length, where the parser's growth left room for four (a
+                        // Practitioner 7.4 KB as parsed, 2.8 KB cloned).
+                        other => (origin, url, Kept::Other(other.clone())),
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        stream.read_chunks(
             crate::sources::ehr::stream::Pass::Directory,
             on_bytes,
-            &mut |batch| {
-                for item in batch {
-                    let (origin, url, r) = match item {
+            &per_chunk,
+            &mut |chunks| {
+                for item in chunks.into_iter().flatten() {
+                    let (origin, url, kept) = match item {
                         Ok(x) => x,
                         // A bad directory line is reported once, with the first partition.
                         Err(bad) => {
@@ -99,10 +123,8 @@ impl EhrDirectory {
                             continue;
                         }
                     };
-                    match r {
-                        crate::fhir::Resource::Patient(p) => {
-                            let id = p.id.as_ref().and_then(|i| i.value.clone());
-                            let stub = PatientStub::of(&p);
+                    match kept {
+                        Kept::Patient(id, stub) => {
                             dir.account.record(
                                 "Patient",
                                 || format!("Patient/{}", id.as_deref().unwrap_or("")),
@@ -111,8 +133,8 @@ impl EhrDirectory {
                             );
                             dir.patients.push((url, id, stub.into()));
                         }
-                        other => {
-                            dir.resources.push((url, other));
+                        Kept::Other(r) => {
+                            dir.resources.push((url, r));
                             dir.origins.push(origin);
                         }
                     }
@@ -333,7 +355,6 @@ impl EhrSide {
         product: Option<(&str, &str)>,
         on_bytes: &dyn Fn(u64),
     ) -> Result<Self, FhirFileError> {
-        use rayon::prelude::*;
         let mut side = EhrSide::default();
         let mut facts = EhrFacts::default();
         let ctx = ContextReader::new(m);
@@ -359,57 +380,58 @@ impl EhrSide {
         let plan_teams = dir.care_plan_teams();
         let mut kept_teams: Vec<crate::fhir::Resource> = Vec::new();
         let first = part.is_first();
-        stream.read(
+        // Each chunk is read on the core that parsed it; its parsed resources are dropped there.
+        let per_chunk = |chunk: Vec<crate::sources::ehr::stream::Parsed>| {
+            let mut bad = Vec::new();
+            let mut teams = Vec::new();
+            let mut ok = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                match item {
+                    Ok((origin, _, r)) => {
+                        if let crate::fhir::Resource::CareTeam(ct) = &r {
+                            let id = ct.id.as_ref().and_then(|i| i.value.as_deref());
+                            if id.is_some_and(|i| plan_teams.contains(&format!("CareTeam/{i}"))) {
+                                teams.push(r.clone());
+                            }
+                        }
+                        ok.push((origin, r))
+                    }
+                    Err(b) if first => bad.push(b.to_string()),
+                    Err(_) => {}
+                }
+            }
+            let refs: Vec<&crate::fhir::Resource> = ok.iter().map(|(_, r)| r).collect();
+            let read = Inbound::new(m).contacts(idx, &refs);
+            let mut f = EhrFacts::default();
+            let facts_verdicts = ContextReader::new(m).judge_into(idx, &refs, &mut f);
+            let mut acc = InputAccount::default();
+            if first {
+                let verdicts = read.verdicts.iter().cloned().zip(facts_verdicts);
+                for ((origin, r), (a, b)) in ok.iter().zip(verdicts) {
+                    record(&mut acc, r, || origin.to_string(), a.or(b));
+                }
+                for s in &read.shapes {
+                    acc.shape(s);
+                }
+            }
+            let kept: Vec<KeptRelation> = match product {
+                Some(tag) => refs
+                    .iter()
+                    .filter(|r| is_product(r, tag))
+                    .filter_map(|r| KeptRelation::of(r, &m.target.row_id_system))
+                    .collect(),
+                None => Vec::new(),
+            };
+            (bad, teams, read, f, kept, acc)
+        };
+        stream.read_chunks(
             crate::sources::ehr::stream::Pass::PatientScoped,
             on_bytes,
-            &mut |batch| {
-                let mut ok = Vec::with_capacity(batch.len());
-                for item in batch {
-                    match item {
-                        Ok((origin, _, r)) => {
-                            if let crate::fhir::Resource::CareTeam(ct) = &r {
-                                let id = ct.id.as_ref().and_then(|i| i.value.as_deref());
-                                if id.is_some_and(|i| plan_teams.contains(&format!("CareTeam/{i}")))
-                                {
-                                    kept_teams.push(r.clone());
-                                }
-                            }
-                            ok.push((origin, r))
-                        }
-                        Err(bad) if part.is_first() => problems.push(bad.to_string()),
-                        Err(_) => {}
-                    }
-                }
-                let parts: Vec<_> = ok
-                    .par_chunks(256)
-                    .map(|chunk| {
-                        let refs: Vec<&crate::fhir::Resource> =
-                            chunk.iter().map(|(_, r)| r).collect();
-                        let read = Inbound::new(m).contacts(idx, &refs);
-                        let mut f = EhrFacts::default();
-                        let facts_verdicts = ContextReader::new(m).judge_into(idx, &refs, &mut f);
-                        let mut acc = InputAccount::default();
-                        if first {
-                            let verdicts = read.verdicts.iter().cloned().zip(facts_verdicts);
-                            for ((origin, r), (a, b)) in chunk.iter().zip(verdicts) {
-                                record(&mut acc, r, || origin.to_string(), a.or(b));
-                            }
-                            for s in &read.shapes {
-                                acc.shape(s);
-                            }
-                        }
-                        let kept: Vec<KeptRelation> = match product {
-                            Some(tag) => refs
-                                .iter()
-                                .filter(|r| is_product(r, tag))
-                                .filter_map(|r| KeptRelation::of(r, &m.target.row_id_system))
-                                .collect(),
-                            None => Vec::new(),
-                        };
-                        (read, f, kept, acc)
-                    })
-                    .collect();
-                for (read, f, kept, acc) in parts {
+            &per_chunk,
+            &mut |parts| {
+                for (bad, teams, read, f, kept, acc) in parts {
+                    problems.extend(bad);
+                    kept_teams.extend(teams);
                     account.absorb(acc);
                     for (c, s) in read.contacts.into_iter().zip(read.sources) {
                         if part.holds(&c.patient) {
