@@ -772,6 +772,8 @@ impl FhirClient {
             let wait = match answer {
                 Ok(resp) => {
                     let status = resp.status();
+                    // Where a run's time goes, request by request (the URL without its query).
+                    tracing::debug!(%method, %url, status = status.as_u16(), ms = sent.elapsed().as_millis() as u64, bytes_out = payload.as_ref().map_or(0, |p| p.1.len()), "answered");
                     let headers = resp.headers().clone();
                     let bytes = match resp.bytes().await {
                         Ok(b) => b,
