@@ -295,6 +295,59 @@ mod tests {
     use crate::fhir::model::peek_type;
 
     #[test]
+    fn every_line_comes_once_in_file_order_across_chunks_and_batches() {
+        use super::{EhrStream, Pass};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("CareTeam.ndjson");
+        // 1,000 lines over batches of 300 and chunks of 256: good CareTeams, a bad one every
+        // 97th line, a blank line every 101st, a Patient (the other pass's) every 89th.
+        let mut text = String::new();
+        for n in 1..=1000u64 {
+            let line = if n % 97 == 0 {
+                r#"{"resourceType":"CareTeam","status":1}"#.to_string()
+            } else if n % 101 == 0 {
+                "   ".to_string()
+            } else if n % 89 == 0 {
+                format!(r#"{{"resourceType":"Patient","id":"p{n}"}}"#)
+            } else {
+                format!(r#"{{"resourceType":"CareTeam","id":"c{n}"}}"#)
+            };
+            text.push_str(&line);
+            text.push('\n');
+        }
+        std::fs::write(&path, text).unwrap();
+        let mut stream = EhrStream::open(&path).unwrap();
+        stream.batch_lines = 300;
+        let mut seen: Vec<(u64, bool)> = Vec::new();
+        let mut batches = 0;
+        let per_chunk = |chunk: Vec<super::Parsed>| -> Vec<(u64, bool)> {
+            chunk
+                .into_iter()
+                .map(|p| match p {
+                    Ok((origin, _, r)) => {
+                        let (_, id) = crate::fhir::outbound::type_and_id(&r);
+                        assert_eq!(id, format!("c{}", origin.line));
+                        (origin.line, true)
+                    }
+                    Err(bad) => (bad.line, false),
+                })
+                .collect()
+        };
+        stream
+            .read_chunks(Pass::PatientScoped, &|_| {}, &per_chunk, &mut |made| {
+                batches += 1;
+                seen.extend(made.into_iter().flatten());
+            })
+            .unwrap();
+        let want: Vec<(u64, bool)> = (1..=1000u64)
+            .filter(|n| n % 101 != 0 && (n % 89 != 0 || n % 97 == 0))
+            .map(|n| (n, n % 97 != 0))
+            .collect();
+        assert_eq!(seen, want);
+        assert!(batches >= 4, "{batches} batches");
+    }
+
+    #[test]
     fn peeks_the_resource_type_where_writers_put_it() {
         assert_eq!(
             peek_type(br#"{"resourceType":"CareTeam","id":"x"}"#),
