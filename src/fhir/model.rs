@@ -111,25 +111,18 @@ fn first_value(bytes: &[u8]) -> Extent {
                 // backslash rather than look at each byte.
                 i += 1;
                 loop {
-                    match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                    // An escape takes the byte after it, which may be past the end.
+                    match memchr::memchr2(b'"', b'\\', bytes.get(i..).unwrap_or_default()) {
+                        Some(k) if bytes[i + k] == b'\\' => i += k + 2,
+                        Some(k) => {
+                            i += k;
+                            break;
+                        }
                         None => {
                             return Extent::Open {
                                 depth,
                                 in_string: true,
                             }
-                        }
-                        Some(k) if bytes[i + k] == b'\\' => {
-                            if i + k + 1 >= bytes.len() {
-                                return Extent::Open {
-                                    depth,
-                                    in_string: true,
-                                };
-                            }
-                            i += k + 2;
-                        }
-                        Some(k) => {
-                            i += k;
-                            break;
                         }
                     }
                 }

@@ -388,7 +388,9 @@ impl EhrSide {
             for item in chunk {
                 match item {
                     Ok((origin, _, r)) => {
-                        if let crate::fhir::Resource::CareTeam(ct) = &r {
+                        // Most regions' EHRs have no CarePlans: no key made per CareTeam then.
+                        let named = !plan_teams.is_empty();
+                        if let (true, crate::fhir::Resource::CareTeam(ct)) = (named, &r) {
                             let id = ct.id.as_ref().and_then(|i| i.value.as_deref());
                             if id.is_some_and(|i| plan_teams.contains(&format!("CareTeam/{i}"))) {
                                 teams.push(r.clone());
