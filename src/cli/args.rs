@@ -314,7 +314,7 @@ pub(crate) struct SyncArgs {
     /// Group writes so, whatever the probe found: transaction or single.
     #[arg(long, global = true, value_enum)]
     pub(crate) grouping: Option<fastkontakt::fhir::probe::Grouping>,
-    /// Entries per transaction Bundle.
+    /// Entries per transaction Bundle (default 500; a refused one is applied entry by entry).
     #[arg(long, global = true)]
     pub(crate) chunk_size: Option<usize>,
     /// Refuse to end more than this share of the active relations in one run (0..1).

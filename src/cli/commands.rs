@@ -373,7 +373,7 @@ pub(super) fn reconcile(cli: &Cli, a: &ReconcileArgs) -> anyhow::Result<ExitCode
             state,
             options: fastkontakt::sync::Options {
                 on_conflict: a.on_conflict,
-                chunk_size: 100,
+                chunk_size: fastkontakt::sync::DEFAULT_CHUNK_SIZE,
                 as_of: a.as_of.unwrap_or_else(pipelines::today),
                 max_end_share: a.max_end_share,
                 takeover: a.takeover,

@@ -166,7 +166,9 @@ pub(crate) fn sync_options<'a>(
     state: &'a std::path::Path,
     mode: fastkontakt::pipelines::sync::Mode,
 ) -> anyhow::Result<fastkontakt::pipelines::sync::Options<'a>> {
-    let chunk = args.chunk_size.unwrap_or(100);
+    let chunk = args
+        .chunk_size
+        .unwrap_or(fastkontakt::sync::DEFAULT_CHUNK_SIZE);
     Ok(fastkontakt::pipelines::sync::Options {
         register: args.register.as_deref(),
         state,

@@ -66,13 +66,18 @@ pub(crate) fn entry(w: &Write) -> Value {
     json!({"fullUrl": format!("urn:uuid:{}", w.id), "resource": w.body, "request": req})
 }
 
-/// A transaction Bundle of the writes, with their Provenance as the last entry.
-/// A transaction of the writes and their Provenance: PUT to its id, or (`post_provenance`, on
-/// a server that refuses client ids) POSTed.
-pub(crate) fn transaction(writes: &[Write], provenance: Value, post_provenance: bool) -> Value {
-    let id = provenance["id"].as_str().unwrap_or("").to_owned();
+/// A transaction Bundle of the writes, with their Provenances as the last entries: each PUT to
+/// its id, or (`post_provenance`, on a server that refuses client ids) POSTed.
+pub(crate) fn transaction(
+    writes: &[Write],
+    provenances: Vec<Value>,
+    post_provenance: bool,
+) -> Value {
     let mut entries: Vec<Value> = writes.iter().map(entry).collect();
-    entries.push(provenance_entry(&id, provenance, post_provenance));
+    for p in provenances {
+        let id = p["id"].as_str().unwrap_or("").to_owned();
+        entries.push(provenance_entry(&id, p, post_provenance));
+    }
     json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 }
 
@@ -230,7 +235,7 @@ mod tests {
             register_sha256: "ab",
             rows: vec!["row-1"],
         });
-        let t = transaction(&writes, p.clone(), false);
+        let t = transaction(&writes, vec![p.clone()], false);
         let e = t["entry"].as_array().unwrap();
         assert_eq!(e.len(), 3);
         assert_eq!(e[0]["request"]["ifMatch"], "W/\"3\"");
@@ -239,7 +244,7 @@ mod tests {
         assert_eq!(e[1]["request"]["ifNoneExist"], "identifier=s%7Cb");
         assert!(e[1]["resource"].get("id").is_none());
         assert_eq!(e[2]["request"]["url"], "Provenance/p1");
-        let posted = transaction(&writes, p, true);
+        let posted = transaction(&writes, vec![p], true);
         assert_eq!(posted["entry"][2]["request"]["method"], "POST");
         assert_eq!(
             entry_id(&json!({"response": {"location": "http://x/fhir/CareTeam/abc/_history/2"}})),

@@ -247,6 +247,11 @@ impl Summary {
     }
 }
 
+/// Entries per transaction unless told otherwise. Into the test server 10,000 patients synced
+/// in 34.8 s with 100, 29.2 s with 500 and 29.4 s with 1,000 (a Provenance per 25 changes);
+/// a refused transaction is applied one entry at a time, so no larger than it pays.
+pub const DEFAULT_CHUNK_SIZE: usize = 500;
+
 /// How a sync plans and applies.
 pub struct Options {
     /// What to do with a person's change.
@@ -1697,6 +1702,11 @@ impl<'a> Planner<'a> {
 /// The Provenance of one transaction (or one change): its id is derived from what it records,
 /// so a resent transaction writes the same Provenance. `targets` are the references it names
 /// (versioned where the version is known or foreseen).
+/// Changes one Provenance names in a transaction. The test server's cost for a Provenance grows
+/// faster than its targets: 17 transactions of 1,000 PUTs took 21 s with a Provenance of 50
+/// targets each, 60 s with one of 1,000 targets, and 24.6 s with twenty Provenances of 50.
+const PROVENANCE_TARGETS: usize = 25;
+
 fn provenance(
     m: &Mappings,
     items: &[&PlanItem],
@@ -2083,7 +2093,11 @@ impl<'a> Applier<'a> {
             })
             .collect();
         let refs: Vec<&PlanItem> = chunk.iter().collect();
-        let prov = provenance(self.m, &refs, targets.clone(), &self.register, &self.sha);
+        let provs: Vec<Value> = refs
+            .chunks(PROVENANCE_TARGETS)
+            .zip(targets.chunks(PROVENANCE_TARGETS))
+            .map(|(items, ts)| provenance(self.m, items, ts.to_vec(), &self.register, &self.sha))
+            .collect();
         let writes: Vec<transaction::Write> = chunk
             .iter()
             .zip(inex)
@@ -2096,7 +2110,7 @@ impl<'a> Applier<'a> {
             })
             .collect();
         let post_prov = self.strategy.create == CreateBy::ConditionalPost;
-        let bundle = transaction::transaction(&writes, prov.clone(), post_prov);
+        let bundle = transaction::transaction(&writes, provs.clone(), post_prov);
         drop(writes);
         match self
             .client
@@ -2129,11 +2143,17 @@ impl<'a> Applier<'a> {
                     done.push(self.landed(i, v)?);
                 }
                 self.state.record_applied(self.run, &done)?;
-                if actual != targets {
+                let groups = actual
+                    .chunks(PROVENANCE_TARGETS)
+                    .zip(targets.chunks(PROVENANCE_TARGETS));
+                for (g, (prov, (actual, foreseen))) in provs.into_iter().zip(groups).enumerate() {
+                    if actual == foreseen {
+                        continue;
+                    }
                     // The versions were not as foreseen (or the server named the creates):
                     // the Provenance is made to name exactly what was written.
                     let prov_id = answers
-                        .get(chunk.len())
+                        .get(chunk.len() + g)
                         .and_then(transaction::entry_id)
                         .unwrap_or_else(|| prov["id"].as_str().unwrap_or("").to_owned());
                     let mut fixed = prov;

@@ -8,7 +8,9 @@ pub mod spill;
 pub mod state;
 pub mod takeover;
 
-pub use engine::{Action, Duties, OnConflict, Options, Summary, SyncPlan, Writing};
+pub use engine::{
+    Action, Duties, OnConflict, Options, Summary, SyncPlan, Writing, DEFAULT_CHUNK_SIZE,
+};
 
 use crate::fhir::client::FhirClient;
 use crate::fhir::probe::{CreateBy, Grouping, WriteStrategy};

@@ -757,7 +757,7 @@ fn reconcile_job(
                 on_conflict: args
                     .on_conflict
                     .unwrap_or(fastkontakt::sync::OnConflict::Report),
-                chunk_size: 100,
+                chunk_size: fastkontakt::sync::DEFAULT_CHUNK_SIZE,
                 as_of: args.as_of.unwrap_or_else(fastkontakt::pipelines::today),
                 max_end_share: args.max_end_share.unwrap_or(0.2),
                 takeover: args.takeover,
