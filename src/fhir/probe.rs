@@ -232,7 +232,10 @@ impl ServerFacts {
             (
                 "transaction of 100 entries".into(),
                 yn(self.transaction_100, "accepted", "refused"),
-                "the default --chunk-size is 100; lower it if refused".into(),
+                format!(
+                    "the default --chunk-size is {}; lower it if refused (a refused transaction is applied entry by entry)",
+                    crate::sync::DEFAULT_CHUNK_SIZE
+                ),
             ),
             (
                 "batch".into(),
