@@ -41,6 +41,33 @@ impl Pass {
         resource_type == "Bundle" || self.wants(resource_type)
     }
 
+    /// The resources of a line or file this pass keeps: a Bundle's entries (each in its pass,
+    /// with its fullUrl), or the resource itself.
+    fn kept(self, r: Resource, file: &std::sync::Arc<Path>, line: u64) -> Vec<Parsed> {
+        let at = |entry| Origin {
+            file: file.clone(),
+            line,
+            entry,
+        };
+        match r {
+            Resource::Bundle(b) => b
+                .entry
+                .into_iter()
+                .enumerate()
+                .filter_map(|(n, e)| {
+                    let r = e.resource?;
+                    self.wants(model::type_name(&r))
+                        .then(|| Ok((at(Some(n as u32)), e.full_url.and_then(|u| u.value), r)))
+                })
+                .collect(),
+            r => self
+                .wants(model::type_name(&r))
+                .then(|| Ok((at(None), None, r)))
+                .into_iter()
+                .collect(),
+        }
+    }
+
     /// Whether this pass reports a bad line whose type was peeked: the pass that wants the
     /// type, and for a Bundle the patient-scoped pass alone.
     fn wants_reported(self, line: &[u8]) -> bool {
@@ -163,33 +190,8 @@ impl EhrStream {
                     let last = consumed == 0;
                     if !batch.is_empty() || !too_long.is_empty() {
                         let parse = |(line, bytes): &(u64, Vec<u8>)| -> Vec<Parsed> {
-                            let at = |entry| Origin {
-                                file: origin_file.clone(),
-                                line: *line,
-                                entry,
-                            };
                             match model::parse_line(bytes) {
-                                // A Bundle on a line: its entries, each in its pass.
-                                Ok(Resource::Bundle(b)) => b
-                                    .entry
-                                    .into_iter()
-                                    .enumerate()
-                                    .filter_map(|(n, e)| {
-                                        let r = e.resource?;
-                                        pass.wants(model::type_name(&r)).then(|| {
-                                            Ok((
-                                                at(Some(n as u32)),
-                                                e.full_url.and_then(|u| u.value),
-                                                r,
-                                            ))
-                                        })
-                                    })
-                                    .collect(),
-                                Ok(r) => pass
-                                    .wants(model::type_name(&r))
-                                    .then(|| Ok((at(None), None, r)))
-                                    .into_iter()
-                                    .collect(),
+                                Ok(r) => pass.kept(r, &origin_file, *line),
                                 // Reported once: by this pass if it wants the line's type
                                 // (a Bundle's by the patient-scoped pass), else (type
                                 // unknown) by the patient-scoped pass.
@@ -237,38 +239,14 @@ impl EhrStream {
                 let bytes = std::fs::read(path).map_err(io)?;
                 on_bytes(bytes.len() as u64);
                 match model::parse(&bytes) {
-                    Ok(Resource::Bundle(b)) => {
-                        let mut entries = b
-                            .entry
-                            .into_iter()
-                            .enumerate()
-                            .filter_map(|(n, e)| {
-                                let r = e.resource?;
-                                let at = Origin {
-                                    file: origin_file.clone(),
-                                    line: 1,
-                                    entry: Some(n as u32),
-                                };
-                                pass.wants(model::type_name(&r))
-                                    .then(|| Ok((at, e.full_url.and_then(|u| u.value), r)))
-                            })
-                            .peekable();
+                    Ok(r) => {
+                        let mut kept = pass.kept(r, &origin_file, 1).into_iter().peekable();
                         let mut chunks: Vec<Vec<Parsed>> = Vec::new();
-                        while entries.peek().is_some() {
-                            chunks.push(entries.by_ref().take(CHUNK).collect());
+                        while kept.peek().is_some() {
+                            chunks.push(kept.by_ref().take(CHUNK).collect());
                         }
                         if !chunks.is_empty() {
                             on_batch(chunks.into_par_iter().map(per_chunk).collect());
-                        }
-                    }
-                    Ok(r) => {
-                        if pass.wants(model::type_name(&r)) {
-                            let at = Origin {
-                                file: origin_file.clone(),
-                                line: 1,
-                                entry: None,
-                            };
-                            on_batch(vec![per_chunk(vec![Ok((at, None, r))])]);
                         }
                     }
                     Err(e) if pass == Pass::PatientScoped => {
