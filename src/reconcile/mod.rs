@@ -74,10 +74,23 @@ pub struct Outcome {
 
 /// What the EHR files already hold that a relation refers to, by business identifier.
 struct Existing {
-    patients: HashMap<PatientId, String>,
-    organizations: HashMap<HsaId, String>,
-    practitioners: HashMap<HsaId, String>,
-    roles: HashMap<(HsaId, HsaId), String>,
+    patients: foldhash::HashMap<PatientId, String>,
+    organizations: foldhash::HashMap<HsaId, String>,
+    practitioners: foldhash::HashMap<HsaId, String>,
+    roles: foldhash::HashMap<(HsaId, HsaId), String>,
+}
+
+/// The references the plan has settled (rewritten to the EHR's id, or planned as a create):
+/// a unit or person named by a thousand rows is settled by the first.
+#[derive(Default)]
+struct Settled {
+    /// `Type/id` of each reference planned as a create.
+    created: HashSet<String>,
+    units: foldhash::HashSet<HsaId>,
+    staff: foldhash::HashSet<HsaId>,
+    roles: foldhash::HashSet<(HsaId, HsaId)>,
+    /// The patient of the row before (an export grouped by patient names each once in a run).
+    patient: Option<PatientId>,
 }
 
 impl Existing {
@@ -96,9 +109,9 @@ impl Existing {
         };
         let mut e = Existing {
             patients: dir.patient_ids(),
-            organizations: HashMap::new(),
-            practitioners: HashMap::new(),
-            roles: HashMap::new(),
+            organizations: Default::default(),
+            practitioners: Default::default(),
+            roles: Default::default(),
         };
         for r in dir.all() {
             match r {
@@ -157,7 +170,7 @@ pub(crate) fn run(
         },
         Bodies::ReviewOnly,
     );
-    let mut planned_refs: HashSet<String> = HashSet::new();
+    let mut settled = Settled::default();
     let mut existing: Option<Existing> = None;
     let mut failed: Option<ReconcileError> = None;
     let mut spill = if job.plan {
@@ -196,7 +209,7 @@ pub(crate) fn run(
             part,
             actual,
             existing,
-            &mut planned_refs,
+            &mut settled,
             spill,
         ) {
             Ok(()) => true,
@@ -247,7 +260,7 @@ fn plan_partition(
     part: Partition,
     mut actual: HashMap<RelationKey, KeptRelation>,
     existing: &Existing,
-    planned_refs: &mut HashSet<String>,
+    settled: &mut Settled,
     spill: &mut SpilledItems,
 ) -> Result<(), ReconcileError> {
     let ids = IdMaker::new(m.target.id_namespace);
@@ -290,33 +303,48 @@ fn plan_partition(
                 }
                 Some(_) => {}
                 None => {
-                    if planned_refs.insert(key) {
+                    if settled.created.insert(key) {
                         creates.push(crate::fhir::transaction::reference_stub(t, &det));
                     }
                 }
             }
         };
-        need(
-            "Patient",
-            ids.patient(&c.patient),
-            existing.patients.get(&c.patient),
-        );
-        need(
-            "Organization",
-            ids.organization(&c.unit.hsa),
-            existing.organizations.get(&c.unit.hsa),
-        );
+        // Each reference's outcome depends only on its business key, so the first row that
+        // names it settles it for all.
+        if settled.patient.as_ref() != Some(&c.patient) {
+            need(
+                "Patient",
+                ids.patient(&c.patient),
+                existing.patients.get(&c.patient),
+            );
+            settled.patient = Some(c.patient.clone());
+        }
+        if !settled.units.contains(&c.unit.hsa) {
+            need(
+                "Organization",
+                ids.organization(&c.unit.hsa),
+                existing.organizations.get(&c.unit.hsa),
+            );
+            settled.units.insert(c.unit.hsa.clone());
+        }
         if let Some(s) = c.staff() {
-            need(
-                "Practitioner",
-                ids.practitioner(&s.hsa),
-                existing.practitioners.get(&s.hsa),
-            );
-            need(
-                "PractitionerRole",
-                ids.practitioner_role(&s.hsa, &c.unit.hsa),
-                existing.roles.get(&(s.hsa.clone(), c.unit.hsa.clone())),
-            );
+            if !settled.staff.contains(&s.hsa) {
+                need(
+                    "Practitioner",
+                    ids.practitioner(&s.hsa),
+                    existing.practitioners.get(&s.hsa),
+                );
+                settled.staff.insert(s.hsa.clone());
+            }
+            let role = (s.hsa.clone(), c.unit.hsa.clone());
+            if !settled.roles.contains(&role) {
+                need(
+                    "PractitionerRole",
+                    ids.practitioner_role(&s.hsa, &c.unit.hsa),
+                    existing.roles.get(&role),
+                );
+                settled.roles.insert(role);
+            }
         }
         planner.reference_creates(creates);
         let body = || crate::fhir::model::to_value(out.contact(&c).relation).unwrap_or(Value::Null);

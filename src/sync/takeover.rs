@@ -79,7 +79,9 @@ fn relation(k: ContactKind) -> (u8, Option<crate::domain::TreatingRole>) {
 }
 
 fn key_of(parts: impl Hash) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    use std::hash::BuildHasher;
+    // A fixed seed: the keys never leave the process, and SipHash was a tenth of the plan.
+    let mut h = foldhash::fast::FixedState::with_seed(0x6b6f_6e74_616b_7400).build_hasher();
     parts.hash(&mut h);
     h.finish()
 }
@@ -114,20 +116,44 @@ pub(crate) enum Match {
 #[derive(Debug, Default)]
 pub struct HandIndex {
     hand: Vec<Slot>,
-    exact: Vec<(u64, u32)>,
-    loose: Vec<(u64, u32)>,
+    exact: Buckets,
+    loose: Buckets,
     claimed: Vec<bool>,
     /// Every HSA-id the contacts name, once.
     hsa: Vec<HsaId>,
 }
 
-/// The contacts of `key` in a sorted (key, contact) list.
-fn bucket(list: &[(u64, u32)], key: u64) -> impl Iterator<Item = u32> + '_ {
-    let from = list.partition_point(|(k, _)| *k < key);
-    list[from..]
-        .iter()
-        .take_while(move |(k, _)| *k == key)
-        .map(|(_, i)| *i)
+/// Contacts grouped by key: one hash probe finds a key's contacts (a binary search through a
+/// region's two million keys was the plan's largest single cost).
+#[derive(Debug, Default)]
+struct Buckets {
+    /// Where each key's contacts start in `members`, and how many there are.
+    at: foldhash::HashMap<u64, (u32, u32)>,
+    /// Contact indices, those of one key side by side, in the order they were read.
+    members: Vec<u32>,
+}
+
+impl Buckets {
+    fn new(mut pairs: Vec<(u64, u32)>) -> Self {
+        pairs.sort_unstable();
+        let mut at = foldhash::HashMap::default();
+        at.reserve(pairs.len());
+        for (n, (k, _)) in pairs.iter().enumerate() {
+            at.entry(*k).or_insert((n as u32, 0)).1 += 1;
+        }
+        at.shrink_to_fit();
+        Buckets {
+            at,
+            members: pairs.into_iter().map(|(_, i)| i).collect(),
+        }
+    }
+
+    /// The contacts of `key`.
+    fn get(&self, key: u64) -> &[u32] {
+        self.at.get(&key).map_or(&[], |&(from, n)| {
+            &self.members[from as usize..(from + n) as usize]
+        })
+    }
 }
 
 impl HandIndex {
@@ -144,12 +170,12 @@ impl HandIndex {
                 (table.len() - 1) as u32
             })
         };
+        let (mut exact_keys, mut loose_keys) = (Vec::new(), Vec::new());
         for (c, resource, team) in contacts {
             let i = ix.hand.len() as u32;
             let staff = c.staff().map(|s| &s.hsa);
-            ix.exact
-                .push((exact(&c.patient, c.kind, staff, &c.unit.hsa), i));
-            ix.loose.push((loose(&c.patient, c.kind, &c.unit.hsa), i));
+            exact_keys.push((exact(&c.patient, c.kind, staff, &c.unit.hsa), i));
+            loose_keys.push((loose(&c.patient, c.kind, &c.unit.hsa), i));
             ix.hand.push(Slot {
                 resource: resource.into(),
                 patient: c.patient.clone(),
@@ -161,8 +187,8 @@ impl HandIndex {
                 team,
             });
         }
-        ix.exact.sort_unstable();
-        ix.loose.sort_unstable();
+        ix.exact = Buckets::new(exact_keys);
+        ix.loose = Buckets::new(loose_keys);
         ix.claimed = vec![false; ix.hand.len()];
         ix.hand.shrink_to_fit();
         ix.hsa.shrink_to_fit();
@@ -189,8 +215,10 @@ impl HandIndex {
         }
     }
 
-    fn unclaimed(&self, list: &[(u64, u32)], key: u64, fits: impl Fn(&Slot) -> bool) -> Vec<u32> {
-        bucket(list, key)
+    fn unclaimed(&self, list: &Buckets, key: u64, fits: impl Fn(&Slot) -> bool) -> Vec<u32> {
+        list.get(key)
+            .iter()
+            .copied()
             .filter(|&i| !self.claimed[i as usize] && fits(&self.hand[i as usize]))
             .collect()
     }

@@ -235,7 +235,7 @@ impl EhrDirectory {
     }
 
     /// Each valid patient identity with the id of its Patient resource.
-    pub(crate) fn patient_ids(&self) -> HashMap<PatientId, String> {
+    pub(crate) fn patient_ids(&self) -> foldhash::HashMap<PatientId, String> {
         self.patients
             .iter()
             .filter_map(|(_, id, stub)| match (&stub.id, id) {
