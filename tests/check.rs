@@ -46,7 +46,7 @@ fn check_in(
                 product: None,
             };
             let progress = fastkontakt::progress::Progress::hidden();
-            run::run_streamed(s, &progress, &mut |_, _| {}, &mut |_, _, _, _, _| true)
+            run::run_streamed(s, &progress, &mut |_, _| {}, &mut |_, _, _, _, _, _| true)
                 .unwrap()
                 .0
         }

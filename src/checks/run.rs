@@ -121,6 +121,58 @@ struct Run<'a> {
     findings: Vec<Finding>,
     patients: u64,
     ehr_seen: foldhash::HashSet<PatientId>,
+    forward: Forward,
+}
+
+/// A register row the rules have read, handed on to the plan: the register is read once.
+pub enum ReadRow {
+    /// A contact of the partition, with where it was read (`file:line row-id`).
+    Contact(FixedContact, String),
+    /// A row the reader rejected.
+    Rejected(RejectedRow),
+    /// The register was read to its end: only after this may a plan end what it no longer
+    /// lists (rows that stop without it mean the read failed).
+    End,
+}
+
+/// The register's rows as the rules read them, for the plan.
+pub type RegisterRows = std::sync::mpsc::Receiver<Vec<ReadRow>>;
+
+/// Rows handed on per message (a message per row cost more than the row).
+const FORWARD_BATCH: usize = 1024;
+
+/// Where the rules hand on the rows they have read (nowhere when no plan is made).
+#[derive(Default)]
+struct Forward {
+    to: Option<std::sync::mpsc::SyncSender<Vec<ReadRow>>>,
+    batch: Vec<ReadRow>,
+}
+
+impl Forward {
+    fn push(&mut self, row: ReadRow) {
+        if self.to.is_some() {
+            self.batch.push(row);
+            if self.batch.len() >= FORWARD_BATCH {
+                self.flush();
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(to) = &self.to {
+            let rows = std::mem::take(&mut self.batch);
+            // The plan stopped reading (it failed, and says so itself): the rules go on.
+            if !rows.is_empty() && to.send(rows).is_err() {
+                self.to = None;
+            }
+        }
+    }
+
+    fn end(&mut self) {
+        self.push(ReadRow::End);
+        self.flush();
+        self.to = None;
+    }
 }
 
 impl Run<'_> {
@@ -175,14 +227,16 @@ pub struct Streamed<'a> {
 }
 
 /// What each partition's pass hands a caller (reconcile plans here), with the product's own
-/// CareTeams and Tasks taken out of the EHR side. It runs while the rules run on another
-/// thread; returning false stops the run after this partition.
+/// CareTeams and Tasks taken out of the EHR side, and the register's rows as the rules read
+/// them (when `product` is asked for). It runs while the rules run on another thread;
+/// returning false stops the run after this partition.
 pub(crate) type OnPartition<'h> = dyn FnMut(
         Partition,
         &EhrDirectory,
         &Index,
         Vec<crate::sources::ehr::side::KeptRelation>,
         crate::sync::takeover::HandIndex,
+        RegisterRows,
     ) -> bool
     + 'h;
 
@@ -232,10 +286,16 @@ pub fn run_streamed(
             quarantine: s.quarantine.clone().filter(|_| part.is_first()),
             partition: part,
         };
-        // The rules and the caller's work (a plan) each read the register on their own core.
+        // The rules read the register and hand each row on to the caller's work (a plan),
+        // which runs on the other core.
+        let (to, rows) = std::sync::mpsc::sync_channel(4);
+        let forward = Forward {
+            to: s.product.is_some().then_some(to),
+            batch: Vec::new(),
+        };
         let (r, go_on) = std::thread::scope(|sc| {
-            let rules = sc.spawn(|| run(input, on_reject));
-            let go_on = on_partition(part, &dir, &idx, product, hand);
+            let rules = sc.spawn(|| run_forwarding(input, on_reject, forward));
+            let go_on = on_partition(part, &dir, &idx, product, hand, rows);
             (rules.join(), go_on)
         });
         let r = r.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
@@ -256,6 +316,15 @@ pub fn run_streamed(
 pub fn run(
     input: CheckInput,
     on_reject: &mut dyn FnMut(&Path, &RejectedRow),
+) -> Result<CheckReport, CheckError> {
+    run_forwarding(input, on_reject, Forward::default())
+}
+
+/// `run`, handing each register row on once the rules are done with it.
+fn run_forwarding(
+    input: CheckInput,
+    on_reject: &mut dyn FnMut(&Path, &RejectedRow),
+    forward: Forward,
 ) -> Result<CheckReport, CheckError> {
     if input.register.is_none() && input.ehr.is_none() {
         return Err(CheckError::NoInput);
@@ -283,6 +352,7 @@ pub fn run(
         findings: Vec::new(),
         patients: 0,
         ehr_seen: Default::default(),
+        forward,
     };
     let mut report_rows = 0u64;
     let mut rejected = 0u64;
@@ -301,6 +371,7 @@ pub fn run(
             }
         };
         report_rows = rows;
+        run.forward.end();
         // Every pass sees every rejected row (a patient with one is held), the first reports them.
         let rejects = if input.partition.is_first() {
             rejects
@@ -511,7 +582,8 @@ type Pass = (
     (Vec<u8>, crate::mapping::register::TextEncoding),
 );
 
-/// Streams contiguous patient groups. None when the export turns out not to be grouped.
+/// Streams contiguous patient groups. None when the export turns out not to be grouped (the
+/// rest is still read through, to hand every row on once).
 fn stream_register(
     path: &Path,
     m: &Mappings,
@@ -525,6 +597,7 @@ fn stream_register(
     let mut current: Option<PatientId> = None;
     let mut group: Vec<(FixedContact, String)> = Vec::new();
     let mut rows = 0u64;
+    let mut grouped = true;
     // Rejected rows are handed back, not reported here, so a restart reports nothing twice.
     let mut rejects: Vec<RejectedRow> = Vec::new();
     for item in &mut reader {
@@ -533,6 +606,7 @@ fn stream_register(
                 if let Some(p) = &row.patient {
                     held.insert(key(p));
                 }
+                run.forward.push(ReadRow::Rejected(row.clone()));
                 rejects.push(row);
             }
             RegisterItem::Contact { line, contact } => {
@@ -540,26 +614,43 @@ fn stream_register(
                     continue;
                 }
                 rows += 1;
+                let source = format!("{}:{line} {}", path.display(), contact.row_id);
+                if !grouped {
+                    run.forward.push(ReadRow::Contact(contact, source));
+                    continue;
+                }
                 if current.as_ref() != Some(&contact.patient) {
                     if let Some(p) = current.take() {
                         let h = key(&p);
                         run.patient(&p, &group, ehr, held.contains(&h));
                         done.insert(h);
-                        group.clear();
+                        for (c, s) in group.drain(..) {
+                            run.forward.push(ReadRow::Contact(c, s));
+                        }
                     }
                     if done.contains(&key(&contact.patient)) {
-                        return Ok(None);
+                        if run.forward.to.is_none() {
+                            return Ok(None);
+                        }
+                        grouped = false;
+                        run.forward.push(ReadRow::Contact(contact, source));
+                        continue;
                     }
                     current = Some(contact.patient.clone());
                 }
-                let source = format!("{}:{line} {}", path.display(), contact.row_id);
                 group.push((contact, source));
             }
         }
     }
+    if !grouped {
+        return Ok(None);
+    }
     if let Some(p) = current.take() {
         let h = key(&p);
         run.patient(&p, &group, ehr, held.contains(&h));
+        for (c, s) in group.drain(..) {
+            run.forward.push(ReadRow::Contact(c, s));
+        }
     }
     Ok(Some((rows, rejects, header)))
 }

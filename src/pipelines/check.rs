@@ -74,7 +74,7 @@ pub fn run(
                 partitions: None,
                 product: None,
             };
-            run::run_streamed(streamed, progress, on_reject, &mut |_, _, _, _, _| true)?.0
+            run::run_streamed(streamed, progress, on_reject, &mut |_, _, _, _, _, _| true)?.0
         }
         EhrInput::None => run::run(whole(None), on_reject)?,
     })

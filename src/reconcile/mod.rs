@@ -3,7 +3,7 @@
 //! Flow: sources (register, EHR stream) → checks and plan per partition → `report` (sinks).
 
 use crate::checks::run::{
-    run_streamed, CheckError, CheckReport, EhrDirectory, Partition, Streamed,
+    run_streamed, CheckError, CheckReport, EhrDirectory, Partition, ReadRow, RegisterRows, Streamed,
 };
 use crate::checks::Profile;
 use crate::domain::{HsaId, PatientId};
@@ -15,7 +15,7 @@ use crate::mapping::Mappings;
 use crate::progress::Progress;
 use crate::sources::ehr::files::FhirFileError;
 use crate::sources::ehr::side::KeptRelation;
-use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
+use crate::sources::register::{RegisterError, RejectedRow};
 use crate::sync::engine::{
     product_relations, Bodies, Held, PlanBasis, Planner, RelationKey, SyncError, Want,
 };
@@ -42,6 +42,8 @@ pub enum ReconcileError {
     Spill(std::io::Error),
     #[error("{0}, kept from the EHR files for the plan, could not be read back: {1}")]
     KeptRelation(String, serde_json::Error),
+    #[error("the register's rows stopped before its end: nothing is planned from part of it")]
+    RegisterCut,
 }
 
 pub(crate) struct Job<'a> {
@@ -193,7 +195,8 @@ pub(crate) fn run(
                             dir: &EhrDirectory,
                             idx: &Index,
                             product: Vec<KeptRelation>,
-                            hand: crate::sync::takeover::HandIndex| {
+                            hand: crate::sync::takeover::HandIndex,
+                            rows: RegisterRows| {
         let Some(spill) = spill.as_mut() else {
             return true;
         };
@@ -204,7 +207,7 @@ pub(crate) fn run(
         planner.found(actual.values().filter(|k| k.is_active()).count(), errors);
         match plan_partition(
             &mut planner,
-            job.register,
+            rows,
             m,
             part,
             actual,
@@ -219,11 +222,11 @@ pub(crate) fn run(
             }
         }
     };
-    let result = run_streamed(streamed, progress, on_reject, &mut on_partition);
+    // The rules' own error first: a plan cut short by it only echoes it.
+    let (report, partitions) = run_streamed(streamed, progress, on_reject, &mut on_partition)?;
     if let Some(e) = failed {
         return Err(e);
     }
-    let (report, partitions) = result?;
     let plan = if job.plan {
         let mut p = planner.finish()?;
         p.rejected_rows = report.rejected_rows;
@@ -248,14 +251,14 @@ fn read_back(k: &KeptRelation) -> Result<Value, ReconcileError> {
 /// Plan items kept in memory before they are moved to disk.
 const SPILL_EVERY: usize = 16_384;
 
-/// One partition's relations, streamed: each register row (read again) is planned as it is
-/// read, against the product's relation in the EHR, which is then taken out of `actual`; what
-/// is left in `actual` afterwards is no longer in the register. (The reader rejects a row id
-/// used twice, so each key comes once.)
+/// One partition's relations, streamed: each register row, as the rules hand it on, is planned
+/// against the product's relation in the EHR, which is then taken out of `actual`; what is
+/// left in `actual` once the register has been read to its end is no longer in the register.
+/// (The reader rejects a row id used twice, so each key comes once.)
 #[allow(clippy::too_many_arguments)]
 fn plan_partition(
     planner: &mut Planner,
-    register: &Path,
+    rows: RegisterRows,
     m: &Mappings,
     part: Partition,
     mut actual: HashMap<RelationKey, KeptRelation>,
@@ -273,9 +276,14 @@ fn plan_partition(
         unreadable_rows: 0,
     };
     let mut unreadable_rows = 0;
-    for item in RegisterReader::open(register, &m.register, &m.terminology)? {
-        let (line, c) = match item? {
-            RegisterItem::Rejected(row) => {
+    let mut ended = false;
+    for row in rows.iter().flatten() {
+        let (c, source) = match row {
+            ReadRow::End => {
+                ended = true;
+                break;
+            }
+            ReadRow::Rejected(row) => {
                 if let Some(r) = &row.row_id {
                     held_rows.insert(r.to_string());
                 }
@@ -285,13 +293,13 @@ fn plan_partition(
                 unreadable_rows += u64::from(row.identity_unknown);
                 continue;
             }
-            RegisterItem::Contact { line, contact } => (line, contact),
+            ReadRow::Contact(c, source) => (c, source),
         };
-        if !part.holds(&c.patient) {
-            continue;
-        }
+        debug_assert!(
+            part.holds(&c.patient),
+            "the rules hand on their partition's rows"
+        );
         let key = RelationKey::new(relation_type(&c), c.row_id.as_str());
-        let source = format!("{}:{line} {}", register.display(), c.row_id);
         // References: what exists is rewritten to the EHR's id, what is missing is created
         // before the first relation that needs it.
         let mut creates = Vec::new();
@@ -360,6 +368,10 @@ fn plan_partition(
             spill.take(planner.items()).map_err(ReconcileError::Spill)?;
         }
     }
+    // Ends only from a register read to its end.
+    if !ended {
+        return Err(ReconcileError::RegisterCut);
+    }
     let held = Held {
         rows: &held_rows,
         patients: &held_patients,
@@ -374,4 +386,99 @@ fn plan_partition(
     planner.finish_hand_typed(&held)?;
     spill.take(planner.items()).map_err(ReconcileError::Spill)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::run::ReadRow;
+    use crate::sources::register::{RegisterItem, RegisterReader};
+
+    /// A relation the product wrote is ended only when the register's rows came to their end:
+    /// rows that stop short (the rules' read failed) plan no end.
+    #[test]
+    fn rows_that_stop_short_end_nothing() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let m = Mappings::load(&root.join("mappings"), None, None).unwrap();
+        let own = crate::sync::ownership(&root.join("mappings")).unwrap();
+        let register = root.join("samples/golden/01-ok-all/register.csv");
+        let contact = RegisterReader::open(&register, &m.register, &m.terminology)
+            .unwrap()
+            .find_map(|i| match i.unwrap() {
+                RegisterItem::Contact { contact, .. } => Some(contact),
+                RegisterItem::Rejected(_) => None,
+            })
+            .unwrap();
+        let written = crate::fhir::outbound::Outbound::new(&m)
+            .contact(&contact)
+            .relation;
+        let state = State::open(
+            Path::new(":memory:"),
+            crate::sync::state::StateKey::ephemeral(),
+        )
+        .unwrap();
+        let opts = Options {
+            on_conflict: crate::sync::OnConflict::Report,
+            chunk_size: 100,
+            as_of: chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap(),
+            max_end_share: 1.0,
+            takeover: None,
+            end_unmatched: false,
+            writing: Default::default(),
+            duties: Default::default(),
+        };
+        let plan = |end: bool| {
+            let kept = KeptRelation::of(&written, &m.target.row_id_system).unwrap();
+            let actual = product_relations(&m, vec![kept], &mut Vec::new());
+            assert_eq!(actual.len(), 1, "the product's relation is read back");
+            let mut planner = Planner::new(
+                &m,
+                &own,
+                &state,
+                &opts,
+                PlanBasis {
+                    base: "files",
+                    register: "register.csv",
+                    sha256: "",
+                },
+                Bodies::ReviewOnly,
+            );
+            let (to, rows) = std::sync::mpsc::sync_channel(4);
+            if end {
+                to.send(vec![ReadRow::End]).unwrap();
+            }
+            drop(to);
+            let existing = Existing {
+                patients: Default::default(),
+                organizations: Default::default(),
+                practitioners: Default::default(),
+                roles: Default::default(),
+            };
+            let mut spill = SpilledItems::new().unwrap();
+            let part = Partition { index: 0, count: 1 };
+            let r = plan_partition(
+                &mut planner,
+                rows,
+                &m,
+                part,
+                actual,
+                &existing,
+                &mut Settled::default(),
+                &mut spill,
+            );
+            let ends = planner
+                .items()
+                .iter()
+                .filter(|i| i.action == crate::sync::Action::End)
+                .count();
+            (r, ends as u64 + spill.counts.end)
+        };
+        let (r, ends) = plan(false);
+        assert!(matches!(r, Err(ReconcileError::RegisterCut)), "{r:?}");
+        assert_eq!(ends, 0, "nothing ended from part of a register");
+        // The same relation is ended by a register read to its end that does not list it.
+        let (r, ends) = plan(true);
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(ends, 1, "the register positively no longer lists it");
+    }
 }

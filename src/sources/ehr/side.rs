@@ -566,7 +566,7 @@ pub struct KeptRelation {
 }
 
 impl KeptRelation {
-    fn of(r: &crate::fhir::Resource, row_id_system: &str) -> Option<Self> {
+    pub(crate) fn of(r: &crate::fhir::Resource, row_id_system: &str) -> Option<Self> {
         use crate::fhir::Resource as R;
         let (identifiers, status, who) = match r {
             R::CareTeam(c) => (
