@@ -125,6 +125,8 @@ struct Run<'a> {
 }
 
 /// A register row the rules have read, handed on to the plan: the register is read once.
+// The large variant is the common one (as in `RegisterItem`).
+#[allow(clippy::large_enum_variant)]
 pub enum ReadRow {
     /// A contact of the partition, with where it was read (`file:line row-id`).
     Contact(FixedContact, String),

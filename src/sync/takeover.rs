@@ -9,7 +9,7 @@
 use crate::domain::{ContactKind, ContactStatus, FixedContact, HsaId, PatientId, Period};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 
 /// What a sync does with a register row that a contact typed by hand in the EHR already stands
 /// for. Until one is chosen, nothing is written for such rows.
@@ -81,9 +81,7 @@ fn relation(k: ContactKind) -> (u8, Option<crate::domain::TreatingRole>) {
 fn key_of(parts: impl Hash) -> u64 {
     use std::hash::BuildHasher;
     // A fixed seed: the keys never leave the process, and SipHash was a tenth of the plan.
-    let mut h = foldhash::fast::FixedState::with_seed(0x6b6f_6e74_616b_7400).build_hasher();
-    parts.hash(&mut h);
-    h.finish()
+    foldhash::fast::FixedState::with_seed(0x6b6f_6e74_616b_7400).hash_one(parts)
 }
 
 /// Patient, kind, staff and unit, hashed (a region's keys as strings took 300 MiB). A
