@@ -1032,3 +1032,72 @@ async fn a_new_flk_in_the_register_moves_the_patients_general_practitioner() {
         vec!["Organization/someone-elses".to_owned()]
     );
 }
+
+/// The Patient a sync created carries its listing as created: a person who points it
+/// elsewhere before the register's next change is not overwritten by that change.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_changing_a_created_patients_general_practitioner_is_a_conflict() {
+    let s = server();
+    let t = tenant("listing-baseline");
+    let c = client(&s.base, &t);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.sqlite");
+    sync(&s.base, &t, &handwritten(), &state, &[]);
+    let found = c
+        .search_post(
+            "Patient",
+            &[(
+                "identifier",
+                "urn:oid:1.2.752.129.2.1.3.1|193103041004".to_owned(),
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "the sync created the Patient");
+    let mut edited = found[0].clone();
+    edited["generalPractitioner"] =
+        serde_json::json!([{"reference": "Organization/someone-elses"}]);
+    let id = edited["id"].as_str().unwrap().to_owned();
+    c.send(Method::PUT, &format!("Patient/{id}"), Some(&edited), None)
+        .await
+        .unwrap();
+    // The register moves ok-all-1's FLK from Anna Lind to Jonas Ek.
+    let moved: String = std::fs::read_to_string(handwritten())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("ok-all-1;") {
+                l.replace("SE2321000016-L001;Anna Lind", "SE2321000016-L004;Jonas Ek")
+            } else {
+                l.to_owned()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect();
+    let reg2 = dir.path().join("register2.csv");
+    std::fs::write(&reg2, moved).unwrap();
+    let sum = dir.path().join("s.json");
+    let o = sync(
+        &s.base,
+        &t,
+        &reg2,
+        &state,
+        &["--summary", sum.to_str().unwrap()],
+    );
+    let s2 = summary(&o, &sum);
+    assert!(s2["conflicts"].as_u64().unwrap() >= 1, "{s2}");
+    assert!(
+        s2["messages"].to_string().contains("generalPractitioner"),
+        "{s2}"
+    );
+    let now = c
+        .read("Patient", &id)
+        .await
+        .unwrap()
+        .expect("the Patient is still there");
+    assert_eq!(
+        now["generalPractitioner"],
+        serde_json::json!([{"reference": "Organization/someone-elses"}]),
+        "the person's value is kept"
+    );
+}

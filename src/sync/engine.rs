@@ -16,6 +16,7 @@ use crate::fhir::probe::{CreateBy, Grouping, WriteStrategy};
 use crate::fhir::transaction;
 use crate::mapping::Mappings;
 use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
+use futures::StreamExt;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -560,6 +561,9 @@ pub(crate) enum ReadBy {
     /// server whose paging moves under writes: no page to skip.
     Identifier,
 }
+
+/// Read-back searches in flight at once after a sync's writes.
+const VERIFY_READS: usize = 4;
 
 /// What the EHR holds of the product's relations, by key; duplicates are reported.
 async fn actual(
@@ -1916,6 +1920,7 @@ impl<'a> Applier<'a> {
             },
             ledger: l,
             patient_hash: f.patient_hash,
+            also: None,
         }
     }
 
@@ -2354,21 +2359,20 @@ impl<'a> Applier<'a> {
 
     /// A Patient the product creates: its listing as created is the baseline a person's later
     /// change of `generalPractitioner` is told by.
-    fn listing_baseline(&mut self, i: &PlanItem, v: Option<&str>) -> Result<(), SyncError> {
+    fn listing_baseline(&self, i: &PlanItem, v: Option<&str>) -> Option<(PlanKey, Applied)> {
         if i.action == Action::CreateReference && i.resource_type == "Patient" {
             let mut body = i.body.clone();
             rewrite_refs(&mut body, &self.assigned);
-            self.state.adopt(
-                &listing_key(&i.id),
-                &Applied {
+            return Some((
+                listing_key(&i.id),
+                Applied {
                     resource: format!("Patient/{}", i.id),
                     version: v.map(str::to_owned),
                     owned_hash: hash(&self.own.owned(&body)),
                 },
-                self.run,
-            )?;
+            ));
         }
-        Ok(())
+        None
     }
 
     /// Records a write that landed, and writes its Provenance (its own request).
@@ -2387,8 +2391,13 @@ impl<'a> Applier<'a> {
     /// listing baseline, its ledger entry (returned, for the state to record), its read-back
     /// check and its count.
     fn landed(&mut self, i: &PlanItem, v: Option<String>) -> Result<Done, SyncError> {
-        self.listing_baseline(i, v.as_deref())?;
-        let done = self.ledger(i, v);
+        // Recorded with the write, not committed on its own (a commit per Patient was most of
+        // the time a sync spent between its requests).
+        let also = self.listing_baseline(i, v.as_deref());
+        let done = Done {
+            also,
+            ..self.ledger(i, v)
+        };
         self.written
             .push((i.resource_type.clone(), i.id.clone(), verified_hash(i)));
         self.count(i.action);
@@ -2589,38 +2598,43 @@ impl<'a> Applier<'a> {
         for (t, id, h) in self.written.drain(..) {
             by_type.entry(t).or_default().push((id, h));
         }
-        for (t, list) in by_type {
-            for chunk in list.chunks(50) {
+        // A few reads in flight at once: one at a time, the read-back of a region's writes was
+        // the sync's longest wait after the transactions themselves.
+        let client = self.client;
+        let reads = by_type.iter().flat_map(|(t, list)| {
+            list.chunks(50).map(move |chunk| {
                 let ids: Vec<&str> = chunk.iter().map(|(i, _)| i.as_str()).collect();
-                let found = self
-                    .client
-                    .search_all(&format!("{t}?_id={}&_count=100", ids.join(",")))
-                    .await?;
-                let got: HashMap<&str, &Value> = found
-                    .iter()
-                    .filter_map(|r| Some((r["id"].as_str()?, r)))
-                    .collect();
-                for (id, h) in chunk {
-                    let ok = got.get(id.as_str()).is_some_and(|r| {
-                        let owned = if self.own.owns(&t).is_some() {
-                            self.own.owned(r)
-                        } else {
-                            (*r).clone()
-                        };
-                        let mut x = owned;
-                        if self.own.owns(&t).is_none() {
-                            if let Some(o) = x.as_object_mut() {
-                                o.remove("meta");
-                            }
+                let query = format!("{t}?_id={}&_count=100", ids.join(","));
+                async move { (t, chunk, client.search_all(&query).await) }
+            })
+        });
+        let mut answers = futures::stream::iter(reads).buffered(VERIFY_READS);
+        while let Some((t, chunk, found)) = answers.next().await {
+            let found = found?;
+            let got: HashMap<&str, &Value> = found
+                .iter()
+                .filter_map(|r| Some((r["id"].as_str()?, r)))
+                .collect();
+            for (id, h) in chunk {
+                let ok = got.get(id.as_str()).is_some_and(|r| {
+                    let owned = if self.own.owns(t).is_some() {
+                        self.own.owned(r)
+                    } else {
+                        (*r).clone()
+                    };
+                    let mut x = owned;
+                    if self.own.owns(t).is_none() {
+                        if let Some(o) = x.as_object_mut() {
+                            o.remove("meta");
                         }
-                        t != "CareTeam" && t != "Task" || h.is_empty() || hash(&x) == *h
-                    });
-                    if !ok {
-                        self.summary.errors += 1;
-                        self.summary.messages.push(format!(
-                            "{t}/{id} was written but does not read back as sent (silent drop)"
-                        ));
                     }
+                    t != "CareTeam" && t != "Task" || h.is_empty() || hash(&x) == *h
+                });
+                if !ok {
+                    self.summary.errors += 1;
+                    self.summary.messages.push(format!(
+                        "{t}/{id} was written but does not read back as sent (silent drop)"
+                    ));
                 }
             }
         }

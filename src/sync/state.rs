@@ -163,6 +163,9 @@ pub(crate) struct Done {
     pub(crate) applied: Applied,
     pub(crate) ledger: LedgerEntry,
     pub(crate) patient_hash: String,
+    /// Another key's last-applied state the same write sets (a created Patient's listing
+    /// baseline), recorded in the same transaction.
+    pub(crate) also: Option<(PlanKey, Applied)>,
 }
 
 pub(crate) struct State {
@@ -500,12 +503,24 @@ impl State {
             source,
         };
         let tx = self.conn.transaction().map_err(db)?;
-        for p in items {
-            tx.execute(
+        {
+            // Cached: a chunk of 500 prepared once, not 500 times.
+            let mut insert = tx.prepare_cached(
                 "INSERT OR REPLACE INTO plan_items (run, seq, key, action, resource, expected_version, desired_hash, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending')",
-                params![run, p.seq, p.key.to_string(), p.action.as_str(), p.resource, p.expected_version, p.desired_hash],
-            )
-            .map_err(db)?;
+            ).map_err(db)?;
+            for p in items {
+                insert
+                    .execute(params![
+                        run,
+                        p.seq,
+                        p.key.to_string(),
+                        p.action.as_str(),
+                        p.resource,
+                        p.expected_version,
+                        p.desired_hash
+                    ])
+                    .map_err(db)?;
+            }
         }
         tx.commit().map_err(db)
     }
@@ -518,30 +533,70 @@ impl State {
             source,
         };
         let tx = self.conn.transaction().map_err(db)?;
-        for Done {
-            seq,
-            key,
-            applied,
-            ledger: l,
-            patient_hash,
-        } in done
         {
-            tx.execute(
-                "UPDATE plan_items SET outcome = 'applied' WHERE run = ?1 AND seq = ?2",
-                params![run, seq],
-            )
-            .map_err(db)?;
-            tx.execute(
+            let mut outcome = tx
+                .prepare_cached(
+                    "UPDATE plan_items SET outcome = 'applied' WHERE run = ?1 AND seq = ?2",
+                )
+                .map_err(db)?;
+            let mut applied_as = tx.prepare_cached(
                 "INSERT OR REPLACE INTO applied (key, resource, version, owned_hash, run) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![key.to_string(), applied.resource, applied.version, applied.owned_hash, run],
-            )
-            .map_err(db)?;
-            tx.execute(
+            ).map_err(db)?;
+            let mut ledger = tx.prepare_cached(
                 "INSERT INTO ledger (at, run, key, resource, version, action, register_row, patient, kind, staff, unit, status, valid_from, valid_to, before, after)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                params![l.at, run, key.to_string(), l.resource, l.version, l.action, l.register_row, patient_hash, l.kind, l.staff, l.unit, l.status, l.valid_from, l.valid_to, l.before, l.after],
-            )
-            .map_err(db)?;
+            ).map_err(db)?;
+            for Done {
+                seq,
+                key,
+                applied,
+                ledger: l,
+                patient_hash,
+                also,
+            } in done
+            {
+                outcome.execute(params![run, seq]).map_err(db)?;
+                applied_as
+                    .execute(params![
+                        key.to_string(),
+                        applied.resource,
+                        applied.version,
+                        applied.owned_hash,
+                        run
+                    ])
+                    .map_err(db)?;
+                if let Some((k, a)) = also {
+                    applied_as
+                        .execute(params![
+                            k.to_string(),
+                            a.resource,
+                            a.version,
+                            a.owned_hash,
+                            run
+                        ])
+                        .map_err(db)?;
+                }
+                ledger
+                    .execute(params![
+                        l.at,
+                        run,
+                        key.to_string(),
+                        l.resource,
+                        l.version,
+                        l.action,
+                        l.register_row,
+                        patient_hash,
+                        l.kind,
+                        l.staff,
+                        l.unit,
+                        l.status,
+                        l.valid_from,
+                        l.valid_to,
+                        l.before,
+                        l.after
+                    ])
+                    .map_err(db)?;
+            }
         }
         tx.commit().map_err(db)
     }
