@@ -25,6 +25,7 @@ fn personalities() -> Vec<(&'static str, Personality)> {
         count_cap: Some(50),
         no_tag_search: false,
         unstable_paging: true,
+        max_transaction_entries: None,
     };
     vec![
         (
@@ -548,4 +549,50 @@ async fn two_syncs_through_one_state_file_take_turns_on_a_server_that_names_its_
         .filter_map(|p| p["identifier"][0]["value"].as_str())
         .collect();
     assert_eq!(ids.len(), patients.len(), "no Patient created twice");
+}
+
+/// A server (or the gateway before it) that takes the probe's transaction of 100 but refuses
+/// the sync's of 500: the sync goes on in transactions of 100, not one request per entry, says
+/// so, and ends where the plain server ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_refused_for_its_size_is_sent_in_parts_of_the_probed_size() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let (r1, _) = regions(dir.path());
+    let plain = tenant("plain-size");
+    let a =
+        common::sync_with_summary(&s.base, &plain, &r1, &dir.path().join("plain.sqlite"), &[]).1;
+    assert_eq!(a["errors"], 0, "{a}");
+    let want = end_state(&client(&s.base, &plain)).await;
+
+    let proxy = proxy(
+        &s.base,
+        Faults {
+            personality: Personality {
+                max_transaction_entries: Some(100),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        12,
+    );
+    let t = tenant("size-limit");
+    let state = dir.path().join("limited.sqlite");
+    let got = common::sync_with_summary(&proxy.base, &t, &r1, &state, &[]).1;
+    assert_eq!(got["errors"], 0, "{got}");
+    assert!(
+        got["messages"].to_string().contains("96 at a time"),
+        "{got}"
+    );
+    let writes = got["writes"].as_u64().unwrap();
+    let changes = got["created"].as_u64().unwrap() + got["references_created"].as_u64().unwrap();
+    eprintln!("size limit: {changes} changes in {writes} writes");
+    assert!(
+        writes * 2 < changes,
+        "{changes} changes in {writes} writes: transactions, not one request each: {got}"
+    );
+    let c = client(&s.base, &t);
+    assert_eq!(end_state(&c).await, want);
+    let missing = unprovenanced(&c).await;
+    assert!(missing.is_empty(), "no Provenance for {missing:?}");
 }

@@ -423,6 +423,7 @@ async fn the_go_live_walk_through_works_on_every_server() {
         count_cap: Some(50),
         no_tag_search: false,
         unstable_paging: false,
+        max_transaction_entries: None,
     };
     let one = |f: fn(&mut Personality)| {
         let mut p = Personality::default();

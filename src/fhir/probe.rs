@@ -11,6 +11,10 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+/// Entries in the transaction `probe` tries (what a sync falls back to when a server refuses a
+/// larger one).
+pub(crate) const PROBED_TRANSACTION: usize = 100;
+
 /// System of the probe resources' identifiers.
 const PROBE_SYSTEM: &str = "https://fhir.fastkontakt.example/NamingSystem/probe";
 
@@ -727,7 +731,7 @@ impl Probe<'_> {
                 // Nothing failed, so atomicity was not shown either way.
                 f.transaction_atomic = None;
             }
-            let hundred: Vec<Value> = (0..100)
+            let hundred: Vec<Value> = (0..PROBED_TRANSACTION)
                 .map(|i| self.entry(&format!("h{i}"), put))
                 .collect();
             let r = self.bundle("transaction", hundred).await?;

@@ -12,7 +12,7 @@ use crate::domain::{ContactStatus, FixedContact, PatientId};
 use crate::fhir::client::{ClientError, FhirClient};
 use crate::fhir::model;
 use crate::fhir::outbound::{relation_type, Outbound, ResourceSet};
-use crate::fhir::probe::{CreateBy, Grouping, WriteStrategy};
+use crate::fhir::probe::{CreateBy, Grouping, WriteStrategy, PROBED_TRANSACTION};
 use crate::fhir::transaction;
 use crate::mapping::Mappings;
 use crate::sources::register::{RegisterError, RegisterItem, RegisterReader, RejectedRow};
@@ -1703,14 +1703,22 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// The Provenance of one transaction (or one change): its id is derived from what it records,
-/// so a resent transaction writes the same Provenance. `targets` are the references it names
-/// (versioned where the version is known or foreseen).
 /// Changes one Provenance names in a transaction. The test server's cost for a Provenance grows
 /// faster than its targets: 17 transactions of 1,000 PUTs took 21 s with a Provenance of 50
 /// targets each, 60 s with one of 1,000 targets, and 24.6 s with twenty Provenances of 50.
 const PROVENANCE_TARGETS: usize = 25;
 
+/// The most changes a transaction of `entries` entries carries beside their Provenances.
+fn items_within(entries: usize) -> usize {
+    (1..=entries)
+        .rev()
+        .find(|n| n + n.div_ceil(PROVENANCE_TARGETS) <= entries)
+        .unwrap_or(1)
+}
+
+/// The Provenance of one transaction (or one change): its id is derived from what it records,
+/// so a resent transaction writes the same Provenance. `targets` are the references it names
+/// (versioned where the version is known or foreseen).
 fn provenance(
     m: &Mappings,
     items: &[&PlanItem],
@@ -1830,6 +1838,9 @@ pub(crate) struct Applier<'a> {
     /// `Type/deterministic-id` → `Type/server-id`, for what the server created under its own
     /// ids this run: later items' references are rewritten to it.
     assigned: HashMap<String, String>,
+    /// The most entries a transaction is sent with: the chunk size, until the server refuses
+    /// a chunk it then takes in parts of the probed size.
+    transaction_limit: Option<usize>,
 }
 
 impl<'a> Applier<'a> {
@@ -1859,6 +1870,7 @@ impl<'a> Applier<'a> {
             written: Vec::new(),
             strategy,
             assigned: HashMap::new(),
+            transaction_limit: None,
         }
     }
 
@@ -2044,13 +2056,10 @@ impl<'a> Applier<'a> {
                     self.batch(chunk, &mut items).await?;
                     continue;
                 }
-                let ok = grouped && self.transaction(&mut items).await?;
-                if !ok {
-                    // Each prepared just before it is sent: it may name one created just now.
-                    for i in chunk {
-                        let item = self.prepare(i);
-                        self.one(&item).await?;
-                    }
+                if grouped {
+                    self.transactions(chunk, items).await?;
+                } else {
+                    self.one_by_one(chunk).await?;
                 }
             }
         }
@@ -2058,6 +2067,55 @@ impl<'a> Applier<'a> {
             self.summary.messages.push("the server ignores If-Match: it cannot guarantee against lost updates; each write was re-checked just before and after".into());
         }
         self.verify().await
+    }
+
+    /// Items one at a time, each prepared just before it is sent (it may name one created just
+    /// now).
+    async fn one_by_one(&mut self, chunk: &[&PlanItem]) -> Result<(), SyncError> {
+        for i in chunk {
+            let item = self.prepare(i);
+            self.one(&item).await?;
+        }
+        Ok(())
+    }
+
+    /// A chunk as one transaction; refused whole, and larger than the size `probe` showed the
+    /// server takes, in transactions of that size (and, when each of those is taken, every
+    /// later chunk too); what a refused transaction holds goes one by one.
+    async fn transactions(
+        &mut self,
+        chunk: &[&PlanItem],
+        mut items: Vec<PlanItem>,
+    ) -> Result<(), SyncError> {
+        let limit = self.transaction_limit.unwrap_or(usize::MAX);
+        if items.len() <= limit {
+            if self.transaction(&mut items).await? {
+                return Ok(());
+            }
+            if items.len() <= items_within(PROBED_TRANSACTION) {
+                return self.one_by_one(chunk).await;
+            }
+        }
+        let mut all_taken = true;
+        for part in chunk.chunks(items_within(PROBED_TRANSACTION)) {
+            let mut items: Vec<PlanItem> = part.iter().map(|i| self.prepare(i)).collect();
+            if !self.transaction(&mut items).await? {
+                all_taken = false;
+                self.one_by_one(part).await?;
+            }
+        }
+        // Every part taken: the whole was refused for its size, not for what it held.
+        if all_taken && self.transaction_limit.is_none() {
+            let part = items_within(PROBED_TRANSACTION);
+            self.transaction_limit = Some(part);
+            let message = format!(
+                "the server refused a transaction of {} changes and took them {part} at a time (with their Provenances, {PROBED_TRANSACTION} entries): the rest of this run is sent so (--chunk-size {part} says so from the start)",
+                chunk.len()
+            );
+            tracing::warn!(%message);
+            self.summary.messages.push(message);
+        }
+        Ok(())
     }
 
     async fn transaction(&mut self, chunk: &mut [PlanItem]) -> Result<bool, SyncError> {

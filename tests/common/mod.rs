@@ -268,6 +268,9 @@ pub struct Personality {
     /// Every page after the first loses its first entry, as when writes move entries between
     /// pages already read: paging a type misses resources.
     pub unstable_paging: bool,
+    /// Transaction Bundles of more entries than this are refused (413), as gateways in front
+    /// of EHRs limit a request's size.
+    pub max_transaction_entries: Option<usize>,
 }
 
 /// The proxy's answer to a request a personality refuses.
@@ -425,6 +428,12 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
                 if b["type"] == "transaction" {
                     return refusal(400, "transactions are not supported by this server");
                 }
+            }
+        }
+        if let (Some(max), Some(b)) = (pers.max_transaction_entries, &bundle) {
+            let n = b["entry"].as_array().map_or(0, |e| e.len());
+            if b["type"] == "transaction" && n > max {
+                return refusal(413, &format!("a transaction holds at most {max} entries"));
             }
         }
         if pers.refuse_client_ids {
