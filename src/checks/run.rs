@@ -1,6 +1,7 @@
 //! Runs the rules over the inputs: the register is streamed one patient at a time (an export
 //! grouped by patient never sits in memory; an ungrouped one is grouped in memory on a second
-//! pass), the EHR side is read whole and joined by patient.
+//! pass), the EHR side is read whole and joined by patient. A reconcile's plan gets each
+//! register row from the rules once they are done with it, so the register is read once.
 
 use super::rules::{Engine, PatientData, Sourced};
 use super::{Finding, NotEvaluated, Profile, Severity};
