@@ -910,6 +910,39 @@ async fn the_first_sync_over_hand_typed_contacts_doubles_none_of_them() {
     assert!(created + held as usize <= handwritten_rows(), "{summary}");
 }
 
+/// The handwritten register with ok-all-1's FLK moved from Anna Lind to Jonas Ek (same unit).
+fn register_with_moved_flk(dir: &Path) -> PathBuf {
+    let moved: String = std::fs::read_to_string(handwritten())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("ok-all-1;") {
+                l.replace("SE2321000016-L001;Anna Lind", "SE2321000016-L004;Jonas Ek")
+            } else {
+                l.to_owned()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect();
+    let reg2 = dir.join("register2.csv");
+    std::fs::write(&reg2, moved).unwrap();
+    reg2
+}
+
+/// ok-all-1's Patient as the server holds it.
+async fn ok_all_1(c: &FhirClient) -> Value {
+    c.search_post(
+        "Patient",
+        &[(
+            "identifier",
+            "urn:oid:1.2.752.129.2.1.3.1|193103041004".to_owned(),
+        )],
+    )
+    .await
+    .unwrap()
+    .remove(0)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_flk_in_the_register_moves_the_patients_general_practitioner() {
     let s = server();
@@ -918,18 +951,7 @@ async fn a_new_flk_in_the_register_moves_the_patients_general_practitioner() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.sqlite");
     sync(&s.base, &t, &handwritten(), &state, &[]);
-    let patient = || async {
-        c.search_post(
-            "Patient",
-            &[(
-                "identifier",
-                "urn:oid:1.2.752.129.2.1.3.1|193103041004".to_owned(),
-            )],
-        )
-        .await
-        .unwrap()
-        .remove(0)
-    };
+    let patient = || ok_all_1(&c);
     let role_of = |hsa: &str| {
         let hsa = hsa.to_owned();
         let c = &c;
@@ -963,21 +985,7 @@ async fn a_new_flk_in_the_register_moves_the_patients_general_practitioner() {
         "{before}"
     );
 
-    // The register moves ok-all-1's FLK from Anna Lind to Jonas Ek (same unit).
-    let text = std::fs::read_to_string(handwritten()).unwrap();
-    let moved: String = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("ok-all-1;") {
-                l.replace("SE2321000016-L001;Anna Lind", "SE2321000016-L004;Jonas Ek")
-            } else {
-                l.to_owned()
-            }
-        })
-        .map(|l| l + "\n")
-        .collect();
-    let reg2 = dir.path().join("register2.csv");
-    std::fs::write(&reg2, moved).unwrap();
+    let reg2 = register_with_moved_flk(dir.path());
     let sum = dir.path().join("s.json");
     let o = sync(
         &s.base,
@@ -1043,39 +1051,14 @@ async fn a_person_changing_a_created_patients_general_practitioner_is_a_conflict
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.sqlite");
     sync(&s.base, &t, &handwritten(), &state, &[]);
-    let found = c
-        .search_post(
-            "Patient",
-            &[(
-                "identifier",
-                "urn:oid:1.2.752.129.2.1.3.1|193103041004".to_owned(),
-            )],
-        )
-        .await
-        .unwrap();
-    assert_eq!(found.len(), 1, "the sync created the Patient");
-    let mut edited = found[0].clone();
+    let mut edited = ok_all_1(&c).await;
     edited["generalPractitioner"] =
         serde_json::json!([{"reference": "Organization/someone-elses"}]);
     let id = edited["id"].as_str().unwrap().to_owned();
     c.send(Method::PUT, &format!("Patient/{id}"), Some(&edited), None)
         .await
         .unwrap();
-    // The register moves ok-all-1's FLK from Anna Lind to Jonas Ek.
-    let moved: String = std::fs::read_to_string(handwritten())
-        .unwrap()
-        .lines()
-        .map(|l| {
-            if l.starts_with("ok-all-1;") {
-                l.replace("SE2321000016-L001;Anna Lind", "SE2321000016-L004;Jonas Ek")
-            } else {
-                l.to_owned()
-            }
-        })
-        .map(|l| l + "\n")
-        .collect();
-    let reg2 = dir.path().join("register2.csv");
-    std::fs::write(&reg2, moved).unwrap();
+    let reg2 = register_with_moved_flk(dir.path());
     let sum = dir.path().join("s.json");
     let o = sync(
         &s.base,
