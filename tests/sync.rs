@@ -929,6 +929,25 @@ fn register_with_moved_flk(dir: &Path) -> PathBuf {
     reg2
 }
 
+/// A person points the Patient at another organisation, as someone at the unit would.
+async fn point_elsewhere(c: &FhirClient, mut patient: Value) {
+    patient["generalPractitioner"] =
+        serde_json::json!([{"reference": "Organization/someone-elses"}]);
+    let id = patient["id"].as_str().unwrap().to_owned();
+    c.send(Method::PUT, &format!("Patient/{id}"), Some(&patient), None)
+        .await
+        .unwrap();
+}
+
+/// A sync whose summary names a conflict over the Patient's listing.
+fn assert_listing_conflict(s: &Value) {
+    assert!(s["conflicts"].as_u64().unwrap() >= 1, "{s}");
+    assert!(
+        s["messages"].to_string().contains("generalPractitioner"),
+        "{s}"
+    );
+}
+
 /// ok-all-1's Patient as the server holds it.
 async fn ok_all_1(c: &FhirClient) -> Value {
     c.search_post(
@@ -1015,13 +1034,7 @@ async fn a_new_flk_in_the_register_moves_the_patients_general_practitioner() {
 
     // A person points the Patient elsewhere; the register then moves the FLK back: a conflict,
     // and the person's value is kept.
-    let mut edited = after.clone();
-    edited["generalPractitioner"] =
-        serde_json::json!([{"reference": "Organization/someone-elses"}]);
-    let id = edited["id"].as_str().unwrap().to_owned();
-    c.send(Method::PUT, &format!("Patient/{id}"), Some(&edited), None)
-        .await
-        .unwrap();
+    point_elsewhere(&c, after.clone()).await;
     let o = sync(
         &s.base,
         &t,
@@ -1029,12 +1042,7 @@ async fn a_new_flk_in_the_register_moves_the_patients_general_practitioner() {
         &state,
         &["--summary", sum.to_str().unwrap()],
     );
-    let s3 = summary(&o, &sum);
-    assert!(s3["conflicts"].as_u64().unwrap() >= 1, "{s3}");
-    assert!(
-        s3["messages"].to_string().contains("generalPractitioner"),
-        "{s3}"
-    );
+    assert_listing_conflict(&summary(&o, &sum));
     assert_eq!(
         gp(&patient().await),
         vec!["Organization/someone-elses".to_owned()]
@@ -1051,13 +1059,9 @@ async fn a_person_changing_a_created_patients_general_practitioner_is_a_conflict
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.sqlite");
     sync(&s.base, &t, &handwritten(), &state, &[]);
-    let mut edited = ok_all_1(&c).await;
-    edited["generalPractitioner"] =
-        serde_json::json!([{"reference": "Organization/someone-elses"}]);
-    let id = edited["id"].as_str().unwrap().to_owned();
-    c.send(Method::PUT, &format!("Patient/{id}"), Some(&edited), None)
-        .await
-        .unwrap();
+    let created = ok_all_1(&c).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    point_elsewhere(&c, created).await;
     let reg2 = register_with_moved_flk(dir.path());
     let sum = dir.path().join("s.json");
     let o = sync(
@@ -1067,12 +1071,7 @@ async fn a_person_changing_a_created_patients_general_practitioner_is_a_conflict
         &state,
         &["--summary", sum.to_str().unwrap()],
     );
-    let s2 = summary(&o, &sum);
-    assert!(s2["conflicts"].as_u64().unwrap() >= 1, "{s2}");
-    assert!(
-        s2["messages"].to_string().contains("generalPractitioner"),
-        "{s2}"
-    );
+    assert_listing_conflict(&summary(&o, &sum));
     let now = c
         .read("Patient", &id)
         .await
