@@ -186,12 +186,15 @@ impl Run<'_> {
         ehr: &EhrSide,
         held: bool,
     ) {
-        let ehr_contacts: Vec<Sourced> = ehr
-            .contacts
-            .get(patient)
+        let stored = ehr.contacts.get(patient);
+        let ehr_contacts: Vec<Sourced> = stored
             .map(|v| v.iter().map(|(c, s)| (c, s.as_str())).collect())
             .unwrap_or_default();
         let context: Option<&PatientContext> = ehr.facts.contexts.get(patient);
+        // Only what the EHR holds is looked for afterwards (its patients the register lacks).
+        if stored.is_some() || context.is_some() {
+            self.ehr_seen.insert(patient.clone());
+        }
         let data = PatientData {
             patient,
             register: register.iter().map(|(c, s)| (c, s.as_str())).collect(),
@@ -201,7 +204,6 @@ impl Run<'_> {
         };
         self.engine.check(&data, &mut self.findings);
         self.patients += 1;
-        self.ehr_seen.insert(patient.clone());
     }
 }
 
@@ -262,6 +264,7 @@ pub fn run_streamed(
     let dir = EhrDirectory::read(&stream, &on_bytes)?;
     let idx = dir.index();
     let mut report: Option<CheckReport> = None;
+    let mut freeing: Option<std::thread::JoinHandle<()>> = None;
     for k in 0..parts {
         let part = Partition {
             index: k,
@@ -301,7 +304,14 @@ pub fn run_streamed(
             let go_on = on_partition(part, &dir, &idx, product, hand, rows);
             (rules.join(), go_on)
         });
-        let r = r.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        let (r, spent) = r.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        // A million patients' contacts take a second and more to free: that happens on another
+        // core while the work goes on, and is over before the next partition is read, so two
+        // partitions never sit in memory at once.
+        if let Some(earlier) = freeing.take() {
+            let _ = earlier.join();
+        }
+        freeing = Some(std::thread::spawn(move || drop(spent)));
         match report.as_mut() {
             Some(all) => all.absorb(r),
             None => report = Some(r),
@@ -310,6 +320,8 @@ pub fn run_streamed(
             break;
         }
     }
+    // The last partition's side is freed while the caller writes its reports.
+    drop(freeing);
     let mut report = report.ok_or(CheckError::NoInput)?;
     report.sort();
     Ok((report, parts))
@@ -320,20 +332,34 @@ pub fn run(
     input: CheckInput,
     on_reject: &mut dyn FnMut(&Path, &RejectedRow),
 ) -> Result<CheckReport, CheckError> {
-    run_forwarding(input, on_reject, Forward::default())
+    run_forwarding(input, on_reject, Forward::default()).map(|(report, _)| report)
 }
 
-/// `run`, handing each register row on once the rules are done with it.
+/// `run`, handing each register row on once the rules are done with it; the EHR side comes
+/// back with the report, for the caller to let go of where it costs nothing.
 fn run_forwarding(
-    input: CheckInput,
+    mut input: CheckInput,
     on_reject: &mut dyn FnMut(&Path, &RejectedRow),
     forward: Forward,
-) -> Result<CheckReport, CheckError> {
+) -> Result<(CheckReport, EhrSide), CheckError> {
     if input.register.is_none() && input.ehr.is_none() {
         return Err(CheckError::NoInput);
     }
+    let mut ehr = input.ehr.take().unwrap_or_default();
+    let mut report = rules_over(input, &ehr, on_reject, forward)?;
+    report.ehr_problems = std::mem::take(&mut ehr.problems);
+    report.ehr = std::mem::take(&mut ehr.account);
+    Ok((report, ehr))
+}
+
+/// The rules over the register and an EHR side.
+fn rules_over(
+    input: CheckInput,
+    ehr: &EhrSide,
+    on_reject: &mut dyn FnMut(&Path, &RejectedRow),
+    forward: Forward,
+) -> Result<CheckReport, CheckError> {
     let m = input.mappings;
-    let ehr = input.ehr.unwrap_or_default();
     let mut availability: Availability = ehr.facts.availability;
     availability.register = input.register.is_some();
     let empty_dir = HashSet::new();
@@ -363,14 +389,14 @@ fn run_forwarding(
     if let Some(path) = input.register {
         // First pass streams contiguous patient groups; a patient seen again after its group
         // ended means the export is not grouped, so a second pass groups in memory.
-        let (rows, rejects, header) = match stream_register(path, m, &ehr, &mut run)? {
+        let (rows, rejects, header) = match stream_register(path, m, ehr, &mut run)? {
             Some(done) => done,
             None => {
                 tracing::info!("register export is not grouped by patient; grouping in memory");
                 run.findings.clear();
                 run.patients = 0;
                 run.ehr_seen.clear();
-                group_in_memory(path, m, &ehr, &mut run)?
+                group_in_memory(path, m, ehr, &mut run)?
             }
         };
         report_rows = rows;
@@ -420,7 +446,7 @@ fn run_forwarding(
     rest.sort();
     rest.dedup();
     for p in rest {
-        run.patient(p, &[], &ehr, false);
+        run.patient(p, &[], ehr, false);
     }
     for (patient, message) in &ehr.invalid_identifiers {
         let sources = message
@@ -435,11 +461,8 @@ fn run_forwarding(
             sources,
         ));
     }
-    run.findings.extend(input_findings(
-        input.profile,
-        &ehr,
-        input.mappings.speaker(),
-    ));
+    run.findings
+        .extend(input_findings(input.profile, ehr, input.mappings.speaker()));
     let findings = run.findings;
     let mut report = CheckReport {
         profile: input.profile.name.clone(),
@@ -451,8 +474,9 @@ fn run_forwarding(
         not_evaluated: run.engine.not_evaluated.into_iter().collect(),
         rejected_rows: rejected,
         quarantine: quarantine_path,
-        ehr_problems: ehr.problems,
-        ehr: ehr.account,
+        // The caller moves these out of the side it owns.
+        ehr_problems: Vec::new(),
+        ehr: Default::default(),
     };
     report.sort();
     Ok(report)
@@ -595,8 +619,9 @@ fn stream_register(
 ) -> Result<Option<Pass>, CheckError> {
     let mut reader = RegisterReader::open(path, &m.register, &m.terminology)?;
     let header = (reader.header_line.clone(), reader.encoding);
-    let mut done: HashSet<u64> = HashSet::new();
-    let mut held: HashSet<u64> = HashSet::new();
+    let shown = crate::sources::register::RowSource::new(path);
+    let mut done: foldhash::HashSet<u64> = Default::default();
+    let mut held: foldhash::HashSet<u64> = Default::default();
     let mut current: Option<PatientId> = None;
     let mut group: Vec<(FixedContact, String)> = Vec::new();
     let mut rows = 0u64;
@@ -617,7 +642,7 @@ fn stream_register(
                     continue;
                 }
                 rows += 1;
-                let source = format!("{}:{line} {}", path.display(), contact.row_id);
+                let source = shown.of(line, &contact.row_id);
                 if !grouped {
                     run.forward.push(ReadRow::Contact(contact, source));
                     continue;
@@ -666,6 +691,7 @@ fn group_in_memory(
 ) -> Result<Pass, CheckError> {
     let mut reader = RegisterReader::open(path, &m.register, &m.terminology)?;
     let header = (reader.header_line.clone(), reader.encoding);
+    let shown = crate::sources::register::RowSource::new(path);
     let mut by_patient: HashMap<PatientId, Vec<(FixedContact, String)>> = HashMap::new();
     let mut order: Vec<PatientId> = Vec::new();
     let mut held: HashSet<PatientId> = HashSet::new();
@@ -684,7 +710,7 @@ fn group_in_memory(
                     continue;
                 }
                 rows += 1;
-                let source = format!("{}:{line} {}", path.display(), contact.row_id);
+                let source = shown.of(line, &contact.row_id);
                 let p = contact.patient.clone();
                 by_patient
                     .entry(p.clone())

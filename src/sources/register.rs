@@ -56,6 +56,21 @@ pub(crate) struct RowProblem {
     pub(crate) as_written: Option<String>,
 }
 
+/// Where a register row was read, as findings and plans name it: `file:line row-id` (the
+/// file's name made once, not for every row).
+pub(crate) struct RowSource(String);
+
+impl RowSource {
+    pub(crate) fn new(path: &Path) -> Self {
+        RowSource(path.display().to_string())
+    }
+
+    /// The row at `line` with `row`.
+    pub(crate) fn of(&self, line: u64, row: &crate::domain::RowId) -> String {
+        format!("{}:{line} {row}", self.0)
+    }
+}
+
 /// A row that could not become a contact; it goes to the quarantine file.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RejectedRow {

@@ -394,6 +394,7 @@ pub(crate) fn desired(
     let (mut held_rows, mut held_patients) = (HashSet::new(), HashSet::new());
     let mut unreadable_rows = 0;
     let mut patients: BTreeMap<PatientId, PatientFacts> = BTreeMap::new();
+    let shown = crate::sources::register::RowSource::new(path);
     for item in RegisterReader::open(path, &m.register, &m.terminology)? {
         match item? {
             RegisterItem::Rejected(row) => {
@@ -431,7 +432,7 @@ pub(crate) fn desired(
                     e.1 = contact.listing_unit.clone();
                 }
                 let key = RelationKey::new(relation_type(&contact), contact.row_id.as_str());
-                let source = format!("{}:{line} {}", path.display(), contact.row_id);
+                let source = shown.of(line, &contact.row_id);
                 relations.insert(key, (contact, source, to_json(r.relation)));
             }
         }
