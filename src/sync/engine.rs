@@ -2088,26 +2088,32 @@ impl<'a> Applier<'a> {
         chunk: &[&PlanItem],
         mut items: Vec<PlanItem>,
     ) -> Result<(), SyncError> {
-        let limit = self.transaction_limit.unwrap_or(usize::MAX);
-        if items.len() <= limit {
+        let part = items_within(PROBED_TRANSACTION);
+        let whole = items.len() <= self.transaction_limit.unwrap_or(usize::MAX);
+        if whole {
             if self.transaction(&mut items).await? {
                 return Ok(());
             }
-            if items.len() <= items_within(PROBED_TRANSACTION) {
+            if items.len() <= part {
                 return self.one_by_one(chunk).await;
             }
         }
+        // Items a refused transaction held may have been rewritten for it: prepared again;
+        // otherwise the ones prepared for the chunk are split.
+        let mut prepared = (!whole).then(|| items.into_iter());
         let mut all_taken = true;
-        for part in chunk.chunks(items_within(PROBED_TRANSACTION)) {
-            let mut items: Vec<PlanItem> = part.iter().map(|i| self.prepare(i)).collect();
+        for planned in chunk.chunks(part) {
+            let mut items: Vec<PlanItem> = match prepared.as_mut() {
+                Some(rest) => rest.by_ref().take(planned.len()).collect(),
+                None => planned.iter().map(|i| self.prepare(i)).collect(),
+            };
             if !self.transaction(&mut items).await? {
                 all_taken = false;
-                self.one_by_one(part).await?;
+                self.one_by_one(planned).await?;
             }
         }
         // Every part taken: the whole was refused for its size, not for what it held.
         if all_taken && self.transaction_limit.is_none() {
-            let part = items_within(PROBED_TRANSACTION);
             self.transaction_limit = Some(part);
             let message = format!(
                 "the server refused a transaction of {} changes and took them {part} at a time (with their Provenances, {PROBED_TRANSACTION} entries): the rest of this run is sent so (--chunk-size {part} says so from the start)",
