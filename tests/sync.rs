@@ -372,22 +372,16 @@ async fn a_register_change_gives_exactly_the_expected_writes_and_ends_never_dele
     let p = proxy(&s.base, Faults::default(), 3);
     sync(&p.base, &t, &handwritten(), &state, &[]);
     p.writes.store(0, std::sync::atomic::Ordering::Relaxed);
-    let text = std::fs::read_to_string(handwritten()).unwrap();
     // ok-all-2 gets another FVK (a person already in the EHR); r17-overlap-2 leaves the register.
-    let changed: String = text
-        .lines()
-        .filter(|l| !l.starts_with("r17-overlap-2;"))
-        .map(|l| {
-            if l.starts_with("ok-all-2;") {
-                l.replace("SE2321000016-N001;Erik Berg", "SE2321000016-N002;Sara Holm")
-            } else {
-                l.to_owned()
-            }
-        })
-        .map(|l| l + "\n")
-        .collect();
-    let reg2 = dir.path().join("register2.csv");
-    std::fs::write(&reg2, changed).unwrap();
+    let reg2 = edited_register(dir.path(), |l| {
+        if l.starts_with("r17-overlap-2;") {
+            None
+        } else if l.starts_with("ok-all-2;") {
+            Some(l.replace("SE2321000016-N001;Erik Berg", "SE2321000016-N002;Sara Holm"))
+        } else {
+            Some(l.to_owned())
+        }
+    });
     let o = sync(
         &p.base,
         &t,
@@ -910,23 +904,29 @@ async fn the_first_sync_over_hand_typed_contacts_doubles_none_of_them() {
     assert!(created + held as usize <= handwritten_rows(), "{summary}");
 }
 
-/// The handwritten register with ok-all-1's FLK moved from Anna Lind to Jonas Ek (same unit).
-fn register_with_moved_flk(dir: &Path) -> PathBuf {
-    let moved: String = std::fs::read_to_string(handwritten())
+/// The handwritten register with each line as `edit` gives it (None leaves the line out),
+/// written as `register2.csv` in `dir`.
+fn edited_register(dir: &Path, edit: impl Fn(&str) -> Option<String>) -> PathBuf {
+    let edited: String = std::fs::read_to_string(handwritten())
         .unwrap()
         .lines()
-        .map(|l| {
-            if l.starts_with("ok-all-1;") {
-                l.replace("SE2321000016-L001;Anna Lind", "SE2321000016-L004;Jonas Ek")
-            } else {
-                l.to_owned()
-            }
-        })
+        .filter_map(edit)
         .map(|l| l + "\n")
         .collect();
     let reg2 = dir.join("register2.csv");
-    std::fs::write(&reg2, moved).unwrap();
+    std::fs::write(&reg2, edited).unwrap();
     reg2
+}
+
+/// The handwritten register with ok-all-1's FLK moved from Anna Lind to Jonas Ek (same unit).
+fn register_with_moved_flk(dir: &Path) -> PathBuf {
+    edited_register(dir, |l| {
+        Some(if l.starts_with("ok-all-1;") {
+            l.replace("SE2321000016-L001;Anna Lind", "SE2321000016-L004;Jonas Ek")
+        } else {
+            l.to_owned()
+        })
+    })
 }
 
 /// A person points the Patient at another organisation, as someone at the unit would.
