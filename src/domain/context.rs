@@ -6,6 +6,7 @@
 use super::identity::HsaId;
 use super::plan::CarePlanRecord;
 use super::staff::code_enum;
+pub use thin_vec::ThinVec;
 
 code_enum!(
     /// Municipal care that makes an FLK mandatory (Örebro §8.3).
@@ -28,30 +29,32 @@ code_enum!(
 
 /// What the EHR knows of a patient beside the contacts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+// The lists are `ThinVec`s (8 bytes each when empty, against 24): a region's EHR gives every
+// Patient a context, and most hold none of them (1 M contexts: 185 MB of table with `Vec`s).
 pub struct PatientContext {
     /// A life-threatening condition is recorded (FK-R03).
     pub life_threatening: bool,
     /// Municipal care forms in force (FK-R06).
-    pub municipal_care: Vec<MunicipalCareForm>,
+    pub municipal_care: ThinVec<MunicipalCareForm>,
     /// An inpatient stay is about to end in discharge.
     pub discharge_pending: bool,
     /// Units of the region's outpatient care an admission notice (inskrivningsmeddelande) went
     /// to: each is to appoint an FVK before discharge (Gävleborg §2.6, lag 2017:612).
-    pub admission_notices: Vec<HsaId>,
+    pub admission_notices: ThinVec<HsaId>,
     /// Tasks to tell the patient that an FVK ended or changed, not yet done (FK-R24).
-    pub open_inform_tasks: Vec<OpenInformTask>,
+    pub open_inform_tasks: ThinVec<OpenInformTask>,
     /// The patient has died (FK-R20).
     pub deceased: bool,
     /// The patient has moved out of the region (FK-R20).
     pub moved_out: bool,
     /// Patient groups (FK-R18).
-    pub groups: Vec<PatientGroup>,
+    pub groups: ThinVec<PatientGroup>,
     /// Large care and nursing needs (Örebro §8.3).
     pub large_care_needs: bool,
     /// The listing unit the EHR holds.
     pub listing: Option<HsaId>,
     /// Care plans (FK-R13..R15).
-    pub plans: Vec<CarePlanRecord>,
+    pub plans: ThinVec<CarePlanRecord>,
 }
 
 /// Which kinds of EHR fact the input could carry at all: a rule whose fact-kind is absent from

@@ -182,7 +182,7 @@ mod tests {
     fn fk_r06_municipal_care_needs_an_flk_at_a_primary_care_centre_under_orebro() {
         use crate::domain::context::MunicipalCareForm;
         let home = PatientContext {
-            municipal_care: vec![MunicipalCareForm::HomeHealthCare],
+            municipal_care: thin_vec::thin_vec![MunicipalCareForm::HomeHealthCare],
             ..Default::default()
         };
         let at_clinic = rows(&[&flk("Läkare", "Allmänmedicin", "Specialistmottagning")]);

@@ -422,7 +422,7 @@ mod tests {
     fn fk_r07_the_unit_an_admission_notice_went_to_appoints_an_fvk_before_discharge() {
         let notice_to = |unit: &str| PatientContext {
             discharge_pending: true,
-            admission_notices: vec![crate::domain::HsaId::parse(unit).expect("hsa")],
+            admission_notices: thin_vec::thin_vec![crate::domain::HsaId::parse(unit).expect("hsa")],
             ..Default::default()
         };
         let ward = rows(&[&row(

@@ -114,7 +114,7 @@ mod tests {
     #[test]
     fn fk_r18_a_complex_patient_needs_an_fvk_by_orebro_s_table() {
         let complex = PatientContext {
-            groups: vec![PatientGroup::Komplicerat],
+            groups: thin_vec::thin_vec![PatientGroup::Komplicerat],
             ..Default::default()
         };
         let flk_only = rows(&[&gp_flk("a")]);
@@ -123,7 +123,7 @@ mod tests {
         assert!(!has(&findings("orebro", &with_fvk, &complex), "FK-R18"));
         // A simple patient needs nothing of the kind.
         let simple = PatientContext {
-            groups: vec![PatientGroup::Enkelt],
+            groups: thin_vec::thin_vec![PatientGroup::Enkelt],
             ..Default::default()
         };
         assert!(!has(&findings("orebro", &flk_only, &simple), "FK-R18"));
@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn fk_r18_is_an_indication_and_a_yellow_group_is_information() {
         let complex = PatientContext {
-            groups: vec![PatientGroup::Komplicerat],
+            groups: thin_vec::thin_vec![PatientGroup::Komplicerat],
             ..Default::default()
         };
         let flk_only = rows(&[&gp_flk("a")]);
@@ -169,7 +169,7 @@ mod tests {
     #[test]
     fn fk_r18_a_declined_fvk_is_said_as_information_not_as_lacking() {
         let complex = PatientContext {
-            groups: vec![PatientGroup::Komplicerat],
+            groups: thin_vec::thin_vec![PatientGroup::Komplicerat],
             ..Default::default()
         };
         let declined = rows(&[&gp_flk("a"), &declined_fvk("b")]);

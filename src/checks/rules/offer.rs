@@ -110,7 +110,7 @@ mod tests {
     #[test]
     fn fk_r24_an_open_inform_task_is_listed_as_information() {
         let open = PatientContext {
-            open_inform_tasks: vec![OpenInformTask {
+            open_inform_tasks: thin_vec::thin_vec![OpenInformTask {
                 source: "Task/t1".into(),
                 since: Some("2026-05-16".parse().expect("date")),
                 unit: None,

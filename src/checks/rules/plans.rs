@@ -178,7 +178,7 @@ mod tests {
 
     fn with(body: PlanBody, c: &[FixedContact]) -> PatientContext {
         PatientContext {
-            plans: vec![CarePlanRecord {
+            plans: thin_vec::thin_vec![CarePlanRecord {
                 source_id: "CarePlan/p".into(),
                 patient: c[0].patient.clone(),
                 status: PlanStatus::Active,
