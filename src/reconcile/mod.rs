@@ -75,8 +75,9 @@ pub struct Outcome {
 }
 
 /// What the EHR files already hold that a relation refers to, by business identifier.
-struct Existing {
-    patients: foldhash::HashMap<PatientId, String>,
+struct Existing<'d> {
+    /// The partition's patients, by the id the directory read (borrowed: a million ids).
+    patients: foldhash::HashMap<PatientId, &'d str>,
     organizations: foldhash::HashMap<HsaId, String>,
     practitioners: foldhash::HashMap<HsaId, String>,
     roles: foldhash::HashMap<(HsaId, HsaId), String>,
@@ -95,8 +96,8 @@ struct Settled {
     patient: Option<PatientId>,
 }
 
-impl Existing {
-    fn new(dir: &EhrDirectory, idx: &Index) -> Self {
+impl<'d> Existing<'d> {
+    fn new(dir: &'d EhrDirectory, idx: &Index, part: Partition) -> Self {
         let hsa = |ids: &[fhirbolt::model::r4::types::Identifier]| {
             ids.iter().find_map(|i| {
                 let sys = i.system.as_ref()?.value.as_deref()?;
@@ -110,7 +111,7 @@ impl Existing {
                 .unwrap_or_default()
         };
         let mut e = Existing {
-            patients: dir.patient_ids(),
+            patients: dir.patient_ids(part),
             organizations: Default::default(),
             practitioners: Default::default(),
             roles: Default::default(),
@@ -173,7 +174,6 @@ pub(crate) fn run(
         Bodies::ReviewOnly,
     );
     let mut settled = Settled::default();
-    let mut existing: Option<Existing> = None;
     let mut failed: Option<ReconcileError> = None;
     let mut spill = if job.plan {
         Some(SpilledItems::new().map_err(ReconcileError::Spill)?)
@@ -201,7 +201,7 @@ pub(crate) fn run(
             return true;
         };
         planner.hand_typed(hand, HashMap::new());
-        let existing = existing.get_or_insert_with(|| Existing::new(dir, idx));
+        let existing = Existing::new(dir, idx, part);
         let mut errors = Vec::new();
         let actual = product_relations(m, product, &mut errors);
         planner.found(actual.values().filter(|k| k.is_active()).count(), errors);
@@ -211,7 +211,7 @@ pub(crate) fn run(
             m,
             part,
             actual,
-            existing,
+            &existing,
             &mut settled,
             spill,
         ) {
@@ -262,7 +262,7 @@ fn plan_partition(
     m: &Mappings,
     part: Partition,
     mut actual: HashMap<RelationKey, KeptRelation>,
-    existing: &Existing,
+    existing: &Existing<'_>,
     settled: &mut Settled,
     spill: &mut SpilledItems,
 ) -> Result<(), ReconcileError> {
@@ -303,7 +303,7 @@ fn plan_partition(
         // References: what exists is rewritten to the EHR's id, what is missing is created
         // before the first relation that needs it.
         let mut creates = Vec::new();
-        let mut need = |t: &str, det: String, found: Option<&String>| {
+        let mut need = |t: &str, det: String, found: Option<&str>| {
             let key = format!("{t}/{det}");
             match found {
                 Some(id) if *id != det => {
@@ -323,7 +323,7 @@ fn plan_partition(
             need(
                 "Patient",
                 ids.patient(&c.patient),
-                existing.patients.get(&c.patient),
+                existing.patients.get(&c.patient).copied(),
             );
             settled.patient = Some(c.patient.clone());
         }
@@ -331,7 +331,7 @@ fn plan_partition(
             need(
                 "Organization",
                 ids.organization(&c.unit.hsa),
-                existing.organizations.get(&c.unit.hsa),
+                existing.organizations.get(&c.unit.hsa).map(String::as_str),
             );
             settled.units.insert(c.unit.hsa.clone());
         }
@@ -340,7 +340,7 @@ fn plan_partition(
                 need(
                     "Practitioner",
                     ids.practitioner(&s.hsa),
-                    existing.practitioners.get(&s.hsa),
+                    existing.practitioners.get(&s.hsa).map(String::as_str),
                 );
                 settled.staff.insert(s.hsa.clone());
             }
@@ -349,7 +349,7 @@ fn plan_partition(
                 need(
                     "PractitionerRole",
                     ids.practitioner_role(&s.hsa, &c.unit.hsa),
-                    existing.roles.get(&role),
+                    existing.roles.get(&role).map(String::as_str),
                 );
                 settled.roles.insert(role);
             }

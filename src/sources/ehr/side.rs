@@ -234,12 +234,12 @@ impl EhrDirectory {
         self.resources.iter().map(|(_, r)| r)
     }
 
-    /// Each valid patient identity with the id of its Patient resource.
-    pub(crate) fn patient_ids(&self) -> foldhash::HashMap<PatientId, String> {
+    /// Each valid patient identity of the partition with the id of its Patient resource.
+    pub(crate) fn patient_ids(&self, part: Partition) -> foldhash::HashMap<PatientId, &str> {
         self.patients
             .iter()
             .filter_map(|(_, id, stub)| match (&stub.id, id) {
-                (Some(Ok(p)), Some(id)) => Some((p.clone(), id.clone())),
+                (Some(Ok(p)), Some(id)) if part.holds(p) => Some((p.clone(), id.as_str())),
                 _ => None,
             })
             .collect()
