@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 /// All generated dates lie before this day, so findings do not change with the clock.
 pub(crate) const REFERENCE_DAY: (i32, u32, u32) = (2026, 6, 1);
@@ -479,8 +480,8 @@ impl<'a> Gen<'a> {
             kind,
             status,
             Period::new(start, end).expect("generated periods are ordered"),
-            staff.cloned(),
-            unit.clone(),
+            staff.cloned().map(Arc::new),
+            Arc::new(unit.clone()),
             p.listing.as_ref().map(|l| l.hsa.clone()),
             Some(Registration {
                 at,
@@ -724,7 +725,7 @@ impl<'a> Gen<'a> {
         let c = contacts[i].clone();
         let (unit, s) = match anomaly {
             Anomaly::FlkNotPhysician => (
-                c.unit.clone(),
+                (*c.unit).clone(),
                 self.staff(&c.unit.hsa, "sjukskoterska").clone(),
             ),
             Anomaly::FlkWithoutGpSpecialty => {
@@ -736,7 +737,7 @@ impl<'a> Gen<'a> {
                     .specialty("internmedicin")
                     .into_iter()
                     .collect();
-                (c.unit.clone(), s)
+                ((*c.unit).clone(), s)
             }
             _ => {
                 let others: Vec<&CareUnit> = region
@@ -755,10 +756,10 @@ impl<'a> Gen<'a> {
             c.kind,
             c.status(),
             c.period,
-            Some(s),
-            unit,
+            Some(Arc::new(s)),
+            Arc::new(unit),
             c.listing_unit.clone(),
-            c.registration.clone(),
+            c.registration.as_deref().cloned(),
         )
         .expect("consistent");
         let done = Injected::at(&c2.row_id);
@@ -844,7 +845,7 @@ impl<'a> Gen<'a> {
             c.kind,
             c.status(),
             c.period,
-            Some(s),
+            Some(Arc::new(s)),
             c.unit.clone(),
             c.listing_unit.clone(),
             None,
@@ -889,10 +890,10 @@ impl<'a> Gen<'a> {
             c.kind,
             ContactStatus::Ended,
             Period::new(c.period.start(), Some(end)).expect("ordered"),
-            c.staff().cloned(),
+            c.staff().cloned().map(Arc::new),
             c.unit.clone(),
             c.listing_unit.clone(),
-            c.registration.clone(),
+            c.registration.as_deref().cloned(),
         )
         .expect("consistent");
         let done = Injected::at(&c.row_id);

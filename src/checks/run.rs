@@ -188,7 +188,7 @@ impl Run<'_> {
     ) {
         let stored = ehr.contacts.get(patient);
         let ehr_contacts: Vec<Sourced> = stored
-            .map(|v| v.iter().map(|(c, s)| (c, s.as_str())).collect())
+            .map(|v| v.iter().map(|(c, s)| (c, &**s)).collect())
             .unwrap_or_default();
         let context: Option<&PatientContext> = ehr.facts.contexts.get(patient);
         // Only what the EHR holds is looked for afterwards (its patients the register lacks).

@@ -10,7 +10,8 @@ pub mod staff;
 pub mod unit;
 
 pub use contact::{
-    ContactKind, ContactStatus, FixedContact, Period, Registration, RowId, TreatingRole,
+    ContactKind, ContactStatus, FixedContact, Interner, Period, Registration, RowId, SharedValues,
+    TreatingRole,
 };
 pub use context::{Availability, MunicipalCareForm, OpenInformTask, PatientContext, PatientGroup};
 pub use identity::{HsaId, PatientId, PatientIdKind};

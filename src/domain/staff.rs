@@ -127,7 +127,7 @@ impl SpecialtyCode {
 }
 
 /// A staff member as the register or the EHR names them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Staff {
     /// The HSA-id.
     pub hsa: HsaId,

@@ -26,7 +26,7 @@ impl UnitKind {
 }
 
 /// A care unit (vårdenhet).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct CareUnit {
     /// Its HSA-id.
     pub hsa: HsaId,

@@ -26,6 +26,7 @@ use fhirbolt::model::r4::Resource;
 // Hashed fast (foldhash): a region's index is looked up several times per contact, by
 // reference texts of 40-odd bytes.
 use foldhash::HashMap;
+use std::sync::Arc;
 
 /// The shape of a role coded only in SNOMED CT.
 const SNOMED_ONLY: &str = "role: SNOMED CT only (read through the product's ConceptMaps)";
@@ -57,7 +58,7 @@ pub struct FhirContacts {
     /// The contacts read.
     pub contacts: Vec<FixedContact>,
     /// `Type/id` of each contact's resource, parallel to `contacts`.
-    pub(crate) sources: Vec<String>,
+    pub(crate) sources: Vec<Arc<str>>,
     /// What could not be read, at the element.
     pub problems: Vec<InboundProblem>,
     /// The judgement of each resource given, in order (used, or why not).
@@ -115,14 +116,22 @@ pub(crate) struct PatientStub {
     /// The identity its identifiers give (an error when an identifier fails its check).
     pub(crate) id: Option<Result<PatientId, String>>,
     /// `Patient.generalPractitioner` reference texts (the listing unit is the Organization
-    /// among them): the text alone, as a fhirbolt `Reference` each was 272 bytes before it.
-    pub(crate) general_practitioner: Box<[Box<str>]>,
+    /// among them): the text alone, as a fhirbolt `Reference` each was 272 bytes before it;
+    /// shared (`share`), since a region's million Patients name a few hundred units.
+    pub(crate) general_practitioner: Box<[Arc<str>]>,
     pub(crate) deceased: bool,
     /// The identifier systems the Patient carries, kept only when none gave an identity.
     pub(crate) systems_seen: Option<Box<str>>,
 }
 
 impl PatientStub {
+    /// Lets the stub share its reference texts with the stubs read before it.
+    pub(crate) fn share(&mut self, refs: &mut crate::domain::Interner<str>) {
+        for r in &mut self.general_practitioner {
+            refs.share(r);
+        }
+    }
+
     pub(crate) fn of(p: &Patient) -> Self {
         use fhirbolt::model::r4::resources::PatientDeceased;
         let id = Inbound::patient_id(&p.identifier);
@@ -812,6 +821,8 @@ impl<'m> Inbound<'m> {
             }
         };
         let several = ct.participant.len() > 1;
+        // One text for the participants' contacts (the takeover index shares it too).
+        let source: Arc<str> = format!("CareTeam/{id}").into();
         let mut shapes = Vec::new();
         if several {
             shapes.push("CareTeam with several participants: one contact each");
@@ -869,14 +880,14 @@ impl<'m> Inbound<'m> {
                 kind,
                 status,
                 period,
-                staff,
-                unit,
+                staff.map(Arc::new),
+                Arc::new(unit),
                 listing,
                 self.registration_of(&ct.extension),
             ) {
                 Ok(c) => {
                     out.contacts.push(c);
-                    out.sources.push(format!("CareTeam/{id}"));
+                    out.sources.push(Arc::clone(&source));
                 }
                 Err(e) => ctx.problem(&el, e.to_string()),
             }
@@ -1098,14 +1109,14 @@ impl<'m> Inbound<'m> {
             kind,
             step.unwrap_or(ContactStatus::Declined),
             period,
-            staff,
-            unit,
+            staff.map(Arc::new),
+            Arc::new(unit),
             listing,
             self.registration_of(&task.extension),
         ) {
             Ok(c) => {
                 out.contacts.push(c);
-                out.sources.push(format!("Task/{id}"));
+                out.sources.push(format!("Task/{id}").into());
             }
             Err(e) => ctx.problem("Task", e.to_string()),
         }

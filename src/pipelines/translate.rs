@@ -120,7 +120,7 @@ impl References {
         }
         let mut organization = false;
         match self.units.get(&c.unit.hsa) {
-            Some((first, known)) if *known != c.unit => notes.push(format!(
+            Some((first, known)) if *known != *c.unit => notes.push(format!(
                 "{}:{line}: unit {} differs from line {first} (name or kind); the FHIR Organization keeps line {first}'s",
                 input.display(),
                 c.unit.hsa
@@ -128,7 +128,7 @@ impl References {
             Some(_) => {}
             None => {
                 organization = !self.listing_only.contains(&c.unit.hsa);
-                self.units.insert(c.unit.hsa.clone(), (line, c.unit.clone()));
+                self.units.insert(c.unit.hsa.clone(), (line, (*c.unit).clone()));
             }
         }
         let listing = c

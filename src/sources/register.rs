@@ -689,8 +689,8 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
             kind,
             status,
             period,
-            staff,
-            unit,
+            staff.map(std::sync::Arc::new),
+            std::sync::Arc::new(unit),
             listing_unit,
             registration,
         ) {

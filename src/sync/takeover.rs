@@ -10,6 +10,7 @@ use crate::domain::{ContactKind, ContactStatus, FixedContact, HsaId, PatientId, 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
+use std::sync::Arc;
 
 /// What a sync does with a register row that a contact typed by hand in the EHR already stands
 /// for. Until one is chosen, nothing is written for such rows.
@@ -31,7 +32,7 @@ pub enum TakeoverPolicy {
 #[derive(Debug, Clone)]
 pub(crate) struct HandContact {
     /// `CareTeam/id` or `Task/id` on the server (or in the files).
-    pub(crate) resource: Box<str>,
+    pub(crate) resource: Arc<str>,
     pub(crate) patient: PatientId,
     pub(crate) kind: ContactKind,
     pub(crate) staff: Option<HsaId>,
@@ -47,7 +48,8 @@ pub(crate) struct HandContact {
 /// million contacts name a few thousand people and units).
 #[derive(Debug, Clone)]
 struct Slot {
-    resource: Box<str>,
+    /// Shared with the EHR side's contact it indexes.
+    resource: Arc<str>,
     patient: PatientId,
     kind: ContactKind,
     staff: Option<u32>,
@@ -158,7 +160,7 @@ impl HandIndex {
     /// Indexes the contacts: each with the resource it was read from, and whether that
     /// resource holds several contacts (`team`).
     pub(crate) fn new<'c>(
-        contacts: impl IntoIterator<Item = (&'c FixedContact, &'c str, bool)>,
+        contacts: impl IntoIterator<Item = (&'c FixedContact, &'c Arc<str>, bool)>,
     ) -> Self {
         let mut ix = HandIndex::default();
         let mut numbers: HashMap<HsaId, u32> = HashMap::new();
@@ -175,7 +177,7 @@ impl HandIndex {
             exact_keys.push((exact(&c.patient, c.kind, staff, &c.unit.hsa), i));
             loose_keys.push((loose(&c.patient, c.kind, &c.unit.hsa), i));
             ix.hand.push(Slot {
-                resource: resource.into(),
+                resource: Arc::clone(resource),
                 patient: c.patient.clone(),
                 kind: c.kind,
                 staff: staff.map(|s| number(s, &mut ix.hsa)),
@@ -531,18 +533,18 @@ mod tests {
             kind,
             status,
             period,
-            Some(Staff {
+            Some(Arc::new(Staff {
                 hsa: hsa(staff),
                 name: None,
                 profession: None,
                 licence: crate::domain::Licence::Unknown,
                 specialties: Vec::new(),
-            }),
-            CareUnit {
+            })),
+            Arc::new(CareUnit {
                 hsa: hsa(unit),
                 name: None,
                 kind: None,
-            },
+            }),
             None,
             None,
         )
@@ -561,8 +563,10 @@ mod tests {
     const U: &str = "SE2321000016-9U9U";
 
     fn index(hand: &[FixedContact]) -> HandIndex {
-        let names: Vec<String> = (0..hand.len()).map(|i| format!("CareTeam/h{i}")).collect();
-        HandIndex::new(hand.iter().zip(&names).map(|(c, n)| (c, n.as_str(), false)))
+        let names: Vec<Arc<str>> = (0..hand.len())
+            .map(|i| format!("CareTeam/h{i}").into())
+            .collect();
+        HandIndex::new(hand.iter().zip(&names).map(|(c, n)| (c, n, false)))
     }
 
     #[test]

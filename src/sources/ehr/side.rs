@@ -2,7 +2,7 @@
 //! of the patients at a time), from a server, or from resources at hand. The directory
 //! (Practitioner, PractitionerRole, Organization, Consent, CarePlan) and Patient stubs first.
 
-use crate::domain::{FixedContact, PatientId};
+use crate::domain::{FixedContact, PatientId, SharedValues};
 use crate::fhir::context::{ContextReader, EhrFacts};
 use crate::fhir::inbound::{Inbound, Index};
 use crate::mapping::Mappings;
@@ -13,6 +13,7 @@ use crate::sync::takeover::HandIndex;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::Path;
+use std::sync::Arc;
 
 /// A patient's place in the partitions (and in the register reader's sets of seen patients).
 pub(crate) fn patient_key(p: &PatientId) -> u64 {
@@ -21,10 +22,21 @@ pub(crate) fn patient_key(p: &PatientId) -> u64 {
     h.finish()
 }
 
+/// Adds to a patient's short list: room for one more, not the doubling to four a `Vec` does
+/// (a region's patients hold one or two contacts each; the doubling left a quarter of the
+/// contacts' memory unused).
+fn push_few<T>(list: &mut Vec<T>, item: T) {
+    if list.len() == list.capacity() && list.len() < 8 {
+        list.reserve_exact(1);
+    }
+    list.push(item);
+}
+
 /// The EHR side, loaded and grouped by patient.
 #[derive(Default)]
 pub struct EhrSide {
-    pub(crate) contacts: foldhash::HashMap<PatientId, Vec<(FixedContact, String)>>,
+    /// Each patient's contacts, with the resource each was read from (`CareTeam/id`).
+    pub(crate) contacts: foldhash::HashMap<PatientId, Vec<(FixedContact, Arc<str>)>>,
     pub(crate) facts: EhrFacts,
     /// Data that could not be read at all (a bad line, a resource that is not R4).
     pub(crate) problems: Vec<String>,
@@ -86,6 +98,7 @@ impl EhrDirectory {
     ) -> Result<Self, FhirFileError> {
         use crate::fhir::inbound::PatientStub;
         let mut dir = EhrDirectory::default();
+        let mut refs = crate::domain::Interner::default();
         /// A directory resource as kept: a Patient as its stub, the rest compacted.
         enum Kept {
             Patient(Option<String>, PatientStub),
@@ -124,7 +137,8 @@ impl EhrDirectory {
                         }
                     };
                     match kept {
-                        Kept::Patient(id, stub) => {
+                        Kept::Patient(id, mut stub) => {
+                            stub.share(&mut refs);
                             dir.account.record(
                                 "Patient",
                                 || format!("Patient/{}", id.as_deref().unwrap_or("")),
@@ -252,14 +266,14 @@ impl EhrSide {
     pub(crate) fn hand_typed(&self, ours: &HashSet<String>) -> HandIndex {
         let mut per_resource: HashMap<&str, u32> = HashMap::new();
         for (_, source) in self.contacts.values().flatten() {
-            *per_resource.entry(source.as_str()).or_default() += 1;
+            *per_resource.entry(source).or_default() += 1;
         }
-        let mut hand: Vec<(&FixedContact, &str, bool)> = self
+        let mut hand: Vec<(&FixedContact, &Arc<str>, bool)> = self
             .contacts
             .values()
             .flatten()
-            .filter(|(_, source)| !ours.contains(source))
-            .map(|(c, source)| (c, source.as_str(), per_resource[source.as_str()] > 1))
+            .filter(|(_, source)| !ours.contains(&**source))
+            .map(|(c, source)| (c, source, per_resource[&**source] > 1))
             .collect();
         // In the resources' order, so a plan made twice lists them alike.
         hand.sort_by(|a, b| a.1.cmp(b.1).then(a.0.kind.cmp(&b.0.kind)));
@@ -380,6 +394,7 @@ impl EhrSide {
         let plan_teams = dir.care_plan_teams();
         let mut kept_teams: Vec<crate::fhir::Resource> = Vec::new();
         let first = part.is_first();
+        let shared = std::sync::Mutex::new(SharedValues::default());
         // Each chunk is read on the core that parsed it; its parsed resources are dropped there.
         let per_chunk = |chunk: Vec<crate::sources::ehr::stream::Parsed>| {
             let mut bad = Vec::new();
@@ -403,7 +418,14 @@ impl EhrSide {
                 }
             }
             let refs: Vec<&crate::fhir::Resource> = ok.iter().map(|(_, r)| r).collect();
-            let read = Inbound::new(m).contacts(idx, &refs);
+            let mut read = Inbound::new(m).contacts(idx, &refs);
+            {
+                // Only memory is at stake: a poisoned lock's values are still sound.
+                let mut values = shared.lock().unwrap_or_else(|e| e.into_inner());
+                for c in read.contacts.iter_mut().filter(|c| part.holds(&c.patient)) {
+                    c.share(&mut values);
+                }
+            }
             let mut f = EhrFacts::default();
             let facts_verdicts = ContextReader::new(m).judge_into(idx, &refs, &mut f);
             let mut acc = InputAccount::default();
@@ -438,11 +460,8 @@ impl EhrSide {
                     for (c, s) in read.contacts.into_iter().zip(read.sources) {
                         if part.holds(&c.patient) {
                             side.contact_count += 1;
-                            // Most patients have one contact: no room for four.
-                            side.contacts
-                                .entry(c.patient.clone())
-                                .or_insert_with(|| Vec::with_capacity(1))
-                                .push((c, s));
+                            let held = side.contacts.entry(c.patient.clone()).or_default();
+                            push_few(held, (c, s));
                         }
                     }
                     if part.is_first() {
@@ -530,11 +549,10 @@ impl EhrSide {
             account,
             ..Default::default()
         };
-        for (c, s) in read.contacts.into_iter().zip(read.sources) {
-            side.contacts
-                .entry(c.patient.clone())
-                .or_default()
-                .push((c, s));
+        let mut values = SharedValues::default();
+        for (mut c, s) in read.contacts.into_iter().zip(read.sources) {
+            c.share(&mut values);
+            push_few(side.contacts.entry(c.patient.clone()).or_default(), (c, s));
         }
         for p in read.problems {
             if p.identifier {
