@@ -372,6 +372,47 @@ fn a_plan_from_files_reads_the_products_own_relations_back() {
     };
     assert_eq!(who(&ungrouped), who(&same));
 
+    // A real EHR names its Patients by ids of its own, and the product's CareTeams point there:
+    // the plan rewrites its references to those ids and still finds every relation unchanged.
+    let renamed_ehr = work.path().join("renamed-ehr");
+    std::fs::create_dir_all(&renamed_ehr).unwrap();
+    let mut values: Vec<Value> = live
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut renamed = std::collections::HashMap::new();
+    for v in values.iter_mut().filter(|v| v["resourceType"] == "Patient") {
+        let id = v["id"].as_str().unwrap().to_owned();
+        let own = format!("ehr-{}", renamed.len());
+        v["id"] = Value::from(own.as_str());
+        renamed.insert(format!("Patient/{id}"), format!("Patient/{own}"));
+    }
+    fn point(v: &mut Value, to: &std::collections::HashMap<String, String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(n) = m.get("reference").and_then(|r| to.get(r.as_str()?)) {
+                    m.insert("reference".into(), Value::from(n.as_str()));
+                }
+                m.values_mut().for_each(|x| point(x, to));
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| point(x, to)),
+            _ => {}
+        }
+    }
+    values.iter_mut().for_each(|v| point(v, &renamed));
+    let text: Vec<String> = values.iter().map(Value::to_string).collect();
+    assert!(!text
+        .iter()
+        .any(|l| renamed.keys().any(|k| l.contains(&format!("\"{k}\"")))));
+    std::fs::write(renamed_ehr.join("live.ndjson"), text.join("\n") + "\n").unwrap();
+    let own_ids = work.path().join("own-ids");
+    reconcile(&register, renamed_ehr.to_str().unwrap(), &own_ids, &[]);
+    assert_eq!(
+        json(own_ids.join("plan.json"))["unchanged"].as_u64(),
+        Some(unchanged)
+    );
+    assert_eq!(relation_actions(&own_ids), Vec::<String>::new());
+
     let text = std::fs::read_to_string(&register).unwrap();
     let header: Vec<&str> = text.lines().next().unwrap().split(';').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();

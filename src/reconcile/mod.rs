@@ -319,12 +319,14 @@ fn plan_partition(
         };
         // Each reference's outcome depends only on its business key, so the first row that
         // names it settles it for all.
+        // A Patient the EHR has is rewritten in the row's own body (below), not through the
+        // planner's map: a region's million pairs there took ~150 B each, and a body is made
+        // only for the rows a plan item touches.
+        let in_ehr = existing.patients.get(&c.patient).copied();
         if settled.patient.as_ref() != Some(&c.patient) {
-            need(
-                "Patient",
-                ids.patient(&c.patient),
-                existing.patients.get(&c.patient).copied(),
-            );
+            if in_ehr.is_none() {
+                need("Patient", ids.patient(&c.patient), None);
+            }
             settled.patient = Some(c.patient.clone());
         }
         if !settled.units.contains(&c.unit.hsa) {
@@ -355,7 +357,18 @@ fn plan_partition(
             }
         }
         planner.reference_creates(creates);
-        let body = || crate::fhir::model::to_value(out.contact(&c).relation).unwrap_or(Value::Null);
+        let body = || {
+            let mut v =
+                crate::fhir::model::to_value(out.contact(&c).relation).unwrap_or(Value::Null);
+            if let Some(id) = in_ehr {
+                let det = ids.patient(&c.patient);
+                if id != det {
+                    let to = HashMap::from([(format!("Patient/{det}"), format!("Patient/{id}"))]);
+                    crate::sync::engine::rewrite_refs(&mut v, &to);
+                }
+            }
+            v
+        };
         let want = Want {
             contact: &c,
             source: &source,

@@ -332,7 +332,7 @@ fn facts_of(c: &FixedContact, key: &super::state::StateKey) -> Facts {
 }
 
 /// Replaces `"reference": "Type/det-id"` with the id the EHR already uses for that resource.
-fn rewrite_refs(v: &mut Value, map: &HashMap<String, String>) {
+pub(crate) fn rewrite_refs(v: &mut Value, map: &HashMap<String, String>) {
     match v {
         Value::Object(m) => {
             if let Some(Value::String(r)) = m.get_mut("reference") {
