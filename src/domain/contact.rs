@@ -322,7 +322,7 @@ impl FixedContact {
 
 /// The staff members and units of the contacts read so far, each kept once: a region's EHR
 /// names a few thousand of them in a million contacts (kept once, the 1 M reconcile's peak
-/// went from 2.41 to 2.03 GB).
+/// went from 2,413 to 2,032 MiB).
 #[derive(Default)]
 pub struct SharedValues {
     staff: Interner<Staff>,
