@@ -47,6 +47,22 @@ fn apply(base: &str, tenant: &str, state: &Path, plan: &Path) -> Output {
         .unwrap()
 }
 
+/// A sync that writes its summary to `sum`: its output, and the summary read back.
+fn sync_summary(
+    base: &str,
+    tenant: &str,
+    register: &Path,
+    state: &Path,
+    sum: &Path,
+    extra: &[&str],
+) -> (Output, Value) {
+    let mut args = vec!["--summary", sum.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = sync(base, tenant, register, state, &args);
+    let s = summary(&o, sum);
+    (o, s)
+}
+
 fn summary(o: &Output, path: &Path) -> Value {
     assert!(
         path.exists(),
@@ -100,20 +116,18 @@ async fn the_patient_is_told_when_an_fvk_ends_or_changes_and_gets_the_written_in
         dir.path().join("summary.json"),
     );
     let letters = dir.path().join("brev");
-    let o = sync(
+    let (_, first) = sync_summary(
         &s.base,
         &t,
         &handwritten(),
         &state,
+        &sum,
         &[
             "--written-information",
             "--written-information-dir",
             letters.to_str().unwrap(),
-            "--summary",
-            sum.to_str().unwrap(),
         ],
     );
-    let first = summary(&o, &sum);
     // The first sync creates; it ends and changes nothing, so no one is to be told.
     assert!(inform_tasks(&c).await.is_empty());
     let docs = c.search_all("Composition?_count=500").await.unwrap();
@@ -190,16 +204,7 @@ async fn the_patient_is_told_when_an_fvk_ends_or_changes_and_gets_the_written_in
     assert_ne!(changed, text);
     let reg2 = dir.path().join("register2.csv");
     std::fs::write(&reg2, &changed).unwrap();
-    let resync = || {
-        let o = sync(
-            &s.base,
-            &t,
-            &reg2,
-            &state,
-            &["--written-information", "--summary", sum.to_str().unwrap()],
-        );
-        summary(&o, &sum)
-    };
+    let resync = || sync_summary(&s.base, &t, &reg2, &state, &sum, &["--written-information"]).1;
     let second = resync();
     let tasks = inform_tasks(&c).await;
     assert_eq!(tasks.len(), 2, "{second}");
@@ -262,14 +267,7 @@ async fn full_sync_then_a_second_run_writes_nothing() {
     // Through the counting proxy from the start: the first run probes the server (its facts
     // are kept per base URL in the state file), the second must write nothing at all.
     let p = proxy(&s.base, Faults::default(), 1);
-    let o = sync(
-        &p.base,
-        &t,
-        &handwritten(),
-        &state,
-        &["--summary", sum.to_str().unwrap()],
-    );
-    let first = summary(&o, &sum);
+    let (o, first) = sync_summary(&p.base, &t, &handwritten(), &state, &sum, &[]);
     assert_eq!(
         o.status.code(),
         Some(1),
@@ -299,14 +297,7 @@ async fn full_sync_then_a_second_run_writes_nothing() {
     assert!(!prov.is_empty() && prov[0]["target"].as_array().is_some_and(|t| !t.is_empty()));
 
     p.writes.store(0, std::sync::atomic::Ordering::Relaxed);
-    let o = sync(
-        &p.base,
-        &t,
-        &handwritten(),
-        &state,
-        &["--summary", sum.to_str().unwrap()],
-    );
-    let second = summary(&o, &sum);
+    let (_, second) = sync_summary(&p.base, &t, &handwritten(), &state, &sum, &[]);
     assert_eq!(second["created"], 0);
     assert_eq!(second["updated"], 0);
     assert_eq!(second["unchanged"], handwritten_rows());
@@ -382,14 +373,7 @@ async fn a_register_change_gives_exactly_the_expected_writes_and_ends_never_dele
             Some(l.to_owned())
         }
     });
-    let o = sync(
-        &p.base,
-        &t,
-        &reg2,
-        &state,
-        &["--summary", sum.to_str().unwrap(), "--chunk-size", "100"],
-    );
-    let s2 = summary(&o, &sum);
+    let (_, s2) = sync_summary(&p.base, &t, &reg2, &state, &sum, &["--chunk-size", "100"]);
     assert_eq!(
         (
             s2["created"].as_u64(),
@@ -471,14 +455,7 @@ async fn a_persons_edit_in_the_ehr_is_a_conflict_and_is_kept() {
     )
     .unwrap();
 
-    let o = sync(
-        &s.base,
-        &t,
-        &reg2,
-        &state,
-        &["--summary", sum.to_str().unwrap()],
-    );
-    let s2 = summary(&o, &sum);
+    let (o, s2) = sync_summary(&s.base, &t, &reg2, &state, &sum, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(s2["conflicts"], 1, "{s2}");
     assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("conflict: CareTeam/{id}")));
@@ -497,19 +474,18 @@ async fn a_persons_edit_in_the_ehr_is_a_conflict_and_is_kept() {
         "the EHR-owned note survived the update"
     );
 
-    let o = sync(
-        &s.base,
-        &t,
-        &reg2,
-        &state,
-        &[
-            "--summary",
-            sum.to_str().unwrap(),
-            "--on-conflict",
-            "register-wins",
-        ],
+    assert_eq!(
+        sync_summary(
+            &s.base,
+            &t,
+            &reg2,
+            &state,
+            &sum,
+            &["--on-conflict", "register-wins"]
+        )
+        .1["updated"],
+        1
     );
-    assert_eq!(summary(&o, &sum)["updated"], 1);
     let now = c.read("CareTeam", &id).await.unwrap().unwrap();
     assert_eq!(
         now["period"]["start"], "2023-05-10",
@@ -580,14 +556,7 @@ async fn kill_9_mid_run_then_a_rerun_converges_with_no_duplicate_and_no_lost_row
         "killed mid-run: {partial} of {expected}"
     );
     let sum = dir.path().join("summary.json");
-    let o = sync(
-        &s.base,
-        &t,
-        &reg,
-        &state,
-        &["--summary", sum.to_str().unwrap()],
-    );
-    let s2 = summary(&o, &sum);
+    let (_, s2) = sync_summary(&s.base, &t, &reg, &state, &sum, &[]);
     assert_eq!(s2["errors"], 0, "{s2}");
     assert_eq!(s2["conflicts"], 0, "{s2}");
     let rows = by_row(&c).await;
@@ -665,14 +634,14 @@ async fn faults_in_front_of_the_server_change_nothing_in_the_end_state() {
         4,
     );
     let sum = dir.path().join("summary.json");
-    let o = sync(
+    let (o, s2) = sync_summary(
         &p.base,
         &faulty,
         &reg,
         &dir.path().join("faulty.sqlite"),
-        &["--chunk-size", "15", "--summary", sum.to_str().unwrap()],
+        &sum,
+        &["--chunk-size", "15"],
     );
-    let s2 = summary(&o, &sum);
     assert_eq!(
         s2["errors"],
         0,
@@ -1006,14 +975,7 @@ async fn a_new_flk_in_the_register_moves_the_patients_general_practitioner() {
 
     let reg2 = register_with_moved_flk(dir.path());
     let sum = dir.path().join("s.json");
-    let o = sync(
-        &s.base,
-        &t,
-        &reg2,
-        &state,
-        &["--summary", sum.to_str().unwrap()],
-    );
-    let s2 = summary(&o, &sum);
+    let (_, s2) = sync_summary(&s.base, &t, &reg2, &state, &sum, &[]);
     assert_eq!(s2["errors"], 0, "{s2}");
     assert_eq!(s2["updated"], 2, "the relation and the Patient: {s2}");
     let after = patient().await;
@@ -1023,26 +985,15 @@ async fn a_new_flk_in_the_register_moves_the_patients_general_practitioner() {
     // What else the Patient holds is the EHR's, and stays.
     assert_eq!(after["identifier"], before["identifier"]);
     assert_eq!(after["name"], before["name"]);
-    let o = sync(
-        &s.base,
-        &t,
-        &reg2,
-        &state,
-        &["--summary", sum.to_str().unwrap()],
+    assert_eq!(
+        sync_summary(&s.base, &t, &reg2, &state, &sum, &[]).1["writes"],
+        0
     );
-    assert_eq!(summary(&o, &sum)["writes"], 0);
 
     // A person points the Patient elsewhere; the register then moves the FLK back: a conflict,
     // and the person's value is kept.
     point_elsewhere(&c, after.clone()).await;
-    let o = sync(
-        &s.base,
-        &t,
-        &handwritten(),
-        &state,
-        &["--summary", sum.to_str().unwrap()],
-    );
-    assert_listing_conflict(&summary(&o, &sum));
+    assert_listing_conflict(&sync_summary(&s.base, &t, &handwritten(), &state, &sum, &[]).1);
     assert_eq!(
         gp(&patient().await),
         vec!["Organization/someone-elses".to_owned()]
@@ -1064,14 +1015,7 @@ async fn a_person_changing_a_created_patients_general_practitioner_is_a_conflict
     point_elsewhere(&c, created).await;
     let reg2 = register_with_moved_flk(dir.path());
     let sum = dir.path().join("s.json");
-    let o = sync(
-        &s.base,
-        &t,
-        &reg2,
-        &state,
-        &["--summary", sum.to_str().unwrap()],
-    );
-    assert_listing_conflict(&summary(&o, &sum));
+    assert_listing_conflict(&sync_summary(&s.base, &t, &reg2, &state, &sum, &[]).1);
     let now = c
         .read("Patient", &id)
         .await
