@@ -7,6 +7,7 @@ use super::outbound::{
     EXT_NOT_LICENSED, EXT_REGISTER_CHANGE, PROFILE_DECLINED_OFFER, PROFILE_FIXED_CONTACT,
     PROFILE_OFFER, PROFILE_TREATING_ROLE,
 };
+pub(crate) use super::patients::{PatientStub, PatientTable};
 use super::systems::{self, IdentifierKind};
 use crate::domain::contact::{
     ContactKind, ContactStatus, FixedContact, Period, Registration, RowId, TreatingRole,
@@ -19,7 +20,7 @@ use crate::mapping::Mappings;
 use crate::sources::ehr::account::Verdict;
 use chrono::NaiveDate;
 use fhirbolt::model::r4::resources::{
-    CareTeam, Organization, Patient, Practitioner, PractitionerRole, Task, TaskInputValue,
+    CareTeam, Organization, Practitioner, PractitionerRole, Task, TaskInputValue,
 };
 use fhirbolt::model::r4::types::{CodeableConcept, ExtensionValue, Identifier, Reference};
 use fhirbolt::model::r4::Resource;
@@ -106,63 +107,10 @@ pub struct Index<'r> {
     /// their identity, listing and death.
     patients: HashMap<String, std::sync::Arc<PatientStub>>,
     all_patients: Vec<std::sync::Arc<PatientStub>>,
+    /// A streamed read's Patients, in their compact table (looked up after `patients`).
+    table: Option<&'r PatientTable>,
     /// A resource's own contained resources layer over the shared index (`#id` references).
     parent: Option<&'r Index<'r>>,
-}
-
-/// What the rest of the data needs of a Patient resource.
-#[derive(Debug, Clone)]
-pub(crate) struct PatientStub {
-    /// The identity its identifiers give (an error when an identifier fails its check).
-    pub(crate) id: Option<Result<PatientId, String>>,
-    /// `Patient.generalPractitioner` reference texts (the listing unit is the Organization
-    /// among them): the text alone, as a fhirbolt `Reference` each was 272 bytes before it;
-    /// shared (`share`), since a region's million Patients name a few hundred units.
-    pub(crate) general_practitioner: Box<[Arc<str>]>,
-    pub(crate) deceased: bool,
-    /// The identifier systems the Patient carries, kept only when none gave an identity.
-    pub(crate) systems_seen: Option<Box<str>>,
-}
-
-impl PatientStub {
-    /// Lets the stub share its reference texts with the stubs read before it.
-    pub(crate) fn share(&mut self, refs: &mut crate::domain::Interner<str>) {
-        for r in &mut self.general_practitioner {
-            refs.share(r);
-        }
-    }
-
-    pub(crate) fn of(p: &Patient) -> Self {
-        use fhirbolt::model::r4::resources::PatientDeceased;
-        let id = Inbound::patient_id(&p.identifier);
-        let systems_seen = id.is_none().then(|| {
-            let mut seen: Vec<&str> = p
-                .identifier
-                .iter()
-                .filter_map(|i| i.system.as_ref()?.value.as_deref())
-                .collect();
-            seen.dedup();
-            if seen.is_empty() {
-                "none".into()
-            } else {
-                seen.join(", ").into()
-            }
-        });
-        PatientStub {
-            id,
-            systems_seen,
-            general_practitioner: p
-                .general_practitioner
-                .iter()
-                .filter_map(|r| text(&r.reference).map(Into::into))
-                .collect(),
-            deceased: match &p.deceased {
-                Some(PatientDeceased::Boolean(b)) => b.value == Some(true),
-                Some(PatientDeceased::DateTime(_)) => true,
-                _ => false,
-            },
-        }
-    }
 }
 
 impl<'r> Index<'r> {
@@ -174,6 +122,7 @@ impl<'r> Index<'r> {
             roles_of: HashMap::default(),
             patients: HashMap::default(),
             all_patients: Vec::new(),
+            table: None,
         };
         let mut roles = Vec::new();
         for (full_url, r) in resources {
@@ -206,7 +155,13 @@ impl<'r> Index<'r> {
         idx
     }
 
-    /// Adds a Patient known only by its stub (a streamed read keeps no Patient resources).
+    /// The index with a streamed read's Patients (a read keeps no Patient resources).
+    pub(crate) fn with_patients(mut self, table: &'r PatientTable) -> Self {
+        self.table = Some(table);
+        self
+    }
+
+    /// Adds a Patient known only by its stub.
     pub(crate) fn add_patient(
         &mut self,
         full_url: Option<String>,
@@ -230,7 +185,10 @@ impl<'r> Index<'r> {
 
     /// Every Patient stub, once each (full URLs and ids can name the same one).
     pub(crate) fn patients(&self) -> impl Iterator<Item = &PatientStub> {
-        self.all_patients.iter().map(|p| &**p)
+        self.all_patients
+            .iter()
+            .map(|p| &**p)
+            .chain(self.table.into_iter().flat_map(PatientTable::stubs))
     }
 
     fn lookup<'s, T>(map: &'s HashMap<String, T>, reference: &Reference) -> Option<&'s T> {
@@ -311,6 +269,7 @@ impl<'r> Index<'r> {
     pub(crate) fn patient(&self, reference: &Reference) -> Option<&PatientStub> {
         Self::lookup(&self.patients, reference)
             .map(|a| &**a)
+            .or_else(|| self.table?.find(text(&reference.reference)?))
             .or_else(|| self.parent?.patient(reference))
     }
 }

@@ -9,6 +9,7 @@ pub mod inbound;
 pub mod model;
 pub mod outbound;
 pub mod outcome;
+pub(crate) mod patients;
 pub mod probe;
 pub(crate) mod systems;
 pub(crate) mod transaction;

@@ -80,11 +80,7 @@ pub struct EhrDirectory {
     resources: Vec<(Option<String>, crate::fhir::Resource)>,
     /// Where each of `resources` was read.
     origins: Vec<Origin>,
-    patients: Vec<(
-        Option<String>,
-        Option<String>,
-        std::sync::Arc<crate::fhir::inbound::PatientStub>,
-    )>,
+    patients: crate::fhir::inbound::PatientTable,
     /// Lines of directory types that could not be read.
     problems: Vec<String>,
     /// Patients, Practitioners, Organizations and Consents, judged as they were read.
@@ -98,7 +94,7 @@ impl EhrDirectory {
     ) -> Result<Self, FhirFileError> {
         use crate::fhir::inbound::PatientStub;
         let mut dir = EhrDirectory::default();
-        let mut refs = crate::domain::Interner::default();
+        let mut lists = crate::domain::Interner::default();
         /// A directory resource as kept: a Patient as its stub, the rest compacted.
         enum Kept {
             Patient(Option<String>, PatientStub),
@@ -138,14 +134,14 @@ impl EhrDirectory {
                     };
                     match kept {
                         Kept::Patient(id, mut stub) => {
-                            stub.share(&mut refs);
+                            stub.share(&mut lists);
                             dir.account.record(
                                 "Patient",
                                 || format!("Patient/{}", id.as_deref().unwrap_or("")),
                                 || origin.to_string(),
                                 patient_verdict(&stub),
                             );
-                            dir.patients.push((url, id, stub.into()));
+                            dir.patients.push(url, id.as_deref(), stub);
                         }
                         Kept::Other(r) => {
                             dir.resources.push((url, r));
@@ -173,11 +169,7 @@ impl EhrDirectory {
     }
 
     pub(crate) fn index(&self) -> Index<'_> {
-        let mut idx = Index::new(self.resources.iter().map(|(u, r)| (u.clone(), r)));
-        for (url, id, stub) in &self.patients {
-            idx.add_patient(url.clone(), id.as_deref(), stub.clone());
-        }
-        idx
+        Index::new(self.resources.iter().map(|(u, r)| (u.clone(), r))).with_patients(&self.patients)
     }
 
     fn care_plans(&self) -> Vec<&crate::fhir::Resource> {
@@ -254,8 +246,8 @@ impl EhrDirectory {
     pub(crate) fn patient_ids(&self, part: Partition) -> foldhash::HashMap<PatientId, &str> {
         self.patients
             .iter()
-            .filter_map(|(_, id, stub)| match (&stub.id, id) {
-                (Some(Ok(p)), Some(id)) if part.holds(p) => Some((p.clone(), id.as_str())),
+            .filter_map(|(id, stub)| match (&stub.id, id) {
+                (Some(Ok(p)), Some(id)) if part.holds(p) => Some((p.clone(), id)),
                 _ => None,
             })
             .collect()

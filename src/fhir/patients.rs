@@ -1,0 +1,237 @@
+//! Source side, beside the inbound reader: a region's Patients as the contacts and rules need
+//! them (identity, listing, death), held compactly and found by the reference texts naming them.
+
+use super::inbound::Inbound;
+use crate::domain::identity::PatientId;
+use crate::domain::Interner;
+use fhirbolt::model::r4::resources::Patient;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+/// What the rest of the data needs of a Patient resource.
+#[derive(Debug, Clone)]
+pub(crate) struct PatientStub {
+    /// The identity its identifiers give (an error when an identifier fails its check).
+    pub(crate) id: Option<Result<PatientId, String>>,
+    /// `Patient.generalPractitioner` reference texts (the listing unit is the Organization
+    /// among them): the text alone, as a fhirbolt `Reference` each was 272 bytes before it;
+    /// the list shared (`share`), since a region's million Patients name a few hundred units.
+    pub(crate) general_practitioner: Arc<[Arc<str>]>,
+    pub(crate) deceased: bool,
+    /// The identifier systems the Patient carries, kept only when none gave an identity.
+    pub(crate) systems_seen: Option<Box<str>>,
+}
+
+impl PatientStub {
+    /// Lets the stub share its list of reference texts with the stubs read before it.
+    pub(crate) fn share(&mut self, lists: &mut Interner<[Arc<str>]>) {
+        lists.share(&mut self.general_practitioner);
+    }
+
+    pub(crate) fn of(p: &Patient) -> Self {
+        use fhirbolt::model::r4::resources::PatientDeceased;
+        let id = Inbound::patient_id(&p.identifier);
+        let systems_seen = id.is_none().then(|| {
+            let mut seen: Vec<&str> = p
+                .identifier
+                .iter()
+                .filter_map(|i| i.system.as_ref()?.value.as_deref())
+                .collect();
+            seen.dedup();
+            if seen.is_empty() {
+                "none".into()
+            } else {
+                seen.join(", ").into()
+            }
+        });
+        PatientStub {
+            id,
+            systems_seen,
+            general_practitioner: p
+                .general_practitioner
+                .iter()
+                .filter_map(|r| r.reference.as_ref()?.value.as_deref().map(Into::into))
+                .collect(),
+            deceased: match &p.deceased {
+                Some(PatientDeceased::Boolean(b)) => b.value == Some(true),
+                Some(PatientDeceased::DateTime(_)) => true,
+                _ => false,
+            },
+        }
+    }
+}
+
+/// A region's Patients, in the order read, each found by `Patient/<id>` or its fullUrl.
+///
+/// Kept for a whole run, so compact: the `Patient/<id>` texts one after another in one
+/// `String`, the stubs inline in one `Vec`, and a hash table of positions that compares
+/// against those texts instead of holding a second copy as keys (a map of `String` keys to
+/// shared stubs took ~460 bytes a Patient, this ~130).
+#[derive(Default)]
+pub(crate) struct PatientTable {
+    /// `Patient/<id>` of each Patient ("" for one without an id), one after another.
+    refs: String,
+    /// Where each Patient's text ends in `refs`.
+    ends: Vec<usize>,
+    stubs: Vec<PatientStub>,
+    /// Positions, found by the hash of their `Patient/<id>`.
+    by_ref: hashbrown::HashTable<usize>,
+    /// Positions by fullUrl (a Bundle's entries; NDJSON has none).
+    by_url: foldhash::HashMap<Box<str>, usize>,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// The text of the Patient at `pos`.
+fn text_at<'t>(refs: &'t str, ends: &[usize], pos: usize) -> &'t str {
+    let start = pos.checked_sub(1).map_or(0, |p| ends[p]);
+    &refs[start..ends[pos]]
+}
+
+impl PatientTable {
+    /// Adds a Patient; a later one with the same id takes the id over, as a map's insert did.
+    pub(crate) fn push(&mut self, full_url: Option<String>, id: Option<&str>, stub: PatientStub) {
+        let pos = self.stubs.len();
+        let id = id.filter(|i| !i.is_empty());
+        if let Some(id) = id {
+            self.refs.push_str("Patient/");
+            self.refs.push_str(id);
+        }
+        self.ends.push(self.refs.len());
+        self.stubs.push(stub);
+        if id.is_some() {
+            let Self {
+                refs,
+                ends,
+                by_ref,
+                hasher,
+                ..
+            } = self;
+            let text = text_at(refs, ends, pos);
+            let hash = hasher.hash_one(text);
+            match by_ref.find_mut(hash, |&i| text_at(refs, ends, i) == text) {
+                Some(earlier) => *earlier = pos,
+                None => {
+                    by_ref.insert_unique(hash, pos, |&i| hasher.hash_one(text_at(refs, ends, i)));
+                }
+            }
+        }
+        if let Some(u) = full_url {
+            self.by_url.insert(u.into_boxed_str(), pos);
+        }
+    }
+
+    /// Gives back the room the growth left: the table is kept for the whole run.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.refs.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.stubs.shrink_to_fit();
+        let Self {
+            refs,
+            ends,
+            by_ref,
+            hasher,
+            ..
+        } = self;
+        by_ref.shrink_to_fit(|&i| hasher.hash_one(text_at(refs, ends, i)));
+    }
+
+    /// The Patient a reference text names: `Patient/<id>`, a fullUrl, or an absolute URL whose
+    /// last two segments are `Patient/<id>`.
+    pub(crate) fn find(&self, reference: &str) -> Option<&PatientStub> {
+        if let Some(found) = self.exact(reference) {
+            return Some(found);
+        }
+        if reference.contains("?identifier=") {
+            return None;
+        }
+        let mut parts = reference.rsplit('/');
+        let (id, t) = (parts.next()?, parts.next()?);
+        if t != "Patient" {
+            return None;
+        }
+        self.exact(&format!("Patient/{id}"))
+    }
+
+    fn exact(&self, text: &str) -> Option<&PatientStub> {
+        let hash = self.hasher.hash_one(text);
+        let pos = self
+            .by_ref
+            .find(hash, |&i| text_at(&self.refs, &self.ends, i) == text)
+            .or_else(|| self.by_url.get(text))?;
+        self.stubs.get(*pos)
+    }
+
+    /// Every Patient with its `Patient.id` (none when it had none), in the order read.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Option<&str>, &PatientStub)> {
+        self.stubs.iter().enumerate().map(|(pos, stub)| {
+            let id = text_at(&self.refs, &self.ends, pos).strip_prefix("Patient/");
+            (id, stub)
+        })
+    }
+
+    pub(crate) fn stubs(&self) -> impl Iterator<Item = &PatientStub> {
+        self.stubs.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stub(deceased: bool) -> PatientStub {
+        PatientStub {
+            id: None,
+            general_practitioner: Arc::from(Vec::new()),
+            deceased,
+            systems_seen: None,
+        }
+    }
+
+    #[test]
+    fn a_patient_is_found_by_its_reference_its_full_url_and_an_absolute_url() {
+        let mut t = PatientTable::default();
+        t.push(None, Some("a"), stub(false));
+        t.push(Some("urn:uuid:1".into()), Some("b"), stub(true));
+        t.push(Some("urn:uuid:2".into()), None, stub(true));
+        t.push(None, Some(""), stub(false));
+        t.shrink_to_fit();
+        assert!(!t.find("Patient/a").unwrap().deceased);
+        assert!(t.find("Patient/b").unwrap().deceased);
+        assert!(t.find("urn:uuid:1").unwrap().deceased);
+        assert!(t.find("urn:uuid:2").unwrap().deceased);
+        assert!(
+            !t.find("https://ehr.example/fhir/Patient/a")
+                .unwrap()
+                .deceased
+        );
+        assert!(t.find("Patient/c").is_none());
+        assert!(t.find("Practitioner/a").is_none());
+        assert!(t.find("Patient/").is_none());
+        let ids: Vec<_> = t.iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, [Some("a"), Some("b"), None, None]);
+    }
+
+    #[test]
+    fn a_later_patient_with_the_same_id_takes_it_over() {
+        let mut t = PatientTable::default();
+        t.push(None, Some("a"), stub(false));
+        t.push(None, Some("a"), stub(true));
+        assert!(t.find("Patient/a").unwrap().deceased);
+        assert_eq!(t.stubs().count(), 2);
+    }
+
+    #[test]
+    fn many_patients_are_each_found_after_the_table_grew_and_shrank() {
+        let mut t = PatientTable::default();
+        for i in 0..5000 {
+            t.push(None, Some(&format!("p{i}")), stub(i % 3 == 0));
+        }
+        t.shrink_to_fit();
+        for i in 0..5000 {
+            assert_eq!(
+                t.find(&format!("Patient/p{i}")).unwrap().deceased,
+                i % 3 == 0
+            );
+        }
+    }
+}
