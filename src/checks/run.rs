@@ -5,7 +5,7 @@
 
 use super::rules::{Engine, PatientData, Sourced};
 use super::{Finding, NotEvaluated, Profile, Severity};
-use crate::domain::{Availability, FixedContact, HsaId, PatientContext, PatientId};
+use crate::domain::{Availability, FixedContact, HsaId, PatientId};
 use crate::fhir::inbound::Index;
 use crate::mapping::Mappings;
 use crate::sources::ehr::files::FhirFileError;
@@ -190,7 +190,7 @@ impl Run<'_> {
         let ehr_contacts: Vec<Sourced> = stored
             .map(|v| v.iter().map(|(c, s)| (c, &**s)).collect())
             .unwrap_or_default();
-        let context: Option<&PatientContext> = ehr.facts.contexts.get(patient);
+        let context = ehr.facts.context_of(patient);
         // Only what the EHR holds is looked for afterwards (its patients the register lacks).
         if stored.is_some() || context.is_some() {
             self.ehr_seen.insert(patient.clone());
@@ -199,7 +199,7 @@ impl Run<'_> {
             patient,
             register: register.iter().map(|(c, s)| (c, s.as_str())).collect(),
             ehr: ehr_contacts,
-            context,
+            context: context.as_deref(),
             held,
         };
         self.engine.check(&data, &mut self.findings);
@@ -440,7 +440,7 @@ fn rules_over(
     let mut rest: Vec<&PatientId> = ehr
         .contacts
         .keys()
-        .chain(ehr.facts.contexts.keys())
+        .chain(ehr.facts.patients())
         .filter(|p| !run.ehr_seen.contains(*p))
         .collect();
     rest.sort();

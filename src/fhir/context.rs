@@ -44,8 +44,12 @@ fn string(s: &Option<fhirbolt::model::r4::types::String>) -> Option<String> {
 /// Everything the EHR side says beyond its contacts.
 #[derive(Debug, Default)]
 pub struct EhrFacts {
-    /// What the EHR knows of each patient.
+    /// What the EHR knows of each patient with a fact beyond its Patient resource.
     pub contexts: foldhash::HashMap<PatientId, PatientContext>,
+    /// Listing and death of the patients whose Patient resource is all the EHR says of them:
+    /// a region's every patient has one, so not a whole context each (32 bytes a patient
+    /// here, 112 as a context). A patient is in `contexts` or here, never both.
+    pub(crate) listed: foldhash::HashMap<PatientId, Listed>,
     /// Which kinds of fact the data holds at all.
     pub availability: Availability,
     /// (staff, unit) pairs with an active PractitionerRole: the person is selectable there.
@@ -53,6 +57,95 @@ pub struct EhrFacts {
     /// Physicians with an active role at a specialist or inpatient unit: who may write a
     /// medical care plan as "den behandlande läkaren inom specialistvården" (Örebro §9.2).
     pub(crate) specialist_physicians: HashSet<HsaId>,
+}
+
+/// What a Patient resource alone says: its listing unit (shared: a region names a few
+/// hundred) and whether the patient has died.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Listed {
+    listing: Option<std::sync::Arc<HsaId>>,
+    deceased: bool,
+}
+
+impl Listed {
+    fn into_context(self) -> PatientContext {
+        PatientContext {
+            listing: self.listing.map(|l| (*l).clone()),
+            deceased: self.deceased,
+            ..PatientContext::default()
+        }
+    }
+}
+
+impl EhrFacts {
+    /// The patient's context, made when it has none (taking over its listing and death).
+    pub(crate) fn context(&mut self, p: PatientId) -> &mut PatientContext {
+        let EhrFacts {
+            contexts, listed, ..
+        } = self;
+        contexts.entry(p).or_insert_with_key(|p| {
+            listed
+                .remove(p)
+                .map(Listed::into_context)
+                .unwrap_or_default()
+        })
+    }
+
+    /// What the EHR knows of the patient, if anything: its context, or one made of its
+    /// listing and death.
+    pub(crate) fn context_of(&self, p: &PatientId) -> Option<std::borrow::Cow<'_, PatientContext>> {
+        match self.contexts.get(p) {
+            Some(c) => Some(std::borrow::Cow::Borrowed(c)),
+            None => self
+                .listed
+                .get(p)
+                .map(|l| std::borrow::Cow::Owned(l.clone().into_context())),
+        }
+    }
+
+    /// Every patient the facts name.
+    pub(crate) fn patients(&self) -> impl Iterator<Item = &PatientId> {
+        self.contexts.keys().chain(self.listed.keys())
+    }
+
+    /// Takes in the patients of `other` that `keep` selects (`other` is left without any).
+    pub(crate) fn absorb_patients(
+        &mut self,
+        other: &mut EhrFacts,
+        keep: impl Fn(&PatientId) -> bool,
+    ) {
+        for (p, c) in std::mem::take(&mut other.contexts) {
+            if keep(&p) {
+                self.context(p).absorb(c);
+            }
+        }
+        for (p, l) in std::mem::take(&mut other.listed) {
+            if keep(&p) {
+                self.add_listed(p, l);
+            }
+        }
+    }
+
+    /// Keeps only the patients `keep` selects.
+    pub(crate) fn retain_patients(&mut self, keep: impl Fn(&PatientId) -> bool) {
+        self.contexts.retain(|p, _| keep(p));
+        self.listed.retain(|p, _| keep(p));
+    }
+
+    fn add_listed(&mut self, p: PatientId, l: Listed) {
+        if let Some(ctx) = self.contexts.get_mut(&p) {
+            ctx.deceased |= l.deceased;
+            if ctx.listing.is_none() {
+                ctx.listing = l.listing.map(|h| (*h).clone());
+            }
+            return;
+        }
+        let kept = self.listed.entry(p).or_default();
+        kept.deceased |= l.deceased;
+        if kept.listing.is_none() {
+            kept.listing = l.listing;
+        }
+    }
 }
 
 /// Reads the EHR-only facts (Flags, Conditions, Observations, Encounters, plans).
@@ -302,6 +395,7 @@ impl<'m> ContextReader<'m> {
         out: &mut EhrFacts,
     ) {
         let inbound = Inbound::new(self.m);
+        let mut units = crate::domain::Interner::default();
         for p in idx.patients() {
             let Some(Ok(id)) = &p.id else { continue };
             // A Patient resource can say it is deceased: that makes death data available.
@@ -309,12 +403,18 @@ impl<'m> ContextReader<'m> {
             if !keep(id) {
                 continue;
             }
-            let listing = inbound.listing_of(idx, p);
-            let ctx = out.contexts.entry(id.clone()).or_default();
-            ctx.deceased |= p.deceased;
-            if ctx.listing.is_none() {
-                ctx.listing = listing;
-            }
+            let listing = inbound.listing_of(idx, p).map(|h| {
+                let mut h = std::sync::Arc::new(h);
+                units.share(&mut h);
+                h
+            });
+            out.add_listed(
+                id.clone(),
+                Listed {
+                    listing,
+                    deceased: p.deceased,
+                },
+            );
         }
     }
 
@@ -348,11 +448,7 @@ impl<'m> ContextReader<'m> {
                 .and_then(MunicipalCareForm::from_code)
             {
                 if current {
-                    out.contexts
-                        .entry(id)
-                        .or_default()
-                        .municipal_care
-                        .push(form);
+                    out.context(id).municipal_care.push(form);
                 }
             }
         } else if has(&o.code, &e.patient_group_observation) {
@@ -362,12 +458,12 @@ impl<'m> ContextReader<'m> {
                 .and_then(PatientGroup::from_code)
             {
                 if current {
-                    out.contexts.entry(id).or_default().groups.push(g);
+                    out.context(id).groups.push(g);
                 }
             }
         } else if has(&o.code, &e.large_care_needs) {
             a.large_care_needs = true;
-            out.contexts.entry(id).or_default().large_care_needs |= current;
+            out.context(id).large_care_needs |= current;
         } else {
             return Verdict::not_used("an Observation of other codes");
         }
@@ -415,13 +511,13 @@ impl<'m> ContextReader<'m> {
                     };
                     if has(&f.code, &e.life_threatening_flag) {
                         a.life_threatening = true;
-                        out.contexts.entry(id).or_default().life_threatening |= active;
+                        out.context(id).life_threatening |= active;
                     } else if has(&f.code, &e.moved_out_flag) {
                         a.deceased_or_moved = true;
-                        out.contexts.entry(id).or_default().moved_out |= active;
+                        out.context(id).moved_out |= active;
                     } else if has(&f.code, &e.large_care_needs) {
                         a.large_care_needs = true;
-                        out.contexts.entry(id).or_default().large_care_needs |= active;
+                        out.context(id).large_care_needs |= active;
                     } else {
                         return Verdict::not_used("a Flag of none of the codes the mapping names");
                     }
@@ -443,7 +539,7 @@ impl<'m> ContextReader<'m> {
                         })
                     });
                     if let Some(id) = self.patient(idx, Some(&c.subject)) {
-                        out.contexts.entry(id).or_default().life_threatening |= active;
+                        out.context(id).life_threatening |= active;
                     }
                 }
                 Resource::Observation(o) => return self.observation(idx, o, out),
@@ -462,11 +558,7 @@ impl<'m> ContextReader<'m> {
                     a.municipal_care = true;
                     if ep.status.value.as_deref() == Some("active") {
                         if let Some(id) = self.patient(idx, Some(&ep.patient)) {
-                            out.contexts
-                                .entry(id)
-                                .or_default()
-                                .municipal_care
-                                .extend(forms);
+                            out.context(id).municipal_care.extend(forms);
                         }
                     }
                 }
@@ -488,7 +580,7 @@ impl<'m> ContextReader<'m> {
                             .as_ref()
                             .is_some_and(|h| h.discharge_disposition.is_some());
                     if let Some(id) = self.patient(idx, enc.subject.as_deref()) {
-                        out.contexts.entry(id).or_default().discharge_pending |= pending;
+                        out.context(id).discharge_pending |= pending;
                     }
                 }
                 Resource::Task(task) => {
@@ -536,13 +628,13 @@ impl<'m> ContextReader<'m> {
                             .as_ref()
                             .and_then(|i| i.value.as_deref())
                             .unwrap_or("");
-                        out.contexts.entry(id).or_default().open_inform_tasks.push(
-                            crate::domain::OpenInformTask {
+                        out.context(id)
+                            .open_inform_tasks
+                            .push(crate::domain::OpenInformTask {
                                 source: format!("Task/{tid}"),
                                 since,
                                 unit,
-                            },
-                        );
+                            });
                     }
                 }
                 Resource::Communication(c) => {
@@ -570,11 +662,7 @@ impl<'m> ContextReader<'m> {
                             "an admission notice whose recipient has no HSA-id in the data",
                         );
                     }
-                    out.contexts
-                        .entry(id)
-                        .or_default()
-                        .admission_notices
-                        .extend(units);
+                    out.context(id).admission_notices.extend(units);
                 }
                 Resource::CarePlan(cp) => {
                     let Some(kind) = cp
@@ -590,7 +678,7 @@ impl<'m> ContextReader<'m> {
                         return no_patient();
                     };
                     let plan = self.plan(idx, cp, kind, id.clone());
-                    out.contexts.entry(id).or_default().plans.push(plan);
+                    out.context(id).plans.push(plan);
                 }
                 Resource::PractitionerRole(pr) => {
                     a.staff_directory = true;
@@ -617,5 +705,53 @@ impl<'m> ContextReader<'m> {
             }
         }
         Verdict::Used
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(unit: &str, deceased: bool) -> Listed {
+        Listed {
+            listing: Some(std::sync::Arc::new(HsaId::parse(unit).unwrap())),
+            deceased,
+        }
+    }
+
+    #[test]
+    fn a_patient_with_only_a_listing_reads_as_a_context_and_keeps_it_when_a_fact_arrives() {
+        let p = PatientId::parse("19121212-1212").unwrap();
+        let q = PatientId::parse("19870101-0004").unwrap();
+        let unit = "SE2321000164-1001";
+        let mut f = EhrFacts::default();
+        f.add_listed(p.clone(), listed(unit, true));
+        f.add_listed(q.clone(), listed(unit, false));
+        let ctx = f.context_of(&p).unwrap();
+        assert_eq!(ctx.listing.as_ref().map(HsaId::as_str), Some(unit));
+        assert!(ctx.deceased);
+        assert!(f.context_of(&PatientId::parse("19900101-0017").unwrap()).is_none());
+        // A fact for the patient makes its context, with the listing and death it had.
+        f.context(p.clone()).life_threatening = true;
+        assert!(!f.listed.contains_key(&p));
+        let ctx = f.context_of(&p).unwrap();
+        assert!(ctx.life_threatening && ctx.deceased);
+        assert_eq!(ctx.listing.as_ref().map(HsaId::as_str), Some(unit));
+        // Facts read elsewhere join: a context into a listed patient, a listing into a context.
+        let mut other = EhrFacts::default();
+        other.context(q.clone()).moved_out = true;
+        other.add_listed(p.clone(), listed("SE2321000164-2002", false));
+        f.absorb_patients(&mut other, |_| true);
+        let ctx = f.context_of(&q).unwrap();
+        assert!(ctx.moved_out);
+        assert_eq!(ctx.listing.as_ref().map(HsaId::as_str), Some(unit));
+        assert_eq!(
+            f.context_of(&p).unwrap().listing.as_ref().map(HsaId::as_str),
+            Some(unit),
+            "the first listing read stays"
+        );
+        let mut seen: Vec<_> = f.patients().collect();
+        seen.sort();
+        assert_eq!(seen.len(), 2);
     }
 }

@@ -378,7 +378,7 @@ impl EhrSide {
         }
         facts.availability.ehr_contacts = true;
         // The directory pass's facts hold for all patients; keep only this partition's.
-        facts.contexts.retain(|p, _| part.holds(p));
+        facts.retain_patients(|p| part.holds(p));
         let mut problems = if part.is_first() {
             dir.problems.clone()
         } else {
@@ -447,7 +447,7 @@ impl EhrSide {
             on_bytes,
             &per_chunk,
             &mut |parts| {
-                for (bad, teams, read, f, kept, acc) in parts {
+                for (bad, teams, read, mut f, kept, acc) in parts {
                     problems.extend(bad);
                     kept_teams.extend(teams);
                     account.absorb(acc);
@@ -470,14 +470,10 @@ impl EhrSide {
                             }
                         }
                     }
+                    facts.absorb_patients(&mut f, |p| part.holds(p));
                     facts.availability.absorb(f.availability);
                     facts.directory.extend(f.directory);
                     facts.specialist_physicians.extend(f.specialist_physicians);
-                    for (p, c) in f.contexts {
-                        if part.holds(&p) {
-                            facts.contexts.entry(p).or_default().absorb(c);
-                        }
-                    }
                     side.product.extend(
                         kept.into_iter()
                             .filter(|k| k.patient.as_ref().is_none_or(|p| part.holds(p))),
@@ -486,16 +482,12 @@ impl EhrSide {
             },
         )?;
         // CarePlans last, with the CareTeams they name and their patients' stubs.
-        let f = dir.read_plans(idx, &kept_teams, m);
+        let mut f = dir.read_plans(idx, &kept_teams, m);
         for (k, v) in plan_at.iter().zip(f.1) {
             dir_verdicts[*k] = v;
         }
         facts.availability.absorb(f.0.availability);
-        for (p, c) in f.0.contexts {
-            if part.holds(&p) {
-                facts.contexts.entry(p).or_default().absorb(c);
-            }
-        }
+        facts.absorb_patients(&mut f.0, |p| part.holds(p));
         if first {
             for (((_, r), origin), v) in dir.resources.iter().zip(&dir.origins).zip(dir_verdicts) {
                 record(&mut account, r, || origin.to_string(), v);
