@@ -134,6 +134,9 @@ pub struct Profile {
     pub(crate) large_care_needs: Requirement,
     /// Each rule's basis in this region, or why it is off (by rule id).
     pub(crate) rules: BTreeMap<String, RuleInRegion>,
+    /// Each catalogue rule's basis here, made once: every finding shares its rule's text
+    /// (made per finding, they were a tenth of a region's findings' memory).
+    bases: BTreeMap<&'static str, std::sync::Arc<str>>,
 }
 
 impl Profile {
@@ -197,6 +200,18 @@ impl Profile {
             plans(&raw.large_care_needs.plans)?,
             raw.large_care_needs.tier,
         );
+        let rules: BTreeMap<String, RuleInRegion> = raw
+            .rules
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_uppercase(), v))
+            .collect();
+        let bases = super::catalogue::RULES
+            .iter()
+            .map(|r| {
+                let basis = rules.get(r.id).and_then(|x| x.basis.as_deref());
+                (r.id, basis.unwrap_or(r.basis).into())
+            })
+            .collect();
         Ok(Profile {
             name: raw.name,
             description: raw.description,
@@ -214,11 +229,8 @@ impl Profile {
                 .collect(),
             patient_groups: groups,
             large_care_needs: large,
-            rules: raw
-                .rules
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_uppercase(), v))
-                .collect(),
+            rules,
+            bases,
         })
     }
 
@@ -229,9 +241,12 @@ impl Profile {
 
     /// The rule's basis in this region: the profile's, else the catalogue's.
     pub(crate) fn basis(&self, rule: &super::catalogue::Rule) -> std::sync::Arc<str> {
-        match self.rules.get(rule.id).and_then(|r| r.basis.as_deref()) {
-            Some(b) => b.into(),
-            None => rule.basis.into(),
+        match self.bases.get(rule.id) {
+            Some(b) => std::sync::Arc::clone(b),
+            None => match self.rules.get(rule.id).and_then(|r| r.basis.as_deref()) {
+                Some(b) => b.into(),
+                None => rule.basis.into(),
+            },
         }
     }
 
