@@ -758,7 +758,7 @@ impl<'a> Gen<'a> {
             c.period,
             Some(Arc::new(s)),
             Arc::new(unit),
-            c.listing_unit.clone(),
+            c.listing_unit.as_deref().cloned(),
             c.registration.as_deref().cloned(),
         )
         .expect("consistent");
@@ -847,7 +847,7 @@ impl<'a> Gen<'a> {
             c.period,
             Some(Arc::new(s)),
             c.unit.clone(),
-            c.listing_unit.clone(),
+            c.listing_unit.as_deref().cloned(),
             None,
         )
         .expect("consistent");
@@ -892,7 +892,7 @@ impl<'a> Gen<'a> {
             Period::new(c.period.start(), Some(end)).expect("ordered"),
             c.staff().cloned().map(Arc::new),
             c.unit.clone(),
-            c.listing_unit.clone(),
+            c.listing_unit.as_deref().cloned(),
             c.registration.as_deref().cloned(),
         )
         .expect("consistent");

@@ -195,13 +195,13 @@ impl Period {
 /// The register's own stable id of a row (Rad-id).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
-pub struct RowId(String);
+pub struct RowId(Box<str>);
 
 impl RowId {
     /// A row id, unless the text is empty.
     pub fn new(text: &str) -> Option<Self> {
         let t = text.trim();
-        (!t.is_empty()).then(|| RowId(t.to_owned()))
+        (!t.is_empty()).then(|| RowId(t.into()))
     }
     /// The id as text.
     pub fn as_str(&self) -> &str {
@@ -251,8 +251,9 @@ pub struct FixedContact {
     staff: Option<Arc<Staff>>,
     /// The care unit the contact belongs to (shared, like the staff member).
     pub unit: Arc<CareUnit>,
-    /// The primary-care centre the patient is listed at, as this row states it.
-    pub listing_unit: Option<HsaId>,
+    /// The primary-care centre the patient is listed at, as this row states it (shared like
+    /// the unit: a region lists its million patients at a few hundred centres).
+    pub listing_unit: Option<Arc<HsaId>>,
     /// The register's last change, if known (boxed: the EHR's hand-typed contacts have none).
     pub registration: Option<Box<Registration>>,
 }
@@ -294,7 +295,7 @@ impl FixedContact {
             period,
             staff,
             unit,
-            listing_unit,
+            listing_unit: listing_unit.map(Arc::new),
             registration: registration.map(Box::new),
         })
     }
@@ -313,6 +314,9 @@ impl FixedContact {
             values.staff.share(s);
         }
         values.units.share(&mut self.unit);
+        if let Some(l) = &mut self.listing_unit {
+            values.listings.share(l);
+        }
     }
     /// Active on the given day: status active and the day within the period.
     pub fn is_active_on(&self, day: NaiveDate) -> bool {
@@ -327,6 +331,7 @@ impl FixedContact {
 pub struct SharedValues {
     staff: Interner<Staff>,
     units: Interner<CareUnit>,
+    listings: Interner<HsaId>,
 }
 
 /// Equal values kept once: a value handed to `share` is replaced by the first equal one.

@@ -730,7 +730,9 @@ mod tests {
         let ctx = f.context_of(&p).unwrap();
         assert_eq!(ctx.listing.as_ref().map(HsaId::as_str), Some(unit));
         assert!(ctx.deceased);
-        assert!(f.context_of(&PatientId::parse("19900101-0017").unwrap()).is_none());
+        assert!(f
+            .context_of(&PatientId::parse("19900101-0017").unwrap())
+            .is_none());
         // A fact for the patient makes its context, with the listing and death it had.
         f.context(p.clone()).life_threatening = true;
         assert!(!f.listed.contains_key(&p));
@@ -746,7 +748,11 @@ mod tests {
         assert!(ctx.moved_out);
         assert_eq!(ctx.listing.as_ref().map(HsaId::as_str), Some(unit));
         assert_eq!(
-            f.context_of(&p).unwrap().listing.as_ref().map(HsaId::as_str),
+            f.context_of(&p)
+                .unwrap()
+                .listing
+                .as_ref()
+                .map(HsaId::as_str),
             Some(unit),
             "the first listing read stays"
         );

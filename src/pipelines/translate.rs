@@ -133,7 +133,7 @@ impl References {
         }
         let listing = c
             .listing_unit
-            .as_ref()
+            .as_deref()
             .is_some_and(|l| !self.units.contains_key(l) && self.listing_only.insert(l.clone()));
         let role = c
             .staff()
@@ -219,7 +219,7 @@ fn encode_chunk(
 impl PatientFacts {
     /// Takes a row's listing unit and active FLK into the patient's facts.
     fn note(&mut self, input: &Path, line: u64, contact: &FixedContact, notes: &mut Vec<String>) {
-        if let Some(l) = &contact.listing_unit {
+        if let Some(l) = contact.listing_unit.as_deref() {
             match &self.listing {
                 Some(known) if known != l => notes.push(format!(
                     "{}:{line}: patient {} listed at {l} here but at {known} on an earlier row; FHIR keeps {known}",

@@ -429,7 +429,7 @@ pub(crate) fn desired(
                         .map(|s| (s.hsa.clone(), contact.unit.hsa.clone()));
                 }
                 if e.1.is_none() {
-                    e.1 = contact.listing_unit.clone();
+                    e.1 = contact.listing_unit.as_deref().cloned();
                 }
                 let key = RelationKey::new(relation_type(&contact), contact.row_id.as_str());
                 let source = shown.of(line, &contact.row_id);

@@ -113,7 +113,7 @@ pub(super) fn check(e: &mut Engine, v: &View, _d: &PatientData, out: &mut Vec<Fi
         );
     }
     for (c, s) in flks.iter() {
-        let listing = ctx.listing.as_ref().or(c.listing_unit.as_ref());
+        let listing = ctx.listing.as_ref().or(c.listing_unit.as_deref());
         match listing {
             Some(l) if *l != c.unit.hsa => {
                 let mut x = side(&[(*c, *s)]);
