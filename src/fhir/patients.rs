@@ -174,6 +174,60 @@ impl PatientTable {
     }
 }
 
+/// The Patients of a table found by their identity (personnummer, …): positions in a hash
+/// table, compared against the stubs, instead of a map holding a copy of each identity and
+/// id (8 bytes a Patient instead of 24).
+#[derive(Default)]
+pub(crate) struct PatientsByIdentity<'t> {
+    table: Option<&'t PatientTable>,
+    positions: hashbrown::HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl<'t> PatientsByIdentity<'t> {
+    /// The table's Patients with a valid identity and an id that `keep` selects; of two with
+    /// the same identity, the later.
+    pub(crate) fn new(table: &'t PatientTable, keep: impl Fn(&PatientId) -> bool) -> Self {
+        let mut out = PatientsByIdentity {
+            table: Some(table),
+            ..Default::default()
+        };
+        let identity = |pos: usize| match table.stubs.get(pos).map(|s| &s.id) {
+            Some(Some(Ok(p))) => Some(p),
+            _ => None,
+        };
+        for (pos, (id, stub)) in table.iter().enumerate() {
+            let (Some(Ok(p)), Some(_)) = (&stub.id, id) else {
+                continue;
+            };
+            if !keep(p) {
+                continue;
+            }
+            let hash = out.hasher.hash_one(p);
+            let hasher = &out.hasher;
+            match out.positions.find_mut(hash, |&i| identity(i) == Some(p)) {
+                Some(earlier) => *earlier = pos,
+                None => {
+                    out.positions.insert_unique(hash, pos, |&i| {
+                        identity(i).map_or(0, |q| hasher.hash_one(q))
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The id of the patient's Patient resource.
+    pub(crate) fn get(&self, p: &PatientId) -> Option<&'t str> {
+        let table = self.table?;
+        let pos = *self.positions.find(
+            self.hasher.hash_one(p),
+            |&i| matches!(table.stubs.get(i).map(|s| &s.id), Some(Some(Ok(q))) if q == p),
+        )?;
+        text_at(&table.refs, &table.ends, pos).strip_prefix("Patient/")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +263,58 @@ mod tests {
         assert!(t.find("Patient/").is_none());
         let ids: Vec<_> = t.iter().map(|(id, _)| id).collect();
         assert_eq!(ids, [Some("a"), Some("b"), None, None]);
+    }
+
+    #[test]
+    fn a_patient_is_found_by_its_identity_within_the_slice_kept() {
+        let with = |pnr: &str| PatientStub {
+            id: Some(Ok(PatientId::parse(pnr).unwrap())),
+            ..stub(false)
+        };
+        let mut t = PatientTable::default();
+        t.push(None, Some("a"), with("19121212-1212"));
+        t.push(None, Some("b"), with("19870101-0004"));
+        t.push(None, None, with("19900101-0017"));
+        t.push(None, Some("c"), with("19121212-1212"));
+        for i in 0..2000 {
+            t.push(None, Some(&format!("x{i}")), stub(false));
+        }
+        let all = PatientsByIdentity::new(&t, |_| true);
+        let p = |s: &str| PatientId::parse(s).unwrap();
+        assert_eq!(all.get(&p("19121212-1212")), Some("c"), "the later one");
+        assert_eq!(all.get(&p("19870101-0004")), Some("b"));
+        assert_eq!(
+            all.get(&p("19900101-0017")),
+            None,
+            "a Patient without an id"
+        );
+        let some = PatientsByIdentity::new(&t, |q| *q != p("19870101-0004"));
+        assert_eq!(some.get(&p("19870101-0004")), None);
+        assert_eq!(PatientsByIdentity::default().get(&p("19121212-1212")), None);
+        // Enough identities for the table to grow (and rehash) several times.
+        let mut t = PatientTable::default();
+        let pnr = |n: u32| {
+            let body = format!("{:06}{:03}", 500101 + n % 28, n);
+            let sum: u32 = body
+                .bytes()
+                .enumerate()
+                .map(|(k, b)| {
+                    let d = u32::from(b - b'0') * if k % 2 == 0 { 2 } else { 1 };
+                    d / 10 + d % 10
+                })
+                .sum();
+            p(&format!("19{body}{}", (10 - sum % 10) % 10))
+        };
+        for n in 0..900 {
+            t.push(None, Some(&format!("p{n}")), with(&pnr(n).expose()));
+        }
+        let many = PatientsByIdentity::new(&t, |_| true);
+        for n in 0..900 {
+            assert_eq!(many.get(&pnr(n)), Some(format!("p{n}").as_str()));
+        }
+        let some = PatientsByIdentity::new(&t, |q| *q != pnr(7));
+        assert_eq!(some.get(&pnr(7)), None);
+        assert_eq!(some.get(&pnr(8)), Some("p8"));
     }
 
     #[test]

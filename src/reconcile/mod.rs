@@ -77,7 +77,7 @@ pub struct Outcome {
 /// What the EHR files already hold that a relation refers to, by business identifier.
 struct Existing<'d> {
     /// The partition's patients, by the id the directory read (borrowed: a million ids).
-    patients: foldhash::HashMap<PatientId, &'d str>,
+    patients: crate::fhir::patients::PatientsByIdentity<'d>,
     organizations: foldhash::HashMap<HsaId, String>,
     practitioners: foldhash::HashMap<HsaId, String>,
     roles: foldhash::HashMap<(HsaId, HsaId), String>,
@@ -322,7 +322,7 @@ fn plan_partition(
         // A Patient the EHR has is rewritten in the row's own body (below), not through the
         // planner's map: a region's million pairs there took ~150 B each, and a body is made
         // only for the rows a plan item touches.
-        let in_ehr = existing.patients.get(&c.patient).copied();
+        let in_ehr = existing.patients.get(&c.patient);
         if settled.patient.as_ref() != Some(&c.patient) {
             if in_ehr.is_none() {
                 need("Patient", ids.patient(&c.patient), None);

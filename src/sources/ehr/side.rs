@@ -242,15 +242,12 @@ impl EhrDirectory {
         self.resources.iter().map(|(_, r)| r)
     }
 
-    /// Each valid patient identity of the partition with the id of its Patient resource.
-    pub(crate) fn patient_ids(&self, part: Partition) -> foldhash::HashMap<PatientId, &str> {
-        self.patients
-            .iter()
-            .filter_map(|(id, stub)| match (&stub.id, id) {
-                (Some(Ok(p)), Some(id)) if part.holds(p) => Some((p.clone(), id)),
-                _ => None,
-            })
-            .collect()
+    /// Each valid patient identity of the partition, finding the id of its Patient resource.
+    pub(crate) fn patient_ids(
+        &self,
+        part: Partition,
+    ) -> crate::fhir::patients::PatientsByIdentity<'_> {
+        crate::fhir::patients::PatientsByIdentity::new(&self.patients, |p| part.holds(p))
     }
 }
 
