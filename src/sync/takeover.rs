@@ -8,7 +8,7 @@
 
 use crate::domain::{ContactKind, ContactStatus, FixedContact, HsaId, PatientId, Period};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::sync::Arc;
 
@@ -163,7 +163,7 @@ impl HandIndex {
         contacts: impl IntoIterator<Item = (&'c FixedContact, &'c Arc<str>, bool)>,
     ) -> Self {
         let mut ix = HandIndex::default();
-        let mut numbers: HashMap<HsaId, u32> = HashMap::new();
+        let mut numbers: foldhash::HashMap<HsaId, u32> = Default::default();
         let mut number = |h: &HsaId, table: &mut Vec<HsaId>| -> u32 {
             *numbers.entry(h.clone()).or_insert_with(|| {
                 table.push(h.clone());

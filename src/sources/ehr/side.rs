@@ -255,7 +255,7 @@ impl EhrSide {
     /// The contacts not read from the product's own resources (`ours`, as `Type/id`): those
     /// typed by hand, indexed for the takeover.
     pub(crate) fn hand_typed(&self, ours: &HashSet<String>) -> HandIndex {
-        let mut per_resource: HashMap<&str, u32> = HashMap::new();
+        let mut per_resource: foldhash::HashMap<&str, u32> = Default::default();
         for (_, source) in self.contacts.values().flatten() {
             *per_resource.entry(source).or_default() += 1;
         }
