@@ -99,19 +99,17 @@ impl PatientTable {
         self.ends.push(self.refs.len());
         self.stubs.push(stub);
         if id.is_some() {
-            let Self {
-                refs,
-                ends,
-                by_ref,
-                hasher,
-                ..
-            } = self;
-            let text = text_at(refs, ends, pos);
-            let hash = hasher.hash_one(text);
-            match by_ref.find_mut(hash, |&i| text_at(refs, ends, i) == text) {
+            let text = text_at(&self.refs, &self.ends, pos);
+            let hash = self.hasher.hash_one(text);
+            match self
+                .by_ref
+                .find_mut(hash, |&i| text_at(&self.refs, &self.ends, i) == text)
+            {
                 Some(earlier) => *earlier = pos,
                 None => {
-                    by_ref.insert_unique(hash, pos, |&i| hasher.hash_one(text_at(refs, ends, i)));
+                    self.by_ref.insert_unique(hash, pos, |&i| {
+                        self.hasher.hash_one(text_at(&self.refs, &self.ends, i))
+                    });
                 }
             }
         }
@@ -125,14 +123,8 @@ impl PatientTable {
         self.refs.shrink_to_fit();
         self.ends.shrink_to_fit();
         self.stubs.shrink_to_fit();
-        let Self {
-            refs,
-            ends,
-            by_ref,
-            hasher,
-            ..
-        } = self;
-        by_ref.shrink_to_fit(|&i| hasher.hash_one(text_at(refs, ends, i)));
+        self.by_ref
+            .shrink_to_fit(|&i| self.hasher.hash_one(text_at(&self.refs, &self.ends, i)));
     }
 
     /// The Patient a reference text names: `Patient/<id>`, a fullUrl, or an absolute URL whose
@@ -294,16 +286,8 @@ mod tests {
         // Enough identities for the table to grow (and rehash) several times.
         let mut t = PatientTable::default();
         let pnr = |n: u32| {
-            let body = format!("{:06}{:03}", 500101 + n % 28, n);
-            let sum: u32 = body
-                .bytes()
-                .enumerate()
-                .map(|(k, b)| {
-                    let d = u32::from(b - b'0') * if k % 2 == 0 { 2 } else { 1 };
-                    d / 10 + d % 10
-                })
-                .sum();
-            p(&format!("19{body}{}", (10 - sum % 10) % 10))
+            let eleven = format!("19{:06}{:03}", 500101 + n % 28, n);
+            p(&crate::domain::identity::with_check_digit(&eleven).unwrap())
         };
         for n in 0..900 {
             t.push(None, Some(&format!("p{n}")), with(&pnr(n).expose()));
