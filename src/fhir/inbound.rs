@@ -105,8 +105,7 @@ pub struct Index<'r> {
     roles_of: HashMap<usize, &'r Resource>,
     /// Patients are kept as stubs: a region's Patients are many, and the contacts need only
     /// their identity, listing and death.
-    patients: HashMap<String, std::sync::Arc<PatientStub>>,
-    all_patients: Vec<std::sync::Arc<PatientStub>>,
+    patients: PatientTable,
     /// A streamed read's Patients, in their compact table (looked up after `patients`).
     table: Option<&'r PatientTable>,
     /// A resource's own contained resources layer over the shared index (`#id` references).
@@ -120,8 +119,7 @@ impl<'r> Index<'r> {
             parent: None,
             by_key: HashMap::default(),
             roles_of: HashMap::default(),
-            patients: HashMap::default(),
-            all_patients: Vec::new(),
+            patients: PatientTable::default(),
             table: None,
         };
         let mut roles = Vec::new();
@@ -166,16 +164,9 @@ impl<'r> Index<'r> {
         &mut self,
         full_url: Option<String>,
         id: Option<&str>,
-        stub: impl Into<std::sync::Arc<PatientStub>>,
+        stub: PatientStub,
     ) {
-        let stub = stub.into();
-        self.all_patients.push(stub.clone());
-        if let Some(id) = id.filter(|i| !i.is_empty()) {
-            self.patients.insert(format!("Patient/{id}"), stub.clone());
-        }
-        if let Some(u) = full_url {
-            self.patients.insert(u, stub);
-        }
+        self.patients.push(full_url, id, stub);
     }
 
     /// Adds a Patient stub under the reference text that names it (e.g. `Patient/x`).
@@ -185,9 +176,8 @@ impl<'r> Index<'r> {
 
     /// Every Patient stub, once each (full URLs and ids can name the same one).
     pub(crate) fn patients(&self) -> impl Iterator<Item = &PatientStub> {
-        self.all_patients
-            .iter()
-            .map(|p| &**p)
+        self.patients
+            .stubs()
             .chain(self.table.into_iter().flat_map(PatientTable::stubs))
     }
 
@@ -243,8 +233,7 @@ impl<'r> Index<'r> {
             let (_, id) = super::outbound::type_and_id(r);
             idx.by_key.insert(format!("#{id}"), r);
             if let Resource::Patient(p) = r {
-                idx.patients
-                    .insert(format!("#{id}"), PatientStub::of(p).into());
+                idx.add_patient(Some(format!("#{id}")), None, PatientStub::of(p));
             }
         }
         // Roles among the contained resources name contained Practitioners.
@@ -267,9 +256,10 @@ impl<'r> Index<'r> {
 
     /// Resolves a reference to a Patient.
     pub(crate) fn patient(&self, reference: &Reference) -> Option<&PatientStub> {
-        Self::lookup(&self.patients, reference)
-            .map(|a| &**a)
-            .or_else(|| self.table?.find(text(&reference.reference)?))
+        let r = text(&reference.reference)?;
+        self.patients
+            .find(r)
+            .or_else(|| self.table?.find(r))
             .or_else(|| self.parent?.patient(reference))
     }
 }
