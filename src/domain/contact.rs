@@ -195,13 +195,22 @@ impl Period {
 /// The register's own stable id of a row (Rad-id).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
-pub struct RowId(Box<str>);
+pub struct RowId(Arc<str>);
 
 impl RowId {
     /// A row id, unless the text is empty.
     pub fn new(text: &str) -> Option<Self> {
         let t = text.trim();
         (!t.is_empty()).then(|| RowId(t.into()))
+    }
+    /// A row id sharing `text` (an EHR contact without a register row id is known by its
+    /// resource's `Type/id`, a text the contact holds already), unless it is empty.
+    pub fn shared(text: &Arc<str>) -> Option<Self> {
+        if text.trim().len() == text.len() {
+            (!text.is_empty()).then(|| RowId(Arc::clone(text)))
+        } else {
+            Self::new(text)
+        }
     }
     /// The id as text.
     pub fn as_str(&self) -> &str {
@@ -403,6 +412,18 @@ mod tests {
             None,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_row_id_made_from_a_shared_text_shares_it_and_is_trimmed_like_any_other() {
+        let text: Arc<str> = "CareTeam/x".into();
+        let id = RowId::shared(&text).unwrap();
+        assert!(Arc::ptr_eq(&id.0, &text));
+        assert_eq!(id, RowId::new("CareTeam/x").unwrap());
+        let padded: Arc<str> = " CareTeam/y ".into();
+        assert_eq!(RowId::shared(&padded).unwrap().as_str(), "CareTeam/y");
+        assert!(RowId::shared(&Arc::from("")).is_none());
+        assert!(RowId::shared(&Arc::from("  ")).is_none());
     }
 
     #[test]

@@ -631,6 +631,13 @@ impl<'m> Inbound<'m> {
     }
 
     fn row_id(&self, identifiers: &[Identifier], fallback: &str) -> RowId {
+        self.register_row_id(identifiers).unwrap_or_else(|| {
+            RowId::new(fallback).unwrap_or_else(|| RowId::new("?").expect("non-empty"))
+        })
+    }
+
+    /// The register's row id among the identifiers, if one is there.
+    fn register_row_id(&self, identifiers: &[Identifier]) -> Option<RowId> {
         identifiers
             .iter()
             .find(|i| {
@@ -639,9 +646,6 @@ impl<'m> Inbound<'m> {
             })
             .and_then(|i| text(&i.value))
             .and_then(RowId::new)
-            .unwrap_or_else(|| {
-                RowId::new(fallback).unwrap_or_else(|| RowId::new("?").expect("non-empty"))
-            })
     }
 
     /// Staff and unit behind a reference to a PractitionerRole (or the unit alone, for an
@@ -821,7 +825,11 @@ impl<'m> Inbound<'m> {
             let row_id = if several {
                 RowId::new(&fallback).unwrap_or_else(|| self.row_id(&[], &fallback))
             } else {
-                self.row_id(&ct.identifier, &fallback)
+                // A hand-typed CareTeam has no register row id: its row id is its own
+                // `CareTeam/id`, shared with the contact's source (a text per contact less).
+                self.register_row_id(&ct.identifier)
+                    .or_else(|| RowId::shared(&source))
+                    .unwrap_or_else(|| self.row_id(&[], &fallback))
             };
             match FixedContact::new(
                 row_id,
