@@ -596,3 +596,74 @@ async fn a_transaction_refused_for_its_size_is_sent_in_parts_of_the_probed_size(
     let missing = unprovenanced(&c).await;
     assert!(missing.is_empty(), "no Provenance for {missing:?}");
 }
+
+/// Two transactions travel at once (the server works on one while the next is built), never
+/// more, and never one beside a transaction holding what its writes point at (a Patient's
+/// beside the PractitionerRoles it names): the end is the plain server's.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_transactions_travel_together_but_never_beside_what_they_point_at() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let (r1, _) = regions(dir.path());
+    let plain = tenant("plain-together");
+    let a = sync(&s.base, &plain, &r1, &dir.path().join("plain.sqlite"));
+    assert_eq!(a["errors"], 0, "{a}");
+    let want = end_state(&client(&s.base, &plain)).await;
+
+    let proxy = proxy(
+        &s.base,
+        Faults {
+            slow_transactions: true,
+            ..Default::default()
+        },
+        14,
+    );
+    let t = tenant("together");
+    // Chunks of 20: several of each kind (references, Patients, relations).
+    let got = common::sync_with_summary(
+        &proxy.base,
+        &t,
+        &r1,
+        &dir.path().join("together.sqlite"),
+        &["--chunk-size", "20"],
+    )
+    .1;
+    assert_eq!(got["errors"], 0, "{got}");
+    let (most, pairs) = {
+        let t = proxy.together.lock().unwrap();
+        (t.most, t.pairs.clone())
+    };
+    assert_eq!(most, 2, "two transactions in flight at most, and at times");
+    // What a write may point at lies in a lower tier: a pair in flight shares one tier.
+    let tier = |t: &str| match t {
+        "Organization" => 0,
+        "Practitioner" => 1,
+        "PractitionerRole" => 2,
+        "Patient" => 3,
+        _ => 4,
+    };
+    let tiers = |types: &BTreeSet<String>| types.iter().map(|t| tier(t)).collect::<BTreeSet<_>>();
+    for (a, b) in &pairs {
+        let (ta, tb) = (tiers(a), tiers(b));
+        assert!(
+            ta.len() == 1 && ta == tb,
+            "in flight together: {a:?} and {b:?}"
+        );
+    }
+    let shared = pairs.len();
+    eprintln!("{shared} pairs of transactions in flight together");
+    let c = client(&s.base, &t);
+    assert_eq!(end_state(&c).await, want);
+    let missing = unprovenanced(&c).await;
+    assert!(missing.is_empty(), "no Provenance for {missing:?}");
+    let again = common::sync_with_summary(
+        &proxy.base,
+        &t,
+        &r1,
+        &dir.path().join("together.sqlite"),
+        &["--chunk-size", "20"],
+    )
+    .1;
+    assert_eq!(again["created"], 0, "{again}");
+    assert_eq!(again["updated"], 0, "{again}");
+}

@@ -323,7 +323,20 @@ impl Response {
 }
 
 /// A FHIR R4 REST client: retries, throttling, paging, credentials bound to their origin.
-pub struct FhirClient {
+/// Its clones are one client (the connections, the token and the counters are shared), so a
+/// request can run as a task of its own.
+#[derive(Clone)]
+pub struct FhirClient(std::sync::Arc<ClientShared>);
+
+impl std::ops::Deref for FhirClient {
+    type Target = ClientShared;
+    fn deref(&self) -> &ClientShared {
+        &self.0
+    }
+}
+
+/// What a client's clones share.
+pub struct ClientShared {
     http: reqwest::Client,
     cfg: ClientConfig,
     token: Mutex<Option<(String, Instant)>>,
@@ -505,7 +518,7 @@ impl FhirClient {
             b = b.tls_certs_merge([cert]);
         }
         let http = b.build().map_err(|e| ClientError::Config(e.to_string()))?;
-        Ok(FhirClient {
+        Ok(FhirClient(std::sync::Arc::new(ClientShared {
             http,
             cfg,
             token: Mutex::new(None),
@@ -514,7 +527,7 @@ impl FhirClient {
             retries: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
             latencies: Mutex::new(Vec::new()),
-        })
+        })))
     }
 
     pub(crate) fn base(&self) -> &str {

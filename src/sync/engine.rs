@@ -1704,6 +1704,64 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// Transactions a sync keeps in flight at once: the server works on one while the client
+/// reads the last answer and builds the next (hfs took a 10,000-patient sync's 39
+/// transactions in 14.0 s two at a time against 27.7 s one by one).
+const IN_FLIGHT: usize = 2;
+
+/// A transaction's parts kept for its answer: which writes the server names, the versions
+/// each Provenance foresaw, the Provenances; and the Bundle, until it is sent.
+struct Built {
+    posts: Vec<bool>,
+    targets: Vec<String>,
+    provs: Vec<Value>,
+    bundle: Value,
+}
+
+/// What may stand beside what in flight: a tier's writes point only at lower tiers' (a
+/// PractitionerRole at its Practitioner and Organization, a relation at its Patient, a duty's
+/// Task at its CareTeam), so only chunks of one tier travel together.
+fn tier_of(items: &[PlanItem]) -> Option<u8> {
+    let tier = |i: &PlanItem| match (i.action, i.resource_type.as_str()) {
+        (Action::CreateReference, "Organization") => 0,
+        (Action::CreateReference, "Practitioner") => 1,
+        (Action::CreateReference, "PractitionerRole") => 2,
+        (Action::CreateReference, _) => 3,
+        (Action::Duty, _) => 5,
+        _ => 4,
+    };
+    let first = tier(items.first()?);
+    items.iter().all(|i| tier(i) == first).then_some(first)
+}
+
+/// A chunk sent and not yet answered.
+struct Sent<'p> {
+    chunk: &'p [&'p PlanItem],
+    items: Vec<PlanItem>,
+    tier: Option<u8>,
+    built: Built,
+}
+
+/// The transactions in flight, answered in the order they were sent.
+#[derive(Default)]
+struct Flight<'p> {
+    answers: std::collections::VecDeque<
+        tokio::task::JoinHandle<Result<crate::fhir::client::Response, ClientError>>,
+    >,
+    sent: std::collections::VecDeque<Sent<'p>>,
+}
+
+impl Flight<'_> {
+    /// Whether a chunk of `tier` may be sent now: nothing in flight, or room beside chunks
+    /// of the same one tier.
+    fn takes(&self, tier: Option<u8>) -> bool {
+        self.sent.is_empty()
+            || (self.sent.len() < IN_FLIGHT
+                && tier.is_some()
+                && self.sent.iter().all(|s| s.tier == tier))
+    }
+}
+
 /// Changes one Provenance names in a transaction. The test server's cost for a Provenance grows
 /// faster than its targets: 17 transactions of 1,000 PUTs took 21 s with a Provenance of 50
 /// targets each, 60 s with one of 1,000 targets, and 24.6 s with twenty Provenances of 50.
@@ -1842,6 +1900,8 @@ pub(crate) struct Applier<'a> {
     /// The most entries a transaction is sent with: the chunk size, until the server refuses
     /// a chunk it then takes in parts of the probed size.
     transaction_limit: Option<usize>,
+    /// The server refused a transaction this run: the rest go one at a time.
+    refused: bool,
 }
 
 impl<'a> Applier<'a> {
@@ -1872,6 +1932,7 @@ impl<'a> Applier<'a> {
             strategy,
             assigned: HashMap::new(),
             transaction_limit: None,
+            refused: false,
         }
     }
 
@@ -2025,11 +2086,19 @@ impl<'a> Applier<'a> {
             _ => 3,
         };
         refs.sort_by_key(|i| (rank(&i.resource_type), i.seq));
+        let throttled_before = self
+            .client
+            .throttled
+            .load(std::sync::atomic::Ordering::Relaxed);
         for group in [refs, rels] {
+            // Transactions in flight together (the server works on one while the next is
+            // read and checked); every one is settled before the next group starts.
+            let mut flight = Flight::default();
             for chunk in group.chunks(chunk_size.max(1)) {
-                // A service shutting down: the chunk in flight was finished and recorded;
+                // A service shutting down: the chunks in flight were finished and recorded;
                 // the rest is left for the next run, which resumes from the state file.
                 if super::stop_requested() {
+                    self.land_all(&mut flight).await?;
                     self.summary.stopped = true;
                     self.summary.messages.push(
                         "stopped before the plan's end (the service is shutting down): the next run resumes it".into(),
@@ -2054,15 +2123,56 @@ impl<'a> Applier<'a> {
                 let one_by_one = self.strategy.create == CreateBy::ConditionalPost
                     && chunk.iter().any(|i| i.action == Action::CreateReference);
                 if self.strategy.grouping == Grouping::Batch && !one_by_one {
+                    self.land_all(&mut flight).await?;
                     self.batch(chunk, &mut items).await?;
                     continue;
                 }
-                if grouped {
-                    self.transactions(chunk, items).await?;
-                } else {
+                if !grouped {
+                    self.land_all(&mut flight).await?;
                     self.one_by_one(chunk).await?;
+                    continue;
                 }
+                // Alongside others only where nothing in flight can be what it points at (one
+                // tier), where our ids are the server's (no later item waits for a name), and
+                // while the server has not throttled or refused.
+                let whole = items.len() <= self.transaction_limit.unwrap_or(usize::MAX);
+                let throttled = self
+                    .client
+                    .throttled
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    > throttled_before;
+                let alongside = whole
+                    && self.strategy.create != CreateBy::ConditionalPost
+                    && !throttled
+                    && !self.refused;
+                if !alongside {
+                    self.land_all(&mut flight).await?;
+                    self.transactions(chunk, items).await?;
+                    continue;
+                }
+                let tier = tier_of(&items);
+                while !flight.takes(tier) {
+                    self.land_next(&mut flight).await?;
+                }
+                let built = self.build(&mut items);
+                let client = self.client.clone();
+                let bundle = built.bundle;
+                // A task of its own, so the request goes out and its answer is read while this
+                // one builds the next.
+                flight.answers.push_back(tokio::spawn(async move {
+                    client.send(Method::POST, "", Some(&bundle), None).await
+                }));
+                flight.sent.push_back(Sent {
+                    chunk,
+                    items,
+                    tier,
+                    built: Built {
+                        bundle: Value::Null,
+                        ..built
+                    },
+                });
             }
+            self.land_all(&mut flight).await?;
         }
         if !self.strategy.if_match {
             self.summary.messages.push("the server ignores If-Match: it cannot guarantee against lost updates; each write was re-checked just before and after".into());
@@ -2088,19 +2198,35 @@ impl<'a> Applier<'a> {
         chunk: &[&PlanItem],
         mut items: Vec<PlanItem>,
     ) -> Result<(), SyncError> {
-        let part = items_within(PROBED_TRANSACTION);
-        let whole = items.len() <= self.transaction_limit.unwrap_or(usize::MAX);
-        if whole {
-            if self.transaction(&mut items).await? {
-                return Ok(());
-            }
-            if items.len() <= part {
-                return self.one_by_one(chunk).await;
-            }
+        if items.len() <= self.transaction_limit.unwrap_or(usize::MAX) {
+            let taken = self.transaction(&mut items).await?;
+            return self.after_whole(chunk, taken).await;
         }
-        // Items a refused transaction held may have been rewritten for it: prepared again;
-        // otherwise the ones prepared for the chunk are split.
-        let mut prepared = (!whole).then(|| items.into_iter());
+        self.in_parts(chunk, Some(items)).await
+    }
+
+    /// After a chunk sent whole: nothing, if it was taken; what it held one by one if it was
+    /// small; else in parts (a refused transaction may have rewritten its items, so they are
+    /// prepared again).
+    async fn after_whole(&mut self, chunk: &[&PlanItem], taken: bool) -> Result<(), SyncError> {
+        if taken {
+            return Ok(());
+        }
+        self.refused = true;
+        if chunk.len() <= items_within(PROBED_TRANSACTION) {
+            return self.one_by_one(chunk).await;
+        }
+        self.in_parts(chunk, None).await
+    }
+
+    /// A chunk in transactions of the probed size, `prepared` or prepared here.
+    async fn in_parts(
+        &mut self,
+        chunk: &[&PlanItem],
+        prepared: Option<Vec<PlanItem>>,
+    ) -> Result<(), SyncError> {
+        let part = items_within(PROBED_TRANSACTION);
+        let mut prepared = prepared.map(|p| p.into_iter());
         let mut all_taken = true;
         for planned in chunk.chunks(part) {
             let mut items: Vec<PlanItem> = match prepared.as_mut() {
@@ -2125,7 +2251,41 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
+    /// The oldest transaction in flight: its answer taken in (or, refused, what it held sent
+    /// the slower ways).
+    async fn land_next(&mut self, flight: &mut Flight<'_>) -> Result<(), SyncError> {
+        let (Some(answer), Some(mut sent)) = (flight.answers.pop_front(), flight.sent.pop_front())
+        else {
+            return Ok(());
+        };
+        let answer = answer
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let taken = self.settle(&mut sent.items, sent.built, answer).await?;
+        self.after_whole(sent.chunk, taken).await
+    }
+
+    async fn land_all(&mut self, flight: &mut Flight<'_>) -> Result<(), SyncError> {
+        while !flight.sent.is_empty() {
+            self.land_next(flight).await?;
+        }
+        Ok(())
+    }
+
     async fn transaction(&mut self, chunk: &mut [PlanItem]) -> Result<bool, SyncError> {
+        let mut built = self.build(chunk);
+        let bundle = std::mem::take(&mut built.bundle);
+        let answer = self
+            .client
+            .send(Method::POST, "", Some(&bundle), None)
+            .await;
+        drop(bundle);
+        self.settle(chunk, built, answer).await
+    }
+
+    /// A chunk's transaction Bundle, with a Provenance per `PROVENANCE_TARGETS` changes naming
+    /// the versions the writes are foreseen to make.
+    fn build(&self, chunk: &mut [PlanItem]) -> Built {
         let posts: Vec<bool> = chunk.iter().map(|i| self.posts(i)).collect();
         // What the server names in this very transaction is referenced by its fullUrl, which
         // the server resolves (a Patient's generalPractitioner → a PractitionerRole created
@@ -2181,12 +2341,29 @@ impl<'a> Applier<'a> {
             .collect();
         let post_prov = self.strategy.create == CreateBy::ConditionalPost;
         let bundle = transaction::transaction(&writes, provs.clone(), post_prov);
-        drop(writes);
-        match self
-            .client
-            .send(Method::POST, "", Some(&bundle), None)
-            .await
-        {
+        Built {
+            posts,
+            targets,
+            provs,
+            bundle,
+        }
+    }
+
+    /// A transaction's answer taken in: ids and versions recorded, each Provenance fixed where
+    /// the versions were not as foreseen. False when the server refused it (4xx).
+    async fn settle(
+        &mut self,
+        chunk: &mut [PlanItem],
+        built: Built,
+        answer: Result<crate::fhir::client::Response, ClientError>,
+    ) -> Result<bool, SyncError> {
+        let Built {
+            posts,
+            targets,
+            provs,
+            ..
+        } = built;
+        match answer {
             Ok(resp) => {
                 let answers = resp.body["entry"].as_array().cloned().unwrap_or_default();
                 let mut done = Vec::new();

@@ -243,6 +243,9 @@ pub struct Faults {
     /// Forward, let the server act, then drop the connection without an answer.
     pub drop_after: f64,
     pub slow: f64,
+    /// Every transaction Bundle waits 100 ms before it is forwarded (a busy server), so that
+    /// what a client sends while one is in flight shows.
+    pub slow_transactions: bool,
     /// How the server behaves unlike the test server (each a production EHR's habit).
     pub personality: Personality,
 }
@@ -303,6 +306,36 @@ pub struct Proxy {
     pub faults_injected: Arc<AtomicU64>,
     /// Every request's method, path and query, as a server's access log would keep them.
     pub access_log: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Transaction Bundles the server was working on at the same time.
+    pub together: Arc<std::sync::Mutex<Together>>,
+}
+
+/// Transaction Bundles in flight at the same time: how many at most, and the resource types
+/// (Provenances aside) of the two Bundles of each pair that were.
+#[derive(Default)]
+pub struct Together {
+    in_flight: Vec<(u64, std::collections::BTreeSet<String>)>,
+    next: u64,
+    pub most: usize,
+    pub pairs: Vec<(
+        std::collections::BTreeSet<String>,
+        std::collections::BTreeSet<String>,
+    )>,
+}
+
+impl Together {
+    fn enter(&mut self, types: std::collections::BTreeSet<String>) -> u64 {
+        self.next += 1;
+        for (_, other) in &self.in_flight {
+            self.pairs.push((other.clone(), types.clone()));
+        }
+        self.in_flight.push((self.next, types));
+        self.most = self.most.max(self.in_flight.len());
+        self.next
+    }
+    fn leave(&mut self, id: u64) {
+        self.in_flight.retain(|(i, _)| *i != id);
+    }
 }
 
 /// A proxy in front of the server that counts writes (non-GET) and injects faults.
@@ -313,6 +346,7 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
     let writes = Arc::new(AtomicU64::new(0));
     let injected = Arc::new(AtomicU64::new(0));
     let access_log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let together = Arc::new(std::sync::Mutex::new(Together::default()));
     let counter = Arc::new(AtomicU64::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -328,6 +362,7 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
         injected: Arc<AtomicU64>,
         counter: Arc<AtomicU64>,
         access_log: Arc<std::sync::Mutex<Vec<String>>>,
+        together: Arc<std::sync::Mutex<Together>>,
     }
     let st = St {
         up: upstream.to_owned(),
@@ -338,6 +373,7 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
         injected: injected.clone(),
         counter,
         access_log: access_log.clone(),
+        together: together.clone(),
     };
     async fn handle(State(st): State<St>, req: Request<Body>) -> Response<Body> {
         let (parts, body) = req.into_parts();
@@ -480,13 +516,38 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
             }
             r = r.header(k, v);
         }
-        let resp = match r.send().await {
-            Ok(x) => x,
-            Err(_) => return fault(StatusCode::BAD_GATEWAY, None),
+        let transaction = bundle
+            .as_ref()
+            .filter(|b| b["type"] == "transaction")
+            .map(|b| {
+                b["entry"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e["request"]["url"].as_str())
+                    .map(|u| u.split(['/', '?']).next().unwrap_or("").to_owned())
+                    .filter(|t| t != "Provenance")
+                    .collect()
+            });
+        if transaction.is_some() && f.slow_transactions {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let in_flight = transaction.map(|types| st.together.lock().unwrap().enter(types));
+        let answered = r.send().await;
+        let (status, headers, body) = match answered {
+            Ok(resp) => (
+                resp.status(),
+                resp.headers().clone(),
+                Some(resp.bytes().await.unwrap_or_default()),
+            ),
+            Err(_) => (StatusCode::BAD_GATEWAY, Default::default(), None),
         };
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let mut body = resp.bytes().await.unwrap_or_default();
+        if let Some(id) = in_flight {
+            st.together.lock().unwrap().leave(id);
+        }
+        let Some(mut body) = body else {
+            return fault(StatusCode::BAD_GATEWAY, None);
+        };
         if path.trim_matches('/') == "metadata" && (pers.no_transactions || pers.refuse_client_ids)
         {
             if let Ok(mut cs) = serde_json::from_slice::<serde_json::Value>(&body) {
@@ -575,6 +636,7 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
         writes,
         faults_injected: injected,
         access_log,
+        together,
     }
 }
 
