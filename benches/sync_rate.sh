@@ -6,7 +6,8 @@
 # the register, plus one Provenance per 1,000) are POSTed as 1,000-entry transaction Bundles,
 # one after the other, by curl: the server's own rate for these resources. Resources on the
 # server are counted after each run (`_summary=count`), so both rates are resources per second
-# that landed. Prints one JSON line: {"sync_rps", "raw_rps", "ratio", ...}.
+# that landed. Then the same Bundles two at a time (the sync keeps two transactions in flight).
+# Prints one JSON line: {"sync_rps", "raw_rps", "ratio", "raw2_rps", "ratio2", ...}.
 set -euo pipefail
 N=${1:-10000}
 W=${2:-/tmp/fkbench}
@@ -85,12 +86,25 @@ done
 t3=$(now)
 RAW_N=$(count)
 stop_hfs
-python3 - "$t0" "$t1" "$SYNC_N" "$t2" "$t3" "$RAW_N" "$N" <<'PY'
+
+# 3. The same Bundles two at a time, as the sync keeps two transactions in flight: what the
+# server can do when it is kept busy on both of its cores.
+start_hfs
+t4=$(now)
+ls "$R"/bundles/*.json | xargs -P 2 -I{} curl -s -o /dev/null -H 'Content-Type: application/fhir+json' \
+  --data-binary @{} "$BASE"
+t5=$(now)
+RAW2_N=$(count)
+stop_hfs
+python3 - "$t0" "$t1" "$SYNC_N" "$t2" "$t3" "$RAW_N" "$N" "$t4" "$t5" "$RAW2_N" <<'PY'
 import json, sys
-t0, t1, n1, t2, t3, n2, p = sys.argv[1:]
+t0, t1, n1, t2, t3, n2, p, t4, t5, n3 = sys.argv[1:]
 s, r = int(n1) / (float(t1) - float(t0)), int(n2) / (float(t3) - float(t2))
+r2 = int(n3) / (float(t5) - float(t4))
 print(json.dumps({"patients": int(p), "sync_resources": int(n1), "sync_seconds": round(float(t1) - float(t0), 1),
                   "sync_rps": round(s, 1), "raw_resources": int(n2),
                   "raw_seconds": round(float(t3) - float(t2), 1), "raw_rps": round(r, 1),
-                  "ratio": round(s / r, 3)}))
+                  "ratio": round(s / r, 3), "raw2_resources": int(n3),
+                  "raw2_seconds": round(float(t5) - float(t4), 1), "raw2_rps": round(r2, 1),
+                  "ratio2": round(s / r2, 3)}))
 PY
