@@ -551,6 +551,28 @@ async fn two_syncs_through_one_state_file_take_turns_on_a_server_that_names_its_
     assert_eq!(ids.len(), patients.len(), "no Patient created twice");
 }
 
+/// The end a plain server (no proxy) comes to after one sync of `register` into a tenant of its
+/// own: what every personality must end at.
+async fn plain_end(
+    base: &str,
+    dir: &Path,
+    register: &Path,
+    name: &str,
+) -> BTreeMap<String, Vec<String>> {
+    let plain = tenant(name);
+    let a = sync(base, &plain, register, &dir.join(format!("{name}.sqlite")));
+    assert_eq!(a["errors"], 0, "{a}");
+    end_state(&client(base, &plain)).await
+}
+
+/// The tenant ends where the plain server ended, every change with its Provenance.
+async fn ends_as(base: &str, tenant: &str, want: &BTreeMap<String, Vec<String>>) {
+    let c = client(base, tenant);
+    assert_eq!(&end_state(&c).await, want);
+    let missing = unprovenanced(&c).await;
+    assert!(missing.is_empty(), "no Provenance for {missing:?}");
+}
+
 /// A server (or the gateway before it) that takes the probe's transaction of 100 but refuses
 /// the sync's of 500: the sync goes on in transactions of 100, not one request per entry, says
 /// so, and ends where the plain server ends.
@@ -559,11 +581,7 @@ async fn a_transaction_refused_for_its_size_is_sent_in_parts_of_the_probed_size(
     let s = server();
     let dir = tempfile::tempdir().unwrap();
     let (r1, _) = regions(dir.path());
-    let plain = tenant("plain-size");
-    let a =
-        common::sync_with_summary(&s.base, &plain, &r1, &dir.path().join("plain.sqlite"), &[]).1;
-    assert_eq!(a["errors"], 0, "{a}");
-    let want = end_state(&client(&s.base, &plain)).await;
+    let want = plain_end(&s.base, dir.path(), &r1, "plain-size").await;
 
     let proxy = proxy(
         &s.base,
@@ -591,10 +609,7 @@ async fn a_transaction_refused_for_its_size_is_sent_in_parts_of_the_probed_size(
         writes * 2 < changes,
         "{changes} changes in {writes} writes: transactions, not one request each: {got}"
     );
-    let c = client(&s.base, &t);
-    assert_eq!(end_state(&c).await, want);
-    let missing = unprovenanced(&c).await;
-    assert!(missing.is_empty(), "no Provenance for {missing:?}");
+    ends_as(&s.base, &t, &want).await;
 }
 
 /// Two transactions travel at once (the server works on one while the next is built), never
@@ -605,10 +620,7 @@ async fn two_transactions_travel_together_but_never_beside_what_they_point_at() 
     let s = server();
     let dir = tempfile::tempdir().unwrap();
     let (r1, _) = regions(dir.path());
-    let plain = tenant("plain-together");
-    let a = sync(&s.base, &plain, &r1, &dir.path().join("plain.sqlite"));
-    assert_eq!(a["errors"], 0, "{a}");
-    let want = end_state(&client(&s.base, &plain)).await;
+    let want = plain_end(&s.base, dir.path(), &r1, "plain-together").await;
 
     let proxy = proxy(
         &s.base,
@@ -619,15 +631,10 @@ async fn two_transactions_travel_together_but_never_beside_what_they_point_at() 
         14,
     );
     let t = tenant("together");
+    let state = dir.path().join("together.sqlite");
     // Chunks of 20: several of each kind (references, Patients, relations).
-    let got = common::sync_with_summary(
-        &proxy.base,
-        &t,
-        &r1,
-        &dir.path().join("together.sqlite"),
-        &["--chunk-size", "20"],
-    )
-    .1;
+    let run = || common::sync_with_summary(&proxy.base, &t, &r1, &state, &["--chunk-size", "20"]).1;
+    let got = run();
     assert_eq!(got["errors"], 0, "{got}");
     let (most, pairs) = {
         let t = proxy.together.lock().unwrap();
@@ -652,18 +659,8 @@ async fn two_transactions_travel_together_but_never_beside_what_they_point_at() 
     }
     let shared = pairs.len();
     eprintln!("{shared} pairs of transactions in flight together");
-    let c = client(&s.base, &t);
-    assert_eq!(end_state(&c).await, want);
-    let missing = unprovenanced(&c).await;
-    assert!(missing.is_empty(), "no Provenance for {missing:?}");
-    let again = common::sync_with_summary(
-        &proxy.base,
-        &t,
-        &r1,
-        &dir.path().join("together.sqlite"),
-        &["--chunk-size", "20"],
-    )
-    .1;
+    ends_as(&s.base, &t, &want).await;
+    let again = run();
     assert_eq!(again["created"], 0, "{again}");
     assert_eq!(again["updated"], 0, "{again}");
 }

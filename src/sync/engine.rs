@@ -1722,16 +1722,24 @@ struct Built {
 /// PractitionerRole at its Practitioner and Organization, a relation at its Patient, a duty's
 /// Task at its CareTeam), so only chunks of one tier travel together.
 fn tier_of(items: &[PlanItem]) -> Option<u8> {
-    let tier = |i: &PlanItem| match (i.action, i.resource_type.as_str()) {
-        (Action::CreateReference, "Organization") => 0,
-        (Action::CreateReference, "Practitioner") => 1,
-        (Action::CreateReference, "PractitionerRole") => 2,
-        (Action::CreateReference, _) => 3,
-        (Action::Duty, _) => 5,
+    let tier = |i: &PlanItem| match i.action {
+        Action::CreateReference => reference_rank(&i.resource_type),
+        Action::Duty => 5,
         _ => 4,
     };
     let first = tier(items.first()?);
     items.iter().all(|i| tier(i) == first).then_some(first)
+}
+
+/// What a reference points at comes first: an Organization, a Practitioner, a PractitionerRole
+/// (at both), a Patient (at its listing unit and physician).
+fn reference_rank(resource_type: &str) -> u8 {
+    match resource_type {
+        "Organization" => 0,
+        "Practitioner" => 1,
+        "PractitionerRole" => 2,
+        _ => 3,
+    }
 }
 
 /// A chunk sent and not yet answered.
@@ -2079,13 +2087,7 @@ impl<'a> Applier<'a> {
             .partition(|i| i.action == Action::CreateReference);
         // What is referenced before what references it (a server naming its creates must
         // have named the PractitionerRole before the Patient pointing at it is sent).
-        let rank = |t: &str| match t {
-            "Organization" => 0,
-            "Practitioner" => 1,
-            "PractitionerRole" => 2,
-            _ => 3,
-        };
-        refs.sort_by_key(|i| (rank(&i.resource_type), i.seq));
+        refs.sort_by_key(|i| (reference_rank(&i.resource_type), i.seq));
         let throttled_before = self
             .client
             .throttled
@@ -2133,7 +2135,7 @@ impl<'a> Applier<'a> {
                     continue;
                 }
                 // Alongside others only where nothing in flight can be what it points at (one
-                // tier), where our ids are the server's (no later item waits for a name), and
+                // tier), where the server takes our ids (no later item waits for a name), and
                 // while the server has not throttled or refused.
                 let whole = items.len() <= self.transaction_limit.unwrap_or(usize::MAX);
                 let throttled = self
