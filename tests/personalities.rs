@@ -664,3 +664,35 @@ async fn two_transactions_travel_together_but_never_beside_what_they_point_at() 
     assert_eq!(again["created"], 0, "{again}");
     assert_eq!(again["updated"], 0, "{again}");
 }
+
+/// A server that answered 429 once is pressed no harder: the rest of the run sends one
+/// transaction at a time, and ends where the plain server ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_429_transactions_go_one_at_a_time() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let (r1, _) = regions(dir.path());
+    let want = plain_end(&s.base, dir.path(), &r1, "plain-throttled").await;
+    let proxy = proxy(
+        &s.base,
+        Faults {
+            slow_transactions: true,
+            throttle_first_transaction: true,
+            ..Default::default()
+        },
+        15,
+    );
+    let t = tenant("throttled");
+    let state = dir.path().join("throttled.sqlite");
+    let got = common::sync_with_summary(&proxy.base, &t, &r1, &state, &["--chunk-size", "20"]).1;
+    assert_eq!(got["errors"], 0, "{got}");
+    assert_eq!(
+        proxy
+            .faults_injected
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    let most = proxy.together.lock().unwrap().most;
+    assert_eq!(most, 1, "one transaction at a time after the 429");
+    ends_as(&s.base, &t, &want).await;
+}

@@ -246,6 +246,9 @@ pub struct Faults {
     /// Every transaction Bundle waits 100 ms before it is forwarded (a busy server), so that
     /// what a client sends while one is in flight shows.
     pub slow_transactions: bool,
+    /// The first transaction Bundle with a Provenance (a sync's, not the probe's) is answered
+    /// 429 (Retry-After: 0), as a server pressed too hard does.
+    pub throttle_first_transaction: bool,
     /// How the server behaves unlike the test server (each a production EHR's habit).
     pub personality: Personality,
 }
@@ -363,6 +366,7 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
         counter: Arc<AtomicU64>,
         access_log: Arc<std::sync::Mutex<Vec<String>>>,
         together: Arc<std::sync::Mutex<Together>>,
+        throttled_once: Arc<std::sync::atomic::AtomicBool>,
     }
     let st = St {
         up: upstream.to_owned(),
@@ -374,6 +378,7 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
         counter,
         access_log: access_log.clone(),
         together: together.clone(),
+        throttled_once: Default::default(),
     };
     async fn handle(State(st): State<St>, req: Request<Body>) -> Response<Body> {
         let (parts, body) = req.into_parts();
@@ -529,6 +534,20 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
                     .filter(|t| t != "Provenance")
                     .collect()
             });
+        let provenanced = bundle.as_ref().is_some_and(|b| {
+            b["entry"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["resource"]["resourceType"] == "Provenance")
+        });
+        if transaction.is_some()
+            && provenanced
+            && f.throttle_first_transaction
+            && !st.throttled_once.swap(true, Ordering::Relaxed)
+        {
+            return fault(StatusCode::TOO_MANY_REQUESTS, Some("0"));
+        }
         if transaction.is_some() && f.slow_transactions {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
