@@ -1710,12 +1710,11 @@ impl<'a> Planner<'a> {
 const IN_FLIGHT: usize = 2;
 
 /// A transaction's parts kept for its answer: which writes the server names, the versions
-/// each Provenance foresaw, the Provenances; and the Bundle, until it is sent.
+/// each Provenance foresaw, the Provenances.
 struct Built {
     posts: Vec<bool>,
     targets: Vec<String>,
     provs: Vec<Value>,
-    bundle: Value,
 }
 
 /// What may stand beside what in flight: a tier's writes point only at lower tiers' (a
@@ -2156,9 +2155,8 @@ impl<'a> Applier<'a> {
                 while !flight.takes(tier) {
                     self.land_next(&mut flight).await?;
                 }
-                let built = self.build(&mut items);
+                let (built, bundle) = self.build(&mut items);
                 let client = self.client.clone();
-                let bundle = built.bundle;
                 // A task of its own, so the request goes out and its answer is read while this
                 // one builds the next.
                 flight.answers.push_back(tokio::spawn(async move {
@@ -2168,10 +2166,7 @@ impl<'a> Applier<'a> {
                     chunk,
                     items,
                     tier,
-                    built: Built {
-                        bundle: Value::Null,
-                        ..built
-                    },
+                    built,
                 });
             }
             self.land_all(&mut flight).await?;
@@ -2275,8 +2270,7 @@ impl<'a> Applier<'a> {
     }
 
     async fn transaction(&mut self, chunk: &mut [PlanItem]) -> Result<bool, SyncError> {
-        let mut built = self.build(chunk);
-        let bundle = std::mem::take(&mut built.bundle);
+        let (built, bundle) = self.build(chunk);
         let answer = self
             .client
             .send(Method::POST, "", Some(&bundle), None)
@@ -2286,8 +2280,8 @@ impl<'a> Applier<'a> {
     }
 
     /// A chunk's transaction Bundle, with a Provenance per `PROVENANCE_TARGETS` changes naming
-    /// the versions the writes are foreseen to make.
-    fn build(&self, chunk: &mut [PlanItem]) -> Built {
+    /// the versions the writes are foreseen to make; and what its answer is read against.
+    fn build(&self, chunk: &mut [PlanItem]) -> (Built, Value) {
         let posts: Vec<bool> = chunk.iter().map(|i| self.posts(i)).collect();
         // What the server names in this very transaction is referenced by its fullUrl, which
         // the server resolves (a Patient's generalPractitioner → a PractitionerRole created
@@ -2343,12 +2337,14 @@ impl<'a> Applier<'a> {
             .collect();
         let post_prov = self.strategy.create == CreateBy::ConditionalPost;
         let bundle = transaction::transaction(&writes, provs.clone(), post_prov);
-        Built {
-            posts,
-            targets,
-            provs,
+        (
+            Built {
+                posts,
+                targets,
+                provs,
+            },
             bundle,
-        }
+        )
     }
 
     /// A transaction's answer taken in: ids and versions recorded, each Provenance fixed where
@@ -2363,7 +2359,6 @@ impl<'a> Applier<'a> {
             posts,
             targets,
             provs,
-            ..
         } = built;
         match answer {
             Ok(resp) => {
