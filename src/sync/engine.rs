@@ -1743,6 +1743,7 @@ fn reference_rank(resource_type: &str) -> u8 {
 
 /// A chunk sent and not yet answered.
 struct Sent<'p> {
+    answer: tokio::task::JoinHandle<Result<crate::fhir::client::Response, ClientError>>,
     chunk: &'p [&'p PlanItem],
     items: Vec<PlanItem>,
     tier: Option<u8>,
@@ -1752,9 +1753,6 @@ struct Sent<'p> {
 /// The transactions in flight, answered in the order they were sent.
 #[derive(Default)]
 struct Flight<'p> {
-    answers: std::collections::VecDeque<
-        tokio::task::JoinHandle<Result<crate::fhir::client::Response, ClientError>>,
-    >,
     sent: std::collections::VecDeque<Sent<'p>>,
 }
 
@@ -2157,12 +2155,12 @@ impl<'a> Applier<'a> {
                 }
                 let (built, bundle) = self.build(&mut items);
                 let client = self.client.clone();
-                // A task of its own, so the request goes out and its answer is read while this
-                // one builds the next.
-                flight.answers.push_back(tokio::spawn(async move {
-                    client.send(Method::POST, "", Some(&bundle), None).await
-                }));
                 flight.sent.push_back(Sent {
+                    // A task of its own, so the request goes out and its answer is read while
+                    // this one builds the next.
+                    answer: tokio::spawn(async move {
+                        client.send(Method::POST, "", Some(&bundle), None).await
+                    }),
                     chunk,
                     items,
                     tier,
@@ -2251,11 +2249,10 @@ impl<'a> Applier<'a> {
     /// The oldest transaction in flight: its answer taken in (or, refused, what it held sent
     /// the slower ways).
     async fn land_next(&mut self, flight: &mut Flight<'_>) -> Result<(), SyncError> {
-        let (Some(answer), Some(mut sent)) = (flight.answers.pop_front(), flight.sent.pop_front())
-        else {
+        let Some(mut sent) = flight.sent.pop_front() else {
             return Ok(());
         };
-        let answer = answer
+        let answer = (&mut sent.answer)
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         let taken = self.settle(&mut sent.items, sent.built, answer).await?;
