@@ -521,7 +521,9 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
             }
             r = r.header(k, v);
         }
-        let transaction = bundle
+        // A transaction Bundle's resource types; whether it carries a Provenance (a sync's,
+        // not the probe's), and the rest, which is what travels beside what.
+        let types: Option<std::collections::BTreeSet<String>> = bundle
             .as_ref()
             .filter(|b| b["type"] == "transaction")
             .map(|b| {
@@ -531,18 +533,14 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
                     .flatten()
                     .filter_map(|e| e["request"]["url"].as_str())
                     .map(|u| u.split(['/', '?']).next().unwrap_or("").to_owned())
-                    .filter(|t| t != "Provenance")
                     .collect()
             });
-        let provenanced = bundle.as_ref().is_some_and(|b| {
-            b["entry"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|e| e["resource"]["resourceType"] == "Provenance")
+        let provenanced = types.as_ref().is_some_and(|t| t.contains("Provenance"));
+        let transaction = types.map(|mut t| {
+            t.remove("Provenance");
+            t
         });
-        if transaction.is_some()
-            && provenanced
+        if provenanced
             && f.throttle_first_transaction
             && !st.throttled_once.swap(true, Ordering::Relaxed)
         {
