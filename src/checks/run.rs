@@ -186,7 +186,7 @@ impl Run<'_> {
         ehr: &EhrSide,
         held: bool,
     ) {
-        let stored = ehr.contacts.get(patient);
+        let stored = ehr.contacts.of(patient);
         let ehr_contacts: Vec<Sourced> = stored
             .map(|v| v.iter().map(|(c, s)| (c, &**s)).collect())
             .unwrap_or_default();
@@ -439,7 +439,7 @@ fn rules_over(
     // Patients only the EHR knows.
     let mut rest: Vec<&PatientId> = ehr
         .contacts
-        .keys()
+        .patients()
         .chain(ehr.facts.patients())
         .filter(|p| !run.ehr_seen.contains(*p))
         .collect();

@@ -7,6 +7,7 @@
 //! one that fits loosely. Two candidates for one row are a conflict: neither is touched.
 
 use crate::domain::{ContactKind, ContactStatus, FixedContact, HsaId, PatientId, Period};
+use crate::sources::ehr::contacts::SharedContacts;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::hash::Hash;
@@ -42,21 +43,6 @@ pub(crate) struct HandContact {
     /// Its resource carries more than one contact (a whole team in one CareTeam): it is neither
     /// adopted nor ended as a whole, since that would change the other members too.
     pub(crate) team: bool,
-}
-
-/// How the index keeps a contact: its HSA-ids as numbers into the index's table (a region's
-/// million contacts name a few thousand people and units).
-#[derive(Debug, Clone)]
-struct Slot {
-    /// Shared with the EHR side's contact it indexes.
-    resource: Arc<str>,
-    patient: PatientId,
-    kind: ContactKind,
-    staff: Option<u32>,
-    unit: u32,
-    status: ContactStatus,
-    period: Period,
-    team: bool,
 }
 
 impl HandContact {
@@ -111,88 +97,95 @@ pub(crate) enum Match {
     Later,
 }
 
-/// The EHR's contacts typed by hand, of a partition of the patients, indexed for matching:
-/// (key, contact) pairs sorted by key, so a region's index holds no allocation per key.
+/// The EHR's contacts typed by hand, of a partition of the patients, indexed for matching. It
+/// refers to the EHR side's contacts by position (a copy of each took 72 bytes a contact).
 #[derive(Debug, Default)]
 pub struct HandIndex {
-    hand: Vec<Slot>,
+    contacts: SharedContacts,
+    /// Positions in `contacts` of the hand-typed ones, in the resources' order, each with
+    /// whether its resource holds several contacts (`team`).
+    hand: Vec<(u32, bool)>,
     exact: Buckets,
     loose: Buckets,
     claimed: Vec<bool>,
-    /// Every HSA-id the contacts name, once.
-    hsa: Vec<HsaId>,
 }
 
-/// Contacts grouped by key: one hash probe finds a key's contacts (a binary search through a
-/// region's two million keys was the plan's largest single cost).
+/// Contacts grouped by key: the keys sorted, and a table of where each value of a key's top
+/// bits starts, so a lookup reads one short run (a hash map of the keys took 36 MB for a
+/// region's million contacts, these 16 MB; a binary search of the whole list was the plan's
+/// largest single cost).
 #[derive(Debug, Default)]
 struct Buckets {
-    /// Where each key's contacts start in `members`, and how many there are.
-    at: foldhash::HashMap<u64, (u32, u32)>,
-    /// Contact indices, those of one key side by side, in the order they were read.
+    /// The keys, sorted; a key's contacts (indices into `hand`) beside it in `members`, in
+    /// the order they were read.
+    keys: Vec<u64>,
     members: Vec<u32>,
+    /// Where the keys whose top `bits` bits are `b` start in `keys` (and `b + 1` where they end).
+    starts: Vec<u32>,
+    bits: u32,
 }
 
 impl Buckets {
     fn new(mut pairs: Vec<(u64, u32)>) -> Self {
         pairs.sort_unstable();
-        let mut at = foldhash::HashMap::default();
-        at.reserve(pairs.len());
-        for (n, (k, _)) in pairs.iter().enumerate() {
-            at.entry(*k).or_insert((n as u32, 0)).1 += 1;
+        // About one key per slot: the keys are hashes, spread evenly over their top bits.
+        let bits = pairs.len().max(1).next_power_of_two().trailing_zeros();
+        let slot = |k: u64| k.checked_shr(64 - bits).unwrap_or(0) as usize;
+        let mut starts = vec![0u32; (1usize << bits) + 1];
+        for (k, _) in &pairs {
+            starts[slot(*k) + 1] += 1;
         }
-        at.shrink_to_fit();
+        for b in 1..starts.len() {
+            starts[b] += starts[b - 1];
+        }
+        let (keys, members) = pairs.into_iter().unzip();
         Buckets {
-            at,
-            members: pairs.into_iter().map(|(_, i)| i).collect(),
+            keys,
+            members,
+            starts,
+            bits,
         }
     }
 
     /// The contacts of `key`.
     fn get(&self, key: u64) -> &[u32] {
-        self.at.get(&key).map_or(&[], |&(from, n)| {
-            &self.members[from as usize..(from + n) as usize]
-        })
+        // With one slot (`bits` 0) every key is in it.
+        let b = key.checked_shr(64 - self.bits).unwrap_or(0) as usize;
+        let (Some(&from), Some(&to)) = (self.starts.get(b), self.starts.get(b + 1)) else {
+            return &[];
+        };
+        let run = &self.keys[from as usize..to as usize];
+        let lo = run.partition_point(|k| *k < key);
+        let hi = lo + run[lo..].partition_point(|k| *k == key);
+        &self.members[from as usize + lo..from as usize + hi]
     }
 }
 
 impl HandIndex {
-    /// Indexes the contacts: each with the resource it was read from, and whether that
-    /// resource holds several contacts (`team`).
-    pub(crate) fn new<'c>(
-        contacts: impl IntoIterator<Item = (&'c FixedContact, &'c Arc<str>, bool)>,
-    ) -> Self {
-        let mut ix = HandIndex::default();
-        let mut numbers: foldhash::HashMap<HsaId, u32> = Default::default();
-        let mut number = |h: &HsaId, table: &mut Vec<HsaId>| -> u32 {
-            *numbers.entry(h.clone()).or_insert_with(|| {
-                table.push(h.clone());
-                (table.len() - 1) as u32
-            })
-        };
+    /// Indexes the contacts at `hand`'s positions of `contacts`, each with whether its
+    /// resource holds several contacts.
+    pub(crate) fn new(contacts: SharedContacts, hand: Vec<(u32, bool)>) -> Self {
         let (mut exact_keys, mut loose_keys) = (Vec::new(), Vec::new());
-        for (c, resource, team) in contacts {
-            let i = ix.hand.len() as u32;
+        exact_keys.reserve_exact(hand.len());
+        loose_keys.reserve_exact(hand.len());
+        for (i, &(at, _)) in hand.iter().enumerate() {
+            let c = &contacts.at(at).0;
             let staff = c.staff().map(|s| &s.hsa);
-            exact_keys.push((exact(&c.patient, c.kind, staff, &c.unit.hsa), i));
-            loose_keys.push((loose(&c.patient, c.kind, &c.unit.hsa), i));
-            ix.hand.push(Slot {
-                resource: Arc::clone(resource),
-                patient: c.patient.clone(),
-                kind: c.kind,
-                staff: staff.map(|s| number(s, &mut ix.hsa)),
-                unit: number(&c.unit.hsa, &mut ix.hsa),
-                status: c.status(),
-                period: c.period,
-                team,
-            });
+            exact_keys.push((exact(&c.patient, c.kind, staff, &c.unit.hsa), i as u32));
+            loose_keys.push((loose(&c.patient, c.kind, &c.unit.hsa), i as u32));
         }
-        ix.exact = Buckets::new(exact_keys);
-        ix.loose = Buckets::new(loose_keys);
-        ix.claimed = vec![false; ix.hand.len()];
-        ix.hand.shrink_to_fit();
-        ix.hsa.shrink_to_fit();
-        ix
+        HandIndex {
+            claimed: vec![false; hand.len()],
+            exact: Buckets::new(exact_keys),
+            loose: Buckets::new(loose_keys),
+            hand,
+            contacts,
+        }
+    }
+
+    /// The contact at `i` of the hand-typed ones, and its resource.
+    fn slot(&self, i: u32) -> &(FixedContact, Arc<str>) {
+        self.contacts.at(self.hand[i as usize].0)
     }
 
     /// No contact typed by hand at all.
@@ -202,32 +195,37 @@ impl HandIndex {
 
     /// The contact at `i`.
     pub(crate) fn get(&self, i: u32) -> HandContact {
-        let s = &self.hand[i as usize];
+        let (c, resource) = self.slot(i);
         HandContact {
-            resource: s.resource.clone(),
-            patient: s.patient.clone(),
-            kind: s.kind,
-            staff: s.staff.map(|n| self.hsa[n as usize].clone()),
-            unit: self.hsa[s.unit as usize].clone(),
-            status: s.status,
-            period: s.period,
-            team: s.team,
+            resource: resource.clone(),
+            patient: c.patient.clone(),
+            kind: c.kind,
+            staff: c.staff().map(|s| s.hsa.clone()),
+            unit: c.unit.hsa.clone(),
+            status: c.status(),
+            period: c.period,
+            team: self.hand[i as usize].1,
         }
     }
 
-    fn unclaimed(&self, list: &Buckets, key: u64, fits: impl Fn(&Slot) -> bool) -> Vec<u32> {
+    fn unclaimed(
+        &self,
+        list: &Buckets,
+        key: u64,
+        fits: impl Fn(&FixedContact) -> bool,
+    ) -> Vec<u32> {
         list.get(key)
             .iter()
             .copied()
-            .filter(|&i| !self.claimed[i as usize] && fits(&self.hand[i as usize]))
+            .filter(|&i| !self.claimed[i as usize] && fits(&self.slot(i).0))
             .collect()
     }
 
-    fn same_person(&self, c: &FixedContact, h: &Slot) -> bool {
+    fn same_person(&self, c: &FixedContact, h: &FixedContact) -> bool {
         h.patient == c.patient
             && relation(h.kind) == relation(c.kind)
-            && self.hsa[h.unit as usize] == c.unit.hsa
-            && h.staff.map(|n| &self.hsa[n as usize]) == c.staff().map(|s| &s.hsa)
+            && h.unit.hsa == c.unit.hsa
+            && h.staff().map(|s| &s.hsa) == c.staff().map(|s| &s.hsa)
     }
 
     /// Several candidates: the one that starts on the row's day is the row's (two copies of
@@ -237,7 +235,7 @@ impl HandIndex {
             let same_start: Vec<u32> = found
                 .iter()
                 .copied()
-                .filter(|&i| self.hand[i as usize].period.start() == c.period.start())
+                .filter(|&i| self.slot(i).0.period.start() == c.period.start())
                 .collect();
             if same_start.len() == 1 {
                 return self.claim(same_start);
@@ -262,7 +260,7 @@ impl HandIndex {
     pub(crate) fn first_look(&mut self, c: &FixedContact) -> Match {
         let ek = exact(&c.patient, c.kind, c.staff().map(|s| &s.hsa), &c.unit.hsa);
         let now = self.unclaimed(&self.exact, ek, |h| {
-            self.same_person(c, h) && h.status == c.status()
+            self.same_person(c, h) && h.status() == c.status()
         });
         if !now.is_empty() {
             return self.claim_for(c, now);
@@ -281,11 +279,11 @@ impl HandIndex {
         }
     }
 
-    fn loosely(&self, c: &FixedContact, h: &Slot) -> bool {
+    fn loosely(&self, c: &FixedContact, h: &FixedContact) -> bool {
         h.patient == c.patient
             && relation(h.kind) == relation(c.kind)
-            && self.hsa[h.unit as usize] == c.unit.hsa
-            && h.status == c.status()
+            && h.unit.hsa == c.unit.hsa
+            && h.status() == c.status()
     }
 
     /// A row that waited: the same person in any status, else another person at the same unit
@@ -306,7 +304,7 @@ impl HandIndex {
     pub(crate) fn duplicates(&mut self, c: &FixedContact) -> Vec<u32> {
         let ek = exact(&c.patient, c.kind, c.staff().map(|s| &s.hsa), &c.unit.hsa);
         let found = self.unclaimed(&self.exact, ek, |h| {
-            self.same_person(c, h) && h.status == ContactStatus::Active
+            self.same_person(c, h) && h.status() == ContactStatus::Active
         });
         for &i in &found {
             self.claimed[i as usize] = true;
@@ -316,11 +314,10 @@ impl HandIndex {
 
     /// Active contacts no register row took, in their order.
     pub(crate) fn unmatched_active(&self) -> Vec<u32> {
-        self.hand
-            .iter()
-            .enumerate()
-            .filter(|(i, h)| !self.claimed[*i] && h.status == ContactStatus::Active)
-            .map(|(i, _)| i as u32)
+        (0..self.hand.len() as u32)
+            .filter(|&i| {
+                !self.claimed[i as usize] && self.slot(i).0.status() == ContactStatus::Active
+            })
             .collect()
     }
 
@@ -334,9 +331,10 @@ impl HandIndex {
 
     /// Active contacts that are not part of a team (what `--end-unmatched` could end).
     pub(crate) fn active_single(&self) -> usize {
-        self.hand
-            .iter()
-            .filter(|h| h.status == ContactStatus::Active && !h.team)
+        (0..self.hand.len() as u32)
+            .filter(|&i| {
+                self.slot(i).0.status() == ContactStatus::Active && !self.hand[i as usize].1
+            })
             .count()
     }
 }
@@ -513,6 +511,7 @@ impl TakeoverReport {
 mod tests {
     use super::*;
     use crate::domain::{CareUnit, RowId, Staff};
+    use crate::sources::ehr::contacts::EhrContacts;
     use chrono::NaiveDate;
 
     fn hsa(s: &str) -> HsaId {
@@ -562,11 +561,15 @@ mod tests {
     const B: &str = "SE2321000016-1B2C";
     const U: &str = "SE2321000016-9U9U";
 
+    /// An index over contacts of one patient (grouping keeps their order).
     fn index(hand: &[FixedContact]) -> HandIndex {
-        let names: Vec<Arc<str>> = (0..hand.len())
-            .map(|i| format!("CareTeam/h{i}").into())
-            .collect();
-        HandIndex::new(hand.iter().zip(&names).map(|(c, n)| (c, n, false)))
+        let read = hand.iter().enumerate();
+        let read = read.map(|(i, c)| (c.clone(), format!("CareTeam/h{i}").into()));
+        let contacts = EhrContacts::grouped(read.collect());
+        HandIndex::new(
+            Arc::new(contacts),
+            (0..hand.len() as u32).map(|i| (i, false)).collect(),
+        )
     }
 
     #[test]
@@ -633,6 +636,34 @@ mod tests {
         };
         let r = contact("R-3", coord, A, U, ContactStatus::Active);
         assert_eq!(ix.first_look(&r), Match::One(0));
+    }
+
+    /// The keys' table finds each key's contacts, in the order read, however the keys fall:
+    /// repeated keys, keys sharing their top bits, the smallest and largest keys, none at all.
+    #[test]
+    fn buckets_find_every_keys_contacts_and_nothing_else() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for n in [0usize, 1, 2, 3, 1000] {
+            let mut pairs: Vec<(u64, u32)> = (0..n as u32).map(|i| (next(), i)).collect();
+            if n > 2 {
+                pairs[2].0 = pairs[0].0; // a key twice
+                pairs[1].0 = u64::MAX;
+                pairs.push((0, n as u32));
+                pairs.push((pairs[0].0 ^ 1, n as u32 + 1)); // same top bits, another key
+            }
+            let b = Buckets::new(pairs.clone());
+            for &(k, _) in &pairs {
+                let want: Vec<u32> = pairs.iter().filter(|p| p.0 == k).map(|p| p.1).collect();
+                assert_eq!(b.get(k), want.as_slice(), "key {k:#x} of {n}");
+            }
+            assert!(b.get(0x1234_5678).is_empty() || pairs.iter().any(|p| p.0 == 0x1234_5678));
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Bulk Data `$export` or paged search), and joined by patient, a partition at a time (`side`).
 
 pub mod account;
+pub(crate) mod contacts;
 pub(crate) mod fetch;
 pub(crate) mod files;
 pub(crate) mod side;

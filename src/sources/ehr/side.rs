@@ -2,11 +2,12 @@
 //! of the patients at a time), from a server, or from resources at hand. The directory
 //! (Practitioner, PractitionerRole, Organization, Consent, CarePlan) and Patient stubs first.
 
-use crate::domain::{FixedContact, PatientId, SharedValues};
+use crate::domain::{PatientId, SharedValues};
 use crate::fhir::context::{ContextReader, EhrFacts};
 use crate::fhir::inbound::{Inbound, Index};
 use crate::mapping::Mappings;
 use crate::sources::ehr::account::{InputAccount, Verdict};
+use crate::sources::ehr::contacts::{EhrContacts, ReadContact, SharedContacts};
 use crate::sources::ehr::files::{FhirFileError, FhirFiles};
 use crate::sources::ehr::stream::Origin;
 use crate::sync::takeover::HandIndex;
@@ -22,21 +23,12 @@ pub(crate) fn patient_key(p: &PatientId) -> u64 {
     h.finish()
 }
 
-/// Adds to a patient's short list: room for one more, not the doubling to four a `Vec` does
-/// (a region's patients hold one or two contacts each; the doubling left a quarter of the
-/// contacts' memory unused).
-fn push_few<T>(list: &mut Vec<T>, item: T) {
-    if list.len() == list.capacity() && list.len() < 8 {
-        list.reserve_exact(1);
-    }
-    list.push(item);
-}
-
 /// The EHR side, loaded and grouped by patient.
 #[derive(Default)]
 pub struct EhrSide {
-    /// Each patient's contacts, with the resource each was read from (`CareTeam/id`).
-    pub(crate) contacts: foldhash::HashMap<PatientId, Vec<(FixedContact, Arc<str>)>>,
+    /// Each patient's contacts, with the resource each was read from (`CareTeam/id`); shared
+    /// with the takeover index built over them.
+    pub(crate) contacts: SharedContacts,
     pub(crate) facts: EhrFacts,
     /// Data that could not be read at all (a bad line, a resource that is not R4).
     pub(crate) problems: Vec<String>,
@@ -255,20 +247,21 @@ impl EhrSide {
     /// The contacts not read from the product's own resources (`ours`, as `Type/id`): those
     /// typed by hand, indexed for the takeover.
     pub(crate) fn hand_typed(&self, ours: &HashSet<String>) -> HandIndex {
+        let all = self.contacts.all();
         let mut per_resource: foldhash::HashMap<&str, u32> = Default::default();
-        for (_, source) in self.contacts.values().flatten() {
+        for (_, source) in all {
             *per_resource.entry(source).or_default() += 1;
         }
-        let mut hand: Vec<(&FixedContact, &Arc<str>, bool)> = self
-            .contacts
-            .values()
-            .flatten()
-            .filter(|(_, source)| !ours.contains(&**source))
-            .map(|(c, source)| (c, source, per_resource[&**source] > 1))
+        let mut hand: Vec<(u32, bool)> = (0..all.len() as u32)
+            .filter(|&i| !ours.contains(&*all[i as usize].1))
+            .map(|i| (i, per_resource[&*all[i as usize].1] > 1))
             .collect();
         // In the resources' order, so a plan made twice lists them alike.
-        hand.sort_by(|a, b| a.1.cmp(b.1).then(a.0.kind.cmp(&b.0.kind)));
-        HandIndex::new(hand)
+        hand.sort_by(|&(a, _), &(b, _)| {
+            let (a, b) = (&all[a as usize], &all[b as usize]);
+            a.1.cmp(&b.1).then(a.0.kind.cmp(&b.0.kind))
+        });
+        HandIndex::new(Arc::clone(&self.contacts), hand)
     }
 
     /// Reads a Bundle, NDJSON file or folder.
@@ -361,6 +354,7 @@ impl EhrSide {
         on_bytes: &dyn Fn(u64),
     ) -> Result<Self, FhirFileError> {
         let mut side = EhrSide::default();
+        let mut read_contacts: Vec<ReadContact> = Vec::new();
         let mut facts = EhrFacts::default();
         let ctx = ContextReader::new(m);
         ctx.patient_facts(idx, &|p| part.holds(p), &mut facts);
@@ -450,9 +444,7 @@ impl EhrSide {
                     account.absorb(acc);
                     for (c, s) in read.contacts.into_iter().zip(read.sources) {
                         if part.holds(&c.patient) {
-                            side.contact_count += 1;
-                            let held = side.contacts.entry(c.patient.clone()).or_default();
-                            push_few(held, (c, s));
+                            read_contacts.push((c, s));
                         }
                     }
                     if part.is_first() {
@@ -491,6 +483,8 @@ impl EhrSide {
             }
             side.account = account;
         }
+        side.contact_count = read_contacts.len();
+        side.contacts = Arc::new(EhrContacts::grouped(read_contacts));
         side.facts = facts;
         side.problems = problems;
         side.invalid_identifiers = invalid;
@@ -533,10 +527,15 @@ impl EhrSide {
             ..Default::default()
         };
         let mut values = SharedValues::default();
-        for (mut c, s) in read.contacts.into_iter().zip(read.sources) {
-            c.share(&mut values);
-            push_few(side.contacts.entry(c.patient.clone()).or_default(), (c, s));
-        }
+        let read_contacts = read
+            .contacts
+            .into_iter()
+            .zip(read.sources)
+            .map(|(mut c, s)| {
+                c.share(&mut values);
+                (c, s)
+            });
+        side.contacts = Arc::new(EhrContacts::grouped(read_contacts.collect()));
         for p in read.problems {
             if p.identifier {
                 side.invalid_identifiers.push((
