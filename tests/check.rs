@@ -43,6 +43,7 @@ fn check_in(
                 as_of: as_of(),
                 quarantine: None,
                 partitions,
+                memory: Default::default(),
                 product: None,
             };
             let progress = fastkontakt::progress::Progress::hidden();

@@ -207,9 +207,54 @@ impl Run<'_> {
     }
 }
 
-/// EHR files per partition pass: memory holds about one partition's EHR data (≈0.3 × its
-/// file size), so a region larger than this is read in several passes.
+/// EHR files per partition pass when no memory budget can be met (see `MemoryBudget`).
 pub(crate) const PARTITION_BYTES: u64 = 2_000_000_000;
+
+/// The peak memory a run may take, in MiB, and how many passes over the EHR that asks for.
+///
+/// The peak is estimated from the region's size after the directory pass: a fixed part, a part
+/// per Patient (the directory's stubs, each patient's listing, the findings — held whatever the
+/// partitions) and a part per byte of EHR files that one partition's pass holds. The figures
+/// are measured peaks of `reconcile` on generated regions of 100 k, 300 k and 1 M patients
+/// (release build, 1 to 3 partitions; fitted: about 112 MiB fixed, 480–517 MiB per million
+/// Patients, 0.145–0.153 MiB per MiB of EHR files in the pass). The estimate leans high: it
+/// was 11–25 MiB over each measured peak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBudget {
+    /// MiB.
+    pub mib: u64,
+}
+
+impl Default for MemoryBudget {
+    /// 768 MiB: what issue 18 asks a million-patient region to fit in.
+    fn default() -> Self {
+        MemoryBudget { mib: 768 }
+    }
+}
+
+/// The most passes a budget asks for; beyond this the fixed part dominates anyway.
+const MAX_PARTITIONS: u32 = 16;
+
+impl MemoryBudget {
+    const FIXED_MIB: f64 = 120.0;
+    const MIB_PER_MILLION_PATIENTS: f64 = 520.0;
+    const PER_EHR_BYTE: f64 = 0.16;
+
+    /// The estimated peak, in MiB, of a run over `patients` Patients and `ehr_bytes` of EHR
+    /// files read in `parts` passes.
+    pub fn estimate(patients: usize, ehr_bytes: u64, parts: u32) -> f64 {
+        let mib = |b: f64| b / (1024.0 * 1024.0);
+        Self::FIXED_MIB
+            + patients as f64 / 1e6 * Self::MIB_PER_MILLION_PATIENTS
+            + mib(ehr_bytes as f64) * Self::PER_EHR_BYTE / f64::from(parts.max(1))
+    }
+
+    /// The fewest passes whose estimate fits the budget; `None` when no count up to
+    /// `MAX_PARTITIONS` does (the patients alone need more).
+    pub fn partitions(self, patients: usize, ehr_bytes: u64) -> Option<u32> {
+        (1..=MAX_PARTITIONS).find(|&p| Self::estimate(patients, ehr_bytes, p) <= self.mib as f64)
+    }
+}
 
 /// A check whose EHR side is read from files, streamed and partitioned.
 pub struct Streamed<'a> {
@@ -225,8 +270,10 @@ pub struct Streamed<'a> {
     pub as_of: NaiveDate,
     /// Where rejected register rows go.
     pub quarantine: Option<PathBuf>,
-    /// Passes over the data (default: from the EHR files' size).
+    /// Passes over the data (default: what `memory` asks for).
     pub partitions: Option<u32>,
+    /// The memory the run should fit in; it decides the passes unless `partitions` is given.
+    pub memory: MemoryBudget,
     /// Keep the CareTeams and Tasks with this tag (system, code) as JSON, for a plan.
     pub product: Option<(&'a str, &'a str)>,
 }
@@ -254,14 +301,12 @@ pub fn run_streamed(
     on_partition: &mut OnPartition,
 ) -> Result<(CheckReport, u32), CheckError> {
     let stream = crate::sources::ehr::stream::EhrStream::open(s.ehr)?;
-    let parts = s
-        .partitions
-        .unwrap_or_else(|| stream.bytes.div_ceil(PARTITION_BYTES).max(1) as u32)
-        .max(1);
-    progress.grow(stream.bytes * (1 + u64::from(parts)));
+    progress.grow(stream.bytes);
     progress.stage("EHR: directory and patients");
     let on_bytes = |n| progress.add(n);
     let dir = EhrDirectory::read(&stream, &on_bytes)?;
+    let parts = partitions(&s, dir.patient_count(), stream.bytes);
+    progress.grow(stream.bytes * u64::from(parts));
     let idx = dir.index();
     let mut report: Option<CheckReport> = None;
     let mut freeing: Option<std::thread::JoinHandle<()>> = None;
@@ -325,6 +370,36 @@ pub fn run_streamed(
     let mut report = report.ok_or(CheckError::NoInput)?;
     report.sort();
     Ok((report, parts))
+}
+
+/// The passes over the EHR: as asked, else the fewest the memory budget fits in, else (the
+/// budget is below what the patients alone take) one per `PARTITION_BYTES` of files, said.
+fn partitions(s: &Streamed, patients: usize, ehr_bytes: u64) -> u32 {
+    if let Some(p) = s.partitions {
+        return p.max(1);
+    }
+    let parts = s.memory.partitions(patients, ehr_bytes);
+    let chosen = parts.unwrap_or_else(|| ehr_bytes.div_ceil(PARTITION_BYTES).max(1) as u32);
+    let estimate = MemoryBudget::estimate(patients, ehr_bytes, chosen).round() as u64;
+    match parts {
+        Some(_) => tracing::info!(
+            partitions = chosen,
+            patients,
+            ehr_bytes,
+            estimated_mib = estimate,
+            budget_mib = s.memory.mib,
+            "passes over the EHR chosen to fit the memory budget"
+        ),
+        None => tracing::warn!(
+            partitions = chosen,
+            patients,
+            ehr_bytes,
+            estimated_mib = estimate,
+            budget_mib = s.memory.mib,
+            "the memory budget is below what this region's patients alone take; more passes would not bring it there (raise --memory)"
+        ),
+    }
+    chosen
 }
 
 /// Runs every rule of the profile. `on_reject` sees each rejected register row.
@@ -733,5 +808,40 @@ pub fn masked(patient: &str) -> String {
     match PatientId::parse(patient) {
         Ok(p) => p.to_string(),
         Err(_) => mask(patient),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryBudget;
+
+    const MB: u64 = 1_000_000;
+
+    /// The budget decides the passes from the region's size: the generated regions measured
+    /// (100 k patients and 148 MB of EHR files, 300 k and 443 MB, 1 M and 1,475 MB) against
+    /// the default 768 MiB, and regions the budget cannot hold.
+    #[test]
+    fn the_budget_asks_for_the_fewest_passes_that_fit() {
+        let budget = MemoryBudget::default();
+        assert_eq!(budget.partitions(100_000, 148 * MB), Some(1));
+        assert_eq!(budget.partitions(300_000, 443 * MB), Some(1));
+        // Measured: 835 MiB in one pass, 727 in two.
+        assert_eq!(budget.partitions(1_000_000, 1_475 * MB), Some(2));
+        assert_eq!(
+            MemoryBudget { mib: 900 }.partitions(1_000_000, 1_475 * MB),
+            Some(1)
+        );
+        // The patients alone take more than the budget: no count of passes fits.
+        assert_eq!(budget.partitions(3_000_000, 4_422 * MB), None);
+        // A region with much EHR data per patient takes more passes, never more than the cap.
+        assert_eq!(budget.partitions(100_000, 6_000 * MB), Some(2));
+        assert_eq!(
+            MemoryBudget { mib: 200 }.partitions(100_000, 60_000 * MB),
+            None
+        );
+        // Each pass lowers the estimate, and only the EHR files' share.
+        let one = MemoryBudget::estimate(1_000_000, 1_475 * MB, 1);
+        let two = MemoryBudget::estimate(1_000_000, 1_475 * MB, 2);
+        assert!(one > two && two > MemoryBudget::estimate(1_000_000, 0, 1));
     }
 }

@@ -395,9 +395,16 @@ pub(crate) struct ReconcileArgs {
     #[arg(long, env = "FASTKONTAKT_STATE_KEY", value_name = "SECRET")]
     pub(crate) state_key: Option<String>,
     /// Passes over the EHR data, each holding one slice of the patients in memory
-    /// (default: one per 2 GB of EHR files).
+    /// (default: the fewest that fit --memory).
     #[arg(long, value_name = "N")]
     pub(crate) partitions: Option<u32>,
+    /// The peak memory the run should fit in, in MiB. After reading the Patients it estimates
+    /// the peak from the region's size and reads the EHR in as many passes as that takes
+    /// (each pass holds a slice of the patients; more passes, more time). A 1,000,000-patient
+    /// region takes ~860 MiB in one pass, ~750 in two. Too low for the patients alone: a
+    /// warning, and one pass per 2 GB of files.
+    #[arg(long, value_name = "MIB", default_value_t = 768, value_parser = clap::value_parser!(u64).range(64..))]
+    pub(crate) memory: u64,
     /// Read the server by paged search even when it offers Bulk Data $export.
     #[arg(long)]
     pub(crate) no_export: bool,

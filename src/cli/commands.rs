@@ -387,6 +387,7 @@ pub(super) fn reconcile(cli: &Cli, a: &ReconcileArgs) -> anyhow::Result<ExitCode
                 .clone()
                 .unwrap_or_else(|| a.report.join("register.quarantine.csv")),
             partitions: a.partitions,
+            memory: fastkontakt::checks::run::MemoryBudget { mib: a.memory },
             apply: a.apply,
             written_information_dir: a.written_information_dir.clone(),
         },

@@ -161,6 +161,11 @@ impl PatientTable {
         })
     }
 
+    /// How many Patients the table holds.
+    pub(crate) fn len(&self) -> usize {
+        self.stubs.len()
+    }
+
     pub(crate) fn stubs(&self) -> impl Iterator<Item = &PatientStub> {
         self.stubs.iter()
     }

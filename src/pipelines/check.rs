@@ -72,6 +72,7 @@ pub fn run(
                 as_of: o.as_of,
                 quarantine: o.quarantine.clone(),
                 partitions: None,
+                memory: Default::default(),
                 product: None,
             };
             run::run_streamed(streamed, progress, on_reject, &mut |_, _, _, _, _, _| true)?.0

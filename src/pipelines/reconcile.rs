@@ -56,8 +56,11 @@ pub struct Options<'a> {
     pub report_dir: &'a Path,
     /// Where rejected register rows go.
     pub quarantine: PathBuf,
-    /// Passes over the EHR files (default: from their size).
+    /// Passes over the EHR files (default: the fewest that fit `memory`).
     pub partitions: Option<u32>,
+    /// The peak memory the run should fit in; it decides the passes unless `partitions` is
+    /// given.
+    pub memory: crate::checks::run::MemoryBudget,
     /// Carry out the live plan (a server only).
     pub apply: bool,
     /// Write each patient's written information here (Örebro §7.4): a printable page and its
@@ -147,6 +150,7 @@ pub fn run(
         options: &o.options,
         quarantine: Some(o.quarantine.clone()),
         partitions: o.partitions,
+        memory: o.memory,
         plan: client.is_none(),
         base: base.clone(),
     };

@@ -56,8 +56,10 @@ pub(crate) struct Job<'a> {
     pub(crate) state: &'a State,
     pub(crate) options: &'a Options,
     pub(crate) quarantine: Option<PathBuf>,
-    /// Passes over the data (default: from the EHR files' size).
+    /// Passes over the data (default: what `memory` asks for).
     pub(crate) partitions: Option<u32>,
+    /// The memory the run should fit in.
+    pub(crate) memory: crate::checks::run::MemoryBudget,
     /// Plan from the files (review only: creates carry no body). Off when the plan is made
     /// against the live server instead.
     pub(crate) plan: bool,
@@ -189,6 +191,7 @@ pub(crate) fn run(
         as_of: job.options.as_of,
         quarantine: job.quarantine.clone(),
         partitions: job.partitions,
+        memory: job.memory,
         product: job.plan.then_some(tag),
     };
     let mut on_partition = |part: Partition,

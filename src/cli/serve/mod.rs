@@ -768,6 +768,7 @@ fn reconcile_job(
             report_dir: &dir,
             quarantine: dir.join("register.quarantine.csv"),
             partitions: None,
+            memory: Default::default(),
             apply: false,
             written_information_dir: None,
         },

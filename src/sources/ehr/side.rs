@@ -160,6 +160,11 @@ impl EhrDirectory {
         (self.account.clone(), verdicts)
     }
 
+    /// How many Patients the directory pass read.
+    pub(crate) fn patient_count(&self) -> usize {
+        self.patients.len()
+    }
+
     pub(crate) fn index(&self) -> Index<'_> {
         Index::new(self.resources.iter().map(|(u, r)| (u.clone(), r))).with_patients(&self.patients)
     }
