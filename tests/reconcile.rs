@@ -449,3 +449,39 @@ fn a_plan_from_files_reads_the_products_own_relations_back() {
         conflicts[0]
     );
 }
+
+/// `--memory` decides the passes, never the findings: a budget below what the patients alone
+/// take is warned of on stderr and the run goes on; one too small to mean anything is refused.
+#[test]
+fn a_memory_budget_below_the_patients_share_is_warned_of_and_the_findings_stay() {
+    let work = tempfile::tempdir().unwrap();
+    let register = root().join("samples/handwritten/register.csv");
+    let ehr = root().join("samples/handwritten/ehr");
+    let ehr = ehr.to_str().unwrap();
+    let roomy = work.path().join("roomy");
+    let out = reconcile(&register, ehr, &roomy, &["--memory", "1024"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("memory budget"));
+    let tight = work.path().join("tight");
+    let out = reconcile(&register, ehr, &tight, &["--memory", "64"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the memory budget is below what this region's patients alone take")
+            && err.contains("budget_mib=64"),
+        "{err}"
+    );
+    assert_eq!(findings(&tight), findings(&roomy));
+    assert!(!findings(&roomy).is_empty());
+    let refused = common::fastkontakt()
+        .args([
+            "reconcile",
+            "--register",
+            "r.csv",
+            "--ehr",
+            "e",
+            "--memory",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+}

@@ -71,8 +71,10 @@ pub(crate) fn init_logging(verbose: u8, json: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("FASTKONTAKT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("fastkontakt={level}")));
+    // Colours only for a terminal: a cron job's log file would hold the escape codes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
