@@ -2,6 +2,7 @@
 //! job's TOML file holds (the same names as the flags).
 
 use clap::{Parser, Subcommand};
+use fastkontakt::checks::run::MemoryBudget;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -403,7 +404,7 @@ pub(crate) struct ReconcileArgs {
     /// (each pass holds a slice of the patients; more passes, more time). A 1,000,000-patient
     /// region takes ~860 MiB in one pass, ~750 in two. Too low for the patients alone: a
     /// warning, and one pass per 2 GB of files.
-    #[arg(long, value_name = "MIB", default_value_t = 768, value_parser = clap::value_parser!(u64).range(64..))]
+    #[arg(long, value_name = "MIB", default_value_t = MemoryBudget::default().mib, value_parser = clap::value_parser!(u64).range(64..))]
     pub(crate) memory: u64,
     /// Read the server by paged search even when it offers Bulk Data $export.
     #[arg(long)]

@@ -257,9 +257,11 @@ impl EhrSide {
         for (_, source) in all {
             *per_resource.entry(source).or_default() += 1;
         }
-        let mut hand: Vec<(u32, bool)> = (0..all.len() as u32)
-            .filter(|&i| !ours.contains(&*all[i as usize].1))
-            .map(|i| (i, per_resource[&*all[i as usize].1] > 1))
+        let mut hand: Vec<(u32, bool)> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, source))| !ours.contains(&**source))
+            .map(|(i, (_, source))| (i as u32, per_resource[&**source] > 1))
             .collect();
         // In the resources' order, so a plan made twice lists them alike.
         hand.sort_by(|&(a, _), &(b, _)| {
