@@ -93,7 +93,7 @@ fn fired(r: &CheckReport, case: &str, rule: &str) -> bool {
     let pnr = &cases()[case];
     r.findings
         .iter()
-        .any(|f| f.rule == rule && &f.patient == pnr)
+        .any(|f| f.rule == rule && *f.patient == **pnr)
 }
 
 /// (rule, bad case, near miss, profiles where the bad case must fire; in the others it must not:
@@ -335,7 +335,7 @@ fn the_clean_patient_has_no_finding_at_all() {
             let f: Vec<_> = r
                 .findings
                 .iter()
-                .filter(|f| &f.patient == pnr && f.rule != "FK-R23")
+                .filter(|f| *f.patient == **pnr && f.rule != "FK-R23")
                 .map(|f| (f.rule, &f.message))
                 .collect();
             assert!(f.is_empty(), "{case} under {profile}: {f:?}");
@@ -356,7 +356,7 @@ fn fk_r16_reports_the_bad_checksum_row_with_its_line() {
     assert!(f[0].message.contains("check digit"));
     // Files for machines carry the number as the register had it, so a downstream tool can
     // join it like every other finding's; the message (shown to people) keeps it masked.
-    assert_eq!(f[0].patient, "195303311773");
+    assert_eq!(&*f[0].patient, "195303311773");
     assert!(!f[0].message.contains("195303311773"), "{}", f[0].message);
     assert_eq!(r.rejected_rows, 1);
 }
@@ -675,7 +675,7 @@ fn fk_r14_a_physician_in_specialist_care_may_write_the_medical_care_plan() {
         );
         r.findings
             .iter()
-            .any(|f| f.rule == "FK-R14" && f.patient == patient)
+            .any(|f| f.rule == "FK-R14" && *f.patient == *patient)
     };
     // L005, a physician at the specialist clinic S0001.
     assert!(!with_author("ac19cc12-5ef4-56dd-9b27-5cbc26cd5146"));

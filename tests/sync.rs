@@ -702,7 +702,13 @@ async fn check_against_a_server_finds_what_check_against_the_same_files_finds() 
         let mut f: Vec<(String, String, String)> = r
             .findings
             .iter()
-            .map(|f| (f.rule.to_owned(), f.patient.clone(), f.message.clone()))
+            .map(|f| {
+                (
+                    f.rule.to_owned(),
+                    f.patient.to_string(),
+                    f.message.to_string(),
+                )
+            })
             .collect();
         f.sort();
         (f, r.not_evaluated)

@@ -47,6 +47,8 @@ impl std::fmt::Display for Severity {
 }
 
 /// One breach of one rule for one patient, with what each side says and where it came from.
+/// Its texts are boxed, without spare room: a region's 200 k findings are held until the report
+/// is written (192 bytes each inline, 240 as `String`s, and the messages' growth room besides).
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     /// The rule's id (`FK-R01`, `FK-IN01` …).
@@ -55,23 +57,23 @@ pub struct Finding {
     pub severity: Severity,
     /// 12 digits, no hyphen (the report is data; logs never carry this). For a number that
     /// failed its check (FK-R16) it is the text as found.
-    pub patient: String,
+    pub patient: Box<str>,
     /// What is wrong, for a person.
-    pub message: String,
+    pub message: Box<str>,
     /// The rule's basis in the profile's region (its own document, or the law).
     pub(crate) basis: std::sync::Arc<str>,
     /// What the register says, when it bears on the finding.
-    pub(crate) register: Option<String>,
+    pub(crate) register: Option<Box<str>>,
     /// What the EHR says.
-    pub ehr: Option<String>,
+    pub ehr: Option<Box<str>>,
     pub(crate) unit: Option<HsaId>,
     /// The unit's name, where the patient's contacts name it (shown beside the HSA-id).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) unit_name: Option<String>,
+    pub(crate) unit_name: Option<Box<str>>,
     /// Register rows (`FILE:LINE Rad-id`) and FHIR resources (`Type/id`) concerned.
     pub sources: Vec<String>,
     /// FHIRPath to the element, for OperationOutcome.
-    pub(crate) expression: Option<String>,
+    pub(crate) expression: Option<Box<str>>,
 }
 
 impl Finding {

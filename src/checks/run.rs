@@ -121,7 +121,10 @@ struct Run<'a> {
     engine: Engine<'a>,
     findings: Vec<Finding>,
     patients: u64,
-    ehr_seen: foldhash::HashSet<PatientId>,
+    /// The patients the EHR holds something of that the register named, in the order met;
+    /// sorted once when the register is read (a hash set of a region's million took 36 MB and
+    /// its last doubling near the end of the rules was part of the run's peak).
+    ehr_seen: Vec<PatientId>,
     forward: Forward,
 }
 
@@ -193,7 +196,7 @@ impl Run<'_> {
         let context = ehr.facts.context_of(patient);
         // Only what the EHR holds is looked for afterwards (its patients the register lacks).
         if stored.is_some() || context.is_some() {
-            self.ehr_seen.insert(patient.clone());
+            self.ehr_seen.push(patient.clone());
         }
         let data = PatientData {
             patient,
@@ -512,12 +515,16 @@ fn rules_over(
         }
     }
     // Patients only the EHR knows.
+    run.ehr_seen.sort_unstable();
+    run.ehr_seen.dedup();
+    let seen = std::mem::take(&mut run.ehr_seen);
     let mut rest: Vec<&PatientId> = ehr
         .contacts
         .patients()
         .chain(ehr.facts.patients())
-        .filter(|p| !run.ehr_seen.contains(*p))
+        .filter(|p| seen.binary_search(p).is_err())
         .collect();
+    drop(seen);
     rest.sort();
     rest.dedup();
     for p in rest {
@@ -565,6 +572,7 @@ fn input_findings(profile: &Profile, ehr: &EhrSide, sp: crate::mapping::Speaker)
         |id: &'static str, message: String, source: String, expression: Option<String>| {
             if let Some(rule) = super::catalogue::find(id) {
                 let f = finding(profile, rule, String::new(), message, vec![source]);
+                let expression = expression.map(String::into_boxed_str);
                 out.extend(f.map(|f| Finding { expression, ..f }));
             }
         };
@@ -618,8 +626,8 @@ fn finding(
             .get(rule.id)
             .copied()
             .unwrap_or(rule.severity),
-        patient,
-        message,
+        patient: patient.into_boxed_str(),
+        message: message.into_boxed_str(),
         basis: profile.basis(rule),
         register: None,
         ehr: None,

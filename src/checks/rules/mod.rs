@@ -165,14 +165,14 @@ impl<'p> Engine<'p> {
             unit_name: None,
             rule: r.id,
             severity,
-            patient: patient.expose(),
-            message,
+            patient: patient.expose().into_boxed_str(),
+            message: message.into_boxed_str(),
             basis: self.profile.basis(r),
-            register: x.register,
-            ehr: x.ehr,
+            register: x.register.map(String::into_boxed_str),
+            ehr: x.ehr.map(String::into_boxed_str),
             unit: x.unit,
             sources: x.sources,
-            expression: x.expression,
+            expression: x.expression.map(String::into_boxed_str),
         });
     }
 
@@ -247,7 +247,7 @@ impl<'p> Engine<'p> {
                     .iter()
                     .chain(&d.ehr)
                     .find(|(c, _)| &c.unit.hsa == u && c.unit.name.is_some())
-                    .and_then(|(c, _)| c.unit.name.clone())
+                    .and_then(|(c, _)| c.unit.name.as_deref().map(Box::from))
             });
         }
     }
