@@ -696,3 +696,36 @@ async fn after_a_429_transactions_go_one_at_a_time() {
     assert_eq!(most, 1, "one transaction at a time after the 429");
     ends_as(&s.base, &t, &want).await;
 }
+
+/// A transaction the server refuses for what it holds (400, not its size) is written item by
+/// item, and the rest of the run sends one transaction at a time: what travels beside a
+/// refused transaction could be refused with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_refused_transaction_transactions_go_one_at_a_time() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let (r1, _) = regions(dir.path());
+    let want = plain_end(&s.base, dir.path(), &r1, "plain-refused").await;
+    let proxy = proxy(
+        &s.base,
+        Faults {
+            slow_transactions: true,
+            refuse_first_transaction: true,
+            ..Default::default()
+        },
+        16,
+    );
+    let t = tenant("refused");
+    let state = dir.path().join("refused.sqlite");
+    let got = common::sync_with_summary(&proxy.base, &t, &r1, &state, &["--chunk-size", "20"]).1;
+    assert_eq!(got["errors"], 0, "{got}");
+    assert_eq!(
+        proxy
+            .faults_injected
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    let most = proxy.together.lock().unwrap().most;
+    assert_eq!(most, 1, "one transaction at a time after the refusal");
+    ends_as(&s.base, &t, &want).await;
+}

@@ -249,6 +249,9 @@ pub struct Faults {
     /// The first transaction Bundle with a Provenance (a sync's, not the probe's) is answered
     /// 429 (Retry-After: 0), as a server pressed too hard does.
     pub throttle_first_transaction: bool,
+    /// The first transaction Bundle with a Provenance is refused for its content (400 with an
+    /// OperationOutcome), as a server does that will not take one of its entries.
+    pub refuse_first_transaction: bool,
     /// How the server behaves unlike the test server (each a production EHR's habit).
     pub personality: Personality,
 }
@@ -367,6 +370,7 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
         access_log: Arc<std::sync::Mutex<Vec<String>>>,
         together: Arc<std::sync::Mutex<Together>>,
         throttled_once: Arc<std::sync::atomic::AtomicBool>,
+        refused_once: Arc<std::sync::atomic::AtomicBool>,
     }
     let st = St {
         up: upstream.to_owned(),
@@ -379,6 +383,7 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
         access_log: access_log.clone(),
         together: together.clone(),
         throttled_once: Default::default(),
+        refused_once: Default::default(),
     };
     async fn handle(State(st): State<St>, req: Request<Body>) -> Response<Body> {
         let (parts, body) = req.into_parts();
@@ -545,6 +550,16 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
             && !st.throttled_once.swap(true, Ordering::Relaxed)
         {
             return fault(StatusCode::TOO_MANY_REQUESTS, Some("0"));
+        }
+        if provenanced
+            && f.refuse_first_transaction
+            && !st.refused_once.swap(true, Ordering::Relaxed)
+        {
+            st.injected.fetch_add(1, Ordering::Relaxed);
+            return Response::builder()
+                .status(StatusCode::BAD_REQUEST)
+                .body(Body::from("{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"error\",\"code\":\"processing\",\"diagnostics\":\"an entry broke a rule of this server\"}]}"))
+                .unwrap();
         }
         if transaction.is_some() && f.slow_transactions {
             tokio::time::sleep(Duration::from_millis(100)).await;
