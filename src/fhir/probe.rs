@@ -505,6 +505,23 @@ impl Probe<'_> {
             .await
     }
 
+    /// Searches until the answer holds something, waiting 0.1, 0.2, … 1.6 s between tries: a
+    /// server whose search trails its writes (under load, or with an indexer apart from its
+    /// store) finds a write only after a moment, and that is not "search does not work". Adds
+    /// the time waited to `waited`.
+    async fn found_soon(&self, query: &str, waited: &mut u64) -> Result<Vec<Value>, ClientError> {
+        let mut pause = 100;
+        loop {
+            let got = self.c.search_all(query).await?;
+            if !got.is_empty() || pause > 1600 {
+                return Ok(got);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            *waited += pause;
+            pause *= 2;
+        }
+    }
+
     /// Creates one probe (PUT to a new id where that works, else POST); its id.
     async fn create(
         &self,
@@ -597,13 +614,25 @@ impl Probe<'_> {
             Ok(_) => Some(false),
             _ => None, // conditional update not offered: nothing to say about If-Match there
         };
-        // Searches find what was written.
-        f.search_identifier = Some(!self.found(xn).await?.is_empty());
+        // Searches find what was written (given a moment: see `found_soon`).
+        let mut waited = 0;
+        let by_identifier = format!("CareTeam?{}&_count=50", self.ident(xn));
+        f.search_identifier = Some(
+            !self
+                .found_soon(&by_identifier, &mut waited)
+                .await?
+                .is_empty(),
+        );
         let mine = format!(
             "CareTeam?_tag={}&_count=10",
             enc(&format!("{}|probe-{}", self.tag, self.run))
         );
-        f.search_tag = Some(!c.search_all(&mine).await?.is_empty());
+        f.search_tag = Some(!self.found_soon(&mine, &mut waited).await?.is_empty());
+        if waited > 0 {
+            f.notes.push(format!(
+                "search found the probe's writes only after waiting {waited} ms: the server's search trails its writes"
+            ));
+        }
         // Prefer.
         let cur = self.version(&x).await?.unwrap_or_default();
         b["name"] = json!("fastkontakt probe (safe to delete) v3");
