@@ -665,25 +665,24 @@ async fn two_transactions_travel_together_but_never_beside_what_they_point_at() 
     assert_eq!(again["updated"], 0, "{again}");
 }
 
-/// A server that answered 429 once is pressed no harder: the rest of the run sends one
-/// transaction at a time, and ends where the plain server ends.
-#[tokio::test(flavor = "multi_thread")]
-async fn after_a_429_transactions_go_one_at_a_time() {
+/// Syncs through a proxy that holds each transaction 100 ms and plays `faults` on the sync's
+/// first transaction: exactly that one fault, no error, one transaction in flight at most
+/// afterwards, and the plain server's end.
+async fn one_at_a_time_after(faults: Faults, name: &str, seed: u64, after: &str) {
     let s = server();
     let dir = tempfile::tempdir().unwrap();
     let (r1, _) = regions(dir.path());
-    let want = plain_end(&s.base, dir.path(), &r1, "plain-throttled").await;
+    let want = plain_end(&s.base, dir.path(), &r1, &format!("plain-{name}")).await;
     let proxy = proxy(
         &s.base,
         Faults {
             slow_transactions: true,
-            throttle_first_transaction: true,
-            ..Default::default()
+            ..faults
         },
-        15,
+        seed,
     );
-    let t = tenant("throttled");
-    let state = dir.path().join("throttled.sqlite");
+    let t = tenant(name);
+    let state = dir.path().join(format!("{name}.sqlite"));
     let got = common::sync_with_summary(&proxy.base, &t, &r1, &state, &["--chunk-size", "20"]).1;
     assert_eq!(got["errors"], 0, "{got}");
     assert_eq!(
@@ -693,8 +692,19 @@ async fn after_a_429_transactions_go_one_at_a_time() {
         1
     );
     let most = proxy.together.lock().unwrap().most;
-    assert_eq!(most, 1, "one transaction at a time after the 429");
+    assert_eq!(most, 1, "one transaction at a time after {after}");
     ends_as(&s.base, &t, &want).await;
+}
+
+/// A server that answered 429 once is pressed no harder: the rest of the run sends one
+/// transaction at a time, and ends where the plain server ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_429_transactions_go_one_at_a_time() {
+    let faults = Faults {
+        throttle_first_transaction: true,
+        ..Default::default()
+    };
+    one_at_a_time_after(faults, "throttled", 15, "the 429").await;
 }
 
 /// A transaction the server refuses for what it holds (400, not its size) is written item by
@@ -702,30 +712,9 @@ async fn after_a_429_transactions_go_one_at_a_time() {
 /// refused transaction could be refused with it.
 #[tokio::test(flavor = "multi_thread")]
 async fn after_a_refused_transaction_transactions_go_one_at_a_time() {
-    let s = server();
-    let dir = tempfile::tempdir().unwrap();
-    let (r1, _) = regions(dir.path());
-    let want = plain_end(&s.base, dir.path(), &r1, "plain-refused").await;
-    let proxy = proxy(
-        &s.base,
-        Faults {
-            slow_transactions: true,
-            refuse_first_transaction: true,
-            ..Default::default()
-        },
-        16,
-    );
-    let t = tenant("refused");
-    let state = dir.path().join("refused.sqlite");
-    let got = common::sync_with_summary(&proxy.base, &t, &r1, &state, &["--chunk-size", "20"]).1;
-    assert_eq!(got["errors"], 0, "{got}");
-    assert_eq!(
-        proxy
-            .faults_injected
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
-    let most = proxy.together.lock().unwrap().most;
-    assert_eq!(most, 1, "one transaction at a time after the refusal");
-    ends_as(&s.base, &t, &want).await;
+    let faults = Faults {
+        refuse_first_transaction: true,
+        ..Default::default()
+    };
+    one_at_a_time_after(faults, "refused", 16, "the refusal").await;
 }

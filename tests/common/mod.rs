@@ -369,8 +369,8 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
         counter: Arc<AtomicU64>,
         access_log: Arc<std::sync::Mutex<Vec<String>>>,
         together: Arc<std::sync::Mutex<Together>>,
-        throttled_once: Arc<std::sync::atomic::AtomicBool>,
-        refused_once: Arc<std::sync::atomic::AtomicBool>,
+        /// The first transaction's fault (429 or 400) was played.
+        first_faulted: Arc<std::sync::atomic::AtomicBool>,
     }
     let st = St {
         up: upstream.to_owned(),
@@ -382,8 +382,7 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
         counter,
         access_log: access_log.clone(),
         together: together.clone(),
-        throttled_once: Default::default(),
-        refused_once: Default::default(),
+        first_faulted: Default::default(),
     };
     async fn handle(State(st): State<St>, req: Request<Body>) -> Response<Body> {
         let (parts, body) = req.into_parts();
@@ -408,7 +407,13 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
             if let Some(r) = retry_after {
                 b = b.header("Retry-After", r);
             }
-            b.body(Body::from("{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"error\",\"code\":\"transient\"}]}")).unwrap()
+            // A refusal names what broke; the rest are passing troubles.
+            let code = if status == StatusCode::BAD_REQUEST {
+                "processing"
+            } else {
+                "transient"
+            };
+            b.body(Body::from(format!("{{\"resourceType\":\"OperationOutcome\",\"issue\":[{{\"severity\":\"error\",\"code\":\"{code}\"}}]}}"))).unwrap()
         };
         if draw < f.too_many {
             return fault(StatusCode::TOO_MANY_REQUESTS, Some("0"));
@@ -546,20 +551,14 @@ pub fn proxy(upstream: &str, faults: Faults, seed: u64) -> Proxy {
             t
         });
         if provenanced
-            && f.throttle_first_transaction
-            && !st.throttled_once.swap(true, Ordering::Relaxed)
+            && (f.throttle_first_transaction || f.refuse_first_transaction)
+            && !st.first_faulted.swap(true, Ordering::Relaxed)
         {
-            return fault(StatusCode::TOO_MANY_REQUESTS, Some("0"));
-        }
-        if provenanced
-            && f.refuse_first_transaction
-            && !st.refused_once.swap(true, Ordering::Relaxed)
-        {
-            st.injected.fetch_add(1, Ordering::Relaxed);
-            return Response::builder()
-                .status(StatusCode::BAD_REQUEST)
-                .body(Body::from("{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"error\",\"code\":\"processing\",\"diagnostics\":\"an entry broke a rule of this server\"}]}"))
-                .unwrap();
+            return if f.throttle_first_transaction {
+                fault(StatusCode::TOO_MANY_REQUESTS, Some("0"))
+            } else {
+                fault(StatusCode::BAD_REQUEST, None)
+            };
         }
         if transaction.is_some() && f.slow_transactions {
             tokio::time::sleep(Duration::from_millis(100)).await;
