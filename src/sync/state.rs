@@ -466,6 +466,16 @@ impl State {
             .collect())
     }
 
+    /// Whether no relation has been written yet (a region's first plan): its plan then asks
+    /// nothing of the state per relation.
+    pub(crate) fn nothing_applied(&self) -> Result<bool, StateError> {
+        self.conn
+            .query_row("SELECT NOT EXISTS (SELECT 1 FROM applied)", [], |r| {
+                r.get(0)
+            })
+            .map_err(self.err())
+    }
+
     pub(crate) fn applied(&self, key: &PlanKey) -> Result<Option<Applied>, StateError> {
         // Cached: a region's plan asks once per relation.
         self.conn
