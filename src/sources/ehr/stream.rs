@@ -157,6 +157,15 @@ impl EhrStream {
                     let mut consumed = 0u64;
                     let mut too_long = Vec::new();
                     while batch.len() < self.batch_lines {
+                        // A whole line in the reader's buffer of a type this pass does not
+                        // read is passed over uncopied (the directory pass passes over a
+                        // region's CareTeams, a gigabyte, and the second pass its Patients).
+                        if let Some(n) = passed_over(&mut reader, pass).map_err(io)? {
+                            std::io::BufRead::consume(&mut reader, n);
+                            consumed += n as u64;
+                            line_no += 1;
+                            continue;
+                        }
                         let mut buf = Vec::new();
                         let (n, cut) =
                             read_line_capped(&mut reader, &mut buf, MAX_LINE_BYTES).map_err(io)?;
@@ -262,6 +271,18 @@ impl EhrStream {
         }
         Ok(())
     }
+}
+
+/// The length of the next line when the reader's buffer holds all of it, within the cap, and
+/// it is of a type `pass` does not read (so it is neither kept nor reported by this pass).
+fn passed_over<R: std::io::BufRead>(reader: &mut R, pass: Pass) -> std::io::Result<Option<usize>> {
+    let avail = reader.fill_buf()?;
+    Ok(match memchr::memchr(b'\n', avail) {
+        Some(i) if i < MAX_LINE_BYTES => model::peek_type(&avail[..=i])
+            .is_some_and(|t| !pass.wants_line(t))
+            .then_some(i + 1),
+        _ => None,
+    })
 }
 
 /// Lines parsed and handed on together by one core: small enough that a chunk's parsed
