@@ -733,18 +733,7 @@ fn read_ahead<R: std::io::BufRead + Send>(
 ) {
     let shown = crate::sources::register::RowSource::new(path);
     let mut batch = Vec::with_capacity(READ_AHEAD_BATCH);
-    for item in reader {
-        let read = match item {
-            Ok(RegisterItem::Rejected(row)) => Ok(Read::Rejected(row)),
-            Ok(RegisterItem::Contact { line, contact }) => {
-                if !part.holds(&contact.patient) {
-                    continue;
-                }
-                let source = shown.of(line, &contact.row_id);
-                Ok(Read::Contact(contact, source))
-            }
-            Err(e) => Err(e),
-        };
+    for read in reader.filter_map(|item| kept(item, part, &shown)) {
         batch.push(read);
         if batch.len() >= READ_AHEAD_BATCH {
             // The rules stopped reading (the export is not grouped, or they failed).
@@ -754,6 +743,26 @@ fn read_ahead<R: std::io::BufRead + Send>(
         }
     }
     let _ = to.send(batch);
+}
+
+/// What a pass keeps of a register item: every rejected row, a contact of the partition with
+/// where it was read (`file:line row-id`), nothing of another partition's contact.
+fn kept(
+    item: Result<RegisterItem, RegisterError>,
+    part: Partition,
+    shown: &crate::sources::register::RowSource,
+) -> Option<Result<Read, RegisterError>> {
+    Some(match item {
+        Ok(RegisterItem::Rejected(row)) => Ok(Read::Rejected(row)),
+        Ok(RegisterItem::Contact { line, contact }) => {
+            if !part.holds(&contact.patient) {
+                return None;
+            }
+            let source = shown.of(line, &contact.row_id);
+            Ok(Read::Contact(contact, source))
+        }
+        Err(e) => Err(e),
+    })
 }
 
 /// Streams contiguous patient groups. None when the export turns out not to be grouped (the
@@ -848,7 +857,7 @@ fn group_in_memory(
     ehr: &EhrSide,
     run: &mut Run,
 ) -> Result<Pass, CheckError> {
-    let mut reader = RegisterReader::open(path, &m.register, &m.terminology)?;
+    let reader = RegisterReader::open(path, &m.register, &m.terminology)?;
     let header = (reader.header_line.clone(), reader.encoding);
     let shown = crate::sources::register::RowSource::new(path);
     let mut by_patient: HashMap<PatientId, Vec<(FixedContact, String)>> = HashMap::new();
@@ -856,20 +865,16 @@ fn group_in_memory(
     let mut held: HashSet<PatientId> = HashSet::new();
     let mut rows = 0u64;
     let mut rejects = Vec::new();
-    for item in &mut reader {
+    for item in reader.filter_map(|item| kept(item, run.partition, &shown)) {
         match item? {
-            RegisterItem::Rejected(row) => {
+            Read::Rejected(row) => {
                 if let Some(p) = &row.patient {
                     held.insert(p.clone());
                 }
                 rejects.push(row);
             }
-            RegisterItem::Contact { line, contact } => {
-                if !run.partition.holds(&contact.patient) {
-                    continue;
-                }
+            Read::Contact(contact, source) => {
                 rows += 1;
-                let source = shown.of(line, &contact.row_id);
                 let p = contact.patient.clone();
                 by_patient
                     .entry(p.clone())
