@@ -469,7 +469,7 @@ fn ehr_only_input_runs_the_rules_on_the_ehr_contacts() {
         "the EHR's copy holds the two FVKs too"
     );
     let f = r.findings.iter().find(|f| f.rule == "FK-R04").unwrap();
-    assert!(f.ehr.is_some() && f.sources[0].starts_with("CareTeam/"));
+    assert!(f.ehr().is_some() && f.sources[0].starts_with("CareTeam/"));
 }
 
 fn bin() -> Command {

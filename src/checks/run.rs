@@ -592,8 +592,7 @@ fn input_findings(profile: &Profile, ehr: &EhrSide, sp: crate::mapping::Speaker)
         |id: &'static str, message: String, source: String, expression: Option<String>| {
             if let Some(rule) = super::catalogue::find(id) {
                 let f = finding(profile, rule, String::new(), message, vec![source]);
-                let expression = expression.map(String::into_boxed_str);
-                out.extend(f.map(|f| Finding { expression, ..f }));
+                out.extend(f.map(|f| f.with_expression(expression)));
             }
         };
     for p in &ehr.problems {
@@ -639,22 +638,19 @@ fn finding(
     message: String,
     sources: Vec<String>,
 ) -> Option<Finding> {
-    profile.enabled(rule.id).then(|| Finding {
-        rule: rule.id,
-        severity: profile
-            .severity
-            .get(rule.id)
-            .copied()
-            .unwrap_or(rule.severity),
-        patient: patient.into_boxed_str(),
-        message: message.into_boxed_str(),
-        basis: profile.basis(rule),
-        register: None,
-        ehr: None,
-        unit: None,
-        sources,
-        expression: None,
-        unit_name: None,
+    profile.enabled(rule.id).then(|| {
+        Finding::new(
+            rule.id,
+            profile
+                .severity
+                .get(rule.id)
+                .copied()
+                .unwrap_or(rule.severity),
+            patient.into_boxed_str(),
+            message.into(),
+            profile.basis(rule),
+            sources,
+        )
     })
 }
 

@@ -192,8 +192,8 @@ pub fn write_csv(r: &CheckReport, out: &mut dyn Write) -> Result<(), csv::Error>
             &f.patient,
             &f.message,
             f.register.as_deref().unwrap_or(""),
-            f.ehr.as_deref().unwrap_or(""),
-            f.unit.as_ref().map(|u| u.as_str()).unwrap_or(""),
+            f.ehr().unwrap_or(""),
+            f.unit().map(|u| u.as_str()).unwrap_or(""),
             &f.basis,
             &f.sources.join(" | "),
         ])?;
@@ -227,7 +227,7 @@ pub fn operation_outcome(r: &CheckReport) -> serde_json::Value {
                 format!("{} ({}) — patient {}", f.message, f.basis, f.patient)
             },
             diagnostics: f.sources.join(" | "),
-            expression: f.expression.as_deref(),
+            expression: f.expression(),
         })
         .collect();
     crate::fhir::outcome::operation_outcome(&issues)

@@ -501,8 +501,8 @@ fn summary_cards(
 
 /// A finding's unit by name with its HSA-id beside it (the HSA-id alone when unnamed).
 fn unit_label(f: &crate::checks::Finding) -> Option<String> {
-    let u = f.unit.as_ref()?;
-    Some(match &f.unit_name {
+    let u = f.unit()?;
+    Some(match f.unit_name() {
         Some(n) => format!("{n} ({u})"),
         None => u.to_string(),
     })
@@ -634,7 +634,7 @@ td.basis,td.src{{font-size:12px;color:#5b6670}} .pager{{margin:.6rem 0;display:f
             u: unit_label(f).unwrap_or_default(),
             m: &f.message,
             reg: f.register.as_deref().unwrap_or(""),
-            ehr: f.ehr.as_deref().unwrap_or(""),
+            ehr: f.ehr().unwrap_or(""),
             b: &f.basis,
             src: f.sources.join(" · "),
         };

@@ -22,6 +22,7 @@ use crate::domain::{
 use crate::mapping::messages::{msg_args, Speaker};
 use chrono::NaiveDate;
 use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 
 /// A contact and where it came from (`FILE:LINE Rad-id`, or `CareTeam/id`).
 pub(crate) type Sourced<'a> = (&'a FixedContact, &'a str);
@@ -55,7 +56,13 @@ pub(crate) struct Engine<'p> {
     pub(crate) not_evaluated: BTreeSet<NotEvaluated>,
     /// The run's messages in its language.
     pub(crate) speaker: Speaker<'p>,
+    /// The messages said so far, each held once (see `Finding`).
+    said: std::cell::RefCell<HashSet<Arc<str>>>,
 }
+
+/// Messages held for sharing before the set starts again: a region's million patients' say
+/// ~9 k different things; a set that grows past this holds texts that are not repeated.
+const SAID_MAX: usize = 65_536;
 
 /// A contact as a person reads it: kind, who (name with HSA-id), unit (name with HSA-id), since
 /// when, and its state.
@@ -116,6 +123,7 @@ impl<'p> Engine<'p> {
             as_of,
             not_evaluated: BTreeSet::new(),
             speaker,
+            said: Default::default(),
         }
     }
 
@@ -161,19 +169,34 @@ impl<'p> Engine<'p> {
             .copied()
             .or(severity)
             .unwrap_or(r.severity);
-        out.push(Finding {
-            unit_name: None,
-            rule: r.id,
-            severity,
-            patient: patient.expose().into_boxed_str(),
-            message: message.into_boxed_str(),
-            basis: self.profile.basis(r),
-            register: x.register.map(String::into_boxed_str),
-            ehr: x.ehr.map(String::into_boxed_str),
-            unit: x.unit,
-            sources: x.sources,
-            expression: x.expression.map(String::into_boxed_str),
-        });
+        out.push(
+            Finding::new(
+                r.id,
+                severity,
+                patient.expose().into_boxed_str(),
+                self.shared(message),
+                self.profile.basis(r),
+                x.sources,
+            )
+            .with_register(x.register)
+            .with_ehr(x.ehr)
+            .with_unit(x.unit)
+            .with_expression(x.expression),
+        );
+    }
+
+    /// The message as held already when another finding said the same.
+    fn shared(&self, message: String) -> Arc<str> {
+        let mut said = self.said.borrow_mut();
+        if let Some(m) = said.get(message.as_str()) {
+            return Arc::clone(m);
+        }
+        if said.len() >= SAID_MAX {
+            said.clear();
+        }
+        let m: Arc<str> = message.into();
+        said.insert(Arc::clone(&m));
+        m
     }
 
     fn active<'a>(&self, v: &[Sourced<'a>]) -> Vec<Sourced<'a>> {
@@ -242,13 +265,14 @@ impl<'p> Engine<'p> {
         // Each finding's unit by name, from the patient's contacts at it: looked up for the
         // findings only, not for every patient checked.
         for f in &mut out[first..] {
-            f.unit_name = f.unit.as_ref().and_then(|u| {
+            let name = f.unit().and_then(|u| {
                 d.register
                     .iter()
                     .chain(&d.ehr)
                     .find(|(c, _)| &c.unit.hsa == u && c.unit.name.is_some())
                     .and_then(|(c, _)| c.unit.name.as_deref().map(Box::from))
             });
+            f.set_unit_name(name);
         }
     }
 }
@@ -515,5 +539,41 @@ pub(crate) mod testkit {
 
     pub(crate) fn has(ids: &[String], rule: &str) -> bool {
         ids.iter().any(|i| i == rule)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Engine;
+    use crate::checks::Profile;
+    use crate::domain::Availability;
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    #[test]
+    fn findings_that_say_the_same_hold_their_message_once() {
+        let m = crate::mapping::Mappings::load(&crate::mapping::default_dir(), None, None)
+            .expect("the shipped mappings load");
+        let profile = Profile::load("orebro", &crate::mapping::default_dir(), &m.terminology)
+            .expect("profile");
+        let directory = HashSet::new();
+        let e = Engine::new(
+            &profile,
+            Availability::default(),
+            &directory,
+            "2026-06-01".parse().expect("date"),
+            m.speaker(),
+        );
+        let a = e.shared("oförändrad sedan 2024-01-01".to_owned());
+        let b = e.shared("oförändrad sedan 2024-01-01".to_owned());
+        let c = e.shared("oförändrad sedan 2024-01-02".to_owned());
+        assert!(Arc::ptr_eq(&a, &b), "the same text is held once");
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(&*c, "oförändrad sedan 2024-01-02");
+        // A full set starts again rather than growing: the texts stay right.
+        for n in 0..super::SAID_MAX + 10 {
+            assert_eq!(&*e.shared(format!("m{n}")), format!("m{n}"));
+        }
+        assert!(e.said.borrow().len() <= super::SAID_MAX);
     }
 }
