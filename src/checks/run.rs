@@ -219,9 +219,8 @@ pub(crate) const PARTITION_BYTES: u64 = 2_000_000_000;
 /// per Patient (the directory's stubs, each patient's listing, the findings — held whatever the
 /// partitions) and a part per byte of EHR files that one partition's pass holds. The figures
 /// are measured peaks of `reconcile` on generated regions of 100 k, 300 k and 1 M patients
-/// (release build, 1 to 3 partitions; fitted: about 112 MiB fixed, 480–517 MiB per million
-/// Patients, 0.145–0.153 MiB per MiB of EHR files in the pass). The estimate leans high: it
-/// was 11–25 MiB over each measured peak.
+/// (release build, 1 and 2 partitions, freed memory handed back after a second: 147 and 139,
+/// 268 and 227, 650–670 and 546 MiB). The estimate leans high: 15–30 MiB over each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryBudget {
     /// MiB.
@@ -240,7 +239,7 @@ const MAX_PARTITIONS: u32 = 16;
 
 impl MemoryBudget {
     const FIXED_MIB: f64 = 120.0;
-    const MIB_PER_MILLION_PATIENTS: f64 = 520.0;
+    const MIB_PER_MILLION_PATIENTS: f64 = 340.0;
     const PER_EHR_BYTE: f64 = 0.16;
 
     /// The estimated peak, in MiB, of a run over `patients` Patients and `ehr_bytes` of EHR
@@ -926,11 +925,11 @@ mod tests {
         let budget = MemoryBudget::default();
         assert_eq!(budget.partitions(100_000, 148 * MB), Some(1));
         assert_eq!(budget.partitions(300_000, 443 * MB), Some(1));
-        // Measured: 835 MiB in one pass, 727 in two.
-        assert_eq!(budget.partitions(1_000_000, 1_475 * MB), Some(2));
+        // Measured: 650–670 MiB in one pass, 546 in two.
+        assert_eq!(budget.partitions(1_000_000, 1_475 * MB), Some(1));
         assert_eq!(
-            MemoryBudget { mib: 900 }.partitions(1_000_000, 1_475 * MB),
-            Some(1)
+            MemoryBudget { mib: 600 }.partitions(1_000_000, 1_475 * MB),
+            Some(2)
         );
         // The patients alone take more than the budget: no count of passes fits.
         assert_eq!(budget.partitions(3_000_000, 4_422 * MB), None);

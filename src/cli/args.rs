@@ -402,7 +402,7 @@ pub(crate) struct ReconcileArgs {
     /// The peak memory the run should fit in, in MiB. After reading the Patients it estimates
     /// the peak from the region's size and reads the EHR in as many passes as that takes
     /// (each pass holds a slice of the patients; more passes, more time). A 1,000,000-patient
-    /// region takes ~860 MiB in one pass, ~750 in two. Too low for the patients alone: a
+    /// region takes ~670 MiB in one pass, ~550 in two. Too low for the patients alone: a
     /// warning, and one pass per 2 GB of files.
     #[arg(long, value_name = "MIB", default_value_t = MemoryBudget::default().mib, value_parser = clap::value_parser!(u64).range(64..))]
     pub(crate) memory: u64,
