@@ -35,7 +35,7 @@ pub enum PatientIdKind {
 
 /// A patient's identity. Personnummer and samordningsnummer carry a valid date and Luhn check digit;
 /// a reservnummer carries the system (OID or URI) that issued it.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum PatientId {
     /// 12 ASCII digits, YYYYMMDDNNNC, checked.
     Swedish {
@@ -47,6 +47,35 @@ pub enum PatientId {
     /// A reserve number, under its issuer's system. Boxed: reserve numbers are rare, and a
     /// region holds millions of identities (16 bytes each this way, 48 with the strings inline).
     Reserv(Box<ReservNumber>),
+}
+
+// Ordered as a derived `Ord` would (Swedish before reserve numbers; kind, then the digits as
+// text), with the digits compared as two integers: the derived order called `memcmp` for 12
+// bytes, and a region's sorts and searches by patient made that 8 % of a reconcile.
+impl Ord for PatientId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        fn key(d: &[u8; 12]) -> (u64, u32) {
+            let (hi, lo) = d.split_at(8);
+            let hi: [u8; 8] = hi.try_into().unwrap_or_default();
+            let lo: [u8; 4] = lo.try_into().unwrap_or_default();
+            (u64::from_be_bytes(hi), u32::from_be_bytes(lo))
+        }
+        match (self, other) {
+            (
+                PatientId::Swedish { kind: a, digits: x },
+                PatientId::Swedish { kind: b, digits: y },
+            ) => a.cmp(b).then_with(|| key(x).cmp(&key(y))),
+            (PatientId::Swedish { .. }, PatientId::Reserv(_)) => Ordering::Less,
+            (PatientId::Reserv(_), PatientId::Swedish { .. }) => Ordering::Greater,
+            (PatientId::Reserv(a), PatientId::Reserv(b)) => a.cmp(b),
+        }
+    }
+}
+impl PartialOrd for PatientId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// A reserve number and the system that issued it.
@@ -308,6 +337,54 @@ impl fmt::Debug for HsaId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patients_order_as_kind_then_digits_then_reserve_numbers() {
+        // Valid numbers across the digits' every position, both kinds, and reserve numbers.
+        let mut ids: Vec<PatientId> = [
+            "19121212121",
+            "19121212120",
+            "19121211121",
+            "19121112121",
+            "18121212121",
+            "20121212121",
+            "19121272121",
+            "19121212131",
+            "19121212221",
+            "19000101000",
+            "19991231999",
+            "19121262121",
+        ]
+        .iter()
+        .filter_map(|e| PatientId::parse(&with_check_digit(e)?).ok())
+        .collect();
+        ids.push(PatientId::reserv("1.2.752.1", "X2").unwrap());
+        ids.push(PatientId::reserv("1.2.752.1", "X1").unwrap());
+        ids.push(PatientId::reserv("1.2.752.0", "X9").unwrap());
+        assert!(ids.len() >= 14);
+        // The order a derived Ord gave: variant, kind, the digits as text; (system, value).
+        let rank = |p: &PatientId| match p {
+            PatientId::Swedish { kind, digits } => (0, Some(*kind), digits.to_vec(), None),
+            PatientId::Reserv(r) => (
+                1,
+                None,
+                Vec::new(),
+                Some((r.system.clone(), r.value.clone())),
+            ),
+        };
+        for a in &ids {
+            for b in &ids {
+                assert_eq!(
+                    a.cmp(b),
+                    rank(a).cmp(&rank(b)),
+                    "{} vs {}",
+                    a.expose(),
+                    b.expose()
+                );
+                assert_eq!(a.cmp(b) == std::cmp::Ordering::Equal, a == b);
+            }
+        }
+    }
 
     #[test]
     fn accepts_the_classic_test_number_with_and_without_hyphen() {

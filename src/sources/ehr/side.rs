@@ -258,10 +258,17 @@ impl EhrSide {
             .filter(|&i| !ours.contains(&*all[i as usize].1))
             .collect();
         // In the resources' order, so a plan made twice lists them alike (on both cores: a
-        // region's million took two seconds on one, the other idle).
-        picked.par_sort_by(|&a, &b| {
-            let (a, b) = (&all[a as usize], &all[b as usize]);
-            a.1.cmp(&b.1).then(a.0.kind.cmp(&b.0.kind))
+        // region's million took two seconds on one, the other idle). The position last, so
+        // the unstable sort orders as a stable one would, without its buffer; a resource's
+        // texts are one shared text, compared by address before their bytes.
+        picked.par_sort_unstable_by(|&a, &b| {
+            let (x, y) = (&all[a as usize], &all[b as usize]);
+            let text = if Arc::ptr_eq(&x.1, &y.1) {
+                std::cmp::Ordering::Equal
+            } else {
+                x.1.cmp(&y.1)
+            };
+            text.then(x.0.kind.cmp(&y.0.kind)).then(a.cmp(&b))
         });
         // A resource's contacts now sit side by side: one of several is marked so.
         let mut hand: Vec<(u32, bool)> = Vec::with_capacity(picked.len());
