@@ -615,7 +615,7 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
     }
 
     fn convert(&mut self, line: u64, raw: &[u8]) -> RegisterItem {
-        let decoded = self.encoding.decode(raw).map(|t| t.into_owned());
+        let decoded = self.encoding.decode(raw);
         let rec = self
             .splitter
             .split(decoded.as_deref().map_or(raw, str::as_bytes));
