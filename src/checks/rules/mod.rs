@@ -60,7 +60,7 @@ pub(crate) struct Engine<'p> {
     said: std::cell::RefCell<HashSet<Arc<str>>>,
 }
 
-/// Messages held for sharing before the set starts again: a region's million patients' say
+/// Messages held for sharing before the set starts again: a million patients' findings say
 /// ~9 k different things; a set that grows past this holds texts that are not repeated.
 const SAID_MAX: usize = 65_536;
 
