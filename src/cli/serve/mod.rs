@@ -680,10 +680,9 @@ fn sync_job(service: &Service, args: &SyncArgs) -> anyhow::Result<JobOutcome> {
         dry_run: args.dry_run,
     };
     let o = super::config::sync_options(args, &state, mode)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let outcome = rt.block_on(fastkontakt::pipelines::sync::run(
+    // On worker threads, as on the command line: a transaction in flight is sent and its
+    // answer read while this thread builds the next (one thread would do one or the other).
+    let outcome = super::runtime()?.block_on(fastkontakt::pipelines::sync::run(
         &client,
         &service.mappings,
         &service.own,
