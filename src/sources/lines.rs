@@ -3,14 +3,14 @@
 
 use std::io::BufRead;
 
-/// Reads one line (its `\n` included) but keeps at most `cap` bytes of it; the rest of the
-/// line is consumed unread. Returns (bytes consumed, whether the line was cut).
+/// Reads one line (its `\n` included), appended to `buf`, but keeps at most `cap` bytes of it;
+/// the rest of the line is consumed unread. Returns (bytes consumed, whether the line was cut).
 pub(crate) fn read_line_capped<R: BufRead>(
     r: &mut R,
     buf: &mut Vec<u8>,
     cap: usize,
 ) -> std::io::Result<(usize, bool)> {
-    let (mut total, mut cut) = (0usize, false);
+    let (mut total, mut cut, start) = (0usize, false, buf.len());
     loop {
         let avail = match r.fill_buf() {
             Ok(a) => a,
@@ -24,7 +24,7 @@ pub(crate) fn read_line_capped<R: BufRead>(
             Some(i) => (i + 1, true),
             None => (avail.len(), false),
         };
-        let room = cap.saturating_sub(buf.len());
+        let room = cap.saturating_sub(buf.len() - start);
         if take > room {
             cut = true;
             buf.extend_from_slice(&avail[..room]);
@@ -58,5 +58,27 @@ mod tests {
             (6, false)
         );
         assert_eq!(buf, b"short\n");
+    }
+
+    #[test]
+    fn lines_appended_to_one_buffer_are_each_capped_on_their_own() {
+        let data = format!("{}\n{}\nshort\n", "a".repeat(90), "b".repeat(500));
+        let mut r = std::io::BufReader::with_capacity(64, data.as_bytes());
+        let mut buf = Vec::new();
+        assert_eq!(
+            super::read_line_capped(&mut r, &mut buf, 100).unwrap(),
+            (91, false)
+        );
+        assert_eq!(
+            super::read_line_capped(&mut r, &mut buf, 100).unwrap(),
+            (501, true),
+            "its own 100 bytes, not what is left of the buffer's"
+        );
+        assert_eq!(buf.len(), 191);
+        assert_eq!(
+            super::read_line_capped(&mut r, &mut buf, 100).unwrap(),
+            (6, false)
+        );
+        assert!(buf.ends_with(b"short\n"));
     }
 }

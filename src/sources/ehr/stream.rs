@@ -1,5 +1,5 @@
 //! Source: a region's EHR data as FHIR files (NDJSON, Bundles, or a folder of them), streamed
-//! in batches that are parsed in parallel; a batch is dropped before the next is read.
+//! in batches that are parsed in parallel while the next batch is read; two batches at most.
 //! Two passes: the directory and Patients first (kept, small), then the patient-scoped rest.
 
 use crate::fhir::model::{self, Resource};
@@ -151,87 +151,69 @@ impl EhrStream {
             if path.extension().is_some_and(|x| x == "ndjson") {
                 let file = std::fs::File::open(path).map_err(io)?;
                 let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-                let mut line_no = 0u64;
-                loop {
-                    let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(self.batch_lines);
-                    let mut consumed = 0u64;
-                    let mut too_long = Vec::new();
-                    while batch.len() < self.batch_lines {
-                        // A whole line in the reader's buffer of a type this pass does not
-                        // read is passed over uncopied (the directory pass passes over a
-                        // region's CareTeams, a gigabyte, and the second pass its Patients).
-                        if let Some(n) = passed_over(&mut reader, pass).map_err(io)? {
-                            std::io::BufRead::consume(&mut reader, n);
-                            consumed += n as u64;
-                            line_no += 1;
-                            continue;
+                let batch_lines = self.batch_lines;
+                // One thread reads the next batch while the cores parse this one; two batches'
+                // buffers go round between them, so reading allocates nothing once they grew.
+                std::thread::scope(|scope| -> Result<(), FhirFileError> {
+                    let (full_tx, full_rx) =
+                        std::sync::mpsc::sync_channel::<std::io::Result<LineBatch>>(1);
+                    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<LineBatch>();
+                    for _ in 0..2 {
+                        let _ = empty_tx.send(LineBatch::default());
+                    }
+                    scope.spawn(move || {
+                        let mut line_no = 0u64;
+                        // Ends when the consumer stops taking batches (it dropped its ends).
+                        while let Ok(mut b) = empty_rx.recv() {
+                            let read = b.fill(&mut reader, &mut line_no, batch_lines, pass, path);
+                            let stop = read.is_err() || b.last;
+                            if full_tx.send(read.map(|()| b)).is_err() || stop {
+                                break;
+                            }
                         }
-                        let mut buf = Vec::new();
-                        let (n, cut) =
-                            read_line_capped(&mut reader, &mut buf, MAX_LINE_BYTES).map_err(io)?;
-                        if n == 0 {
+                    });
+                    for read in full_rx {
+                        let mut b = read.map_err(io)?;
+                        if !b.lines.is_empty() || !b.too_long.is_empty() {
+                            let bytes = &b.bytes;
+                            let parse =
+                                |(line, at): &(u64, std::ops::Range<usize>)| -> Vec<Parsed> {
+                                    let bytes = &bytes[at.clone()];
+                                    match model::parse_line(bytes) {
+                                        Ok(r) => pass.kept(r, &origin_file, *line),
+                                        // Reported once: by this pass if it wants the line's type
+                                        // (a Bundle's by the patient-scoped pass), else (type
+                                        // unknown) by the patient-scoped pass.
+                                        Err(e) => pass
+                                            .wants_reported(bytes)
+                                            .then(|| {
+                                                Err(BadResource {
+                                                    path: path.clone(),
+                                                    line: *line,
+                                                    reason: short_reason(&e.to_string()),
+                                                })
+                                            })
+                                            .into_iter()
+                                            .collect(),
+                                    }
+                                };
+                            let mut made: Vec<T> = b
+                                .lines
+                                .par_chunks(CHUNK)
+                                .map(|lines| per_chunk(lines.iter().flat_map(parse).collect()))
+                                .collect();
+                            if !b.too_long.is_empty() {
+                                made.push(per_chunk(std::mem::take(&mut b.too_long)));
+                            }
+                            on_batch(made);
+                        }
+                        on_bytes(b.consumed);
+                        if b.last || empty_tx.send(b).is_err() {
                             break;
                         }
-                        consumed += n as u64;
-                        line_no += 1;
-                        if buf.iter().all(u8::is_ascii_whitespace) {
-                            continue;
-                        }
-                        let peeked = model::peek_type(&buf);
-                        if cut {
-                            if pass.wants_reported(&buf) {
-                                too_long.push(Err(BadResource {
-                                    path: path.clone(),
-                                    line: line_no,
-                                    reason: format!(
-                                        "the line is {n} bytes, over the cap of {MAX_LINE_BYTES}; not read"
-                                    ),
-                                }));
-                            }
-                            continue;
-                        }
-                        // A line whose type cannot be peeked is parsed in both passes and
-                        // kept by the pass that wants its type.
-                        if peeked.is_none_or(|t| pass.wants_line(t)) {
-                            batch.push((line_no, buf));
-                        }
                     }
-                    let last = consumed == 0;
-                    if !batch.is_empty() || !too_long.is_empty() {
-                        let parse = |(line, bytes): &(u64, Vec<u8>)| -> Vec<Parsed> {
-                            match model::parse_line(bytes) {
-                                Ok(r) => pass.kept(r, &origin_file, *line),
-                                // Reported once: by this pass if it wants the line's type
-                                // (a Bundle's by the patient-scoped pass), else (type
-                                // unknown) by the patient-scoped pass.
-                                Err(e) => pass
-                                    .wants_reported(bytes)
-                                    .then(|| {
-                                        Err(BadResource {
-                                            path: path.clone(),
-                                            line: *line,
-                                            reason: short_reason(&e.to_string()),
-                                        })
-                                    })
-                                    .into_iter()
-                                    .collect(),
-                            }
-                        };
-                        let mut made: Vec<T> = batch
-                            .par_chunks(CHUNK)
-                            .map(|lines| per_chunk(lines.iter().flat_map(parse).collect()))
-                            .collect();
-                        drop(batch);
-                        if !too_long.is_empty() {
-                            made.push(per_chunk(too_long));
-                        }
-                        on_batch(made);
-                    }
-                    on_bytes(consumed);
-                    if last {
-                        break;
-                    }
-                }
+                    Ok(())
+                })?;
             } else {
                 let size = std::fs::metadata(path).map_err(io)?.len();
                 if size > MAX_JSON_FILE_BYTES {
@@ -269,6 +251,80 @@ impl EhrStream {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+/// Lines of one NDJSON file read for a pass: their bytes one after another, the buffer reused
+/// from batch to batch (a line in a buffer of its own cost the reading thread most of its
+/// time: growth, copies, and the kernel zeroing fresh pages).
+#[derive(Default)]
+struct LineBatch {
+    bytes: Vec<u8>,
+    /// Each line's number and where its bytes are in `bytes`.
+    lines: Vec<(u64, std::ops::Range<usize>)>,
+    /// Lines over the cap that this pass reports.
+    too_long: Vec<Parsed>,
+    /// Bytes of the file this batch went through (lines passed over included).
+    consumed: u64,
+    /// Whether the file ended before this batch (it then holds nothing).
+    last: bool,
+}
+
+impl LineBatch {
+    /// Reads the next `max_lines` lines this pass parses, passing over the others.
+    fn fill<R: std::io::BufRead>(
+        &mut self,
+        reader: &mut R,
+        line_no: &mut u64,
+        max_lines: usize,
+        pass: Pass,
+        path: &Path,
+    ) -> std::io::Result<()> {
+        self.bytes.clear();
+        self.lines.clear();
+        self.too_long.clear();
+        self.consumed = 0;
+        while self.lines.len() < max_lines {
+            // A whole line in the reader's buffer of a type this pass does not read is
+            // passed over uncopied (the directory pass passes over a region's CareTeams, a
+            // gigabyte, and the second pass its Patients).
+            if let Some(n) = passed_over(reader, pass)? {
+                reader.consume(n);
+                self.consumed += n as u64;
+                *line_no += 1;
+                continue;
+            }
+            let start = self.bytes.len();
+            let (n, cut) = read_line_capped(reader, &mut self.bytes, MAX_LINE_BYTES)?;
+            if n == 0 {
+                break;
+            }
+            self.consumed += n as u64;
+            *line_no += 1;
+            let line = &self.bytes[start..];
+            // A line whose type cannot be peeked is parsed in both passes and kept by the
+            // pass that wants its type.
+            let keep = !line.iter().all(u8::is_ascii_whitespace)
+                && model::peek_type(line).is_none_or(|t| pass.wants_line(t));
+            if cut {
+                if !line.iter().all(u8::is_ascii_whitespace) && pass.wants_reported(line) {
+                    self.too_long.push(Err(BadResource {
+                        path: path.to_path_buf(),
+                        line: *line_no,
+                        reason: format!(
+                            "the line is {n} bytes, over the cap of {MAX_LINE_BYTES}; not read"
+                        ),
+                    }));
+                }
+                self.bytes.truncate(start);
+            } else if keep {
+                self.lines.push((*line_no, start..self.bytes.len()));
+            } else {
+                self.bytes.truncate(start);
+            }
+        }
+        self.last = self.consumed == 0;
         Ok(())
     }
 }
