@@ -2,7 +2,7 @@
 //! encounters, deceased, listing, plans with their consent, and the staff directory (which
 //! person holds an active role at which unit). Carriers are named in `mappings/ehr/`.
 
-use super::inbound::{Inbound, Index};
+use super::inbound::{Inbound, Index, PatientStub};
 use crate::domain::context::{Availability, MunicipalCareForm, PatientContext, PatientGroup};
 use crate::domain::identity::{HsaId, PatientId};
 use crate::domain::plan::{
@@ -228,8 +228,8 @@ impl<'m> ContextReader<'m> {
 
     fn patient(&self, idx: &Index, r: Option<&Reference>) -> Option<PatientId> {
         let r = r?;
-        match idx.patient(r).and_then(|p| p.id.clone()) {
-            Some(id) => id.ok(),
+        match idx.patient(r).and_then(PatientStub::id) {
+            Some(id) => id.ok().cloned(),
             None => r
                 .identifier
                 .as_deref()
@@ -464,7 +464,7 @@ impl<'m> ContextReader<'m> {
         let inbound = Inbound::new(self.m);
         let mut units = crate::domain::Interner::default();
         for p in idx.patients() {
-            let Some(Ok(id)) = &p.id else { continue };
+            let Some(Ok(id)) = p.id() else { continue };
             // A Patient resource can say it is deceased: that makes death data available.
             out.availability.deceased_or_moved = true;
             if !keep(id) {

@@ -365,7 +365,8 @@ impl<'m> Inbound<'m> {
                 .and_then(|i| Self::patient_id(std::slice::from_ref(i)))
                 .or_else(|| conditional_identity(text(&subject.reference)?))
         };
-        match stub.and_then(|s| s.id.clone()).or_else(from_reference) {
+        let from_stub = stub.and_then(|s| Some(s.id()?.cloned().map_err(str::to_owned)));
+        match from_stub.or_else(from_reference) {
             Some(Ok(id)) => Some((id, listing)),
             Some(Err(e)) => {
                 ctx.identifier_problem(element, e);
@@ -373,7 +374,7 @@ impl<'m> Inbound<'m> {
             }
             None => {
                 let name = text(&subject.reference).unwrap_or("the reference");
-                match stub.and_then(|s| s.systems_seen.as_deref()) {
+                match stub.and_then(PatientStub::systems_seen) {
                     Some(seen) => ctx.problem(
                         element,
                         format!("subject {name} has no Swedish identity number (identifier systems seen: {seen})"),
@@ -391,7 +392,7 @@ impl<'m> Inbound<'m> {
 
     /// The listing unit: the Organization among Patient.generalPractitioner.
     pub(crate) fn listing_of(&self, idx: &Index, p: &PatientStub) -> Option<HsaId> {
-        p.general_practitioner
+        p.general_practitioner()
             .iter()
             .find_map(|r| match idx.get_text(r) {
                 Some(Resource::Organization(o)) => Self::hsa(&o.identifier).and_then(Result::ok),

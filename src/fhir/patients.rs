@@ -8,56 +8,107 @@ use fhirbolt::model::r4::resources::Patient;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-/// What the rest of the data needs of a Patient resource.
+/// What the rest of the data needs of a Patient resource: 32 bytes, since a region holds a
+/// million (the identity's rare failures and the shared list each one pointer away).
 #[derive(Debug, Clone)]
 pub(crate) struct PatientStub {
-    /// The identity its identifiers give (an error when an identifier fails its check).
-    pub(crate) id: Option<Result<PatientId, String>>,
+    identity: Identity,
     /// `Patient.generalPractitioner` reference texts (the listing unit is the Organization
     /// among them): the text alone, as a fhirbolt `Reference` each was 272 bytes before it;
     /// the list shared (`share`), since a region's million Patients name a few hundred units.
-    pub(crate) general_practitioner: Arc<[Arc<str>]>,
+    general_practitioner: Arc<Box<[Arc<str>]>>,
     pub(crate) deceased: bool,
-    /// The identifier systems the Patient carries, kept only when none gave an identity.
-    pub(crate) systems_seen: Option<Box<str>>,
+}
+
+/// What a Patient's identifiers gave. The rare texts boxed twice on purpose: a thin pointer
+/// fits beside `PatientId` in 16 bytes, a `String` or `Box<str>` would not.
+#[derive(Debug, Clone)]
+#[allow(clippy::box_collection)]
+enum Identity {
+    Valid(PatientId),
+    /// An identifier failed its check: why.
+    Invalid(Box<String>),
+    /// None was Swedish: the identifier systems the Patient carries ("none" when it has none).
+    Missing(Box<String>),
 }
 
 impl PatientStub {
+    /// A stub of what the Patient's identifiers gave (an error when one fails its check) and
+    /// its `generalPractitioner` reference texts.
+    pub(crate) fn new(
+        id: Option<Result<PatientId, String>>,
+        systems_seen: &[&str],
+        general_practitioner: Vec<Arc<str>>,
+        deceased: bool,
+    ) -> Self {
+        let identity = match id {
+            Some(Ok(p)) => Identity::Valid(p),
+            Some(Err(e)) => Identity::Invalid(Box::new(e)),
+            None if systems_seen.is_empty() => Identity::Missing(Box::new("none".into())),
+            None => {
+                let mut seen = systems_seen.to_vec();
+                seen.dedup();
+                Identity::Missing(Box::new(seen.join(", ")))
+            }
+        };
+        PatientStub {
+            identity,
+            general_practitioner: Arc::new(general_practitioner.into_boxed_slice()),
+            deceased,
+        }
+    }
+
+    /// The identity its identifiers give (an error when an identifier fails its check).
+    pub(crate) fn id(&self) -> Option<Result<&PatientId, &str>> {
+        match &self.identity {
+            Identity::Valid(p) => Some(Ok(p)),
+            Identity::Invalid(e) => Some(Err(e)),
+            Identity::Missing(_) => None,
+        }
+    }
+
+    /// The identifier systems the Patient carries, when none gave an identity.
+    pub(crate) fn systems_seen(&self) -> Option<&str> {
+        match &self.identity {
+            Identity::Missing(seen) => Some(seen),
+            _ => None,
+        }
+    }
+
+    /// `Patient.generalPractitioner` reference texts.
+    pub(crate) fn general_practitioner(&self) -> &[Arc<str>] {
+        &self.general_practitioner
+    }
+
     /// Lets the stub share its list of reference texts with the stubs read before it.
-    pub(crate) fn share(&mut self, lists: &mut Interner<[Arc<str>]>) {
+    pub(crate) fn share(&mut self, lists: &mut Interner<Box<[Arc<str>]>>) {
         lists.share(&mut self.general_practitioner);
     }
 
     pub(crate) fn of(p: &Patient) -> Self {
         use fhirbolt::model::r4::resources::PatientDeceased;
         let id = Inbound::patient_id(&p.identifier);
-        let systems_seen = id.is_none().then(|| {
-            let mut seen: Vec<&str> = p
+        let seen: Vec<&str> = match id {
+            Some(_) => Vec::new(),
+            None => p
                 .identifier
                 .iter()
                 .filter_map(|i| i.system.as_ref()?.value.as_deref())
-                .collect();
-            seen.dedup();
-            if seen.is_empty() {
-                "none".into()
-            } else {
-                seen.join(", ").into()
-            }
-        });
-        PatientStub {
+                .collect(),
+        };
+        PatientStub::new(
             id,
-            systems_seen,
-            general_practitioner: p
-                .general_practitioner
+            &seen,
+            p.general_practitioner
                 .iter()
                 .filter_map(|r| r.reference.as_ref()?.value.as_deref().map(Into::into))
                 .collect(),
-            deceased: match &p.deceased {
+            match &p.deceased {
                 Some(PatientDeceased::Boolean(b)) => b.value == Some(true),
                 Some(PatientDeceased::DateTime(_)) => true,
                 _ => false,
             },
-        }
+        )
     }
 }
 
@@ -189,12 +240,12 @@ impl<'t> PatientsByIdentity<'t> {
             table: Some(table),
             ..Default::default()
         };
-        let identity = |pos: usize| match table.stubs.get(pos).map(|s| &s.id) {
+        let identity = |pos: usize| match table.stubs.get(pos).map(PatientStub::id) {
             Some(Some(Ok(p))) => Some(p),
             _ => None,
         };
         for (pos, (id, stub)) in table.iter().enumerate() {
-            let (Some(Ok(p)), Some(_)) = (&stub.id, id) else {
+            let (Some(Ok(p)), Some(_)) = (stub.id(), id) else {
                 continue;
             };
             if !keep(p) {
@@ -219,7 +270,7 @@ impl<'t> PatientsByIdentity<'t> {
         let table = self.table?;
         let pos = *self.positions.find(
             self.hasher.hash_one(p),
-            |&i| matches!(table.stubs.get(i).map(|s| &s.id), Some(Some(Ok(q))) if q == p),
+            |&i| matches!(table.stubs.get(i).map(PatientStub::id), Some(Some(Ok(q))) if q == p),
         )?;
         text_at(&table.refs, &table.ends, pos).strip_prefix("Patient/")
     }
@@ -230,12 +281,7 @@ mod tests {
     use super::*;
 
     fn stub(deceased: bool) -> PatientStub {
-        PatientStub {
-            id: None,
-            general_practitioner: Arc::from(Vec::new()),
-            deceased,
-            systems_seen: None,
-        }
+        PatientStub::new(None, &[], Vec::new(), deceased)
     }
 
     #[test]
@@ -264,9 +310,13 @@ mod tests {
 
     #[test]
     fn a_patient_is_found_by_its_identity_within_the_slice_kept() {
-        let with = |pnr: &str| PatientStub {
-            id: Some(Ok(PatientId::parse(pnr).unwrap())),
-            ..stub(false)
+        let with = |pnr: &str| {
+            PatientStub::new(
+                Some(PatientId::parse(pnr).map_err(|e| e.to_string())),
+                &[],
+                Vec::new(),
+                false,
+            )
         };
         let mut t = PatientTable::default();
         t.push(None, Some("a"), with("19121212-1212"));
@@ -304,6 +354,34 @@ mod tests {
         let some = PatientsByIdentity::new(&t, |q| *q != pnr(7));
         assert_eq!(some.get(&pnr(7)), None);
         assert_eq!(some.get(&pnr(8)), Some("p8"));
+    }
+
+    #[test]
+    fn a_patient_stub_is_held_in_32_bytes_and_keeps_what_its_identifiers_gave() {
+        assert_eq!(std::mem::size_of::<PatientStub>(), 32);
+        let p = PatientId::parse("19121212-1212").unwrap();
+        let valid = PatientStub::new(Some(Ok(p.clone())), &[], Vec::new(), false);
+        assert_eq!(valid.id(), Some(Ok(&p)));
+        assert_eq!(valid.systems_seen(), None);
+        let invalid = PatientStub::new(Some(Err("bad check digit".into())), &[], Vec::new(), false);
+        assert_eq!(invalid.id(), Some(Err("bad check digit")));
+        assert_eq!(invalid.systems_seen(), None);
+        let seen = PatientStub::new(
+            None,
+            &["urn:a", "urn:a", "urn:b"],
+            vec!["Organization/o".into()],
+            true,
+        );
+        assert_eq!(seen.id(), None);
+        assert_eq!(seen.systems_seen(), Some("urn:a, urn:b"));
+        assert_eq!(
+            seen.general_practitioner(),
+            [Arc::<str>::from("Organization/o")]
+        );
+        assert_eq!(
+            PatientStub::new(None, &[], Vec::new(), false).systems_seen(),
+            Some("none")
+        );
     }
 
     #[test]

@@ -681,10 +681,10 @@ fn record(
 
 /// A Patient is used when it gives a Swedish identity.
 fn patient_verdict(stub: &PatientStub) -> Verdict {
-    match (&stub.id, stub.systems_seen.as_deref()) {
+    match (stub.id(), stub.systems_seen()) {
         (Some(Ok(_)), _) => Verdict::Used,
         (Some(Err(e)), _) => {
-            Verdict::not_used_because("its identity number is not valid", e.clone())
+            Verdict::not_used_because("its identity number is not valid", e.to_owned())
         }
         (None, seen) => Verdict::not_used_because(
             "no Swedish identity number",
