@@ -614,3 +614,62 @@ fn plans_round_trip_through_care_plan_and_consent() {
     }
     assert_eq!(back, want);
 }
+
+#[test]
+fn members_read_once_per_role_give_the_contacts_and_problems_read_per_contact() {
+    let m = mappings();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fastkontakt::samples::Spec {
+        patients: 400,
+        seed: 3,
+        inconsistency_share: 0.3,
+    };
+    fastkontakt::samples::generate(&spec, &m, dir.path()).unwrap();
+    let mut resources: Vec<model::Resource> = Vec::new();
+    for f in [
+        "Organization",
+        "Practitioner",
+        "PractitionerRole",
+        "Patient",
+        "CareTeam",
+        "Task",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(format!("ehr/{f}.ndjson"))).unwrap();
+        resources.extend(text.lines().map(|l| model::parse(l.as_bytes()).unwrap()));
+    }
+    // A Practitioner without its HSA-id: each contact naming its role tells that problem.
+    let bad = resources
+        .iter_mut()
+        .find_map(|r| match r {
+            model::Resource::Practitioner(p) => Some(p),
+            _ => None,
+        })
+        .unwrap();
+    bad.identifier.clear();
+    let refs: Vec<&model::Resource> = resources.iter().collect();
+    let show = |read: &fastkontakt::fhir::inbound::FhirContacts| {
+        (
+            format!("{:?}", read.contacts),
+            format!("{:?}", read.problems),
+        )
+    };
+    let plain = Index::new(resources.iter().map(|r| (None, r)));
+    let per_contact = Inbound::new(&m).contacts(&plain, &refs);
+    let mut remembered = Index::new(resources.iter().map(|r| (None, r)));
+    Inbound::new(&m).remember_members(&mut remembered);
+    let once = Inbound::new(&m).contacts(&remembered, &refs);
+    assert!(
+        per_contact.contacts.len() > 300,
+        "{}",
+        per_contact.contacts.len()
+    );
+    assert!(
+        per_contact
+            .problems
+            .iter()
+            .any(|p| format!("{p:?}").contains("the Practitioner has no HSA-id")),
+        "{:?}",
+        per_contact.problems
+    );
+    assert_eq!(show(&once), show(&per_contact));
+}

@@ -309,7 +309,8 @@ pub fn run_streamed(
     let dir = EhrDirectory::read(&stream, &on_bytes)?;
     let parts = partitions(&s, dir.patient_count(), stream.bytes);
     progress.grow(stream.bytes * u64::from(parts));
-    let idx = dir.index();
+    let mut idx = dir.index();
+    crate::fhir::inbound::Inbound::new(s.mappings).remember_members(&mut idx);
     let mut report: Option<CheckReport> = None;
     let mut freeing: Option<std::thread::JoinHandle<()>> = None;
     for k in 0..parts {

@@ -110,6 +110,10 @@ pub struct Index<'r> {
     table: Option<&'r PatientTable>,
     /// A resource's own contained resources layer over the shared index (`#id` references).
     parent: Option<&'r Index<'r>>,
+    /// The staff and unit behind each PractitionerRole of this index that read without a
+    /// problem, by the role's address (`Inbound::remember_members`): a region's million
+    /// CareTeams name a few thousand roles, each read once instead of once per contact.
+    members: HashMap<usize, (Option<Staff>, Option<CareUnit>)>,
 }
 
 impl<'r> Index<'r> {
@@ -121,6 +125,7 @@ impl<'r> Index<'r> {
             roles_of: HashMap::default(),
             patients: PatientTable::default(),
             table: None,
+            members: HashMap::default(),
         };
         let mut roles = Vec::new();
         for (full_url, r) in resources {
@@ -658,7 +663,45 @@ impl<'m> Inbound<'m> {
         ctx: &mut Ctx,
         element: &str,
     ) -> (Option<Staff>, Option<CareUnit>) {
-        match r.and_then(|r| idx.get(r)) {
+        let found = r.and_then(|r| idx.get(r));
+        if let Some(known) = found.and_then(|f| idx.members.get(&address(f))) {
+            return known.clone();
+        }
+        self.member_of(idx, found, r, ctx, element)
+    }
+
+    /// Reads every PractitionerRole of the index as a member once, and keeps those that read
+    /// without a problem for `member` (one with a problem is read again where it is named, so
+    /// the problem is told there).
+    pub fn remember_members(&self, idx: &mut Index) {
+        let mut members = HashMap::default();
+        for &r in idx.by_key.values() {
+            if !matches!(r, Resource::PractitionerRole(_)) || members.contains_key(&address(r)) {
+                continue;
+            }
+            let mut problems = Vec::new();
+            let mut ctx = Ctx {
+                resource: String::new(),
+                problems: &mut problems,
+            };
+            let read = self.member_of(idx, Some(r), None, &mut ctx, "");
+            if problems.is_empty() {
+                members.insert(address(r), read);
+            }
+        }
+        idx.members = members;
+    }
+
+    /// Staff and unit behind a resolved member (`found`, what `r` names).
+    fn member_of(
+        &self,
+        idx: &Index,
+        found: Option<&Resource>,
+        r: Option<&Reference>,
+        ctx: &mut Ctx,
+        element: &str,
+    ) -> (Option<Staff>, Option<CareUnit>) {
+        match found {
             Some(Resource::PractitionerRole(role)) => {
                 let p = role
                     .practitioner
@@ -1111,6 +1154,11 @@ impl<'m> Inbound<'m> {
         }
         out
     }
+}
+
+/// A resource's address: what the index's memos know it by.
+fn address(r: &Resource) -> usize {
+    r as *const Resource as usize
 }
 
 /// (system, value) of a directory resource's identifiers.

@@ -413,7 +413,9 @@ pub fn fhir_to_register(
     use crate::sources::ehr::stream::{EhrStream, Pass};
     let stream = EhrStream::open(input)?;
     let dir = EhrDirectory::read(&stream, &|_| {})?;
-    let idx = dir.index();
+    let inbound = Inbound::new(mappings);
+    let mut idx = dir.index();
+    inbound.remember_members(&mut idx);
     let mut summary = TranslateSummary::default();
     for bad in dir.problems() {
         summary.notes.push(bad.clone());
@@ -422,7 +424,6 @@ pub fn fhir_to_register(
     let mut w = RegisterCsvWriter::new(out, &mappings.register, &mappings.terminology)?;
     let mut not_used = 0usize;
     let mut failed: Option<TranslateError> = None;
-    let inbound = Inbound::new(mappings);
     // What a chunk of resources gave, read on the core that parsed it.
     #[derive(Default)]
     struct Read {
