@@ -74,6 +74,8 @@ pub(crate) struct Listed {
 pub(crate) struct ListedPatients {
     open: foldhash::HashMap<PatientId, Listed>,
     frozen: Vec<(PatientId, Listed)>,
+    /// Each patient's place in `frozen`.
+    frozen_at: crate::domain::identity::PatientPositions,
 }
 
 impl ListedPatients {
@@ -81,14 +83,15 @@ impl ListedPatients {
     fn open(&mut self) -> &mut foldhash::HashMap<PatientId, Listed> {
         if !self.frozen.is_empty() {
             self.open.extend(std::mem::take(&mut self.frozen));
+            self.frozen_at = Default::default();
         }
         &mut self.open
     }
 
     fn get(&self, p: &PatientId) -> Option<&Listed> {
         self.open.get(p).or_else(|| {
-            let at = self.frozen.binary_search_by(|(q, _)| q.cmp(p)).ok()?;
-            Some(&self.frozen[at].1)
+            let at = self.frozen_at.find(p, |i| &self.frozen[i as usize].0)?;
+            Some(&self.frozen[at as usize].1)
         })
     }
 
@@ -103,6 +106,8 @@ impl ListedPatients {
         let mut frozen: Vec<(PatientId, Listed)> = Vec::with_capacity(open.len());
         frozen.extend(open);
         frozen.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.frozen_at =
+            crate::domain::identity::PatientPositions::new(frozen.len(), |i| &frozen[i as usize].0);
         self.frozen = frozen;
     }
 

@@ -1,6 +1,7 @@
 //! Source, the EHR side's fixed contacts: read in any order, then held grouped by patient in
 //! one list. The rules read a patient's run of it; the takeover index refers into it by position.
 
+use crate::domain::identity::PatientPositions;
 use crate::domain::{FixedContact, PatientId};
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ pub(crate) struct EhrContacts {
     all: Vec<ReadContact>,
     /// Where each patient's run in `all` starts, in the patients' order.
     starts: Vec<u32>,
+    /// Each patient's place in `starts`.
+    by_patient: PatientPositions,
 }
 
 impl EhrContacts {
@@ -43,7 +46,14 @@ impl EhrContacts {
             from += run.len();
         }
         starts.shrink_to_fit();
-        EhrContacts { all, starts }
+        let by_patient = PatientPositions::new(starts.len(), |k| {
+            &all[starts[k as usize] as usize].0.patient
+        });
+        EhrContacts {
+            all,
+            starts,
+            by_patient,
+        }
     }
 
     /// The run starting at `starts[k]`.
@@ -58,11 +68,10 @@ impl EhrContacts {
 
     /// A patient's contacts (none if the EHR holds none for it).
     pub(crate) fn of(&self, patient: &PatientId) -> Option<&[ReadContact]> {
-        let k = self
-            .starts
-            .binary_search_by(|&s| self.all[s as usize].0.patient.cmp(patient))
-            .ok()?;
-        Some(self.run(k))
+        let k = self.by_patient.find(patient, |k| {
+            &self.all[self.starts[k as usize] as usize].0.patient
+        })?;
+        Some(self.run(k as usize))
     }
 
     /// The patients with a contact, in order.

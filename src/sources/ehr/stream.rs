@@ -142,6 +142,8 @@ impl EhrStream {
         per_chunk: &(dyn Fn(Vec<Parsed>) -> T + Sync),
         on_batch: &mut dyn FnMut(Vec<T>),
     ) -> Result<(), FhirFileError> {
+        // The two batches' buffers, grown once and kept from file to file.
+        let mut spare = vec![LineBatch::default(), LineBatch::default()];
         for path in &self.files {
             let origin_file: std::sync::Arc<Path> = path.as_path().into();
             let io = |source| FhirFileError::Io {
@@ -158,10 +160,11 @@ impl EhrStream {
                     let (full_tx, full_rx) =
                         std::sync::mpsc::sync_channel::<std::io::Result<LineBatch>>(1);
                     let (empty_tx, empty_rx) = std::sync::mpsc::channel::<LineBatch>();
-                    for _ in 0..2 {
-                        let _ = empty_tx.send(LineBatch::default());
+                    spare.resize_with(2, LineBatch::default);
+                    for b in spare.drain(..) {
+                        let _ = empty_tx.send(b);
                     }
-                    scope.spawn(move || {
+                    let reading = scope.spawn(move || {
                         let mut line_no = 0u64;
                         // Ends when the consumer stops taking batches (it dropped its ends).
                         while let Ok(mut b) = empty_rx.recv() {
@@ -171,6 +174,7 @@ impl EhrStream {
                                 break;
                             }
                         }
+                        empty_rx
                     });
                     for read in full_rx {
                         let mut b = read.map_err(io)?;
@@ -208,10 +212,21 @@ impl EhrStream {
                             on_batch(made);
                         }
                         on_bytes(b.consumed);
-                        if b.last || empty_tx.send(b).is_err() {
+                        if b.last {
+                            spare.push(b);
+                            break;
+                        }
+                        if let Err(back) = empty_tx.send(b) {
+                            spare.push(back.0);
                             break;
                         }
                     }
+                    drop(empty_tx);
+                    // A reading thread that panicked ended its file early: never taken for its end.
+                    let unused = reading
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    spare.extend(unused.try_iter());
                     Ok(())
                 })?;
             } else {
@@ -285,7 +300,11 @@ impl LineBatch {
         self.lines.clear();
         self.too_long.clear();
         self.consumed = 0;
-        while self.lines.len() < max_lines {
+        // Room for the batch reserved at once: grown line by line, the buffer's doublings
+        // left as much again behind in freed copies (+55 MiB on a 60 MB check).
+        self.bytes.reserve(BATCH_BYTES);
+        // Full before a common line (up to 64 KiB) would outgrow the room.
+        while self.lines.len() < max_lines && self.bytes.len() + (64 << 10) <= BATCH_BYTES {
             // A whole line in the reader's buffer of a type this pass does not read is
             // passed over uncopied (the directory pass passes over a region's CareTeams, a
             // gigabyte, and the second pass its Patients).
@@ -340,6 +359,10 @@ fn passed_over<R: std::io::BufRead>(reader: &mut R, pass: Pass) -> std::io::Resu
         _ => None,
     })
 }
+
+/// Bytes of lines a batch holds at most (a line is never cut for it): a few thousand
+/// CareTeams, enough to keep both cores busy.
+const BATCH_BYTES: usize = 4 << 20;
 
 /// Lines parsed and handed on together by one core: small enough that a chunk's parsed
 /// resources stay in cache, large enough that handing out work costs nothing.
