@@ -347,24 +347,45 @@ pub(crate) struct PatientPositions {
 impl PatientPositions {
     /// The positions `0..len` of a list whose entry at each is `at(i)`, every patient once.
     pub(crate) fn new<'a>(len: usize, at: impl Fn(u32) -> &'a PatientId) -> Self {
+        Self::of_some(len, len, |i| Some(at(i)))
+    }
+
+    /// The positions among `0..len` whose entry names a patient (`at(i)`); of two naming the
+    /// same patient, the later. `capacity`: how many are expected.
+    pub(crate) fn of_some<'a>(
+        len: usize,
+        capacity: usize,
+        at: impl Fn(u32) -> Option<&'a PatientId>,
+    ) -> Self {
         use std::hash::BuildHasher;
         let mut out = PatientPositions {
-            table: hashbrown::HashTable::with_capacity(len),
+            table: hashbrown::HashTable::with_capacity(capacity),
             hasher: foldhash::fast::FixedState::default(),
         };
         let hasher = out.hasher.clone();
+        let rehash = |j: &u32| at(*j).map_or(0, |q| hasher.hash_one(q));
         for i in 0..len as u32 {
-            out.table
-                .insert_unique(hasher.hash_one(at(i)), i, |&j| hasher.hash_one(at(j)));
+            let Some(p) = at(i) else { continue };
+            let hash = hasher.hash_one(p);
+            match out.table.find_mut(hash, |&j| at(j) == Some(p)) {
+                Some(earlier) => *earlier = i,
+                None => {
+                    out.table.insert_unique(hash, i, rehash);
+                }
+            }
         }
         out
     }
 
     /// The position of the patient's entry, if the list holds one.
-    pub(crate) fn find<'a>(&self, p: &PatientId, at: impl Fn(u32) -> &'a PatientId) -> Option<u32> {
+    pub(crate) fn find<'a>(
+        &self,
+        p: &PatientId,
+        at: impl Fn(u32) -> Option<&'a PatientId>,
+    ) -> Option<u32> {
         use std::hash::BuildHasher;
         self.table
-            .find(self.hasher.hash_one(p), |&i| at(i) == p)
+            .find(self.hasher.hash_one(p), |&i| at(i) == Some(p))
             .copied()
     }
 }
@@ -399,13 +420,25 @@ mod tests {
         assert!(list.len() > 500, "{}", list.len());
         let at = PatientPositions::new(list.len(), |i| &list[i as usize]);
         for (i, p) in list.iter().enumerate() {
-            assert_eq!(at.find(p, |i| &list[i as usize]), Some(i as u32));
+            assert_eq!(at.find(p, |i| list.get(i as usize)), Some(i as u32));
         }
-        assert_eq!(at.find(&absent, |i| &list[i as usize]), None);
+        assert_eq!(at.find(&absent, |i| list.get(i as usize)), None);
         assert_eq!(
-            PatientPositions::default().find(&list[0], |i| &list[i as usize]),
+            PatientPositions::default().find(&list[0], |i| list.get(i as usize)),
             None
         );
+        // Entries that name no patient are left out; of two naming one, the later is found.
+        let some: Vec<Option<&PatientId>> = list
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i % 3 != 0).then_some(p))
+            .chain([Some(&list[1])])
+            .collect();
+        let at = PatientPositions::of_some(some.len(), 0, |i| some[i as usize]);
+        let found = |p: &PatientId| at.find(p, |i| some[i as usize]);
+        assert_eq!(found(&list[0]), None);
+        assert_eq!(found(&list[1]), Some(list.len() as u32), "the later");
+        assert_eq!(found(&list[2]), Some(2));
     }
 
     #[test]

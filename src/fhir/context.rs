@@ -90,7 +90,9 @@ impl ListedPatients {
 
     fn get(&self, p: &PatientId) -> Option<&Listed> {
         self.open.get(p).or_else(|| {
-            let at = self.frozen_at.find(p, |i| &self.frozen[i as usize].0)?;
+            let at = self
+                .frozen_at
+                .find(p, |i| Some(&self.frozen[i as usize].0))?;
             Some(&self.frozen[at as usize].1)
         })
     }

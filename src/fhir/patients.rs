@@ -2,7 +2,7 @@
 //! them (identity, listing, death), held compactly and found by the reference texts naming them.
 
 use super::inbound::Inbound;
-use crate::domain::identity::PatientId;
+use crate::domain::identity::{PatientId, PatientPositions};
 use crate::domain::Interner;
 use fhirbolt::model::r4::resources::Patient;
 use std::hash::BuildHasher;
@@ -205,6 +205,7 @@ impl PatientTable {
     }
 
     /// Every Patient with its `Patient.id` (none when it had none), in the order read.
+    #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Option<&str>, &PatientStub)> {
         self.stubs.iter().enumerate().map(|(pos, stub)| {
             let id = text_at(&self.refs, &self.ends, pos).strip_prefix("Patient/");
@@ -224,55 +225,39 @@ impl PatientTable {
 
 /// The Patients of a table found by their identity (personnummer, …): positions in a hash
 /// table, compared against the stubs, instead of a map holding a copy of each identity and
-/// id (8 bytes a Patient instead of 24).
+/// id.
 #[derive(Default)]
 pub(crate) struct PatientsByIdentity<'t> {
     table: Option<&'t PatientTable>,
-    positions: hashbrown::HashTable<usize>,
-    hasher: foldhash::fast::RandomState,
+    positions: PatientPositions,
+}
+
+/// The valid identity of the table's Patient at `pos` that has an id.
+fn identity_at(table: &PatientTable, pos: u32) -> Option<&PatientId> {
+    let pos = pos as usize;
+    let stub = table.stubs.get(pos)?;
+    text_at(&table.refs, &table.ends, pos).strip_prefix("Patient/")?;
+    stub.id()?.ok()
 }
 
 impl<'t> PatientsByIdentity<'t> {
     /// The table's Patients with a valid identity and an id that `keep` selects; of two with
     /// the same identity, the later.
     pub(crate) fn new(table: &'t PatientTable, keep: impl Fn(&PatientId) -> bool) -> Self {
-        let mut out = PatientsByIdentity {
+        let positions = PatientPositions::of_some(table.len(), 0, |pos| {
+            identity_at(table, pos).filter(|p| keep(p))
+        });
+        PatientsByIdentity {
             table: Some(table),
-            ..Default::default()
-        };
-        let identity = |pos: usize| match table.stubs.get(pos).map(PatientStub::id) {
-            Some(Some(Ok(p))) => Some(p),
-            _ => None,
-        };
-        for (pos, (id, stub)) in table.iter().enumerate() {
-            let (Some(Ok(p)), Some(_)) = (stub.id(), id) else {
-                continue;
-            };
-            if !keep(p) {
-                continue;
-            }
-            let hash = out.hasher.hash_one(p);
-            let hasher = &out.hasher;
-            match out.positions.find_mut(hash, |&i| identity(i) == Some(p)) {
-                Some(earlier) => *earlier = pos,
-                None => {
-                    out.positions.insert_unique(hash, pos, |&i| {
-                        identity(i).map_or(0, |q| hasher.hash_one(q))
-                    });
-                }
-            }
+            positions,
         }
-        out
     }
 
     /// The id of the patient's Patient resource.
     pub(crate) fn get(&self, p: &PatientId) -> Option<&'t str> {
         let table = self.table?;
-        let pos = *self.positions.find(
-            self.hasher.hash_one(p),
-            |&i| matches!(table.stubs.get(i).map(PatientStub::id), Some(Some(Ok(q))) if q == p),
-        )?;
-        text_at(&table.refs, &table.ends, pos).strip_prefix("Patient/")
+        let pos = self.positions.find(p, |pos| identity_at(table, pos))?;
+        text_at(&table.refs, &table.ends, pos as usize).strip_prefix("Patient/")
     }
 }
 

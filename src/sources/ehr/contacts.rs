@@ -69,7 +69,7 @@ impl EhrContacts {
     /// A patient's contacts (none if the EHR holds none for it).
     pub(crate) fn of(&self, patient: &PatientId) -> Option<&[ReadContact]> {
         let k = self.by_patient.find(patient, |k| {
-            &self.all[self.starts[k as usize] as usize].0.patient
+            Some(&self.all[self.starts[k as usize] as usize].0.patient)
         })?;
         Some(self.run(k as usize))
     }
