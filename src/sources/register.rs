@@ -178,9 +178,12 @@ enum Field {
     RegisteredBy,
 }
 
-/// A split record: its fields as slices of one buffer.
+/// A split record: its fields as slices of one buffer, checked as UTF-8 once as a whole
+/// (splitting valid text at ASCII delimiters and unquoting it keeps it valid, so a field is then
+/// a slice of that text, not checked again at every read).
 struct Record {
-    buf: Vec<u8>,
+    /// The fields one after another: text when the whole is valid UTF-8, else the bytes.
+    buf: Result<String, Vec<u8>>,
     ends: Vec<usize>,
 }
 
@@ -188,11 +191,23 @@ impl Record {
     fn bytes(&self, i: usize) -> Option<&[u8]> {
         let end = *self.ends.get(i)?;
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        Some(&self.buf[start..end])
+        match &self.buf {
+            Ok(text) => text.as_bytes().get(start..end),
+            Err(bytes) => bytes.get(start..end),
+        }
     }
     /// The field as text; None if absent or not valid UTF-8.
     fn field(&self, i: usize) -> Option<&str> {
-        std::str::from_utf8(self.bytes(i)?).ok()
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        match &self.buf {
+            Ok(text) => text.get(start..end),
+            Err(bytes) => std::str::from_utf8(bytes.get(start..end)?).ok(),
+        }
+    }
+    /// Whether every field is valid UTF-8.
+    fn is_text(&self) -> bool {
+        self.buf.is_ok()
     }
     fn len(&self) -> usize {
         self.ends.len()
@@ -216,6 +231,9 @@ struct Splitter {
     rdr: csv_core::Reader,
     out: Vec<u8>,
     ends: Vec<usize>,
+    /// The buffers of a record given back (`recycle`), filled again by the next split: a row
+    /// then costs no allocation of its own.
+    spare: Option<Record>,
 }
 
 impl Splitter {
@@ -224,6 +242,7 @@ impl Splitter {
             rdr: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
             out: vec![0; 1024],
             ends: vec![0; 64],
+            spare: None,
         }
     }
 
@@ -251,10 +270,31 @@ impl Splitter {
                 csv_core::ReadRecordResult::Record | csv_core::ReadRecordResult::End => break,
             }
         }
-        Record {
-            buf: self.out[..out_pos].to_vec(),
-            ends: self.ends[..end_pos].to_vec(),
-        }
+        let (text, mut ends) = match self.spare.take() {
+            Some(Record { buf, mut ends }) => {
+                let mut text = buf.unwrap_or_default();
+                text.clear();
+                ends.clear();
+                (text, ends)
+            }
+            None => Default::default(),
+        };
+        let fields = &self.out[..out_pos];
+        let buf = match std::str::from_utf8(fields) {
+            Ok(valid) => {
+                let mut text = text;
+                text.push_str(valid);
+                Ok(text)
+            }
+            Err(_) => Err(fields.to_vec()),
+        };
+        ends.extend_from_slice(&self.ends[..end_pos]);
+        Record { buf, ends }
+    }
+
+    /// Takes a record's buffers back for the next split.
+    fn recycle(&mut self, rec: Record) {
+        self.spare = Some(rec);
     }
 }
 
@@ -293,6 +333,8 @@ pub struct RegisterReader<'m, R: BufRead> {
     pending: Option<(u64, Vec<u8>, u64)>,
     queue: std::collections::VecDeque<(u64, Vec<u8>, Shape)>,
     splitter: Splitter,
+    /// The last record's line buffer, read into again.
+    spare_line: Vec<u8>,
     /// Row ids' hashes: a fast hasher, seeded per process (sip costs 3 % of a translate).
     seen_row_ids: foldhash::HashSet<u64>,
     done: bool,
@@ -427,6 +469,7 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
             pending: None,
             queue: Default::default(),
             splitter,
+            spare_line: Vec::new(),
             seen_row_ids: foldhash::HashSet::default(),
             done: false,
         })
@@ -444,7 +487,8 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
             if self.done {
                 return Ok(None);
             }
-            let mut line = Vec::new();
+            let mut line = std::mem::take(&mut self.spare_line);
+            line.clear();
             // Two bytes more than the cap for the line end, which is trimmed.
             let (n, cut) =
                 read_line_capped(&mut self.input, &mut line, cap + 2).map_err(|source| {
@@ -575,7 +619,7 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
         let mut problems = Vec::new();
         for i in 0..rec.len() {
             let bytes = rec.bytes(i).unwrap_or_default();
-            if std::str::from_utf8(bytes).is_err() {
+            if !rec.is_text() && std::str::from_utf8(bytes).is_err() {
                 problems.push(RowProblem {
                     column: self.columns.header_name(i),
                     value: String::from_utf8_lossy(bytes).chars().take(40).collect(),
@@ -619,16 +663,28 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
         let rec = self
             .splitter
             .split(decoded.as_deref().map_or(raw, str::as_bytes));
-        let unreadable = self.unreadable_fields(&rec);
+        let item = self.convert_record(line, raw, &rec, decoded.is_some());
+        self.splitter.recycle(rec);
+        item
+    }
+
+    fn convert_record(
+        &mut self,
+        line: u64,
+        raw: &[u8],
+        rec: &Record,
+        decoded: bool,
+    ) -> RegisterItem {
+        let unreadable = self.unreadable_fields(rec);
         if !unreadable.is_empty() {
             // The row is rejected, its identity taken from the fields that read.
-            if decoded.is_none() {
+            if !decoded {
                 self.undecodable_rows += 1;
             }
-            let row_id = RowId::new(self.columns.get(Field::RowId, &rec));
-            let patient = PatientId::parse(self.columns.get(Field::Patient, &rec)).ok();
+            let row_id = RowId::new(self.columns.get(Field::RowId, rec));
+            let patient = PatientId::parse(self.columns.get(Field::Patient, rec)).ok();
             // An undecodable row whose patient does not read could be anyone's.
-            let unknown = decoded.is_none() && patient.is_none();
+            let unknown = !decoded && patient.is_none();
             let mut item = self.reject(line, raw, unreadable, row_id, patient);
             if let RegisterItem::Rejected(r) = &mut item {
                 r.identity_unknown = unknown;
@@ -639,7 +695,7 @@ impl<'m, R: BufRead> RegisterReader<'m, R> {
             c: &self.columns,
             m: self.mapping,
             t: self.terminology,
-            rec: &rec,
+            rec,
             problems: Vec::new(),
         };
         if rec.len() != self.n_header {
@@ -731,8 +787,10 @@ struct RowParser<'r> {
     problems: Vec<RowProblem>,
 }
 
-impl RowParser<'_> {
-    fn get(&self, field: Field) -> &str {
+impl<'r> RowParser<'r> {
+    /// The field's text, borrowed from the record (not from the parser, whose problems are
+    /// recorded while it is held).
+    fn get(&self, field: Field) -> &'r str {
         self.c.get(field, self.rec)
     }
 
@@ -780,19 +838,19 @@ impl RowParser<'_> {
         url: &str,
         parse: impl Fn(&str) -> Option<T>,
     ) -> Option<T> {
-        let word = self.get(field).to_owned();
+        let word = self.get(field);
         if word.is_empty() {
             return None;
         }
-        let v = self.code(url, &word).and_then(|c| parse(&c));
+        let v = self.code(url, word).and_then(|c| parse(&c));
         if v.is_none() {
-            self.unknown_code(field, &word, url);
+            self.unknown_code(field, word, url);
         }
         v
     }
 
     fn yes_no(&mut self, field: Field) -> Option<bool> {
-        let text = self.get(field).to_owned();
+        let text = self.get(field);
         let f = &self.m.format;
         if text.is_empty() {
             None
@@ -802,31 +860,31 @@ impl RowParser<'_> {
             Some(false)
         } else {
             let reason = format!("expected {} or {}", f.yes, f.no);
-            self.problem(field, &text, reason);
+            self.problem(field, text, reason);
             None
         }
     }
 
     fn date(&mut self, field: Field) -> Option<NaiveDate> {
-        let text = self.get(field).to_owned();
+        let text = self.get(field);
         let format = &self.m.format.date_format;
-        match self.m.format.parse_date(&text) {
+        match self.m.format.parse_date(text) {
             Ok(d) => Some(d),
             Err(e) => {
                 let reason = format!("not a date in the form {format} ({e})");
-                self.problem(field, &text, reason);
+                self.problem(field, text, reason);
                 None
             }
         }
     }
 
     fn hsa(&mut self, field: Field) -> Option<HsaId> {
-        let text = self.get(field).to_owned();
+        let text = self.get(field);
         if text.is_empty() {
             return None;
         }
-        HsaId::parse(&text)
-            .map_err(|e| self.problem(field, &text, e.to_string()))
+        HsaId::parse(text)
+            .map_err(|e| self.problem(field, text, e.to_string()))
             .ok()
     }
 
@@ -857,26 +915,26 @@ impl RowParser<'_> {
     }
 
     fn patient(&mut self) -> Option<PatientId> {
-        let text = self.get(Field::Patient).to_owned();
+        let text = self.get(Field::Patient);
         if text.is_empty() {
             self.problem(Field::Patient, "", "required, empty".into());
             return None;
         }
-        PatientId::parse(&text)
-            .map_err(|e| self.problem(Field::Patient, &text, e.to_string()))
+        PatientId::parse(text)
+            .map_err(|e| self.problem(Field::Patient, text, e.to_string()))
             .ok()
     }
 
     fn kind(&mut self) -> Option<ContactKind> {
         let m = self.m;
-        let kind_word = self.get(Field::Kind).to_owned();
-        let kind_code = self.code(&m.code_maps.kind, &kind_word);
+        let kind_word = self.get(Field::Kind);
+        let kind_code = self.code(&m.code_maps.kind, kind_word);
         if kind_code.is_none() {
-            self.unknown_code(Field::Kind, &kind_word, &m.code_maps.kind);
+            self.unknown_code(Field::Kind, kind_word, &m.code_maps.kind);
         }
-        let coordinating_text = self.get(Field::Coordinating).to_owned();
+        let coordinating_text = self.get(Field::Coordinating);
         let coordinating = self.yes_no(Field::Coordinating).unwrap_or(false);
-        let role_word = self.get(Field::Role).to_owned();
+        let role_word = self.get(Field::Role);
         let kind = match kind_code.as_deref() {
             Some("flk") => Some(ContactKind::Flk),
             Some("fvk") => Some(ContactKind::Fvk {
@@ -892,11 +950,11 @@ impl RowParser<'_> {
             // reported by the rules (FK-R21), never quarantined (Gävleborg §2.4's roles are
             // examples).
             Some("behandlande-roll") => Some(ContactKind::TreatingRole(
-                self.t.treating_role_of_word(&m.code_maps.role, &role_word),
+                self.t.treating_role_of_word(&m.code_maps.role, role_word),
             )),
             Some(other) => {
                 let reason = format!("maps to '{other}', which the product does not know");
-                self.problem(Field::Kind, &kind_word, reason);
+                self.problem(Field::Kind, kind_word, reason);
                 None
             }
             None => None,
@@ -904,11 +962,11 @@ impl RowParser<'_> {
         if let Some(k) = kind {
             if !matches!(k, ContactKind::TreatingRole(_)) && !role_word.is_empty() {
                 let reason = format!("only a treating role has a role code, this row is {k}");
-                self.problem(Field::Role, &role_word, reason);
+                self.problem(Field::Role, role_word, reason);
             }
             if coordinating && !k.is_fvk() {
                 let reason = format!("only an FVK coordinates, this row is {k}");
-                self.problem(Field::Coordinating, &coordinating_text, reason);
+                self.problem(Field::Coordinating, coordinating_text, reason);
             }
         }
         kind
@@ -916,12 +974,12 @@ impl RowParser<'_> {
 
     fn status(&mut self) -> Option<ContactStatus> {
         let url = &self.m.code_maps.status;
-        let word = self.get(Field::Status).to_owned();
+        let word = self.get(Field::Status);
         let status = self
-            .code(url, &word)
+            .code(url, word)
             .and_then(|s| ContactStatus::from_code(&s));
         if status.is_none() {
-            self.unknown_code(Field::Status, &word, url);
+            self.unknown_code(Field::Status, word, url);
         }
         status
     }
@@ -933,7 +991,7 @@ impl RowParser<'_> {
         } else {
             self.date(Field::Start)
         };
-        let end_text = self.get(Field::End).to_owned();
+        let end_text = self.get(Field::End);
         let end = if end_text.is_empty() {
             None
         } else {
@@ -941,7 +999,7 @@ impl RowParser<'_> {
         };
         match start {
             Some(s) if end.is_some() || end_text.is_empty() => Period::new(s, end)
-                .map_err(|e| self.problem(Field::End, &end_text, e.to_string()))
+                .map_err(|e| self.problem(Field::End, end_text, e.to_string()))
                 .ok(),
             _ => None,
         }
@@ -959,10 +1017,10 @@ impl RowParser<'_> {
         }
         // An open code (Örebro §7.2: the FVK is not tied to a profession): a word the
         // CodeSystem lacks is kept as written and reported by the rules (FK-R21).
-        let profession_word = self.get(Field::Profession).to_owned();
+        let profession_word = self.get(Field::Profession);
         let profession = (!profession_word.is_empty()).then(|| {
             self.t
-                .profession_of_word(&m.code_maps.profession, &profession_word)
+                .profession_of_word(&m.code_maps.profession, profession_word)
         });
         let licence = match self.yes_no(Field::Licensed) {
             Some(true) => Licence::Licensed,
@@ -970,7 +1028,7 @@ impl RowParser<'_> {
             None => Licence::Unknown,
         };
         let mut specialties = Vec::new();
-        let spec_text = self.get(Field::Specialties).to_owned();
+        let spec_text = self.get(Field::Specialties);
         for word in spec_text
             .split(m.format.list_separator.as_str())
             .map(str::trim)
@@ -1012,17 +1070,17 @@ impl RowParser<'_> {
 
     fn registration(&mut self) -> Option<Registration> {
         let m = self.m;
-        let text = self.get(Field::RegisteredAt).to_owned();
+        let text = self.get(Field::RegisteredAt);
         let at = if text.is_empty() {
             None
         } else {
-            match m.format.parse_timestamp(&text) {
+            match m.format.parse_timestamp(text) {
                 Err(e) => {
                     let reason = format!(
                         "not a timestamp in the form {} ({e})",
                         m.format.timestamp_format
                     );
-                    self.problem(Field::RegisteredAt, &text, reason);
+                    self.problem(Field::RegisteredAt, text, reason);
                     None
                 }
                 // The earlier of an ambiguous autumn hour; a spring-gap time does not exist.
@@ -1030,7 +1088,7 @@ impl RowParser<'_> {
                     Some(t) => Some(t.fixed_offset()),
                     None => {
                         let reason = format!("does not exist in {} (daylight-saving gap)", m.tz());
-                        self.problem(Field::RegisteredAt, &text, reason);
+                        self.problem(Field::RegisteredAt, text, reason);
                         None
                     }
                 },
@@ -1050,10 +1108,13 @@ impl<R: BufRead> Iterator for RegisterReader<'_, R> {
             Ok(None) => return None,
             Err(e) => return Some(Err(e)),
         };
-        match shape {
-            Shape::Whole => Some(Ok(self.convert(line, &raw))),
-            broken => Some(Ok(self.reject_unreadable(line, &raw, broken))),
-        }
+        let item = match shape {
+            Shape::Whole => self.convert(line, &raw),
+            broken => self.reject_unreadable(line, &raw, broken),
+        };
+        // The line's buffer is read into again: a row then costs no allocation for its bytes.
+        self.spare_line = raw;
+        Some(Ok(item))
     }
 }
 
@@ -1145,4 +1206,38 @@ pub(crate) fn sha256_file(path: &Path) -> Result<String, RegisterError> {
         h.update(&buf[..n]);
     }
     Ok(hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(rec: &Record) -> Vec<Option<&str>> {
+        (0..rec.len()).map(|i| rec.field(i)).collect()
+    }
+
+    #[test]
+    fn a_splitters_buffers_read_again_give_each_row_its_own_fields() {
+        let mut sp = Splitter::new(b';');
+        let a = sp.split(b"r1;\"a;b\";longer text here");
+        assert!(a.is_text());
+        assert_eq!(
+            fields(&a),
+            [Some("r1"), Some("a;b"), Some("longer text here")]
+        );
+        sp.recycle(a);
+        // Not valid UTF-8 in the second field: that field alone does not read as text.
+        let b = sp.split(b"r2;V\xE4xj\xF6;x");
+        assert!(!b.is_text());
+        assert_eq!(fields(&b), [Some("r2"), None, Some("x")]);
+        assert_eq!(b.bytes(1), Some(&b"V\xE4xj\xF6"[..]));
+        sp.recycle(b);
+        let c = sp.split("r3;Örebro".as_bytes());
+        assert!(c.is_text());
+        assert_eq!(fields(&c), [Some("r3"), Some("Örebro")]);
+        assert_eq!(c.field(2), None);
+        sp.recycle(c);
+        let d = sp.split(b"r4");
+        assert_eq!(fields(&d), [Some("r4")]);
+    }
 }
