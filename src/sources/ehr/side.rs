@@ -143,7 +143,7 @@ impl EhrDirectory {
                 }
             },
         )?;
-        // Kept for the whole run: a region's million stubs without the doubling's spare room.
+        // Kept for the whole run: the Patients' hash table without the growth's spare room.
         dir.patients.shrink_to_fit();
         Ok(dir)
     }
