@@ -188,21 +188,25 @@ struct Record {
 }
 
 impl Record {
-    fn bytes(&self, i: usize) -> Option<&[u8]> {
+    /// Where field `i` lies in the buffer.
+    fn span(&self, i: usize) -> Option<std::ops::Range<usize>> {
         let end = *self.ends.get(i)?;
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        Some(start..end)
+    }
+    fn bytes(&self, i: usize) -> Option<&[u8]> {
+        let span = self.span(i)?;
         match &self.buf {
-            Ok(text) => text.as_bytes().get(start..end),
-            Err(bytes) => bytes.get(start..end),
+            Ok(text) => text.as_bytes().get(span),
+            Err(bytes) => bytes.get(span),
         }
     }
     /// The field as text; None if absent or not valid UTF-8.
     fn field(&self, i: usize) -> Option<&str> {
-        let end = *self.ends.get(i)?;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let span = self.span(i)?;
         match &self.buf {
-            Ok(text) => text.get(start..end),
-            Err(bytes) => std::str::from_utf8(bytes.get(start..end)?).ok(),
+            Ok(text) => text.get(span),
+            Err(bytes) => std::str::from_utf8(bytes.get(span)?).ok(),
         }
     }
     /// Whether every field is valid UTF-8.
