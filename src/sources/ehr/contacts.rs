@@ -22,6 +22,11 @@ pub(crate) struct EhrContacts {
     by_patient: PatientPositions,
 }
 
+/// The patient of the run starting at `starts[k]`.
+fn run_patient<'a>(all: &'a [ReadContact], starts: &[u32], k: u32) -> &'a PatientId {
+    &all[starts[k as usize] as usize].0.patient
+}
+
 impl EhrContacts {
     /// Groups contacts read in any order by patient, each patient's in the order read.
     pub(crate) fn grouped(mut all: Vec<ReadContact>) -> Self {
@@ -46,9 +51,7 @@ impl EhrContacts {
             from += run.len();
         }
         starts.shrink_to_fit();
-        let by_patient = PatientPositions::new(starts.len(), |k| {
-            &all[starts[k as usize] as usize].0.patient
-        });
+        let by_patient = PatientPositions::new(starts.len(), |k| run_patient(&all, &starts, k));
         EhrContacts {
             all,
             starts,
@@ -68,15 +71,15 @@ impl EhrContacts {
 
     /// A patient's contacts (none if the EHR holds none for it).
     pub(crate) fn of(&self, patient: &PatientId) -> Option<&[ReadContact]> {
-        let k = self.by_patient.find(patient, |k| {
-            Some(&self.all[self.starts[k as usize] as usize].0.patient)
-        })?;
+        let k = self
+            .by_patient
+            .find(patient, |k| Some(run_patient(&self.all, &self.starts, k)))?;
         Some(self.run(k as usize))
     }
 
     /// The patients with a contact, in order.
     pub(crate) fn patients(&self) -> impl Iterator<Item = &PatientId> {
-        self.starts.iter().map(|&s| &self.all[s as usize].0.patient)
+        (0..self.starts.len() as u32).map(|k| run_patient(&self.all, &self.starts, k))
     }
 
     /// Every contact, grouped by patient.
