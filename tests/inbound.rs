@@ -449,3 +449,30 @@ fn a_role_coded_only_in_snomed_ct_is_read_backwards_where_the_category_says_fixe
     assert_eq!(r["ehr_contacts"], 0);
     assert!(reason_of(&r, "CareTeam/flk").contains("no category"), "{r}");
 }
+
+#[test]
+fn a_vendors_bundle_translates_alike_with_its_patients_spilled_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_vendor_data(dir.path());
+    let input = dir.path().join("vendor.json");
+    let m = fastkontakt::mapping::Mappings::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings"),
+        None,
+        None,
+    )
+    .unwrap();
+    // Patients named by urn:uuid fullUrls, one without a Swedish identity.
+    let run = |held_max| {
+        let mut csv = Vec::new();
+        let s = fastkontakt::pipelines::translate::fhir_to_register_holding(
+            &input, &m, &mut csv, held_max,
+        )
+        .unwrap();
+        (String::from_utf8(csv).unwrap(), format!("{s:?}"))
+    };
+    let held = run(usize::MAX);
+    assert!(held.0.contains("19121212-1212"), "{}", held.0);
+    assert!(held.1.contains("no Swedish identity"), "{}", held.1);
+    assert_eq!(run(0), held);
+    assert_eq!(run(1), held);
+}

@@ -673,3 +673,40 @@ fn members_read_once_per_role_give_the_contacts_and_problems_read_per_contact() 
     );
     assert_eq!(show(&once), show(&per_contact));
 }
+
+#[test]
+fn patients_spilled_to_a_file_translate_as_patients_held_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mappings();
+    let spec = fastkontakt::samples::Spec {
+        patients: 400,
+        seed: 5,
+        inconsistency_share: 0.1,
+    };
+    fastkontakt::samples::generate(&spec, &m, dir.path()).unwrap();
+    let input = dir.path().join("register.csv");
+    // The product's Bundle (Patients by fullUrl) and NDJSON (by id), and a region written
+    // by hand, with its own problems.
+    let mut inputs = vec![root().join("samples/handwritten/ehr")];
+    for ndjson in [false, true] {
+        let mut fhir = Vec::new();
+        translate::register_to_fhir(&input, &m, &mut fhir, ndjson, None, &mut |_, _| {}).unwrap();
+        let p = dir
+            .path()
+            .join(if ndjson { "out.ndjson" } else { "out.json" });
+        std::fs::write(&p, &fhir).unwrap();
+        inputs.push(p);
+    }
+    for p in inputs {
+        let run = |held_max| {
+            let mut csv = Vec::new();
+            let s = translate::fhir_to_register_holding(&p, &m, &mut csv, held_max).unwrap();
+            (String::from_utf8(csv).unwrap(), format!("{s:?}"))
+        };
+        let held = run(usize::MAX);
+        assert!(held.0.lines().count() > 10, "{}: rows written", p.display());
+        // All spilled from the first Patient, and moved to the file part way.
+        assert_eq!(run(0), held, "{}", p.display());
+        assert_eq!(run(50), held, "{}", p.display());
+    }
+}

@@ -65,6 +65,9 @@ pub(crate) enum Command {
     /// The direction follows INPUT: a .csv file is a register export; a .json Bundle, an
     /// .ndjson file or a folder of them is FHIR. Bad rows are reported line by line on stderr
     /// and written to a quarantine file beside the input; the good rows still come out.
+    ///
+    /// Both directions stream, in bounded memory. FHIR → CSV holds up to 200,000 Patients in
+    /// memory; past that it keeps them in a temporary file under TMPDIR (~70 bytes a Patient).
     Translate {
         /// Register export (.csv), or FHIR (Bundle .json, .ndjson, or a folder).
         input: PathBuf,

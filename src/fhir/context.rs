@@ -235,7 +235,7 @@ impl<'m> ContextReader<'m> {
 
     fn patient(&self, idx: &Index, r: Option<&Reference>) -> Option<PatientId> {
         let r = r?;
-        match idx.patient(r).and_then(PatientStub::id) {
+        match idx.patient(r).as_deref().and_then(PatientStub::id) {
             Some(id) => id.ok().cloned(),
             None => r
                 .identifier
@@ -477,7 +477,7 @@ impl<'m> ContextReader<'m> {
             if !keep(id) {
                 continue;
             }
-            let listing = inbound.listing_of(idx, p).map(|h| {
+            let listing = inbound.listing_of(idx, &p).map(|h| {
                 let mut h = std::sync::Arc::new(h);
                 units.share(&mut h);
                 h

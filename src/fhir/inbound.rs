@@ -7,7 +7,7 @@ use super::outbound::{
     EXT_NOT_LICENSED, EXT_REGISTER_CHANGE, PROFILE_DECLINED_OFFER, PROFILE_FIXED_CONTACT,
     PROFILE_OFFER, PROFILE_TREATING_ROLE,
 };
-pub(crate) use super::patients::{PatientStub, PatientTable};
+pub(crate) use super::patients::{PatientLookup, PatientStub, PatientTable};
 use super::systems::{self, IdentifierKind};
 use crate::domain::contact::{
     ContactKind, ContactStatus, FixedContact, Period, Registration, RowId, TreatingRole,
@@ -24,6 +24,7 @@ use fhirbolt::model::r4::resources::{
 };
 use fhirbolt::model::r4::types::{CodeableConcept, ExtensionValue, Identifier, Reference};
 use fhirbolt::model::r4::Resource;
+use std::borrow::Cow;
 // Hashed fast (foldhash): a region's index is looked up several times per contact, by
 // reference texts of 40-odd bytes.
 use foldhash::HashMap;
@@ -106,8 +107,8 @@ pub struct Index<'r> {
     /// Patients are kept as stubs: a region's Patients are many, and the contacts need only
     /// their identity, listing and death.
     patients: PatientTable,
-    /// A streamed read's Patients, in their compact table (looked up after `patients`).
-    table: Option<&'r PatientTable>,
+    /// A streamed read's Patients, in memory or spilled (looked up after `patients`).
+    table: Option<&'r dyn PatientLookup>,
     /// A resource's own contained resources layer over the shared index (`#id` references).
     parent: Option<&'r Index<'r>>,
     /// The staff and unit behind each PractitionerRole of this index that read without a
@@ -159,7 +160,7 @@ impl<'r> Index<'r> {
     }
 
     /// The index with a streamed read's Patients (a read keeps no Patient resources).
-    pub(crate) fn with_patients(mut self, table: &'r PatientTable) -> Self {
+    pub(crate) fn with_patients(mut self, table: &'r dyn PatientLookup) -> Self {
         self.table = Some(table);
         self
     }
@@ -180,10 +181,10 @@ impl<'r> Index<'r> {
     }
 
     /// Every Patient stub, once each (full URLs and ids can name the same one).
-    pub(crate) fn patients(&self) -> impl Iterator<Item = &PatientStub> {
+    pub(crate) fn patients(&self) -> impl Iterator<Item = Cow<'_, PatientStub>> {
         self.patients
             .stubs()
-            .chain(self.table.into_iter().flat_map(PatientTable::stubs))
+            .chain(self.table.into_iter().flat_map(|t| t.stubs()))
     }
 
     fn lookup<'s, T>(map: &'s HashMap<String, T>, reference: &Reference) -> Option<&'s T> {
@@ -260,7 +261,7 @@ impl<'r> Index<'r> {
     }
 
     /// Resolves a reference to a Patient.
-    pub(crate) fn patient(&self, reference: &Reference) -> Option<&PatientStub> {
+    pub(crate) fn patient(&self, reference: &Reference) -> Option<Cow<'_, PatientStub>> {
         let r = text(&reference.reference)?;
         self.patients
             .find(r)
@@ -362,6 +363,7 @@ impl<'m> Inbound<'m> {
             return None;
         };
         let stub = idx.patient(subject);
+        let stub = stub.as_deref();
         let listing = stub.and_then(|p| self.listing_of(idx, p));
         let from_reference = || {
             subject

@@ -5,13 +5,43 @@ use super::inbound::Inbound;
 use crate::domain::identity::{PatientId, PatientPositions};
 use crate::domain::Interner;
 use fhirbolt::model::r4::resources::Patient;
+use std::borrow::Cow;
 use std::hash::BuildHasher;
 use std::sync::Arc;
+
+mod spill;
+pub(crate) use spill::SpilledPatients;
+
+/// Patients found by the reference texts that name them, wherever they are kept.
+pub trait PatientLookup: Sync {
+    /// The Patient whose `Patient/<id>` or fullUrl is exactly `text`.
+    fn exact(&self, text: &str) -> Option<Cow<'_, PatientStub>>;
+
+    /// Every Patient's stub, in the order read.
+    fn stubs(&self) -> Box<dyn Iterator<Item = Cow<'_, PatientStub>> + '_>;
+
+    /// The Patient a reference text names: `Patient/<id>`, a fullUrl, or an absolute URL whose
+    /// last two segments are `Patient/<id>`.
+    fn find(&self, reference: &str) -> Option<Cow<'_, PatientStub>> {
+        if let Some(found) = self.exact(reference) {
+            return Some(found);
+        }
+        if reference.contains("?identifier=") {
+            return None;
+        }
+        let mut parts = reference.rsplit('/');
+        let (id, t) = (parts.next()?, parts.next()?);
+        if t != "Patient" {
+            return None;
+        }
+        self.exact(&format!("Patient/{id}"))
+    }
+}
 
 /// What the rest of the data needs of a Patient resource: 32 bytes, since a region holds a
 /// million (the identity's rare failures and the shared list each one pointer away).
 #[derive(Debug, Clone)]
-pub(crate) struct PatientStub {
+pub struct PatientStub {
     identity: Identity,
     /// `Patient.generalPractitioner` reference texts (the listing unit is the Organization
     /// among them): the text alone, as a fhirbolt `Reference` each was 272 bytes before it;
@@ -119,7 +149,7 @@ impl PatientStub {
 /// against those texts instead of holding a second copy as keys (a map of `String` keys to
 /// shared stubs took ~460 bytes a Patient, this ~130).
 #[derive(Default)]
-pub(crate) struct PatientTable {
+pub struct PatientTable {
     /// `Patient/<id>` of each Patient ("" for one without an id), one after another.
     refs: String,
     /// Where each Patient's text ends in `refs`.
@@ -178,24 +208,7 @@ impl PatientTable {
             .shrink_to_fit(|&i| self.hasher.hash_one(text_at(&self.refs, &self.ends, i)));
     }
 
-    /// The Patient a reference text names: `Patient/<id>`, a fullUrl, or an absolute URL whose
-    /// last two segments are `Patient/<id>`.
-    pub(crate) fn find(&self, reference: &str) -> Option<&PatientStub> {
-        if let Some(found) = self.exact(reference) {
-            return Some(found);
-        }
-        if reference.contains("?identifier=") {
-            return None;
-        }
-        let mut parts = reference.rsplit('/');
-        let (id, t) = (parts.next()?, parts.next()?);
-        if t != "Patient" {
-            return None;
-        }
-        self.exact(&format!("Patient/{id}"))
-    }
-
-    fn exact(&self, text: &str) -> Option<&PatientStub> {
+    fn exact_held(&self, text: &str) -> Option<&PatientStub> {
         let hash = self.hasher.hash_one(text);
         let pos = self
             .by_ref
@@ -218,8 +231,160 @@ impl PatientTable {
         self.stubs.len()
     }
 
-    pub(crate) fn stubs(&self) -> impl Iterator<Item = &PatientStub> {
-        self.stubs.iter()
+    /// Each Patient with its fullUrl and id, in the order read (a fullUrl only with the last
+    /// Patient it was given to, as the table finds it).
+    fn into_parts(self) -> impl Iterator<Item = (Option<Box<str>>, Option<String>, PatientStub)> {
+        let mut urls: Vec<Option<Box<str>>> = vec![None; self.stubs.len()];
+        for (u, pos) in self.by_url {
+            urls[pos] = Some(u);
+        }
+        let ids: Vec<Option<String>> = (0..self.stubs.len())
+            .map(|pos| {
+                let t = text_at(&self.refs, &self.ends, pos).strip_prefix("Patient/")?;
+                Some(t.to_owned())
+            })
+            .collect();
+        urls.into_iter()
+            .zip(ids)
+            .zip(self.stubs)
+            .map(|((u, id), stub)| (u, id, stub))
+    }
+}
+
+impl PatientLookup for PatientTable {
+    fn exact(&self, text: &str) -> Option<Cow<'_, PatientStub>> {
+        self.exact_held(text).map(Cow::Borrowed)
+    }
+
+    fn stubs(&self) -> Box<dyn Iterator<Item = Cow<'_, PatientStub>> + '_> {
+        Box::new(self.stubs.iter().map(Cow::Borrowed))
+    }
+}
+
+/// Where a directory pass puts the Patients it reads.
+pub trait PatientStore: PatientLookup {
+    /// Adds a Patient; a later one with the same id or fullUrl takes it over.
+    fn add(
+        &mut self,
+        full_url: Option<String>,
+        id: Option<&str>,
+        stub: PatientStub,
+    ) -> std::io::Result<()>;
+
+    /// The Patients are all read: from now on only looked up.
+    fn seal(&mut self) -> std::io::Result<()>;
+
+    /// How many Patients were added.
+    fn count(&self) -> usize;
+}
+
+impl PatientStore for PatientTable {
+    fn add(
+        &mut self,
+        full_url: Option<String>,
+        id: Option<&str>,
+        stub: PatientStub,
+    ) -> std::io::Result<()> {
+        self.push(full_url, id, stub);
+        Ok(())
+    }
+
+    fn seal(&mut self) -> std::io::Result<()> {
+        self.shrink_to_fit();
+        Ok(())
+    }
+
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+/// A region's Patients in memory while they are few, in a spill file past `held_max`: memory
+/// bounded whatever the region's size, and a small input as fast as before.
+pub(crate) enum Patients {
+    Held {
+        table: PatientTable,
+        held_max: usize,
+    },
+    Spilled(SpilledPatients),
+}
+
+impl Patients {
+    /// Patients held in memory up to `held_max`, then all moved to a spill file.
+    pub(crate) fn held_up_to(held_max: usize) -> Self {
+        Patients::Held {
+            table: PatientTable::default(),
+            held_max,
+        }
+    }
+
+    /// Whether the Patients went to a spill file.
+    pub(crate) fn is_spilled(&self) -> bool {
+        matches!(self, Patients::Spilled(_))
+    }
+
+    /// The first read of the spill file that failed, if one did.
+    pub(crate) fn failure(&self) -> Option<std::io::Error> {
+        match self {
+            Patients::Held { .. } => None,
+            Patients::Spilled(s) => s.failure(),
+        }
+    }
+}
+
+impl PatientLookup for Patients {
+    fn exact(&self, text: &str) -> Option<Cow<'_, PatientStub>> {
+        match self {
+            Patients::Held { table, .. } => table.exact(text),
+            Patients::Spilled(s) => s.exact(text),
+        }
+    }
+
+    fn stubs(&self) -> Box<dyn Iterator<Item = Cow<'_, PatientStub>> + '_> {
+        match self {
+            Patients::Held { table, .. } => PatientLookup::stubs(table),
+            Patients::Spilled(s) => s.stubs(),
+        }
+    }
+}
+
+impl PatientStore for Patients {
+    fn add(
+        &mut self,
+        full_url: Option<String>,
+        id: Option<&str>,
+        stub: PatientStub,
+    ) -> std::io::Result<()> {
+        match self {
+            Patients::Held { table, held_max } if table.len() < *held_max => {
+                table.push(full_url, id, stub);
+                Ok(())
+            }
+            Patients::Held { table, .. } => {
+                let mut spill = SpilledPatients::new()?;
+                for (u, i, s) in std::mem::take(table).into_parts() {
+                    spill.push(u.as_deref(), i.as_deref(), &s)?;
+                }
+                spill.push(full_url.as_deref(), id, &stub)?;
+                *self = Patients::Spilled(spill);
+                Ok(())
+            }
+            Patients::Spilled(s) => s.push(full_url.as_deref(), id, &stub),
+        }
+    }
+
+    fn seal(&mut self) -> std::io::Result<()> {
+        match self {
+            Patients::Held { table, .. } => PatientStore::seal(table),
+            Patients::Spilled(s) => s.seal(),
+        }
+    }
+
+    fn count(&self) -> usize {
+        match self {
+            Patients::Held { table, .. } => table.len(),
+            Patients::Spilled(s) => s.len(),
+        }
     }
 }
 

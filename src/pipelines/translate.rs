@@ -408,11 +408,35 @@ pub fn fhir_to_register(
     mappings: &Mappings,
     out: &mut (dyn Write + Send),
 ) -> Result<TranslateSummary, TranslateError> {
+    fhir_to_register_holding(input, mappings, out, HELD_PATIENTS)
+}
+
+/// How many Patients FHIR → CSV holds in memory (~100 bytes each, ~20 MB) before it moves
+/// them to a temporary file and keeps only where each one is (8–16 bytes each): a region of
+/// any size is then read in bounded memory, and a small input as fast as in memory.
+const HELD_PATIENTS: usize = 200_000;
+
+/// FHIR → register CSV with at most `held_max` Patients in memory, the rest spilled.
+pub fn fhir_to_register_holding(
+    input: &Path,
+    mappings: &Mappings,
+    out: &mut (dyn Write + Send),
+    held_max: usize,
+) -> Result<TranslateSummary, TranslateError> {
+    use crate::fhir::patients::Patients;
     use crate::sources::ehr::account::Verdict;
+    use crate::sources::ehr::files::FhirFileError;
     use crate::sources::ehr::side::EhrDirectory;
     use crate::sources::ehr::stream::{EhrStream, Pass};
     let stream = EhrStream::open(input)?;
-    let dir = EhrDirectory::read(&stream, &|_| {})?;
+    let dir = EhrDirectory::read_into(&stream, &|_| {}, Patients::held_up_to(held_max))?;
+    if dir.patients().is_spilled() {
+        tracing::info!(
+            patients = dir.patient_count(),
+            held_max,
+            "more Patients than are held in memory: they are kept in a temporary file (TMPDIR)"
+        );
+    }
     let inbound = Inbound::new(mappings);
     let mut idx = dir.index();
     inbound.remember_members(&mut idx);
@@ -499,6 +523,11 @@ pub fn fhir_to_register(
     })?;
     if let Some(e) = failed {
         return Err(e);
+    }
+    // A spilled Patient that could not be read back was answered "not found": the rows
+    // written are not the whole translation.
+    if let Some(source) = dir.patients().failure() {
+        return Err(FhirFileError::Spill { source }.into());
     }
     if not_used > 20 {
         summary.notes.push(format!(

@@ -15,6 +15,9 @@ pub enum FhirFileError {
     },
     #[error("{path}: no .json or .ndjson files in this folder")]
     EmptyDir { path: PathBuf },
+    /// The Patients' temporary file (under `TMPDIR`) could not be written or read.
+    #[error("the Patients' spill file in {}: {source} (set TMPDIR to a folder with room)", std::env::temp_dir().display())]
+    Spill { source: std::io::Error },
 }
 
 /// The longest NDJSON line read: one resource of this domain is kilobytes; a longer line is

@@ -66,13 +66,14 @@ impl Partition {
 }
 
 /// The directory (Practitioner, PractitionerRole, Organization, Consent) and the Patients as
-/// stubs: read once, shared by every partition's pass.
-#[derive(Default)]
-pub struct EhrDirectory {
+/// stubs: read once, shared by every partition's pass. The Patients are in memory (`P` a
+/// `PatientTable`, which the partitions' lookups by identity need), or spilled past a count
+/// (`Patients`, for a command that only follows references to them).
+pub struct EhrDirectory<P = crate::fhir::inbound::PatientTable> {
     resources: Vec<(Option<String>, crate::fhir::Resource)>,
     /// Where each of `resources` was read.
     origins: Vec<Origin>,
-    patients: crate::fhir::inbound::PatientTable,
+    patients: P,
     /// Lines of directory types that could not be read.
     problems: Vec<String>,
     /// Patients, Practitioners, Organizations and Consents, judged as they were read.
@@ -80,12 +81,39 @@ pub struct EhrDirectory {
 }
 
 impl EhrDirectory {
+    /// The directory, with the Patients in memory.
     pub(crate) fn read(
         stream: &crate::sources::ehr::stream::EhrStream,
         on_bytes: &dyn Fn(u64),
     ) -> Result<Self, FhirFileError> {
+        Self::read_into(stream, on_bytes, Default::default())
+    }
+
+    /// Each valid patient identity of the partition, finding the id of its Patient resource.
+    pub(crate) fn patient_ids(
+        &self,
+        part: Partition,
+    ) -> crate::fhir::patients::PatientsByIdentity<'_> {
+        crate::fhir::patients::PatientsByIdentity::new(&self.patients, |p| part.holds(p))
+    }
+}
+
+impl<P: crate::fhir::patients::PatientStore> EhrDirectory<P> {
+    /// The directory, with the Patients put into `patients`.
+    pub(crate) fn read_into(
+        stream: &crate::sources::ehr::stream::EhrStream,
+        on_bytes: &dyn Fn(u64),
+        patients: P,
+    ) -> Result<Self, FhirFileError> {
         use crate::fhir::inbound::PatientStub;
-        let mut dir = EhrDirectory::default();
+        let mut dir = EhrDirectory {
+            resources: Vec::new(),
+            origins: Vec::new(),
+            patients,
+            problems: Vec::new(),
+            account: InputAccount::default(),
+        };
+        let mut spill_failed = None;
         let mut lists = crate::domain::Interner::default();
         /// A directory resource as kept: a Patient as its stub, the rest compacted.
         enum Kept {
@@ -133,7 +161,11 @@ impl EhrDirectory {
                                 || origin.to_string(),
                                 patient_verdict(&stub),
                             );
-                            dir.patients.push(url, id.as_deref(), stub);
+                            if spill_failed.is_none() {
+                                if let Err(e) = dir.patients.add(url, id.as_deref(), stub) {
+                                    spill_failed = Some(e);
+                                }
+                            }
                         }
                         Kept::Other(r) => {
                             dir.resources.push((url, r));
@@ -144,8 +176,14 @@ impl EhrDirectory {
             },
         )?;
         // Kept for the whole run: the Patients' hash table without the growth's spare room.
-        dir.patients.shrink_to_fit();
-        Ok(dir)
+        match spill_failed {
+            Some(source) => Err(FhirFileError::Spill { source }),
+            None => dir
+                .patients
+                .seal()
+                .map_err(|source| FhirFileError::Spill { source })
+                .map(|()| dir),
+        }
     }
 
     /// The account of the directory pass: Patients, and Practitioners, Organizations and
@@ -162,7 +200,12 @@ impl EhrDirectory {
 
     /// How many Patients the directory pass read.
     pub(crate) fn patient_count(&self) -> usize {
-        self.patients.len()
+        self.patients.count()
+    }
+
+    /// The Patients as read.
+    pub(crate) fn patients(&self) -> &P {
+        &self.patients
     }
 
     pub(crate) fn index(&self) -> Index<'_> {
@@ -203,7 +246,7 @@ impl EhrDirectory {
                         .as_ref()
                         .and_then(|x| x.value.as_deref()),
                 ) {
-                    pidx.add_patient_ref(text, stub.clone());
+                    pidx.add_patient_ref(text, stub.into_owned());
                 }
             }
         }
@@ -237,14 +280,6 @@ impl EhrDirectory {
     /// The directory resources (Practitioner, PractitionerRole, Organization, Consent).
     pub(crate) fn all(&self) -> impl Iterator<Item = &crate::fhir::Resource> {
         self.resources.iter().map(|(_, r)| r)
-    }
-
-    /// Each valid patient identity of the partition, finding the id of its Patient resource.
-    pub(crate) fn patient_ids(
-        &self,
-        part: Partition,
-    ) -> crate::fhir::patients::PatientsByIdentity<'_> {
-        crate::fhir::patients::PatientsByIdentity::new(&self.patients, |p| part.holds(p))
     }
 }
 
