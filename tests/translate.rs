@@ -710,3 +710,33 @@ fn patients_spilled_to_a_file_translate_as_patients_held_in_memory() {
         assert_eq!(run(50), held, "{}", p.display());
     }
 }
+
+#[test]
+fn held_patients_zero_on_the_command_line_gives_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = root().join("samples/handwritten/ehr");
+    let run = |extra: &[&str], name: &str| {
+        let out = dir.path().join(name);
+        let o = bin()
+            .arg("translate")
+            .arg(&input)
+            .args(extra)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (
+            std::fs::read_to_string(out).unwrap(),
+            String::from_utf8(o.stderr).unwrap(),
+        )
+    };
+    let held = run(&[], "held.csv");
+    assert!(held.0.lines().count() > 5);
+    assert_eq!(run(&["--held-patients", "0"], "spilled.csv"), held);
+}

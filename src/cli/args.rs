@@ -66,8 +66,9 @@ pub(crate) enum Command {
     /// .ndjson file or a folder of them is FHIR. Bad rows are reported line by line on stderr
     /// and written to a quarantine file beside the input; the good rows still come out.
     ///
-    /// Both directions stream, in bounded memory. FHIR → CSV holds up to 200,000 Patients in
-    /// memory; past that it keeps them in a temporary file under TMPDIR (~70 bytes a Patient).
+    /// Both directions stream, in bounded memory. FHIR → CSV holds up to --held-patients
+    /// Patients in memory; past that it keeps them in a temporary file under TMPDIR (~80 bytes
+    /// a Patient) and only where each one is in memory (8–16 bytes a Patient).
     Translate {
         /// Register export (.csv), or FHIR (Bundle .json, .ndjson, or a folder).
         input: PathBuf,
@@ -80,6 +81,11 @@ pub(crate) enum Command {
         /// Quarantine file for rejected rows (default: INPUT with .quarantine.csv).
         #[arg(long, value_name = "FILE")]
         quarantine: Option<PathBuf>,
+        /// FHIR → CSV: Patients held in memory (~100 bytes each) before all of them go to a
+        /// temporary file under TMPDIR; 0 sends them there from the first. The output is the
+        /// same either way.
+        #[arg(long, value_name = "N", default_value_t = fastkontakt::pipelines::translate::HELD_PATIENTS)]
+        held_patients: usize,
     },
     /// Check register and/or EHR data against the guideline rules FK-R01..FK-R24.
     ///

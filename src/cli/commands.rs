@@ -36,6 +36,7 @@ pub(super) fn translate(
     out_path: Option<&Path>,
     ndjson: bool,
     quarantine: &Option<PathBuf>,
+    held_patients: usize,
 ) -> anyhow::Result<ExitCode> {
     let mappings = load_mappings(cli)?;
     let mut out = output(out_path)?;
@@ -43,6 +44,7 @@ pub(super) fn translate(
         input: input.to_path_buf(),
         ndjson,
         quarantine: quarantine.clone(),
+        held_patients,
     };
     let summary = pipelines::translate::run(&o, &mappings, &mut out, &mut print_rejected)?;
     out.flush()?;

@@ -21,7 +21,15 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output,
             ndjson,
             quarantine,
-        } => commands::translate(&cli, input, output.as_deref(), *ndjson, quarantine),
+            held_patients,
+        } => commands::translate(
+            &cli,
+            input,
+            output.as_deref(),
+            *ndjson,
+            quarantine,
+            *held_patients,
+        ),
         Command::Check { .. } => commands::check(&cli),
         Command::Validate {
             input,

@@ -106,6 +106,7 @@ fn compare(o: &Options, dir: &Path, name: &str, result: &mut CaseResult) -> Resu
                 input: dir.join("register.csv"),
                 ndjson: true,
                 quarantine: Some(work.path().join("quarantine.csv")),
+                held_patients: super::translate::HELD_PATIENTS,
             };
             super::translate::run(&t, o.mappings, &mut out, &mut |_, _| {})
                 .map_err(|e| e.to_string())?;

@@ -251,6 +251,8 @@ pub struct Options {
     pub ndjson: bool,
     /// Where rejected register rows go (default: beside the input).
     pub quarantine: Option<PathBuf>,
+    /// FHIR → CSV: Patients held in memory before all go to a temporary file.
+    pub held_patients: usize,
 }
 
 /// Whether a path is a register export rather than FHIR.
@@ -275,7 +277,7 @@ pub fn run(
             on_reject,
         )
     } else {
-        fhir_to_register(&o.input, mappings, out)
+        fhir_to_register_holding(&o.input, mappings, out, o.held_patients)
     }
 }
 
@@ -402,7 +404,8 @@ pub fn register_to_fhir(
 /// FHIR (Bundle, NDJSON or a folder) → register CSV, streamed: the directory and Patients
 /// (as stubs) are read first and kept; the CareTeams and Tasks then pass a batch at a time,
 /// parsed and read on every core, and each batch's rows are written before the next is read.
-/// Memory holds the directory, a stub per patient and one batch, whatever the input's size.
+/// Memory holds the directory, the Patients (past `HELD_PATIENTS`, only where each one is in a
+/// temporary file) and one batch.
 pub fn fhir_to_register(
     input: &Path,
     mappings: &Mappings,
@@ -414,7 +417,7 @@ pub fn fhir_to_register(
 /// How many Patients FHIR → CSV holds in memory (~100 bytes each, ~20 MB) before it moves
 /// them to a temporary file and keeps only where each one is (8–16 bytes each): a region of
 /// any size is then read in bounded memory, and a small input as fast as in memory.
-const HELD_PATIENTS: usize = 200_000;
+pub const HELD_PATIENTS: usize = 200_000;
 
 /// FHIR → register CSV with at most `held_max` Patients in memory, the rest spilled.
 pub fn fhir_to_register_holding(
