@@ -68,7 +68,7 @@ pub(crate) enum Command {
     ///
     /// Both directions stream, in bounded memory. FHIR → CSV holds up to --held-patients
     /// Patients in memory; past that it keeps them in a temporary file under TMPDIR (~80 bytes
-    /// a Patient) and only where each one is in memory (8–16 bytes a Patient).
+    /// a Patient) and only where each one is in memory (9–19 bytes a Patient).
     Translate {
         /// Register export (.csv), or FHIR (Bundle .json, .ndjson, or a folder).
         input: PathBuf,

@@ -415,8 +415,9 @@ pub fn fhir_to_register(
 }
 
 /// How many Patients FHIR → CSV holds in memory (~100 bytes each, ~20 MB) before it moves
-/// them to a temporary file and keeps only where each one is (8–16 bytes each): a region of
-/// any size is then read in bounded memory, and a small input as fast as in memory.
+/// them to a temporary file and keeps only where each one is (a hash table slot, 9–19 bytes a
+/// Patient): a large region's Patients no longer set the peak, and a small input is read as
+/// fast as in memory.
 pub const HELD_PATIENTS: usize = 200_000;
 
 /// FHIR → register CSV with at most `held_max` Patients in memory, the rest spilled.

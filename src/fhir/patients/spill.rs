@@ -1,5 +1,5 @@
 //! Source side, under the Patients' table: a region's Patients written to a temporary file as
-//! they are read, only a hash table of where each one is kept in memory (8 bytes a Patient).
+//! they are read, only a hash table of where each one is kept in memory (an 8-byte entry).
 //!
 //! For `translate` FHIR → CSV of a region of any size: held in memory, a Patient costs ~100
 //! bytes (its `Patient/<id>` text, its stub, a slot of the hash table), a million of them most
