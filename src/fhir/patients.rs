@@ -231,23 +231,18 @@ impl PatientTable {
         self.stubs.len()
     }
 
-    /// Each Patient with its fullUrl and id, in the order read (a fullUrl only with the last
-    /// Patient it was given to, as the table finds it).
-    fn into_parts(self) -> impl Iterator<Item = (Option<Box<str>>, Option<String>, PatientStub)> {
+    /// Moves every Patient, in the order read, into `spill` (a fullUrl only with the last
+    /// Patient it was given to, as the table finds it), without a copy of their ids.
+    fn spill_into(self, spill: &mut SpilledPatients) -> std::io::Result<()> {
         let mut urls: Vec<Option<Box<str>>> = vec![None; self.stubs.len()];
         for (u, pos) in self.by_url {
             urls[pos] = Some(u);
         }
-        let ids: Vec<Option<String>> = (0..self.stubs.len())
-            .map(|pos| {
-                let t = text_at(&self.refs, &self.ends, pos).strip_prefix("Patient/")?;
-                Some(t.to_owned())
-            })
-            .collect();
-        urls.into_iter()
-            .zip(ids)
-            .zip(self.stubs)
-            .map(|((u, id), stub)| (u, id, stub))
+        for (pos, (stub, url)) in self.stubs.iter().zip(urls).enumerate() {
+            let id = text_at(&self.refs, &self.ends, pos).strip_prefix("Patient/");
+            spill.push(url.as_deref(), id, stub)?;
+        }
+        Ok(())
     }
 }
 
@@ -362,9 +357,7 @@ impl PatientStore for Patients {
             }
             Patients::Held { table, .. } => {
                 let mut spill = SpilledPatients::new()?;
-                for (u, i, s) in std::mem::take(table).into_parts() {
-                    spill.push(u.as_deref(), i.as_deref(), &s)?;
-                }
+                std::mem::take(table).spill_into(&mut spill)?;
                 spill.push(full_url.as_deref(), id, &stub)?;
                 *self = Patients::Spilled(spill);
                 Ok(())

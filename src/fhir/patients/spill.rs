@@ -407,7 +407,7 @@ impl PatientLookup for SpilledPatients {
 
 #[cfg(test)]
 mod tests {
-    use super::super::PatientTable;
+    use super::super::{PatientStore, PatientTable, Patients};
     use super::*;
 
     fn stubs() -> Vec<PatientStub> {
@@ -529,17 +529,17 @@ mod tests {
     #[test]
     fn patients_held_past_their_count_move_to_the_spill_file_and_are_found_as_before() {
         let mut held = PatientTable::default();
-        let mut moving = super::super::Patients::held_up_to(3);
+        let mut moving = Patients::held_up_to(3);
         for (url, id, stub) in pushes() {
             held.push(url.clone(), id, stub.clone());
-            super::super::PatientStore::add(&mut moving, url, id, stub).unwrap();
+            PatientStore::add(&mut moving, url, id, stub).unwrap();
         }
-        super::super::PatientStore::seal(&mut moving).unwrap();
+        PatientStore::seal(&mut moving).unwrap();
         assert!(moving.is_spilled());
         assert_eq!(answers(&moving), answers(&held));
-        let mut few = super::super::Patients::held_up_to(100);
+        let mut few = Patients::held_up_to(100);
         for (url, id, stub) in pushes() {
-            super::super::PatientStore::add(&mut few, url, id, stub).unwrap();
+            PatientStore::add(&mut few, url, id, stub).unwrap();
         }
         assert!(!few.is_spilled());
     }
