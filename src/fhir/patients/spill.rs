@@ -120,23 +120,18 @@ impl SpilledPatients {
             let fragment = self.fragment(key);
             let entry = (u64::from(units) << 32) | u64::from(fragment);
             let mut buf = Vec::new();
-            let (file, flushed, tail) = (&self.file, self.flushed, &self.tail);
+            let written = Written {
+                file: &self.file,
+                flushed: self.flushed,
+                tail: &self.tail,
+            };
             let table = if by_url {
                 &mut self.by_url
             } else {
                 &mut self.by_ref
             };
             let mut failed = None;
-            let same = |e: &u64| {
-                fragment_of(*e) == fragment
-                    && match read_record(file, flushed, tail, offset_of(*e), &mut buf) {
-                        Ok(()) => record_key(&buf, by_url) == Some(key),
-                        Err(err) => {
-                            failed = Some(err);
-                            false
-                        }
-                    }
-            };
+            let same = |e: &u64| written.holds(*e, key, fragment, by_url, &mut buf, &mut failed);
             match table.find_mut(spread(fragment), same) {
                 Some(earlier) => *earlier = entry,
                 None => {
@@ -265,6 +260,14 @@ impl SpilledPatients {
         })
     }
 
+    fn written(&self) -> Written<'_> {
+        Written {
+            file: &self.file,
+            flushed: self.flushed,
+            tail: &self.tail,
+        }
+    }
+
     fn fragment(&self, key: &str) -> u32 {
         self.hasher.hash_one(key) as u32 & self.fragment_mask
     }
@@ -278,21 +281,9 @@ impl SpilledPatients {
         let fragment = self.fragment(key);
         let mut buf = Vec::with_capacity(WINDOW);
         let mut failed = None;
+        let written = self.written();
         let found = table.find(spread(fragment), |e| {
-            fragment_of(*e) == fragment
-                && match read_record(
-                    &self.file,
-                    self.flushed,
-                    &self.tail,
-                    offset_of(*e),
-                    &mut buf,
-                ) {
-                    Ok(()) => record_key(&buf, by_url) == Some(key),
-                    Err(err) => {
-                        failed = Some(err);
-                        false
-                    }
-                }
+            written.holds(*e, key, fragment, by_url, &mut buf, &mut failed)
         });
         if let Some(err) = failed {
             self.note_failure(err);
@@ -308,43 +299,71 @@ impl SpilledPatients {
     }
 }
 
-/// The record at `offset` into `buf`: from the file, or from the bytes not yet written.
-fn read_record(
-    file: &File,
+/// The spill as written so far: the file, and the bytes gathered after it.
+#[derive(Clone, Copy)]
+struct Written<'s> {
+    file: &'s File,
     flushed: u64,
-    tail: &[u8],
-    offset: u64,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<()> {
-    buf.clear();
-    if offset >= flushed {
-        let start = (offset - flushed) as usize;
-        let len = tail
-            .get(start..start + 4)
+    tail: &'s [u8],
+}
+
+impl Written<'_> {
+    /// Whether `entry` is where `key`'s record is: the hash's bits first, then the key read
+    /// back (the record left in `buf`). A read that fails is kept in `failed` and answers no.
+    fn holds(
+        &self,
+        entry: u64,
+        key: &str,
+        fragment: u32,
+        by_url: bool,
+        buf: &mut Vec<u8>,
+        failed: &mut Option<std::io::Error>,
+    ) -> bool {
+        if fragment_of(entry) != fragment {
+            return false;
+        }
+        match self.read(offset_of(entry), buf) {
+            Ok(()) => record_key(buf, by_url) == Some(key),
+            Err(err) => {
+                *failed = Some(err);
+                false
+            }
+        }
+    }
+
+    /// The record at `offset` into `buf`: from the file, or from the bytes not yet written.
+    fn read(&self, offset: u64, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        let (file, flushed, tail) = (self.file, self.flushed, self.tail);
+        buf.clear();
+        if offset >= flushed {
+            let start = (offset - flushed) as usize;
+            let len = tail
+                .get(start..start + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+                .ok_or_else(|| std::io::Error::other("a record beyond the spill's end"))?;
+            let rec = tail
+                .get(start..start + len as usize)
+                .ok_or_else(|| std::io::Error::other("a record beyond the spill's end"))?;
+            buf.extend_from_slice(rec);
+            return Ok(());
+        }
+        buf.resize(WINDOW, 0);
+        let got = read_some(file, offset, buf)?;
+        let len = buf
+            .get(..4)
+            .filter(|_| got >= 4)
             .and_then(|b| b.try_into().ok())
             .map(u32::from_le_bytes)
-            .ok_or_else(|| std::io::Error::other("a record beyond the spill's end"))?;
-        let rec = tail
-            .get(start..start + len as usize)
-            .ok_or_else(|| std::io::Error::other("a record beyond the spill's end"))?;
-        buf.extend_from_slice(rec);
-        return Ok(());
+            .ok_or_else(|| std::io::Error::other("a record cut short in the spill file"))?
+            as usize;
+        if len > got {
+            buf.resize(len, 0);
+            file.read_exact_at(buf, offset)?;
+        }
+        buf.truncate(len);
+        Ok(())
     }
-    buf.resize(WINDOW, 0);
-    let got = read_some(file, offset, buf)?;
-    let len = buf
-        .get(..4)
-        .filter(|_| got >= 4)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_le_bytes)
-        .ok_or_else(|| std::io::Error::other("a record cut short in the spill file"))?
-        as usize;
-    if len > got {
-        buf.resize(len, 0);
-        file.read_exact_at(buf, offset)?;
-    }
-    buf.truncate(len);
-    Ok(())
 }
 
 /// Reads what there is at `offset` into `buf` (the last record may end before the window).
@@ -387,7 +406,7 @@ impl PatientLookup for SpilledPatients {
             if offset >= end {
                 return None;
             }
-            if let Err(err) = read_record(&self.file, self.flushed, &self.tail, offset, &mut buf) {
+            if let Err(err) = self.written().read(offset, &mut buf) {
                 self.note_failure(err);
                 return None;
             }
