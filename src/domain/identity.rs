@@ -347,16 +347,20 @@ pub(crate) struct PatientPositions {
 impl PatientPositions {
     /// The positions `0..len` of a list whose entry at each is `at(i)`, every patient once.
     pub(crate) fn new<'a>(len: usize, at: impl Fn(u32) -> &'a PatientId) -> Self {
-        Self::of_some(len, len, |i| Some(at(i)))
+        Self::sized(len, len, |i| Some(at(i)))
     }
 
     /// The positions among `0..len` whose entry names a patient (`at(i)`); of two naming the
-    /// same patient, the later. `capacity`: how many are expected.
-    pub(crate) fn of_some<'a>(
-        len: usize,
-        capacity: usize,
-        at: impl Fn(u32) -> Option<&'a PatientId>,
-    ) -> Self {
+    /// same patient, the later. They are counted first, so the table is made at its size:
+    /// growing it rehashed every entry through `at` (a cache miss each), a tenth of a plan's
+    /// start at a million Patients.
+    pub(crate) fn of_some<'a>(len: usize, at: impl Fn(u32) -> Option<&'a PatientId>) -> Self {
+        let named = (0..len as u32).filter(|&i| at(i).is_some()).count();
+        Self::sized(len, named, at)
+    }
+
+    /// As `of_some`, with room made for `capacity` entries.
+    fn sized<'a>(len: usize, capacity: usize, at: impl Fn(u32) -> Option<&'a PatientId>) -> Self {
         use std::hash::BuildHasher;
         let mut out = PatientPositions {
             table: hashbrown::HashTable::with_capacity(capacity),
@@ -434,7 +438,7 @@ mod tests {
             .map(|(i, p)| (i % 3 != 0).then_some(p))
             .chain([Some(&list[1])])
             .collect();
-        let at = PatientPositions::of_some(some.len(), 0, |i| some[i as usize]);
+        let at = PatientPositions::of_some(some.len(), |i| some[i as usize]);
         let found = |p: &PatientId| at.find(p, |i| some[i as usize]);
         assert_eq!(found(&list[0]), None);
         assert_eq!(found(&list[1]), Some(list.len() as u32), "the later");

@@ -402,13 +402,9 @@ impl<'t> PatientsByIdentity<'t> {
     /// The table's Patients with a valid identity and an id that `keep` selects; of two with
     /// the same identity, the later.
     pub(crate) fn new(table: &'t PatientTable, keep: impl Fn(&PatientId) -> bool) -> Self {
-        let at = |pos| identity_at(table, pos).filter(|p| keep(p));
-        // Counted first, so the hash table is made at its size: growing it rehashed every
-        // entry through its stub (a cache miss each), a tenth of the plan's start at a million.
-        let kept = (0..table.len() as u32)
-            .filter(|&pos| at(pos).is_some())
-            .count();
-        let positions = PatientPositions::of_some(table.len(), kept, at);
+        let positions = PatientPositions::of_some(table.len(), |pos| {
+            identity_at(table, pos).filter(|p| keep(p))
+        });
         PatientsByIdentity {
             table: Some(table),
             positions,

@@ -127,8 +127,9 @@ struct Buckets {
 
 impl Buckets {
     fn new(mut pairs: Vec<(u64, u32)>) -> Self {
+        use rayon::slice::ParallelSliceMut;
         // Each pair is unique (its index), so the unstable sort's order is the only one.
-        rayon::slice::ParallelSliceMut::par_sort_unstable(&mut pairs[..]);
+        pairs.par_sort_unstable();
         // About one key per slot: the keys are hashes, spread evenly over their top bits.
         let bits = pairs.len().max(1).next_power_of_two().trailing_zeros();
         let slot = |k: u64| k.checked_shr(64 - bits).unwrap_or(0) as usize;
