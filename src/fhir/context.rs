@@ -260,7 +260,12 @@ impl<'m> ContextReader<'m> {
             .iter()
             .filter_map(|c| code_in(c, t.url(ids::YRKE)))
             .any(|c| c == Profession::PHYSICIAN);
-        let unit = match pr.organization.as_deref().and_then(|r| idx.get(r)) {
+        let unit = match pr
+            .organization
+            .as_deref()
+            .and_then(|r| idx.get(r))
+            .as_deref()
+        {
             Some(Resource::Organization(o)) => o
                 .r#type
                 .iter()
@@ -283,9 +288,14 @@ impl<'m> ContextReader<'m> {
                     .then(|| HsaId::parse(i.value.as_ref()?.value.as_deref()?).ok())?
             })
         };
-        match idx.get(r?)? {
+        match idx.get(r?)?.as_ref() {
             Resource::PractitionerRole(pr) => {
-                match pr.practitioner.as_deref().and_then(|p| idx.get(p)) {
+                match pr
+                    .practitioner
+                    .as_deref()
+                    .and_then(|p| idx.get(p))
+                    .as_deref()
+                {
                     Some(Resource::Practitioner(p)) => hsa(&p.identifier),
                     _ => None,
                 }
@@ -307,7 +317,7 @@ impl<'m> ContextReader<'m> {
     }
 
     fn principal(&self, idx: &Index, r: Option<&Reference>) -> Option<Principal> {
-        match idx.get(r?)? {
+        match idx.get(r?)?.as_ref() {
             Resource::Organization(o) => o.r#type.iter().find_map(|t| {
                 code_in(t, &self.m.ehr.principal_system).and_then(Principal::from_code)
             }),
@@ -357,18 +367,21 @@ impl<'m> ContextReader<'m> {
             };
         let body = match kind {
             PlanKind::Sip => {
-                let consent = cp.supporting_info.iter().find_map(|r| match idx.get(r) {
-                    Some(Resource::Consent(c)) => Some(DomainConsent {
-                        id: c
-                            .id
-                            .as_ref()
-                            .and_then(|i| i.value.clone())
-                            .unwrap_or_default(),
-                        active: c.status.value.as_deref() == Some("active"),
-                        date: date_of(c.date_time.as_ref().and_then(|d| d.value.as_deref())),
-                    }),
-                    _ => None,
-                });
+                let consent = cp
+                    .supporting_info
+                    .iter()
+                    .find_map(|r| match idx.get(r).as_deref() {
+                        Some(Resource::Consent(c)) => Some(DomainConsent {
+                            id: c
+                                .id
+                                .as_ref()
+                                .and_then(|i| i.value.clone())
+                                .unwrap_or_default(),
+                            active: c.status.value.as_deref() == Some("active"),
+                            date: date_of(c.date_time.as_ref().and_then(|d| d.value.as_deref())),
+                        }),
+                        _ => None,
+                    });
                 let interventions = details
                     .iter()
                     .filter(|(c, _)| *c == "insats")
@@ -409,7 +422,7 @@ impl<'m> ContextReader<'m> {
                 let named_contacts = cp
                     .care_team
                     .iter()
-                    .filter_map(|r| match idx.get(r) {
+                    .filter_map(|r| match idx.get(r).as_deref() {
                         Some(Resource::CareTeam(ct)) => ct
                             .participant
                             .first()

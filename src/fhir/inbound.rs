@@ -99,11 +99,97 @@ fn date(s: Option<&str>) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d").ok()
 }
 
+/// A directory resource kept as its JSON: a parsed Practitioner or PractitionerRole is ~3.5 KB
+/// held, its JSON ~0.6 KB. The index knows it by the keys taken while it was parsed; a reader
+/// that needs more than the index's memos parses it again (`Slot::resource`).
+pub struct HeldResource {
+    type_name: &'static str,
+    /// `Type/id` and its identifiers' conditional keys (`Type?identifier=system|value`).
+    keys: Box<[Box<str>]>,
+    /// A PractitionerRole's reference to its Practitioner (the Practitioner's own role).
+    practitioner: Option<Box<str>>,
+    json: Box<[u8]>,
+}
+
+impl HeldResource {
+    /// `r` written as JSON with what the index needs of it (fhirbolt's writer; what it wrote
+    /// is read back by the same strict reader).
+    pub(crate) fn of(r: &Resource) -> Result<Self, super::model::FhirError> {
+        let mut json = Vec::new();
+        super::model::write_to(r, &mut json)?;
+        let practitioner = match r {
+            Resource::PractitionerRole(role) => role
+                .practitioner
+                .as_deref()
+                .and_then(|p| text(&p.reference))
+                .map(Into::into),
+            _ => None,
+        };
+        Ok(HeldResource {
+            type_name: super::model::type_name(r),
+            keys: keys_of(r).into_iter().map(String::into_boxed_str).collect(),
+            practitioner,
+            json: json.into_boxed_slice(),
+        })
+    }
+
+    /// The resource, parsed again. It was read by the same strict reader before it was
+    /// written, so a failure here is the product's own fault: logged, and the reference is
+    /// then told as unresolved where it is named.
+    fn resource(&self) -> Option<Resource> {
+        match super::model::parse_as(self.type_name, &self.json) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(
+                    resource_type = self.type_name,
+                    error = %e,
+                    "a directory resource kept as JSON could not be read back"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Where the index finds a resource: parsed, or kept as JSON.
+#[derive(Clone, Copy)]
+pub enum Slot<'r> {
+    /// A resource parsed.
+    Parsed(&'r Resource),
+    /// A resource kept as its JSON.
+    Held(&'r HeldResource),
+}
+
+impl<'r> Slot<'r> {
+    /// The resource (a held one parsed for the caller).
+    pub(crate) fn resource(self) -> Option<Cow<'r, Resource>> {
+        match self {
+            Slot::Parsed(r) => Some(Cow::Borrowed(r)),
+            Slot::Held(h) => h.resource().map(Cow::Owned),
+        }
+    }
+
+    /// What the index's memos know the resource by.
+    fn address(self) -> usize {
+        match self {
+            Slot::Parsed(r) => r as *const Resource as usize,
+            Slot::Held(h) => h as *const HeldResource as usize,
+        }
+    }
+
+    fn type_name(self) -> &'static str {
+        match self {
+            Slot::Parsed(r) => super::model::type_name(r),
+            Slot::Held(h) => h.type_name,
+        }
+    }
+}
+
 /// Resources by every key a reference may use: `Type/id`, and the entry's fullUrl.
 pub struct Index<'r> {
-    by_key: HashMap<String, &'r Resource>,
+    by_key: HashMap<Cow<'r, str>, Slot<'r>>,
     /// The first PractitionerRole of each Practitioner (by the Practitioner's address).
-    roles_of: HashMap<usize, &'r Resource>,
+    roles_of: HashMap<usize, Slot<'r>>,
     /// Patients are kept as stubs: a region's Patients are many, and the contacts need only
     /// their identity, listing and death.
     patients: PatientTable,
@@ -111,15 +197,27 @@ pub struct Index<'r> {
     table: Option<&'r dyn PatientLookup>,
     /// A resource's own contained resources layer over the shared index (`#id` references).
     parent: Option<&'r Index<'r>>,
-    /// The staff and unit behind each PractitionerRole of this index that read without a
-    /// problem, by the role's address (`Inbound::remember_members`): a region's million
-    /// CareTeams name a few thousand roles, each read once instead of once per contact.
+    /// The staff and unit behind each PractitionerRole, Practitioner and Organization of this
+    /// index that read without a problem, by its address (`Inbound::remember_members`): a
+    /// region's million CareTeams name a few thousand of them, each read once instead of once
+    /// per contact.
     members: HashMap<usize, (Option<Staff>, Option<CareUnit>)>,
 }
 
 impl<'r> Index<'r> {
     /// An index of `resources` (with the fullUrl each came with).
     pub fn new(resources: impl IntoIterator<Item = (Option<String>, &'r Resource)>) -> Self {
+        Self::of_slots(
+            resources
+                .into_iter()
+                .map(|(u, r)| (u.map(Cow::Owned), Slot::Parsed(r))),
+        )
+    }
+
+    /// An index of resources parsed or kept as JSON (with the fullUrl each came with).
+    pub(crate) fn of_slots(
+        resources: impl IntoIterator<Item = (Option<Cow<'r, str>>, Slot<'r>)>,
+    ) -> Self {
         let mut idx = Index {
             parent: None,
             by_key: HashMap::default(),
@@ -129,29 +227,39 @@ impl<'r> Index<'r> {
             members: HashMap::default(),
         };
         let mut roles = Vec::new();
-        for (full_url, r) in resources {
-            if let Resource::Patient(p) = r {
-                idx.add_patient(
-                    full_url,
-                    p.id.as_ref().and_then(|i| i.value.as_deref()),
-                    PatientStub::of(p),
-                );
-                continue;
-            }
-            let (t, id) = super::outbound::type_and_id(r);
-            if !id.is_empty() {
-                idx.by_key.insert(format!("{t}/{id}"), r);
-            }
-            // What a conditional reference in a transaction Bundle names it by.
-            for (system, value) in identifiers_of(r) {
-                idx.by_key
-                    .insert(format!("{t}?identifier={system}|{value}"), r);
-            }
-            if matches!(r, Resource::PractitionerRole(_)) {
-                roles.push(r);
+        for (full_url, slot) in resources {
+            match slot {
+                Slot::Parsed(Resource::Patient(p)) => {
+                    idx.add_patient(
+                        full_url.map(Cow::into_owned),
+                        p.id.as_ref().and_then(|i| i.value.as_deref()),
+                        PatientStub::of(p),
+                    );
+                    continue;
+                }
+                Slot::Parsed(r) => {
+                    for key in keys_of(r) {
+                        idx.by_key.insert(Cow::Owned(key), slot);
+                    }
+                    if let Resource::PractitionerRole(role) = r {
+                        let named = role
+                            .practitioner
+                            .as_deref()
+                            .and_then(|p| text(&p.reference));
+                        roles.push((named, slot));
+                    }
+                }
+                Slot::Held(h) => {
+                    for key in h.keys.iter() {
+                        idx.by_key.insert(Cow::Borrowed(&**key), slot);
+                    }
+                    if h.type_name == "PractitionerRole" {
+                        roles.push((h.practitioner.as_deref(), slot));
+                    }
+                }
             }
             if let Some(u) = full_url {
-                idx.by_key.insert(u, r);
+                idx.by_key.insert(u, slot);
             }
         }
         // A Practitioner's own role: its unit, when a CareTeam names the Practitioner alone.
@@ -187,47 +295,33 @@ impl<'r> Index<'r> {
             .chain(self.table.into_iter().flat_map(|t| t.stubs()))
     }
 
-    fn lookup<'s, T>(map: &'s HashMap<String, T>, reference: &Reference) -> Option<&'s T> {
-        Self::lookup_text(map, text(&reference.reference)?)
-    }
-
-    fn lookup_text<'s, T>(map: &'s HashMap<String, T>, r: &str) -> Option<&'s T> {
+    fn lookup_text<'s, T>(map: &'s HashMap<Cow<'r, str>, T>, r: &str) -> Option<&'s T> {
         if let Some(found) = map.get(r) {
             return Some(found);
         }
         // A conditional reference inside a transaction Bundle: `Type?identifier=system|value`.
         if r.contains("?identifier=") {
-            return map.get(&r.replace("%7C", "|").replace("%7c", "|"));
+            return map.get(r.replace("%7C", "|").replace("%7c", "|").as_str());
         }
         let mut parts = r.rsplit('/');
         let (id, t) = (parts.next()?, parts.next()?);
-        map.get(&format!("{t}/{id}"))
+        map.get(format!("{t}/{id}").as_str())
     }
 
-    /// The PractitionerRole of a Practitioner of this index.
-    pub(crate) fn role_of(&self, practitioner: &Resource) -> Option<&'r PractitionerRole> {
-        match self
-            .roles_of
-            .get(&(practitioner as *const Resource as usize))
-        {
-            Some(Resource::PractitionerRole(r)) => Some(&**r),
-            _ => self.parent.and_then(|p| p.role_of(practitioner)),
+    /// The PractitionerRole of the Practitioner at `practitioner` (a slot's address).
+    fn role_of(&self, practitioner: usize) -> Option<Slot<'r>> {
+        match self.roles_of.get(&practitioner) {
+            Some(&role) => Some(role),
+            None => self.parent.and_then(|p| p.role_of(practitioner)),
         }
     }
 
-    /// Each PractitionerRole among `roles` as its Practitioner's role (the first one wins).
-    fn add_roles(&mut self, roles: impl IntoIterator<Item = &'r Resource>) {
-        for r in roles {
-            if let Resource::PractitionerRole(role) = r {
-                let named = role
-                    .practitioner
-                    .as_deref()
-                    .and_then(|p| Self::lookup(&self.by_key, p));
-                if let Some(p) = named {
-                    self.roles_of
-                        .entry(*p as *const Resource as usize)
-                        .or_insert(r);
-                }
+    /// Each PractitionerRole among `roles` (with the reference to its Practitioner) as its
+    /// Practitioner's role (the first one wins).
+    fn add_roles(&mut self, roles: Vec<(Option<&str>, Slot<'r>)>) {
+        for (practitioner, role) in roles {
+            if let Some(p) = practitioner.and_then(|p| Self::lookup_text(&self.by_key, p)) {
+                self.roles_of.entry(p.address()).or_insert(role);
             }
         }
     }
@@ -235,29 +329,44 @@ impl<'r> Index<'r> {
     /// The shared index with a resource's contained resources over it, named `#id`.
     pub(crate) fn with_contained(parent: &'r Index<'r>, contained: &'r [Resource]) -> Index<'r> {
         let mut idx = Index::new(std::iter::empty());
+        let mut roles = Vec::new();
         for r in contained {
             let (_, id) = super::outbound::type_and_id(r);
-            idx.by_key.insert(format!("#{id}"), r);
-            if let Resource::Patient(p) = r {
-                idx.add_patient(Some(format!("#{id}")), None, PatientStub::of(p));
+            idx.by_key
+                .insert(Cow::Owned(format!("#{id}")), Slot::Parsed(r));
+            match r {
+                Resource::Patient(p) => {
+                    idx.add_patient(Some(format!("#{id}")), None, PatientStub::of(p))
+                }
+                // Roles among the contained resources name contained Practitioners.
+                Resource::PractitionerRole(role) => roles.push((
+                    role.practitioner
+                        .as_deref()
+                        .and_then(|p| text(&p.reference)),
+                    Slot::Parsed(r),
+                )),
+                _ => {}
             }
         }
-        // Roles among the contained resources name contained Practitioners.
-        idx.add_roles(contained);
+        idx.add_roles(roles);
         idx.parent = Some(parent);
         idx
     }
 
-    /// Resolves a literal reference: relative, absolute (its last two segments) or urn:uuid.
-    pub(crate) fn get(&self, reference: &Reference) -> Option<&'r Resource> {
-        self.get_text(text(&reference.reference)?)
+    /// Where a literal reference leads: relative, absolute (its last two segments) or urn:uuid.
+    pub(crate) fn slot(&self, reference: &Reference) -> Option<Slot<'r>> {
+        self.slot_text(text(&reference.reference)?)
     }
 
-    /// Resolves a reference given as its text.
-    pub(crate) fn get_text(&self, reference: &str) -> Option<&'r Resource> {
+    fn slot_text(&self, reference: &str) -> Option<Slot<'r>> {
         Self::lookup_text(&self.by_key, reference)
             .copied()
-            .or_else(|| self.parent?.get_text(reference))
+            .or_else(|| self.parent?.slot_text(reference))
+    }
+
+    /// Resolves a literal reference: relative, absolute (its last two segments) or urn:uuid.
+    pub(crate) fn get(&self, reference: &Reference) -> Option<Cow<'r, Resource>> {
+        self.slot(reference)?.resource()
     }
 
     /// Resolves a reference to a Patient.
@@ -399,12 +508,19 @@ impl<'m> Inbound<'m> {
 
     /// The listing unit: the Organization among Patient.generalPractitioner.
     pub(crate) fn listing_of(&self, idx: &Index, p: &PatientStub) -> Option<HsaId> {
-        p.general_practitioner()
-            .iter()
-            .find_map(|r| match idx.get_text(r) {
-                Some(Resource::Organization(o)) => Self::hsa(&o.identifier).and_then(Result::ok),
+        p.general_practitioner().iter().find_map(|r| {
+            let slot = idx
+                .slot_text(r)
+                .filter(|s| s.type_name() == "Organization")?;
+            // The unit remembered is the Organization's HSA-id read without a problem.
+            if let Some((_, Some(unit))) = idx.members.get(&slot.address()) {
+                return Some(unit.hsa.clone());
+            }
+            match slot.resource()?.as_ref() {
+                Resource::Organization(o) => Self::hsa(&o.identifier).and_then(Result::ok),
                 _ => None,
-            })
+            }
+        })
     }
 
     /// The register's own code system for a column (its ConceptMap's source), where a code the
@@ -665,20 +781,22 @@ impl<'m> Inbound<'m> {
         ctx: &mut Ctx,
         element: &str,
     ) -> (Option<Staff>, Option<CareUnit>) {
-        let found = r.and_then(|r| idx.get(r));
-        if let Some(known) = found.and_then(|f| idx.members.get(&address(f))) {
+        let found = r.and_then(|r| idx.slot(r));
+        if let Some(known) = found.and_then(|f| idx.members.get(&f.address())) {
             return known.clone();
         }
         self.member_of(idx, found, r, ctx, element)
     }
 
-    /// Reads every PractitionerRole of the index as a member once, and keeps those that read
-    /// without a problem for `member` (one with a problem is read again where it is named, so
-    /// the problem is told there).
+    /// Reads every PractitionerRole, Practitioner and Organization of the index as a member
+    /// once, and keeps those that read without a problem for `member` (one with a problem is
+    /// read again where it is named, so the problem is told there). One held as JSON is parsed
+    /// here for the moment of its reading, and not kept.
     pub fn remember_members(&self, idx: &mut Index) {
+        const MEMBERS: [&str; 3] = ["PractitionerRole", "Practitioner", "Organization"];
         let mut members = HashMap::default();
-        for &r in idx.by_key.values() {
-            if !matches!(r, Resource::PractitionerRole(_)) || members.contains_key(&address(r)) {
+        for &slot in idx.by_key.values() {
+            if !MEMBERS.contains(&slot.type_name()) || members.contains_key(&slot.address()) {
                 continue;
             }
             let mut problems = Vec::new();
@@ -686,9 +804,9 @@ impl<'m> Inbound<'m> {
                 resource: String::new(),
                 problems: &mut problems,
             };
-            let read = self.member_of(idx, Some(r), None, &mut ctx, "");
+            let read = self.member_of(idx, Some(slot), None, &mut ctx, "");
             if problems.is_empty() {
-                members.insert(address(r), read);
+                members.insert(slot.address(), read);
             }
         }
         idx.members = members;
@@ -698,51 +816,50 @@ impl<'m> Inbound<'m> {
     fn member_of(
         &self,
         idx: &Index,
-        found: Option<&Resource>,
+        found: Option<Slot<'_>>,
         r: Option<&Reference>,
         ctx: &mut Ctx,
         element: &str,
     ) -> (Option<Staff>, Option<CareUnit>) {
-        match found {
+        let resource = found.and_then(Slot::resource);
+        let organization =
+            |r: Option<&Reference>, ctx: &mut Ctx| match r.and_then(|r| idx.get(r)).as_deref() {
+                Some(Resource::Organization(o)) => {
+                    self.unit_of(o, ctx, &format!("{element}.organization"))
+                }
+                _ => None,
+            };
+        match resource.as_deref() {
             Some(Resource::PractitionerRole(role)) => {
-                let p = role
-                    .practitioner
-                    .as_deref()
-                    .and_then(|r| idx.get(r))
-                    .and_then(|r| match r {
-                        Resource::Practitioner(p) => Some(&**p),
-                        _ => None,
-                    });
-                let staff = self.staff_of(role, p, ctx, element);
-                let unit = match role.organization.as_deref().and_then(|r| idx.get(r)) {
-                    Some(Resource::Organization(o)) => {
-                        self.unit_of(o, ctx, &format!("{element}.organization"))
-                    }
+                let p = role.practitioner.as_deref().and_then(|r| idx.get(r));
+                let p = match p.as_deref() {
+                    Some(Resource::Practitioner(p)) => Some(&**p),
                     _ => None,
                 };
-                (staff, unit)
+                let staff = self.staff_of(role, p, ctx, element);
+                (staff, organization(role.organization.as_deref(), ctx))
             }
             Some(Resource::Organization(o)) => (None, self.unit_of(o, ctx, element)),
             // A Practitioner directly: the unit comes from onBehalfOf or managingOrganization,
             // else from the Practitioner's own PractitionerRole.
-            Some(found @ Resource::Practitioner(p)) => {
-                let role = idx.role_of(found);
+            Some(Resource::Practitioner(p)) => {
+                let role = found
+                    .and_then(|f| idx.role_of(f.address()))
+                    .and_then(Slot::resource);
+                let role = match role.as_deref() {
+                    Some(Resource::PractitionerRole(r)) => Some(&**r),
+                    _ => None,
+                };
                 let staff = self.staff_of(
                     role.unwrap_or(&PractitionerRole::default()),
                     Some(p),
                     ctx,
                     element,
                 );
-                let unit = match role
-                    .and_then(|r| r.organization.as_deref())
-                    .and_then(|o| idx.get(o))
-                {
-                    Some(Resource::Organization(o)) => {
-                        self.unit_of(o, ctx, &format!("{element}.organization"))
-                    }
-                    _ => None,
-                };
-                (staff, unit)
+                (
+                    staff,
+                    organization(role.and_then(|r| r.organization.as_deref()), ctx),
+                )
             }
             Some(_) => {
                 ctx.problem(
@@ -919,8 +1036,8 @@ impl<'m> Inbound<'m> {
             );
         }
         let by_practitioner = member
-            .and_then(|r| idx.get(r))
-            .is_some_and(|r| matches!(r, Resource::Practitioner(_)));
+            .and_then(|r| idx.slot(r))
+            .is_some_and(|s| s.type_name() == "Practitioner");
         if by_practitioner {
             shapes
                 .push("member: a Practitioner (the unit from onBehalfOf or managingOrganization)");
@@ -1158,9 +1275,18 @@ impl<'m> Inbound<'m> {
     }
 }
 
-/// A resource's address: what the index's memos know it by.
-fn address(r: &Resource) -> usize {
-    r as *const Resource as usize
+/// The keys references name a resource by (its fullUrl aside): `Type/id`, and what a
+/// conditional reference in a transaction Bundle names it by.
+fn keys_of(r: &Resource) -> Vec<String> {
+    let (t, id) = super::outbound::type_and_id(r);
+    let own = (!id.is_empty()).then(|| format!("{t}/{id}"));
+    own.into_iter()
+        .chain(
+            identifiers_of(r)
+                .into_iter()
+                .map(|(system, value)| format!("{t}?identifier={system}|{value}")),
+        )
+        .collect()
 }
 
 /// (system, value) of a directory resource's identifiers.

@@ -433,7 +433,9 @@ pub fn fhir_to_register_holding(
     use crate::sources::ehr::side::EhrDirectory;
     use crate::sources::ehr::stream::{EhrStream, Pass};
     let stream = EhrStream::open(input)?;
-    let dir = EhrDirectory::read_into(&stream, &|_| {}, Patients::held_up_to(held_max))?;
+    // The directory as JSON: only references are followed here, each member read once.
+    let dir: EhrDirectory<_, crate::fhir::inbound::HeldResource> =
+        EhrDirectory::read_into(&stream, &|_| {}, Patients::held_up_to(held_max))?;
     if dir.patients().is_spilled() {
         tracing::info!(
             patients = dir.patient_count(),

@@ -131,14 +131,20 @@ impl<'d> Existing<'d> {
                     }
                 }
                 Resource::PractitionerRole(pr) => {
-                    let staff = pr.practitioner.as_deref().and_then(|r| match idx.get(r) {
-                        Some(Resource::Practitioner(p)) => hsa(&p.identifier),
-                        _ => None,
-                    });
-                    let unit = pr.organization.as_deref().and_then(|r| match idx.get(r) {
-                        Some(Resource::Organization(o)) => hsa(&o.identifier),
-                        _ => None,
-                    });
+                    let staff =
+                        pr.practitioner
+                            .as_deref()
+                            .and_then(|r| match idx.get(r).as_deref() {
+                                Some(Resource::Practitioner(p)) => hsa(&p.identifier),
+                                _ => None,
+                            });
+                    let unit =
+                        pr.organization
+                            .as_deref()
+                            .and_then(|r| match idx.get(r).as_deref() {
+                                Some(Resource::Organization(o)) => hsa(&o.identifier),
+                                _ => None,
+                            });
                     if let (Some(s), Some(u)) = (staff, unit) {
                         e.roles.entry((s, u)).or_insert_with(|| id_of(&pr.id));
                     }

@@ -4,13 +4,14 @@
 
 use crate::domain::{PatientId, SharedValues};
 use crate::fhir::context::{ContextReader, EhrFacts};
-use crate::fhir::inbound::{Inbound, Index};
+use crate::fhir::inbound::{HeldResource, Inbound, Index, Slot};
 use crate::mapping::Mappings;
 use crate::sources::ehr::account::{InputAccount, Verdict};
 use crate::sources::ehr::contacts::{EhrContacts, ReadContact, SharedContacts};
 use crate::sources::ehr::files::{FhirFileError, FhirFiles};
 use crate::sources::ehr::stream::Origin;
 use crate::sync::takeover::HandIndex;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::Path;
@@ -68,9 +69,11 @@ impl Partition {
 /// The directory (Practitioner, PractitionerRole, Organization, Consent) and the Patients as
 /// stubs: read once, shared by every partition's pass. The Patients are in memory (`P` a
 /// `PatientTable`, which the partitions' lookups by identity need), or spilled past a count
-/// (`Patients`, for a command that only follows references to them).
-pub struct EhrDirectory<P = crate::fhir::inbound::PatientTable> {
-    resources: Vec<(Option<String>, crate::fhir::Resource)>,
+/// (`Patients`, for a command that only follows references to them). The other resources are
+/// kept parsed (`R` a `Resource`, for the commands that judge every one of them), or as their
+/// JSON (`HeldResource`, for a command that only follows references: a fifth of the memory).
+pub struct EhrDirectory<P = crate::fhir::inbound::PatientTable, R = crate::fhir::Resource> {
+    resources: Vec<(Option<String>, R)>,
     /// Where each of `resources` was read.
     origins: Vec<Origin>,
     patients: P,
@@ -98,7 +101,35 @@ impl EhrDirectory {
     }
 }
 
-impl<P: crate::fhir::patients::PatientStore> EhrDirectory<P> {
+/// How the directory keeps a resource other than a Patient for the whole run.
+pub trait KeptForm: Sized + Send {
+    /// `r`, as kept.
+    fn keep(r: crate::fhir::Resource) -> Result<Self, crate::fhir::model::FhirError>;
+    /// Where the index finds it.
+    fn slot(&self) -> Slot<'_>;
+}
+
+impl KeptForm for crate::fhir::Resource {
+    fn keep(r: crate::fhir::Resource) -> Result<Self, crate::fhir::model::FhirError> {
+        // Copied: a clone allocates each list at its length, where the parser's growth left
+        // room for four (a Practitioner 7.4 KB as parsed, 2.8 KB cloned).
+        Ok(r.clone())
+    }
+    fn slot(&self) -> Slot<'_> {
+        Slot::Parsed(self)
+    }
+}
+
+impl KeptForm for HeldResource {
+    fn keep(r: crate::fhir::Resource) -> Result<Self, crate::fhir::model::FhirError> {
+        HeldResource::of(&r)
+    }
+    fn slot(&self) -> Slot<'_> {
+        Slot::Held(self)
+    }
+}
+
+impl<P: crate::fhir::patients::PatientStore, R: KeptForm> EhrDirectory<P, R> {
     /// The directory, with the Patients put into `patients`.
     pub(crate) fn read_into(
         stream: &crate::sources::ehr::stream::EhrStream,
@@ -115,10 +146,12 @@ impl<P: crate::fhir::patients::PatientStore> EhrDirectory<P> {
         };
         let mut spill_failed = None;
         let mut lists = crate::domain::Interner::default();
-        /// A directory resource as kept: a Patient as its stub, the rest compacted.
-        enum Kept {
+        /// A directory resource as kept: a Patient as its stub, the rest in the form `R`.
+        enum Kept<R> {
             Patient(Option<String>, PatientStub),
-            Other(crate::fhir::Resource),
+            Other(R),
+            /// The product could not keep it (it could not write what it had read).
+            Unkept(String),
         }
         // Stubs made and copies taken on the core that parsed the chunk.
         let per_chunk = |chunk: Vec<crate::sources::ehr::stream::Parsed>| {
@@ -130,10 +163,10 @@ impl<P: crate::fhir::patients::PatientStore> EhrDirectory<P> {
                             let id = p.id.as_ref().and_then(|i| i.value.clone());
                             (origin, url, Kept::Patient(id, PatientStub::of(&p)))
                         }
-                        // Kept for the whole run, so copied: a clone allocates each list at
-                        // its length, where the parser's growth left room for four (a
-                        // Practitioner 7.4 KB as parsed, 2.8 KB cloned).
-                        other => (origin, url, Kept::Other(other.clone())),
+                        other => match R::keep(other) {
+                            Ok(kept) => (origin, url, Kept::Other(kept)),
+                            Err(e) => (origin, url, Kept::Unkept(e.to_string())),
+                        },
                     })
                 })
                 .collect::<Vec<_>>()
@@ -171,6 +204,7 @@ impl<P: crate::fhir::patients::PatientStore> EhrDirectory<P> {
                             dir.resources.push((url, r));
                             dir.origins.push(origin);
                         }
+                        Kept::Unkept(why) => dir.problems.push(format!("{origin}: {why}")),
                     }
                 }
             },
@@ -186,18 +220,6 @@ impl<P: crate::fhir::patients::PatientStore> EhrDirectory<P> {
         }
     }
 
-    /// The account of the directory pass: Patients, and Practitioners, Organizations and
-    /// Consents judged against the rest of the directory. PractitionerRoles and CarePlans are
-    /// judged by the facts reader, in the first partition.
-    fn account(&self, m: &Mappings, idx: &Index) -> (InputAccount, Vec<Verdict>) {
-        let in_plans = referenced_by_plans(m, idx, self.all());
-        let verdicts = self
-            .all()
-            .map(|r| directory_verdict(r, &in_plans))
-            .collect();
-        (self.account.clone(), verdicts)
-    }
-
     /// How many Patients the directory pass read.
     pub(crate) fn patient_count(&self) -> usize {
         self.patients.count()
@@ -209,7 +231,32 @@ impl<P: crate::fhir::patients::PatientStore> EhrDirectory<P> {
     }
 
     pub(crate) fn index(&self) -> Index<'_> {
-        Index::new(self.resources.iter().map(|(u, r)| (u.clone(), r))).with_patients(&self.patients)
+        Index::of_slots(
+            self.resources
+                .iter()
+                .map(|(u, r)| (u.as_deref().map(Cow::Borrowed), r.slot())),
+        )
+        .with_patients(&self.patients)
+    }
+
+    /// Lines of directory types that could not be read, each with its file and line.
+    pub(crate) fn problems(&self) -> &[String] {
+        &self.problems
+    }
+}
+
+/// What the commands that judge every directory resource need: the resources parsed.
+impl<P: crate::fhir::patients::PatientStore> EhrDirectory<P, crate::fhir::Resource> {
+    /// The account of the directory pass: Patients, and Practitioners, Organizations and
+    /// Consents judged against the rest of the directory. PractitionerRoles and CarePlans are
+    /// judged by the facts reader, in the first partition.
+    fn account(&self, m: &Mappings, idx: &Index) -> (InputAccount, Vec<Verdict>) {
+        let in_plans = referenced_by_plans(m, idx, self.all());
+        let verdicts = self
+            .all()
+            .map(|r| directory_verdict(r, &in_plans))
+            .collect();
+        (self.account.clone(), verdicts)
     }
 
     fn care_plans(&self) -> Vec<&crate::fhir::Resource> {
@@ -270,11 +317,6 @@ impl<P: crate::fhir::patients::PatientStore> EhrDirectory<P> {
             }
         }
         out
-    }
-
-    /// Lines of directory types that could not be read, each with its file and line.
-    pub(crate) fn problems(&self) -> &[String] {
-        &self.problems
     }
 
     /// The directory resources (Practitioner, PractitionerRole, Organization, Consent).
@@ -788,7 +830,7 @@ fn referenced_by_plans<'r>(
                 .chain(performers);
             for x in refs {
                 if let Some(found) = idx.get(x) {
-                    let (t, id) = crate::fhir::outbound::type_and_id(found);
+                    let (t, id) = crate::fhir::outbound::type_and_id(&found);
                     out.insert(format!("{t}/{id}"));
                 }
             }
@@ -842,6 +884,138 @@ fn directory_verdict(r: &crate::fhir::Resource, in_plans: &HashSet<String>) -> V
 #[cfg(test)]
 mod tests {
     use super::{common_prefix, head};
+
+    /// The contacts, problems and verdicts of every patient-scoped resource of `dir`'s files,
+    /// read over its directory kept in the form `R`.
+    fn read_over<R: super::KeptForm>(dir: &std::path::Path) -> (usize, usize, String) {
+        use crate::fhir::inbound::{Inbound, PatientTable};
+        use crate::sources::ehr::stream::{EhrStream, Pass};
+        let m = crate::mapping::Mappings::load(&crate::mapping::default_dir(), None, None)
+            .expect("the shipped mappings load");
+        let stream = EhrStream::open(dir).expect("the test's files open");
+        let directory: super::EhrDirectory<PatientTable, R> =
+            super::EhrDirectory::read_into(&stream, &|_| {}, PatientTable::default())
+                .expect("the directory reads");
+        let inbound = Inbound::new(&m);
+        let mut idx = directory.index();
+        inbound.remember_members(&mut idx);
+        let per_chunk = |chunk: Vec<crate::sources::ehr::stream::Parsed>| {
+            let resources: Vec<crate::fhir::Resource> = chunk
+                .into_iter()
+                .filter_map(|p| p.ok())
+                .map(|(_, _, r)| r)
+                .collect();
+            let refs: Vec<&crate::fhir::Resource> = resources.iter().collect();
+            let read = inbound.contacts(&idx, &refs);
+            (
+                read.contacts.len(),
+                read.problems.len(),
+                format!(
+                    "{:?}\n{:?}\n{:?}\n",
+                    read.contacts, read.problems, read.verdicts
+                ),
+            )
+        };
+        let mut out = (0, 0, String::new());
+        stream
+            .read_chunks(Pass::PatientScoped, &|_| {}, &per_chunk, &mut |reads| {
+                for (contacts, problems, text) in reads {
+                    out.0 += contacts;
+                    out.1 += problems;
+                    out.2.push_str(&text);
+                }
+            })
+            .expect("the patient-scoped pass reads");
+        (out.0, out.1, out.2)
+    }
+
+    #[test]
+    fn a_directory_kept_as_json_reads_every_contact_and_problem_as_the_directory_parsed() {
+        use serde_json::json;
+        let tmp = tempfile::tempdir().unwrap();
+        let hsa = |v: &str| json!([{"system": "urn:oid:1.2.752.129.2.1.4.1", "value": v}]);
+        let fvk = json!([{"coding": [{
+            "system": "https://terminologitjansten.inera.se/inera-kodverksforvaltning/kodverk/kv_typ_av_fast_kontakt",
+            "code": "1"}]}]);
+        let category = json!([{"coding": [{
+            "system": "https://fhir.inera.se/ig/careteam/CodeSystem/typ-av-careteam-cs",
+            "code": "fast-kontakt"}]}]);
+        let yrke = json!([{"coding": [{
+            "system": "https://fhir.fastkontakt.example/CodeSystem/yrke", "code": "lakare"}]}]);
+        let role = |id: &str, p: &str, o: &str| {
+            json!({"resourceType": "PractitionerRole", "id": id,
+                "identifier": [{"system": "https://fhir.fastkontakt.example/NamingSystem/medarbetaruppdrag",
+                    "value": format!("{id}|{o}")}],
+                "practitioner": {"reference": p}, "organization": {"reference": o}, "code": yrke})
+        };
+        let team = |id: &str, subject: &str, member: serde_json::Value| {
+            let mut participant = json!({"role": fvk, "member": member});
+            if id == "ct4" {
+                participant["onBehalfOf"] = json!({"reference": "Organization/a"});
+            }
+            json!({"resourceType": "CareTeam", "id": id, "status": "active", "category": category,
+                "subject": {"reference": subject}, "period": {"start": "2025-01-01"},
+                "participant": [participant]})
+        };
+        let r = |x: &str| json!({"reference": x});
+        let mut contained = team("ct10", "Patient/pt1", r("#r"));
+        contained["contained"] = json!([
+            {"resourceType": "Practitioner", "id": "p", "identifier": hsa("SE2321000016-P0010")},
+            {"resourceType": "PractitionerRole", "id": "r", "practitioner": r("#p"),
+                "organization": r("Organization/a")}
+        ]);
+        let lines = [
+            json!({"resourceType": "Organization", "id": "a", "identifier": hsa("SE2321000016-E0001"),
+                "name": "Vårdcentralen A", "type": [{"coding": [{
+                    "system": "https://fhir.fastkontakt.example/CodeSystem/enhetstyp", "code": "vardcentral"}]}]}),
+            json!({"resourceType": "Organization", "id": "b", "name": "No HSA-id"}),
+            json!({"resourceType": "Practitioner", "id": "p1", "identifier": hsa("SE2321000016-P0001"),
+                "name": [{"given": ["Ada"], "family": "Berg"}],
+                "qualification": [{"code": {"coding": [{"system": "urn:oid:1.2.752.116.3.1.3", "code": "LK"}]}}]}),
+            json!({"resourceType": "Practitioner", "id": "p2", "name": [{"text": "No HSA-id"}]}),
+            json!({"resourceType": "Practitioner", "id": "p3", "identifier": hsa("SE2321000016-P0003")}),
+            json!({"resourceType": "Practitioner", "id": "p4", "identifier": hsa("SE2321000016-P0004")}),
+            role("r1", "Practitioner/p1", "Organization/a"),
+            role("r2", "Practitioner/p2", "Organization/a"),
+            role("r3", "Practitioner/p3", "Organization/a"),
+            role("r4", "Practitioner/p1", "Organization/b"),
+            json!({"resourceType": "Patient", "id": "pt1",
+                "identifier": [{"system": "urn:oid:1.2.752.129.2.1.3.1", "value": "200810232207"}],
+                "generalPractitioner": [r("Organization/a")]}),
+            json!({"resourceType": "Patient", "id": "pt2",
+                "identifier": [{"system": "urn:oid:1.2.752.129.2.1.3.1", "value": "201210120257"}],
+                "generalPractitioner": [r("Organization/b")]}),
+            team("ct1", "Patient/pt1", r("PractitionerRole/r1")),
+            team("ct2", "Patient/pt1", r("PractitionerRole/r2")),
+            team("ct3", "Patient/pt2", r("Practitioner/p3")),
+            team("ct4", "Patient/pt2", r("Practitioner/p4")),
+            team("ct5", "Patient/pt1", r("http://ehr.example/fhir/PractitionerRole/r4")),
+            team("ct6", "Patient/pt1", r("PractitionerRole/missing")),
+            team("ct7", "Patient/pt2", r("Organization/a")),
+            team("ct8", "Patient/pt2", r("PractitionerRole?identifier=https://fhir.fastkontakt.example/NamingSystem/medarbetaruppdrag%7Cr3|Organization/a")),
+            team("ct9", "Patient/pt1", r("Patient/pt2")),
+            contained,
+        ];
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(tmp.path().join("edge.ndjson"), text).unwrap();
+        // With the handwritten region beside it: shapes written by hand, as vendors write them.
+        let hand = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/handwritten/ehr");
+        for f in std::fs::read_dir(&hand).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, tmp.path().join(f.file_name().unwrap())).unwrap();
+        }
+        let parsed = read_over::<crate::fhir::Resource>(tmp.path());
+        let held = read_over::<crate::fhir::inbound::HeldResource>(tmp.path());
+        // Contacts and problems both met, so the comparison covers each kind of reading.
+        assert!(
+            parsed.0 >= 60 && parsed.1 >= 5,
+            "{} contacts, {} problems\n{}",
+            parsed.0,
+            parsed.1,
+            parsed.2
+        );
+        assert_eq!(parsed.2, held.2);
+    }
 
     #[test]
     fn texts_sorted_by_their_heads_then_whole_sort_as_by_the_whole_texts() {
