@@ -26,13 +26,28 @@ fn tune_allocator() {
     // thread freed (a pass's parse buffers) stayed resident while others grew, ~70 MiB of a
     // million-patient reconcile's 720. After a second, both are gone: the reconcile's peak
     // 650 MiB in one pass (546 in two, was 606), a region's FHIR → CSV 247 MiB (was 316),
-    // CSV → NDJSON 264 (was 342), at the same speed. An operator's own
-    // MIMALLOC_PURGE_DELAY (read by mimalloc itself) is left to stand.
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-        return;
+    // CSV → NDJSON 264 (was 342), at the same speed. With the huge pages below turned off a
+    // fault costs 4 KiB, not 2 MiB, and a tenth of a second is as fast again and smaller
+    // (against a second: a 1 M reconcile 13.2–13.6 s and 616–619 MiB against 14.0–16.7 s and
+    // 634–640; a 3 M region's FHIR → CSV 138 MiB against 146–150, in the same 28 s). An
+    // operator's own MIMALLOC_PURGE_DELAY (read by mimalloc itself) is left to stand.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets an option of the allocator this binary links, before any thread starts.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 100) };
     }
-    // SAFETY: sets an option of the allocator this binary links, before any thread starts.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
+    // mimalloc asks the kernel for transparent huge pages (its arenas are reserved before
+    // `main`, so its own option `allow_thp` comes too late here): each fault then zeroes 2 MiB,
+    // of which a streamed pass's short-lived batches use a part, and all of it stays resident.
+    // Without them, at the same speed: a 3 M region's FHIR → CSV 137–141 MiB (was 148–166),
+    // a 1 M reconcile 625 MiB (was 657), `check --ehr` of 60 MB 118–126 (was 151–161). This
+    // is what mimalloc does itself when MIMALLOC_ALLOW_THP=0; an operator's own
+    // MIMALLOC_ALLOW_THP is left to stand.
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: PR_SET_THP_DISABLE takes no pointers; it marks this process only, and
+        // failing (an old kernel) leaves it as it was.
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    }
 }
 
 #[cfg(feature = "system-alloc")]
