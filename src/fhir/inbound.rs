@@ -795,8 +795,11 @@ impl<'m> Inbound<'m> {
     pub fn remember_members(&self, idx: &mut Index) {
         const MEMBERS: [&str; 3] = ["PractitionerRole", "Practitioner", "Organization"];
         let mut members = HashMap::default();
+        // A resource is under several keys; one that reads with a problem is not remembered,
+        // and is still read once here (a held one parsed once).
+        let mut read_once = foldhash::HashSet::default();
         for &slot in idx.by_key.values() {
-            if !MEMBERS.contains(&slot.type_name()) || members.contains_key(&slot.address()) {
+            if !MEMBERS.contains(&slot.type_name()) || !read_once.insert(slot.address()) {
                 continue;
             }
             let mut problems = Vec::new();
